@@ -1,0 +1,47 @@
+"""cnnlab: a workbench for convolutional image classifiers.
+
+    import cnnlab
+    model = cnnlab.create_model("efficientnet_lite0", pretrained=True)   # offline, bundled weights
+    x = cnnlab.load_images(["cat.jpg"], model)                           # [1,3,224,224] in [0,1]
+    model.predict(x, k=3)
+
+Submodules (attacks, explain, train, transfer, reference, data) are imported on first use so that
+`import cnnlab` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "create_model": ("cnnlab.models", "create_model"),
+    "load_model": ("cnnlab.models", "load_model"),
+    "list_models": ("cnnlab.models", "list_models"),
+    "Classifier": ("cnnlab.models", "Classifier"),
+    "load_images": ("cnnlab.images", "load_images"),
+    "load_image": ("cnnlab.images", "load_image"),
+    "save_image": ("cnnlab.images", "save_image"),
+    "bundled_photo": ("cnnlab.images", "bundled_photo"),
+    "CnnlabError": ("cnnlab.errors", "CnnlabError"),
+    "inspect_model": ("cnnlab.inspect", "inspect_model"),
+}
+_SUBMODULES = {"attacks", "explain", "transfer", "reference", "data", "models", "images", "report", "runs",
+               "inspect", "serve", "train"}  # cnnlab.train is a callable module: cnnlab.train("cifar_resnet20", ...)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"cnnlab.{name}")
+    else:
+        raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY, *_SUBMODULES])

@@ -1,0 +1,6 @@
+"""Models: the Classifier, our CIFAR and course networks, the pretrained zoo, a registry by name."""
+from .classifier import Classifier, Prediction
+from .registry import ModelEntry, create_model, get_entry, list_models, load_model, register_model
+
+__all__ = ["Classifier", "Prediction", "ModelEntry", "create_model", "get_entry", "list_models",
+           "load_model", "register_model"]

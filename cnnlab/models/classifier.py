@@ -1,0 +1,224 @@
+"""The Classifier: one nn.Module that carries everything that makes a network specific.
+
+It takes float RGB NCHW images in [0, 1] and normalizes inside `forward`, so attacks measure eps in
+pixel units and nobody normalizes twice. It knows its input size and resize/crop policy, its class
+names, its named feature layers (early to late) and its penultimate embedding.
+"""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CnnlabError, unknown
+from ..images import Preprocessing
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+#: Named normalizations users can ask for by name (`--normalize imagenet`).
+NORMALIZATIONS = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
+    "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "tf-127-128": ((127 / 255,) * 3, (128 / 255,) * 3),
+    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One of the top-k answers for one image."""
+
+    index: int
+    label: str
+    prob: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Classifier(nn.Module):
+    """A backbone wrapped so that every cnnlab verb works with it.
+
+    Args:
+        net: the network mapping normalized images to logits (anything returning a tensor, a tuple
+            whose first item is the logits, or an object with `.logits`).
+        labels: class names, index order.
+        preprocessing: input size and resize/crop policy.
+        mean, std: per-channel normalization applied inside `forward` to [0,1] inputs.
+        feature_layers: names of modules in `net` (early to late) whose outputs are feature maps.
+        head: name of the final linear module in `net`; its input is the penultimate embedding.
+        spec: how to rebuild this model by name: {"name": ..., "kwargs": {...}}.
+    """
+
+    def __init__(self, net: nn.Module, labels: Sequence[str], *, preprocessing: Preprocessing,
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 feature_layers: Sequence[str] = (), head: str | None = None,
+                 spec: dict | None = None, weights_name: str | None = None) -> None:
+        super().__init__()
+        self.net = net
+        self.labels = list(labels)
+        self.preprocessing = preprocessing
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        modules = dict(net.named_modules())
+        for name in [*feature_layers, *([head] if head else [])]:
+            if name not in modules:
+                raise ValueError(f"layer '{name}' is not a module of {type(net).__name__}")
+        self._feature_layers = list(feature_layers)
+        self.head_name = head
+        self.spec = spec or {"name": type(net).__name__, "kwargs": {}}
+        self.weights_name = weights_name
+        _disable_inplace(net)
+
+    # -- what the classifier knows ---------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.spec["name"]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.preprocessing.input_size)
+
+    @property
+    def normalization(self) -> dict:
+        return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+
+    def set_normalization(self, mean: Sequence[float], std: Sequence[float]) -> "Classifier":
+        """Change the normalization applied in `forward` (e.g. for weights trained with other stats)."""
+        self.mean.copy_(torch.tensor(mean).view(1, -1, 1, 1))
+        self.std.copy_(torch.tensor(std).view(1, -1, 1, 1))
+        return self
+
+    def layers(self) -> "OrderedDict[str, nn.Module]":
+        """Named feature layers, early to late (their outputs are spatial feature maps)."""
+        modules = dict(self.net.named_modules())
+        return OrderedDict((n, modules[n]) for n in self._feature_layers)
+
+    def layer(self, name: str) -> nn.Module:
+        """A module by name: a feature-layer name, any module path in the net, or early/middle/late."""
+        names = list(self.layers())
+        if name in ("early", "middle", "late") and names:
+            name = names[{"early": 0, "middle": len(names) // 2, "late": len(names) - 1}[name]]
+        modules = dict(self.net.named_modules())
+        if name not in modules or name == "":
+            raise unknown("layer", name, names or [n for n in modules if n])
+        return modules[name]
+
+    def resolve_layer_name(self, name: str) -> str:
+        """Map early/middle/late to a feature-layer name; check other names exist."""
+        names = list(self.layers())
+        if name in ("early", "middle", "late") and names:
+            return names[{"early": 0, "middle": len(names) // 2, "late": len(names) - 1}[name]]
+        self.layer(name)
+        return name
+
+    def head(self) -> nn.Module:
+        """The final linear layer (its input is `features(x)`)."""
+        if self.head_name is None:
+            raise CnnlabError(f"Model '{self.name}' has no named classification head.")
+        return dict(self.net.named_modules())[self.head_name]
+
+    # -- computation ---------------------------------------------------------------------------
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[0,1] RGB images -> logits [N, num_classes]."""
+        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
+            raise CnnlabError(f"Model '{self.name}' takes images as [N, {self.mean.shape[1]}, H, W] "
+                              f"tensors; got shape {tuple(x.shape)}.")
+        out = self.net(self.normalize(x))
+        return _logits(out)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate embedding [N, D]: the input of the final linear layer."""
+        captured: list[torch.Tensor] = []
+        handle = self.head().register_forward_pre_hook(lambda m, inp: captured.append(inp[0]))
+        try:
+            self.forward(x)
+        finally:
+            handle.remove()
+        return captured[-1].flatten(1)
+
+    @torch.inference_mode()
+    def probabilities(self, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Softmax probabilities [N, C], evaluated in eval mode, batched (training mode restored)."""
+        was_training = self.training
+        self.eval()
+        try:
+            outs = [torch.softmax(self(x[i:i + batch_size].to(self.mean.device)).float(), dim=1)
+                    for i in range(0, len(x), batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(outs)
+
+    def predict(self, x: torch.Tensor, k: int = 5, batch_size: int = 64) -> list[list[Prediction]]:
+        """Top-k (index, label, prob) per image."""
+        probs = self.probabilities(x, batch_size)
+        k = max(1, min(k, probs.shape[1]))
+        top = probs.topk(k, dim=1)
+        return [[Prediction(int(i), self.labels[int(i)], float(p)) for p, i in zip(ps, idx)]
+                for ps, idx in zip(top.values, top.indices)]
+
+    def class_index(self, target: int | str) -> int:
+        """A class given by index, by (case-insensitive) name, or by synset id -> its index."""
+        if isinstance(target, int) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()):
+            i = int(target)
+            if not 0 <= i < self.num_classes:
+                raise CnnlabError(f"Class index {i} is out of range: model '{self.name}' has "
+                                  f"{self.num_classes} classes (0..{self.num_classes - 1}).")
+            return i
+        want = target.strip().lower().replace("_", " ")
+        for i, lab in enumerate(self.labels):
+            if lab.lower().replace("_", " ") == want:
+                return i
+        from .imagenet import synset_index
+        if self.num_classes == 1000 and (i := synset_index(target)) is not None:
+            return i
+        raise unknown("class", target, self.labels)
+
+    def describe(self) -> dict:
+        """A JSON-able summary: name, classes, input size, normalization, layers, parameters."""
+        return {"name": self.name, "num_classes": self.num_classes, "input_size": list(self.input_size),
+                "preprocessing": self.preprocessing.to_dict(), **self.normalization,
+                "layers": list(self.layers()), "head": self.head_name,
+                "params": sum(p.numel() for p in self.parameters()), "weights": self.weights_name}
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, classes={self.num_classes}, input_size={self.input_size}"
+
+    def checkpoint_meta(self) -> dict:
+        """What a checkpoint stores besides the weights so the model can be rebuilt with no code."""
+        return {"spec": json.loads(json.dumps(self.spec)), "labels": self.labels,
+                "preprocessing": self.preprocessing.to_dict(), **self.normalization}
+
+
+def _logits(out: Any) -> torch.Tensor:
+    """Models may return tuples or output objects (GoogLeNet/Inception aux heads); keep the logits."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if hasattr(out, "logits"):
+        return out.logits
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    raise CnnlabError(f"The network returned {type(out).__name__}, not logits; wrap it so it returns a tensor.")
+
+
+def _disable_inplace(net: nn.Module) -> None:
+    """In-place activations break forward/backward hooks (feature maps, Grad-CAM, guided backprop)."""
+    for m in net.modules():
+        if hasattr(m, "inplace") and isinstance(getattr(m, "inplace"), bool):
+            m.inplace = False

@@ -1,0 +1,162 @@
+"""Reading weights safely: state dicts, checkpoint dicts and safetensors, never unpickling code.
+
+User files are loaded with `torch.load(..., weights_only=True)` (or safetensors), so a checkpoint
+cannot execute code. Downloads go through torch.hub's cache; offline, the error names the file,
+the cache directory and how to put the file there.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import WeightsError
+
+_STATE_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "net", "weights")
+_PREFIXES = ("module.", "_orig_mod.", "net.")
+
+
+@dataclass(frozen=True)
+class KnownWeights:
+    """A published weights file: where it comes from and the normalization it was trained with."""
+
+    arch: str
+    url: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    note: str = ""
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+_IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+_AKAMASTER = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
+#: CIFAR-10 ResNets of He et al. (2016) trained by akamaster (BSD-2): inputs normalized with ImageNet stats.
+KNOWN_WEIGHTS = {
+    f"cifar_resnet{d}": KnownWeights(f"cifar_resnet{d}", _AKAMASTER + f, *_IMAGENET, "akamaster/pytorch_resnet_cifar10")
+    for d, f in [(20, "resnet20-12fca82f.th"), (32, "resnet32-d509ac18.th"), (44, "resnet44-014dd654.th"),
+                 (56, "resnet56-4bfd9763.th"), (110, "resnet110-1d1ed7c2.th")]
+}
+
+
+def known_weights_for_file(path: str | Path) -> KnownWeights | None:
+    """Recognize a published weights file by its name (e.g. '...resnet20-12fca82f.th')."""
+    name = Path(path).name
+    for kw in KNOWN_WEIGHTS.values():
+        if name.endswith(kw.filename):
+            return kw
+    return None
+
+
+def hub_cache_dir() -> Path:
+    """Where downloaded weights live (torch.hub's cache; $TORCH_HOME moves it)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load a .pt/.pth/.th/.ckpt file as plain data (tensors, dicts, lists, numbers, strings)."""
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"Weights file '{path}' does not exist; check the path.")
+    if path.is_dir():
+        raise WeightsError(f"'{path}' is a directory; pass the checkpoint file inside it "
+                           f"(e.g. {path}/checkpoints/best.pt).")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"Weights file '{path}' is empty (0 bytes); it was not written completely.")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+            return {"state_dict": load_file(str(path))}
+        except Exception as e:  # noqa: BLE001 - any parse failure means a bad file
+            raise WeightsError(f"Weights file '{path}' is not valid safetensors ({e}).") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(
+            f"Refusing to load '{path}': it holds pickled Python objects besides tensors, and unpickling "
+            f"can run code ({str(e).splitlines()[0][:120]}); re-save it with "
+            "torch.save(model.state_dict(), ...) or as .safetensors.") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise WeightsError(f"Weights file '{path}' is truncated or corrupt ({str(e).splitlines()[0][:160]}); "
+                           "re-download or re-save it.") from None
+    if isinstance(obj, dict):
+        return obj
+    raise WeightsError(f"Weights file '{path}' holds a {type(obj).__name__}, not a state dict or checkpoint dict.")
+
+
+def extract_state_dict(obj: dict, path: str | Path = "<checkpoint>") -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint: the dict itself, or its 'state_dict'/'model'/... entry; prefixes
+    such as 'module.' (DataParallel) and '_orig_mod.' (torch.compile) are stripped."""
+    state = obj
+    if not _all_tensors(state):
+        for key in _STATE_KEYS:
+            if isinstance(obj.get(key), dict) and _all_tensors(obj[key]):
+                state = obj[key]
+                break
+        else:
+            raise WeightsError(f"'{path}' has no state dict: expected tensors, or a dict with one of "
+                               f"{', '.join(_STATE_KEYS)} (found keys: {', '.join(map(str, list(obj)[:8]))}).")
+    for prefix in _PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def _all_tensors(d: dict) -> bool:
+    return bool(d) and all(isinstance(v, torch.Tensor) for v in d.values())
+
+
+def load_state_into(net: nn.Module, state: dict[str, torch.Tensor], source: str, arch: str) -> None:
+    """Load weights strictly; on mismatch say which keys and shapes disagree, in one sentence."""
+    own = net.state_dict()
+    state = dict(state)
+    for k in own:  # checkpoints from before PyTorch 0.4.1 have no BatchNorm counters
+        if k.endswith("num_batches_tracked") and k not in state:
+            state[k] = own[k]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:3])})")
+        raise WeightsError(f"Weights '{source}' do not fit architecture '{arch}': {', '.join(parts)}; "
+                           "pick the matching --model (and --num-classes).")
+    net.load_state_dict(state, strict=True)
+
+
+def download(url: str, what: str) -> Path:
+    """A file from `url` via torch.hub's cache; offline, say where to put the file by hand."""
+    cache = hub_cache_dir()
+    target = cache / url.rsplit("/", 1)[-1]
+    if target.exists() and target.stat().st_size > 0:
+        return target
+    if os.environ.get("CNNLAB_OFFLINE") == "1":
+        raise _offline(what, url, target, "CNNLAB_OFFLINE=1 is set")
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".part")
+    try:
+        torch.hub.download_url_to_file(url, str(tmp), progress=True)
+        os.replace(tmp, target)
+    except Exception as e:  # noqa: BLE001 - every network failure ends in the same advice
+        tmp.unlink(missing_ok=True)
+        raise _offline(what, url, target, str(e).splitlines()[0][:120] if str(e) else type(e).__name__) from None
+    return target
+
+
+def _offline(what: str, url: str, target: Path, why: str) -> WeightsError:
+    return WeightsError(f"Could not download the {what} weights file '{target.name}' ({why}); with network "
+                        f"access it is fetched from {url}, or copy that file to {target} by hand "
+                        "(or pass --weights PATH).")

@@ -1,0 +1,59 @@
+"""Shared fixtures: real data from ../shared/data (beside the clone) and small real models."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CNNLAB_SHARED", ROOT.parent / "shared")) / "data"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def shared(name: str) -> Path:
+    """A file in ../shared/data; the tests that need it skip with a clear reason when it is absent."""
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip(f"{path} is not available (the real test data lives in ../shared/data)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """The bundled ImageNet EfficientNet-Lite0 (offline)."""
+    import cnnlab
+    return cnnlab.create_model("efficientnet_lite0", pretrained=True)
+
+
+@pytest.fixture(scope="session")
+def resnet20():
+    """The real pretrained CIFAR-10 ResNet-20 (akamaster checkpoint in ../shared/data/weights)."""
+    import cnnlab
+    return cnnlab.create_model("cifar_resnet20", weights=shared("weights/akamaster_cifar10_resnet20-12fca82f.th"))
+
+
+@pytest.fixture(scope="session")
+def cifar_test_small():
+    """A shuffled, seeded 256-image subset of the CIFAR-10 test set: (float [N,3,32,32] in [0,1], labels)."""
+    d = np.load(shared("cifar10_test.npz"))
+    idx = np.random.default_rng(0).permutation(len(d["y"]))[:256]
+    x = torch.from_numpy(d["x"][idx]).permute(0, 3, 1, 2).float() / 255
+    return x, torch.from_numpy(d["y"][idx].astype(np.int64))
+
+
+@pytest.fixture(scope="session")
+def cifar_lossless():
+    """The 200 lossless CIFAR-10 training images: (float [200,3,32,32], labels)."""
+    d = np.load(shared("cifar10_train_first200_lossless.npz"))
+    return torch.from_numpy(d["x"]).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(d["y"].astype(np.int64))
+
+
+@pytest.fixture(scope="session")
+def chelsea(lite0):
+    """scikit-image's chelsea the cat, preprocessed for EfficientNet-Lite0: [1,3,224,224]."""
+    import cnnlab
+    return cnnlab.load_images(cnnlab.bundled_photo("chelsea"), lite0)
