@@ -1,0 +1,222 @@
+"""The one step/projection core every gradient attack runs on (Madry's PGD loop, Foolbox's design).
+
+An attack is a choice of objective (cross-entropy, a logit or a probability; towards a target or
+away from a class), a step rule (raw gradient, its sign, or its L2 direction), a norm ball
+(L-infinity, L2 or none) and a start (the image or a random point in the ball). Every iterate is
+projected onto the ball and clipped to [0, 1]. Images are attacked as one batch; an image that has
+succeeded can stop early (it keeps its first successful iterate), so the cost per image is reported.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import CnnlabError
+
+LOSSES = ("ce", "logit", "prob")
+NORMS = ("linf", "l2")
+RULES = ("raw", "sign", "l2")
+
+
+# -- housekeeping done once for every attack (torchattacks' Attack.__call__ idea) ----------------
+@contextlib.contextmanager
+def attack_mode(model: torch.nn.Module, eval_mode: bool = True) -> Iterator[None]:
+    """Eval mode (unless told to keep the mode) and frozen parameters for the attack; both restored."""
+    was_training = model.training
+    params = [p for p in model.parameters() if p.requires_grad]
+    if eval_mode:
+        model.eval()
+    for p in params:
+        p.requires_grad_(False)  # input gradients only: no weight gradients are computed
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+        model.train(was_training)
+
+
+def check_images(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Images as the model's float [N,3,H,W] batch in [0,1] on its device, or one clear error."""
+    if not isinstance(x, torch.Tensor):
+        raise CnnlabError(f"Attacks take images as a float tensor [N,3,H,W] in [0,1]; got {type(x).__name__}.")
+    if x.dim() == 3:
+        x = x[None]
+    if x.dim() != 4 or x.shape[1] != 3:
+        raise CnnlabError(f"Attacks take images as [N,3,H,W] RGB tensors; got shape {tuple(x.shape)}.")
+    if not x.is_floating_point():
+        raise CnnlabError("Attacks take float images in [0,1]; divide uint8 pixels by 255 first.")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise CnnlabError("Attack images must hold values in [0,1] (cnnlab normalizes inside the model); "
+                          "undo any mean/std normalization first.")
+    size = tuple(getattr(model, "input_size", ()) or ())
+    if size and getattr(model, "preprocessing", None) is not None and tuple(x.shape[-2:]) != size \
+            and min(x.shape[-2:]) < 8:
+        raise CnnlabError(f"Images of size {tuple(x.shape[-2:])} are too small for model "
+                          f"'{getattr(model, 'name', '?')}' (input size {size}); load them with "
+                          "cnnlab.load_images(paths, model).")
+    device = next((b.device for b in model.buffers()), x.device)
+    return x.detach().float().to(device)
+
+
+def check_eps(eps: float | None, what: str = "eps", norm: str | None = "linf") -> float | None:
+    """eps in pixel units: in [0, 1] for L-inf (8/255 = 8 grey levels); any non-negative size for L2."""
+    if eps is None:
+        return None
+    eps = float(eps)
+    if norm == "l2" and eps >= 0:
+        return eps
+    if not 0.0 <= eps <= 1.0:
+        raise CnnlabError(f"{what} {eps:g} is outside [0, 1]; pixel values are in [0, 1] (use e.g. 8/255).")
+    return eps
+
+
+def check_steps(steps: int) -> int:
+    if int(steps) != steps or steps <= 0:
+        raise CnnlabError(f"steps must be a positive whole number, got {steps}.")
+    return int(steps)
+
+
+# -- objective, step rule, projection ------------------------------------------------------------
+def objective(logits: torch.Tensor, cls: torch.Tensor, loss: str, targeted: bool) -> torch.Tensor:
+    """Per-image value the attack *ascends*: towards class `cls` if targeted, away from it if not."""
+    if loss == "ce":
+        v = -F.cross_entropy(logits, cls, reduction="none")
+    elif loss == "logit":
+        v = logits.gather(1, cls[:, None])[:, 0]
+    elif loss == "prob":
+        v = torch.softmax(logits, dim=1).gather(1, cls[:, None])[:, 0]
+    else:
+        raise CnnlabError(f"Unknown attack loss '{loss}'; choose one of {', '.join(LOSSES)}.")
+    return v if targeted else -v
+
+
+def is_success(pred: torch.Tensor, cls: torch.Tensor, targeted: bool) -> torch.Tensor:
+    return pred == cls if targeted else pred != cls
+
+
+def _flat_norm(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def direction(g: torch.Tensor, rule: str) -> torch.Tensor:
+    """The step direction from the gradient: raw (seed 000), sign (L-inf), unit L2 (L2)."""
+    if rule == "raw":
+        return g
+    if rule == "sign":
+        return g.sign()
+    if rule == "l2":
+        return g / _flat_norm(g).clamp_min(1e-12)
+    raise CnnlabError(f"Unknown step rule '{rule}'; choose one of {', '.join(RULES)}.")
+
+
+def project(delta: torch.Tensor, eps: float | None, norm: str | None) -> torch.Tensor:
+    """Project perturbations onto the eps-ball of the norm (no ball when eps or norm is None)."""
+    if eps is None or norm is None:
+        return delta
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    if norm == "l2":
+        n = _flat_norm(delta)
+        return delta * torch.clamp(eps / n.clamp_min(1e-12), max=1.0)
+    raise CnnlabError(f"Unknown norm '{norm}'; choose one of {', '.join(NORMS)}.")
+
+
+def random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None) -> torch.Tensor:
+    """A uniformly random perturbation inside the ball (Madry et al.'s random start), kept in [0,1]."""
+    if norm == "linf":
+        d = (torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1) * eps
+    else:
+        g = torch.randn(x.shape, generator=generator, device=x.device)
+        r = torch.rand((len(x),) + (1,) * (x.dim() - 1), generator=generator, device=x.device)
+        d = g / _flat_norm(g).clamp_min(1e-12) * eps * r ** (1.0 / x[0].numel())
+    return (x + d).clamp(0, 1) - x
+
+
+def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(0 if seed is None else int(seed))
+    return gen
+
+
+# -- the loop ----------------------------------------------------------------------------------
+@dataclass
+class LoopOutput:
+    """What the loop found, as tensors (wrapped into an AttackResult by the attack functions)."""
+
+    adv: torch.Tensor               # [N,3,H,W] adversarial images (first successful iterate if stopped early)
+    success: torch.Tensor           # [N] bool
+    steps: torch.Tensor             # [N] gradient steps taken
+    first_success: torch.Tensor     # [N] step at which the label first changed / reached the target, -1 never
+    passes: int                     # forward+backward passes summed over images
+    probs: torch.Tensor             # [N,C] softmax at the returned images (from the loop's own forwards)
+    trajectory: list[list[dict]] | None
+
+
+def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, *, targeted: bool,
+                    loss: str = "ce", rule: str = "sign", norm: str | None = "linf", eps: float | None = None,
+                    steps: int = 10, step_size: float = 2 / 255, rand_init: bool = False,
+                    stop_on_success: bool = True, record: bool = False,
+                    generator: torch.Generator | None = None) -> LoopOutput:
+    """Iterate x <- clip01(x0 + project(x - x0 + step_size * direction(grad objective))).
+
+    Each iteration runs one forward+backward at the current iterate, checks success there, and steps
+    the images still running. With `stop_on_success` an image stops at its first success (its
+    iterate is kept); otherwise all run `steps` steps and success is judged on the last iterate.
+    `record` keeps, per image and step, the predicted class, its probability, the objective and the
+    gradient's L2 norm (why probability descent stalls: its gradient vanishes when p is near 1).
+    """
+    n = len(x)
+    delta = random_start(x, eps, norm, generator) if rand_init and eps else torch.zeros_like(x)
+    done = torch.zeros(n, dtype=torch.bool, device=x.device)        # stopped early after success
+    first = torch.full((n,), -1, dtype=torch.long, device=x.device)
+    taken = torch.zeros(n, dtype=torch.long, device=x.device)
+    traj: list[list[dict]] | None = [[] for _ in range(n)] if record else None
+    now_ok = torch.zeros(n, dtype=torch.bool, device=x.device)
+    probs_at: torch.Tensor | None = None
+    passes = 0
+    for t in range(steps + 1):
+        idx = (~done).nonzero()[:, 0]
+        if len(idx) == 0:
+            break
+        last = t == steps
+        xa = (x[idx] + delta[idx]).requires_grad_(not last)
+        with torch.set_grad_enabled(not last):
+            logits = model(xa)
+            gain = objective(logits, cls[idx], loss, targeted)
+        pred = logits.argmax(1)
+        probs = torch.softmax(logits.detach().float(), 1)
+        if probs_at is None:
+            probs_at = torch.zeros(n, probs.shape[1], device=x.device)
+        probs_at[idx] = probs
+        ok = is_success(pred, cls[idx], targeted)
+        now_ok[idx] = ok
+        newly = ok & (first[idx] < 0)
+        first[idx[newly]] = t
+        if not last:
+            g, = torch.autograd.grad(gain.sum(), xa)
+            passes += len(idx)
+        if record:
+            gn = _flat_norm(g)[:, 0] if not last else torch.full((len(idx),), float("nan"))
+            for j, i in enumerate(idx.tolist()):
+                traj[i].append({"step": t, "class": int(pred[j]), "prob": float(probs[j, pred[j]]),
+                                "objective": float(gain[j].detach()), "grad_norm": float(gn[j])})
+        if stop_on_success:
+            done[idx[ok]] = True
+            keep = ~ok
+        else:
+            keep = torch.ones_like(ok)
+        if last or not keep.any():
+            continue
+        run, g = idx[keep], g[keep]
+        d = delta[run] + step_size * direction(g, rule)
+        d = project(d, eps, norm)
+        delta[run] = (x[run] + d).clamp(0, 1) - x[run]
+        taken[run] += 1
+    adv = (x + delta).detach()
+    success = first >= 0 if stop_on_success else now_ok
+    return LoopOutput(adv, success, taken, first, passes, probs_at, traj)

@@ -1,0 +1,183 @@
+"""Small HTML builders for the report: escaped text, tables from any JSON value, embedded images.
+
+Every string that came from a file passes through `esc` (html.escape), so a class name or config
+value can never inject markup into the report.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Iterable, Sequence
+
+MAX_ROWS = 200
+MAX_COLS = 16
+MAX_PRE = 4000
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def fmt(v: object) -> str:
+    """A scalar as short text: floats to 4 significant digits, None as an em dash."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
+            return f"{v:.3e}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def is_scalar(v: object) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def figure(data: bytes, caption: str, mime: str = "image/png", width: int | None = None, wide: bool = False) -> str:
+    """An embedded image with its caption; `width` enlarges small images without blurring them."""
+    cls = "wide" if wide else ("pixelated" if width else "")
+    size = f' width="{int(width)}"' if width else ""
+    return (f'<figure class="{cls}"><img src="{data_uri(data, mime)}" alt="{esc(caption)}"{size}>'
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
+
+
+def kv_table(items: Iterable[tuple[str, object]], cls: str = "kv") -> str:
+    """A two-column key/value table; values may be any JSON (rendered recursively)."""
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{render_value(v, depth=1)}</td></tr>" for k, v in items)
+    return f'<table class="{cls}">{rows}</table>'
+
+
+def records_table(records: Sequence[dict], columns: Sequence[str] | None = None, caption: str | None = None) -> str:
+    """A table with one row per dict (columns: the union of keys, first-seen order)."""
+    cols = list(columns or dict.fromkeys(k for r in records for k in r))
+    hidden = len(cols) - MAX_COLS
+    cols = cols[:MAX_COLS]
+    head = "".join(f"<th>{esc(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in cols) + "</tr>"
+                   for r in records[:MAX_ROWS])
+    more = []
+    if len(records) > MAX_ROWS:
+        more.append(f"{len(records) - MAX_ROWS} more rows not shown")
+    if hidden > 0:
+        more.append(f"{hidden} more columns not shown")
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    note = f'<p class="note">{esc("; ".join(more))}</p>' if more else ""
+    return f'<table class="grid">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}'
+
+
+def matrix_table(m: Sequence[Sequence[object]], labels: Sequence[str] | None = None) -> str:
+    n_cols = len(m[0]) if m else 0
+    head = "<tr><th></th>" + "".join(f"<th>{esc(labels[j] if labels and j < len(labels) else j)}</th>"
+                                     for j in range(n_cols)) + "</tr>"
+    body = "".join("<tr><th>" + esc(labels[i] if labels and i < len(labels) else i) + "</th>" +
+                   "".join(f"<td>{esc(fmt(v))}</td>" for v in row) + "</tr>" for i, row in enumerate(m))
+    return f'<table class="grid matrix"><thead>{head}</thead><tbody>{body}</tbody></table>'
+
+
+def _cell(v: object) -> str:
+    return esc(fmt(v)) if is_scalar(v) else render_value(v, depth=2)
+
+
+def _is_records(v: object) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(r, dict) for r in v) and \
+        all(all(is_scalar(x) or _short_list(x) for x in r.values()) for r in v)
+
+
+def _short_list(v: object) -> bool:
+    return isinstance(v, list) and len(v) <= 10 and all(is_scalar(x) for x in v)
+
+
+def _is_matrix(v: object) -> bool:
+    return (isinstance(v, list) and bool(v) and all(isinstance(r, list) for r in v) and
+            len({len(r) for r in v}) == 1 and all(is_scalar(x) for r in v for x in r))
+
+
+def _is_table_of_dicts(v: object) -> bool:
+    return (isinstance(v, dict) and len(v) > 1 and all(isinstance(x, dict) for x in v.values()) and
+            all(all(is_scalar(y) for y in x.values()) for x in v.values()))
+
+
+def render_value(v: object, depth: int = 0) -> str:
+    """Any JSON value as HTML: scalars as text, dicts as key/value tables, lists of dicts as tables,
+    matrices as grids, anything deeper as compact JSON."""
+    if is_scalar(v):
+        return esc(fmt(v))
+    if _short_list(v):
+        return esc(", ".join(fmt(x) for x in v)) if v else "[]"
+    if isinstance(v, list) and all(is_scalar(x) for x in v):
+        shown = ", ".join(fmt(x) for x in v[:12])
+        return f'{esc(shown)}, … <span class="note">({len(v)} values)</span>'
+    if depth > 3:
+        return compact_json(v)
+    if _is_records(v):
+        return records_table(v)
+    if _is_matrix(v):
+        if len(v) <= 30 and len(v[0]) <= 30:
+            return matrix_table(v)
+        return f'<span class="note">{len(v)}×{len(v[0])} matrix</span>'
+    if _is_table_of_dicts(v):
+        return records_table([{"": k, **x} for k, x in v.items()])
+    if isinstance(v, dict):
+        return kv_table(v.items()) if v else "{}"
+    return compact_json(v)
+
+
+def compact_json(v: object) -> str:
+    text = json.dumps(v, default=str, separators=(", ", ": "))
+    if len(text) > MAX_PRE:
+        text = text[:MAX_PRE] + f" … ({len(text) - MAX_PRE} more characters)"
+    return f'<pre class="json">{esc(text)}</pre>'
+
+
+def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """{'optim': {'lr': 0.1}} -> [('optim.lr', 0.1)]; lists stay whole."""
+    out: list[tuple[str, object]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.extend(flatten(v, key + "."))
+        else:
+            out.append((key, v))
+    return out
+
+
+CSS = """
+:root{--fg:#1d232b;--muted:#5b6573;--line:#d9dee5;--bg:#fff;--band:#f4f6f9;--accent:#2657a6}
+*{box-sizing:border-box}
+body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);background:var(--bg);
+ margin:0 auto;max-width:1180px;padding:24px}
+h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.25em;margin:36px 0 10px;padding-bottom:4px;
+ border-bottom:2px solid var(--line)}h3{font-size:1.05em;margin:18px 0 6px}
+nav{background:var(--band);padding:8px 12px;border-radius:6px;margin:12px 0}
+nav a{margin-right:14px;color:var(--accent);text-decoration:none;white-space:nowrap}
+.meta{color:var(--muted);font-size:.9em}
+table{border-collapse:collapse;margin:6px 0 12px;font-size:.9em}
+th,td{border:1px solid var(--line);padding:3px 8px;text-align:left;vertical-align:top}
+table.grid thead th{background:var(--band);position:sticky;top:0}
+table.grid td{font-variant-numeric:tabular-nums}
+table.kv>tbody>tr>th,table.kv>tr>th{background:var(--band);font-weight:600;white-space:nowrap}
+table.matrix td{text-align:right}
+caption{text-align:left;font-weight:600;padding:4px 0}
+.figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+figure{margin:0;max-width:100%}
+figure img{max-width:100%;max-height:560px;border:1px solid var(--line);display:block}
+figure.wide img{max-height:none}
+figure.pixelated img{image-rendering:pixelated}
+figcaption{font-size:.85em;color:var(--muted);max-width:520px}
+pre.json{background:var(--band);padding:8px;white-space:pre-wrap;word-break:break-word;font-size:.82em;
+ max-height:320px;overflow:auto}
+.note{color:var(--muted);font-size:.88em}
+.warn{color:#8a4b00}
+details{margin:8px 0}summary{cursor:pointer;color:var(--accent)}
+footer{margin-top:40px;color:var(--muted);font-size:.85em}
+"""

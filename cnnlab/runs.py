@@ -1,0 +1,258 @@
+"""The run directory: everything a training run leaves behind, readable without the code that made it.
+
+Layout of RUN_DIR (`cnnlab train --out RUN_DIR`):
+
+    config.json            the resolved TrainConfig ("config"), the model's description ("model":
+                           name, classes, input size, normalization, parameters), the data
+                           ("data": names and sizes of the train/validation sets), "created" (UTC
+                           ISO time), "torch" version and "world_size".
+    metrics.jsonl          one JSON object per finished epoch: epoch (1-based), train_loss,
+                           train_top1, val_loss, val_top1, val_top5, val_error, lr (at the epoch's
+                           end), images_per_s, epoch_s, elapsed_s; plus val_robust_top1 with
+                           adversarial training and ema_val_top1 when an EMA is kept.
+    tb/                    TensorBoard event files with the same scalars (tensorboard --logdir RUN_DIR/tb).
+    checkpoints/last.pt    after every epoch; checkpoints/best.pt: the epoch with the best val_top1.
+                           Plain data only (torch.load(weights_only=True)): {"cnnlab": model meta
+                           (spec, labels, preprocessing, mean, std), "state_dict", "optimizer",
+                           "scheduler": {"step"}, "ema", "rng", "loader", "epoch", "best_top1",
+                           "metrics": that epoch's row}. `cnnlab.create_model(weights=PATH)`
+                           rebuilds the trained model from either file. Written atomically
+                           (temporary file + rename): a crash or a full disk leaves the previous one.
+    figures/curves.png     training objective and validation loss, validation error, and lr vs epoch.
+    figures/filters.png    the first convolution layer's filters (contrast-stretched per filter).
+    final.json             written when the run ends: "status" (finished | diverged), "epochs",
+                           "best_epoch", "best_val_top1", "last" (last metrics row), "train_s".
+
+A directory that already holds a run is never overwritten: training into it again needs --resume.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CnnlabError
+
+CONFIG, METRICS, FINAL = "config.json", "metrics.jsonl", "final.json"
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temporary file beside `path`, fsync, then rename over it: all or nothing."""
+    import torch
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        kept = " the previous checkpoint there is intact" if path.exists() else " nothing was written"
+        raise CnnlabError(f"Could not write checkpoint '{path}' ({e.strerror or e});{kept}; free disk "
+                          "space and --resume the run.") from None
+    return path
+
+
+def atomic_copy(src: Path, dst: Path) -> Path:
+    """Copy a file so that `dst` is either the old or the new file, never half of one."""
+    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CnnlabError(f"Could not write '{dst}' ({e.strerror or e}); the previous file is intact.") from None
+    return dst
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class Run:
+    """A run directory on disk (see the module docstring for its layout)."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, path: str | Path, config: dict) -> "Run":
+        """A new run directory; refuses one that already holds files."""
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            what = "a run" if (path / CONFIG).exists() else "files"
+            raise CnnlabError(f"Run directory '{path}' already holds {what}; choose another --out, or "
+                              f"continue it with --resume {path}.")
+        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (path / "figures").mkdir(exist_ok=True)
+        run = cls(path)
+        write_json(path / CONFIG, config)
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Run":
+        """An existing run directory (one with config.json)."""
+        path = Path(path)
+        if not (path / CONFIG).exists():
+            if path.is_file():
+                raise CnnlabError(f"'{path}' is a file; pass the run directory (the one with {CONFIG}).")
+            raise CnnlabError(f"'{path}' is not a cnnlab run directory (no {CONFIG}); pass the --out "
+                              "directory of a `cnnlab train` run.")
+        return cls(path)
+
+    # -- reading ----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> dict:
+        return json.loads((self.path / CONFIG).read_text())
+
+    def metrics(self) -> list[dict]:
+        """The per-epoch rows of metrics.jsonl (a torn last line from a crash is ignored)."""
+        f = self.path / METRICS
+        rows = []
+        if f.exists():
+            for line in f.read_text().splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        return rows
+
+    def final(self) -> dict | None:
+        f = self.path / FINAL
+        return json.loads(f.read_text()) if f.exists() else None
+
+    def checkpoint(self, which: str = "best") -> Path:
+        """checkpoints/best.pt or last.pt (best falls back to last when no best exists yet)."""
+        p = self.path / "checkpoints" / f"{which}.pt"
+        if not p.exists() and which == "best":
+            p = self.path / "checkpoints" / "last.pt"
+        if not p.exists():
+            raise CnnlabError(f"Run '{self.path}' has no checkpoint yet (checkpoints/{which}.pt); it stopped "
+                              "before finishing an epoch.")
+        return p
+
+    def load_model(self, which: str = "best"):
+        """The trained Classifier from a checkpoint of this run."""
+        from .models import create_model
+        return create_model(weights=self.checkpoint(which))
+
+    # -- writing ----------------------------------------------------------------------------
+    def append_metrics(self, row: dict) -> None:
+        with open(self.path / METRICS, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+
+    def truncate_metrics(self, epochs: int) -> None:
+        """Keep only rows of the first `epochs` epochs (a resumed run rewrites what came later)."""
+        rows = [r for r in self.metrics() if r.get("epoch", 0) <= epochs]
+        tmp = self.path / f".{METRICS}.tmp"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(tmp, self.path / METRICS)
+
+    def save_checkpoint(self, obj: dict, best: bool) -> Path:
+        last = atomic_save(obj, self.path / "checkpoints" / "last.pt")
+        if best:
+            atomic_copy(last, self.path / "checkpoints" / "best.pt")
+        return last
+
+    def write_final(self, obj: dict) -> None:
+        write_json(self.path / FINAL, obj)
+
+    # -- figures ----------------------------------------------------------------------------
+    def plot_curves(self, path: str | Path | None = None) -> Path:
+        """Training objective + validation loss, validation error and lr vs epoch (figures/curves.png)."""
+        return plot_curves([self], Path(path) if path else self.path / "figures" / "curves.png")
+
+
+def plot_curves(runs: list[Run], out: Path, labels: list[str] | None = None) -> Path:
+    """One figure of several runs: objective, validation error and learning rate vs epoch."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    labels = labels or [r.name for r in runs]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for i, (run, label) in enumerate(zip(runs, labels)):
+        rows = run.metrics()
+        if not rows:
+            continue
+        ep = [r["epoch"] for r in rows]
+        color = f"C{i % 10}"
+        axes[0].plot(ep, [r["train_loss"] for r in rows], "-o", ms=3, color=color, label=f"{label} train objective")
+        if rows[0].get("val_loss") is not None:
+            axes[0].plot(ep, [r.get("val_loss") for r in rows], "--", color=color, label=f"{label} val loss")
+            axes[1].plot(ep, [100 * r["val_error"] for r in rows], "-o", ms=3, color=color, label=f"{label} val error")
+        if rows[0].get("train_top1") is not None:
+            axes[1].plot(ep, [100 * (1 - r["train_top1"]) for r in rows], ":", color=color, label=f"{label} train error")
+        axes[2].plot(ep, [r["lr"] for r in rows], "-", color=color, label=label)
+    axes[0].set(xlabel="epoch", ylabel="cross-entropy", title="objective")
+    axes[1].set(xlabel="epoch", ylabel="error %", title="error")
+    axes[2].set(xlabel="epoch", ylabel="learning rate (end of epoch)", title="learning rate")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def first_conv_filters(net) -> "Any | None":  # noqa: ANN001
+    """The weights [out, 3, k, k] of the first convolution over RGB input, or None (e.g. an MLP)."""
+    from torch import nn
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d) and m.in_channels == 3 and m.groups == 1:
+            return m.weight.detach().float().cpu()
+    return None
+
+
+def save_filters(net, path: str | Path, scale: int = 0) -> Path | None:  # noqa: ANN001
+    """First-layer filters as one RGB image: each contrast-stretched, 16 per row (4x16 for 64 filters)."""
+    from PIL import Image
+
+    from .images import make_grid, normalize01, to_uint8
+    w = first_conv_filters(net)
+    if w is None:
+        return None
+    w = normalize01(w, dims=(1, 2, 3))
+    k = w.shape[-1]
+    scale = scale or max(1, 48 // k)
+    w = w.repeat_interleave(scale, 2).repeat_interleave(scale, 3)
+    grid = make_grid(w, nrow=min(16, len(w)), padding=2, pad_value=1.0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_uint8(grid)).save(path)
+    return path
+
+
+def compare_runs(paths: list[str | Path], out: str | Path) -> Path:
+    """Curves of several runs on one figure (e.g. with vs without shortcuts, BN vs none)."""
+    runs = [Run.open(p) for p in paths]
+    empty = [r.name for r in runs if not r.metrics()]
+    if len(empty) == len(runs):
+        raise CnnlabError(f"None of the runs has finished an epoch yet ({', '.join(empty)}).")
+    names = [r.name for r in runs]
+    labels = names if len(set(names)) == len(names) else [str(r.path) for r in runs]
+    return plot_curves(runs, Path(out), labels)
+
+
+def summary(run: Run) -> dict:
+    """A short JSON-able summary of a run: best and last epoch metrics."""
+    rows = run.metrics()
+    best = max(rows, key=lambda r: r.get("val_top1") or 0.0) if rows else None
+    return {"run": str(run.path), "model": run.config.get("config", {}).get("model"), "epochs": len(rows),
+            "best_epoch": best and best["epoch"], "best_val_top1": best and best.get("val_top1"),
+            "last": rows[-1] if rows else None}

@@ -1,0 +1,212 @@
+"""The explorer's computations: one model, a small cache of uploaded images, and one lock.
+
+Every model call happens under `Explorer.lock`, so concurrent requests never share hooks or
+half-finished state; results are plain dicts with PNGs as data URIs (what the JSON API returns).
+The algorithms live in cnnlab.explain and cnnlab.attacks; this module only adapts their results.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import CnnlabError, ImageError, unknown
+from ..images import BUNDLED_PHOTOS, bundled_photo, make_grid, normalize01, open_image, to_uint8
+from . import adapters
+
+MAX_STEPS = 200
+CACHE_SIZE = 48
+
+
+def png_data_uri(img: torch.Tensor) -> str:
+    """A float [3,H,W] / [H,W] tensor in [0,1] as a PNG data URI."""
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(img)).save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@dataclass
+class InputImage:
+    """An image as the model sees it (preprocessed [1,3,H,W]) and the id the page uses to refer to it."""
+
+    id: str
+    x: torch.Tensor
+    source: str
+
+
+class Explorer:
+    """One model behind the explorer page: predict, explain, feature maps, attacks, class search."""
+
+    def __init__(self, model: torch.nn.Module, max_pixels: int | None = None) -> None:
+        self.model = model.eval()
+        self.lock = threading.Lock()
+        self._cache: OrderedDict[str, InputImage] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._thumbs: list[dict] | None = None
+        from ..images import MAX_PIXELS
+        self.max_pixels = max_pixels or MAX_PIXELS
+
+    # -- images ------------------------------------------------------------------------------------
+    def add_upload(self, data: bytes, name: str = "upload") -> InputImage:
+        """Decode uploaded bytes (any image type PIL reads; refused otherwise) and cache the model input."""
+        try:
+            img = open_image(data, draft_size=self.model.preprocessing.resize or max(self.model.input_size),
+                             max_pixels=self.max_pixels)
+        except ImageError as e:  # name the uploaded file, not '<image bytes>'
+            raise ImageError(str(e).replace("'<image bytes>'", f"'{name}'")
+                             .replace("The uploaded image", f"The uploaded image '{name}'")) from None
+        return self._store(self.model.preprocessing.apply(img)[None], name)
+
+    def add_photo(self, name: str) -> InputImage:
+        """One of the bundled photos, by name only (never a path from the client)."""
+        if name not in BUNDLED_PHOTOS:
+            raise unknown("bundled photo", name, BUNDLED_PHOTOS)
+        img = open_image(bundled_photo(name))
+        return self._store(self.model.preprocessing.apply(img)[None], name)
+
+    def get(self, image_id: str) -> InputImage:
+        with self._cache_lock:
+            item = self._cache.get(image_id)
+            if item is None:
+                raise ExpiredImage("That image is no longer held by the server; upload it again.")
+            self._cache.move_to_end(image_id)
+            return item
+
+    def _store(self, x: torch.Tensor, source: str) -> InputImage:
+        digest = hashlib.sha256(x.numpy().tobytes()).hexdigest()[:24]
+        item = InputImage(digest, x, source)
+        with self._cache_lock:
+            self._cache[digest] = item
+            self._cache.move_to_end(digest)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return item
+
+    def photos(self) -> list[dict]:
+        """Bundled photos with small thumbnails (computed once)."""
+        if self._thumbs is None:
+            thumbs = []
+            for name in BUNDLED_PHOTOS:
+                try:
+                    img = open_image(bundled_photo(name))
+                except CnnlabError:
+                    continue
+                img.thumbnail((96, 96))
+                from ..images import pil_to_tensor
+                thumbs.append({"name": name, "thumb": png_data_uri(pil_to_tensor(img))})
+            self._thumbs = thumbs
+        return self._thumbs
+
+    def warm_up(self) -> None:
+        """One prediction on a blank image, so the first real request is as fast as the next ones."""
+        h, w = self.model.input_size
+        with self.lock:
+            self.model.predict(torch.full((1, 3, h, w), 0.5), k=1)
+
+    # -- model info ----------------------------------------------------------------------------------
+    def info(self) -> dict:
+        d = self.model.describe()
+        return {"name": d["name"], "num_classes": d["num_classes"], "input_size": d["input_size"],
+                "layers": d["layers"], "params": d["params"], "weights": d["weights"],
+                "explain_methods": adapters.explain_methods(), "attack_methods": adapters.attack_methods(),
+                "max_steps": MAX_STEPS}
+
+    def classes(self, query: str = "", limit: int = 30) -> list[dict]:
+        """Class names matching `query`: exact, then prefix, then word-prefix, then substring matches."""
+        q = query.strip().lower().replace("_", " ")
+        labels = self.model.labels
+        if not q:
+            return [{"index": i, "label": lab} for i, lab in enumerate(labels[:limit])]
+        scored = []
+        for i, lab in enumerate(labels):
+            low = lab.lower().replace("_", " ")
+            words = low.replace(",", " ").split()
+            if low == q or q == str(i):
+                rank = 0
+            elif q in words or low.endswith(" " + q):
+                rank = 1
+            elif low.startswith(q):
+                rank = 2
+            elif any(w.startswith(q) for w in words):
+                rank = 3
+            elif q in low:
+                rank = 4
+            else:
+                continue
+            scored.append((rank, len(low), i, lab))
+        return [{"index": i, "label": lab} for _, _, i, lab in sorted(scored)[:limit]]
+
+    # -- computations ----------------------------------------------------------------------------------
+    def predict(self, item: InputImage, k: int = 5) -> dict:
+        t0 = time.perf_counter()
+        with self.lock:
+            top = self.model.predict(item.x, k=k)[0]
+        return {"image_id": item.id, "source": item.source, "input": png_data_uri(item.x[0]),
+                "top": [p.to_dict() for p in top], "ms": _ms(t0)}
+
+    def explain(self, item: InputImage, method: str, target: str | None = None,
+                layer: str | None = None) -> dict:
+        t0 = time.perf_counter()
+        with self.lock:
+            cls = self._target_class(item.x, target)
+            heat = adapters.attribution(self.model, item.x, cls, method, layer)
+        from ..explain.figures import colorize, overlay  # noqa: PLC0415 - matplotlib colormaps, lazily
+        return {"method": method, "target": {"index": cls, "label": self.model.labels[cls]},
+                "overlay": png_data_uri(overlay(item.x[0], heat, alpha=0.5)),
+                "heatmap": png_data_uri(colorize(heat, "inferno")), "ms": _ms(t0)}
+
+    def featmaps(self, item: InputImage, layer: str = "middle", k: int = 16) -> dict:
+        t0 = time.perf_counter()
+        if not 1 <= k <= 64:
+            raise CnnlabError(f"Number of feature maps k={k} must be between 1 and 64.")
+        with self.lock:
+            name = self.model.resolve_layer_name(layer)
+            maps, channels = adapters.feature_maps(self.model, item.x, name, k)
+        tiles = normalize01(maps, dims=(-2, -1))[:, None].expand(-1, 3, -1, -1)
+        h = maps.shape[-1]
+        scale = max(1, 64 // max(1, h))
+        if scale > 1:
+            tiles = torch.nn.functional.interpolate(tiles, scale_factor=scale, mode="nearest")
+        grid = make_grid(tiles, nrow=min(8, len(tiles)), padding=2, pad_value=1.0)
+        return {"layer": name, "channels": channels, "size": list(maps.shape[-2:]),
+                "grid": png_data_uri(grid), "ms": _ms(t0)}
+
+    def attack(self, item: InputImage, method: str, eps: float, steps: int = 10,
+               target: str | None = None) -> dict:
+        t0 = time.perf_counter()
+        if not 1 <= steps <= MAX_STEPS:
+            raise CnnlabError(f"steps={steps} must be between 1 and {MAX_STEPS} in the explorer.")
+        with self.lock:
+            res = adapters.run_attack(self.model, item.x, method, eps=eps, steps=steps, target=target or None)
+            adv = res.images[:1].detach()
+            top = self.model.predict(adv, k=5)[0]
+        delta = (adv - item.x)[0]
+        mag = float(delta.abs().max())
+        shown = (0.5 + delta / (2 * mag)).clamp(0, 1) if mag > 0 else torch.full_like(delta, 0.5)
+        d = res.to_dict()
+        return {"method": method, "success": bool(res.success[0]), "steps": int(res.steps[0]),
+                "original": d["images"][0]["original"], "final": d["images"][0]["final"],
+                "target": d["images"][0].get("target"), "linf_255": round(mag * 255, 3),
+                "l2": float(delta.norm()), "magnify": round(0.5 / mag, 1) if mag > 0 else None,
+                "adversarial": png_data_uri(adv[0]), "perturbation": png_data_uri(shown),
+                "top": [p.to_dict() for p in top], "ms": _ms(t0)}
+
+    def _target_class(self, x: torch.Tensor, target: str | None) -> int:
+        if target not in (None, ""):
+            return self.model.class_index(target)
+        return int(self.model.probabilities(x).argmax(1)[0])
+
+
+class ExpiredImage(CnnlabError):
+    """An image id the server no longer holds (the page re-uploads the image)."""
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)

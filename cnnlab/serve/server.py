@@ -1,0 +1,64 @@
+"""Run the explorer with werkzeug's threaded WSGI server, in the foreground (`cnnlab serve`) or in a
+background thread (tests, benchmarks, notebooks)."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import CnnlabError
+from .app import create_app, is_loopback
+from .engine import Explorer
+
+
+@dataclass
+class RunningServer:
+    """A server started by `start_server`: its URL, and `stop()` to shut it down."""
+
+    url: str
+    explorer: Explorer
+    _server: object
+    _thread: threading.Thread
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+        self._server.server_close()
+
+
+def _make(model: torch.nn.Module, host: str, port: int, max_upload_mb: float):
+    from werkzeug.serving import make_server
+    explorer = Explorer(model)
+    app = create_app(explorer, max_upload_mb=max_upload_mb, check_host=is_loopback(host))
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except OSError as e:
+        raise CnnlabError(f"Cannot listen on {host}:{port} ({e.strerror or e}); choose another --port "
+                          "(0 picks a free one).") from None
+    explorer.warm_up()
+    shown = f"[{host}]" if ":" in host else host
+    return explorer, server, f"http://{shown}:{server.server_port}/"
+
+
+def start_server(model: torch.nn.Module, host: str = "127.0.0.1", port: int = 0,
+                 max_upload_mb: float = 16) -> RunningServer:
+    """Serve the explorer from a daemon thread; port 0 picks a free port (see `.url`)."""
+    explorer, server, url = _make(model, host, port, max_upload_mb)
+    thread = threading.Thread(target=server.serve_forever, name="cnnlab-serve", daemon=True)
+    thread.start()
+    return RunningServer(url, explorer, server, thread)
+
+
+def serve(model: torch.nn.Module, host: str = "127.0.0.1", port: int = 8000, max_upload_mb: float = 16,
+          announce: Callable[[str], None] = print) -> None:
+    """Serve the explorer in the foreground until Ctrl+C."""
+    _, server, url = _make(model, host, port, max_upload_mb)
+    announce(url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

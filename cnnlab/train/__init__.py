@@ -1,0 +1,157 @@
+"""Training: `cnnlab.train("cifar_resnet20", data="cifar10", epochs=30, out="runs/r20") -> Run`.
+
+The module itself is callable (that call is `train(...)` below); underneath, `fit(model, train,
+val, config)` is the loop for a model and data you already hold. `resume("runs/r20")` continues a
+run from its last checkpoint exactly where it stopped.
+"""
+from __future__ import annotations
+
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+
+from ..errors import CnnlabError
+from ..runs import Run
+from .config import TrainConfig
+from .evaluate import EvalResult, evaluate, predict_labels
+from .fit import FitResult, TrainingDiverged, fit
+
+__all__ = ["train", "resume", "fit", "TrainConfig", "FitResult", "TrainingDiverged", "evaluate", "EvalResult",
+           "predict_labels", "prepare"]
+
+
+def prepare(cfg: TrainConfig, model=None, data=None):  # noqa: ANN001
+    """The (model, train set, validation set) a config describes, seeded: what `train` feeds to `fit`.
+
+    `model` (a Classifier) and `data` (a dataset object) replace what cfg.model / cfg.data name."""
+    from ..data import check_labels, train_val_split
+    from ..models import Classifier
+    split = train_val_split(data if data is not None else cfg.data, cfg.val, cfg.val_split, cfg.seed, cfg.data_dir)
+    train_set, val_set = split.train, split.test
+    if cfg.limit:
+        keep = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.limit]
+        train_set = train_set.subset(keep.sort().values)
+    data_classes = list(split.classes)
+    torch.manual_seed(cfg.seed)
+    if isinstance(model, Classifier):
+        num_classes = model.num_classes
+    else:
+        num_classes = cfg.num_classes or len(data_classes) or None
+        if num_classes is None:
+            raise CnnlabError(f"The data '{cfg.data}' has no class names; pass --num-classes.")
+        model = _build_model(cfg, num_classes)
+    if len(data_classes) == model.num_classes:
+        model.labels = data_classes
+    check_labels(train_set, model.num_classes, "training data")
+    if val_set is not None and len(val_set):
+        check_labels(val_set, model.num_classes, "validation data")
+    if cfg.whiten:
+        from ..data.arrays import ImageArrays
+        from ..models.course import whiten_init
+        if not hasattr(model.net, "whiten") or not isinstance(train_set, ImageArrays):
+            raise CnnlabError("--whiten needs the airbench model and in-memory training data.")
+        sel = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed))[:5000]
+        whiten_init(model, train_set.x[sel].float() / 255)
+    return model, train_set, val_set
+
+
+def _build_model(cfg: TrainConfig, num_classes: int):  # noqa: ANN001
+    from ..models import create_model
+    if cfg.weights:
+        model = create_model(cfg.model or None, weights=cfg.weights, **cfg.model_kwargs)
+        if model.num_classes != num_classes:
+            replace_head(model, num_classes)
+        return model
+    return create_model(cfg.model, pretrained=cfg.pretrained, num_classes=num_classes, **cfg.model_kwargs)
+
+
+def replace_head(model, num_classes: int) -> None:  # noqa: ANN001
+    """Give a Classifier a new, freshly initialized final linear layer with `num_classes` outputs."""
+    from torch import nn
+
+    from ..models.labels import default_labels
+    head = model.head()
+    parent, _, attr = model.head_name.rpartition(".")
+    holder = model.net.get_submodule(parent) if parent else model.net
+    setattr(holder, attr, nn.Linear(head.in_features, num_classes, bias=head.bias is not None))
+    model.labels = default_labels(num_classes)
+    model.spec = {**model.spec, "kwargs": {**model.spec.get("kwargs", {}), "num_classes": num_classes}}
+
+
+def _describe_data(train_set, val_set) -> dict:  # noqa: ANN001
+    return {"train": {"name": train_set.name, "n": len(train_set)},
+            "val": {"name": val_set.name, "n": len(val_set)} if val_set is not None else None,
+            "classes": list(train_set.classes)}
+
+
+def train(model: str | object = "cifar_resnet20", data: str | object = "cifar10", epochs: int = 30,
+          out: str | Path | None = None, progress: bool = True, stop_after: int | None = None, **options) -> Run:
+    """Train a model (a registry name or a Classifier) on data (a name, file, folder or dataset) into a
+    new run directory `out` (see cnnlab.runs for its layout). Options are TrainConfig fields;
+    `stop_after` ends the run after that epoch as if it were interrupted (resume it later)."""
+    from ..models import Classifier
+    from . import distributed
+    name = model.name if isinstance(model, Classifier) else str(model)
+    if "model_kwargs" not in options and isinstance(model, Classifier):
+        options["model_kwargs"] = dict(model.spec.get("kwargs", {}))
+    data_name = str(data) if isinstance(data, (str, Path)) else (getattr(data, "name", "") or "data")
+    cfg = TrainConfig(model=name, data=data_name, epochs=epochs, **options)
+    out = Path(out) if out is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    ctx = distributed.context()
+    err = None
+    if ctx.is_main and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        err = (f"Run directory '{out}' already holds {'a run' if (out / 'config.json').exists() else 'files'}; "
+               f"choose another --out, or continue it with --resume {out}.")
+    err = distributed.broadcast(err, ctx)
+    if err:
+        raise CnnlabError(err)
+    built, train_set, val_set = prepare(cfg, model if isinstance(model, Classifier) else None,
+                                        None if isinstance(data, (str, Path)) else data)
+    run = None
+    if ctx.is_main:
+        run = Run.create(out, {"config": cfg.to_dict(), "model": built.describe(),
+                               "data": _describe_data(train_set, val_set),
+                               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                               "torch": torch.__version__, "world_size": ctx.world_size})
+    distributed.barrier(ctx)
+    fit(built, train_set, val_set, cfg, run, progress=progress, stop_after=stop_after)
+    return run if run is not None else Run(out)
+
+
+def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True,
+           stop_after: int | None = None) -> Run:
+    """Continue a run from checkpoints/last.pt (model, optimizer, schedule step, EMA, RNG and data order)."""
+    from ..models.weights import read_checkpoint
+    from . import distributed
+    run = Run.open(run_dir)
+    cfg = TrainConfig.from_dict(run.config["config"])
+    if epochs is not None:
+        cfg = cfg.replace(epochs=epochs)
+    ckpt = read_checkpoint(run.checkpoint("last"))
+    done = int(ckpt.get("epoch", 0))
+    if done >= cfg.epochs:
+        raise CnnlabError(f"Run '{run.path}' already finished its {cfg.epochs} epochs; pass --epochs N (more) "
+                          "to train on.")
+    model, train_set, val_set = prepare(cfg.replace(whiten=False))
+    ctx = distributed.context()
+    if ctx.is_main and epochs is not None:
+        conf = run.config
+        conf["config"] = cfg.to_dict()
+        from ..runs import CONFIG, write_json
+        write_json(run.path / CONFIG, conf)
+    fit(model, train_set, val_set, cfg, run if ctx.is_main else None, resume=ckpt, progress=progress,
+        stop_after=stop_after)
+    return run
+
+
+class _CallableModule(types.ModuleType):
+    """Lets `cnnlab.train(...)` call `cnnlab.train.train(...)` while `cnnlab.train.fit` etc. stay reachable."""
+
+    def __call__(self, *args, **kwargs) -> Run:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,298 @@
+"""The training loop: `fit(model, train, val, config, run)`.
+
+One epoch = the loader's batches, each: set the lr for this step, (optionally) perturb the batch
+adversarially, forward, cross-entropy (label smoothing), backward, (clip), step, EMA update. After
+each epoch: evaluate on the validation set (inference mode), log one row to metrics.jsonl and
+TensorBoard, save checkpoints/last.pt (and best.pt) atomically, redraw the figures. A non-finite
+loss stops the run with one clear sentence; the last good checkpoint stays.
+
+Everything random is seeded (initialization by the caller, data order and augmentation by the
+loader, dropout by torch's global generator, whose state goes into the checkpoint), so N epochs
+straight and k epochs + resume give the same weights.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..data.base import Dataset
+from ..data.loader import make_loader
+from ..errors import CnnlabError
+from ..runs import Run, save_filters
+from . import distributed
+from .config import TrainConfig
+from .ema import EMA
+from .evaluate import evaluate
+from .optim import build_optimizer, set_lr
+
+
+class TrainingDiverged(CnnlabError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    """What a finished (or stopped) fit returns: per-epoch history and the best epoch."""
+
+    status: str
+    epochs: int
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_top1: float | None = None
+    train_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def backbone_parameter_names(model) -> set[str]:  # noqa: ANN001
+    """Names (in model.net) of every parameter outside the classification head."""
+    head = model.head_name
+    return {n for n, _ in model.net.named_parameters() if not (head and (n == head or n.startswith(head + ".")))}
+
+
+def _set_frozen(model, names: set[str], frozen: bool) -> None:  # noqa: ANN001
+    for n, p in model.net.named_parameters():
+        if n in names:
+            p.requires_grad_(not frozen)
+
+
+def _adversary(cfg: TrainConfig) -> tuple[Callable | None, Callable | None]:
+    if not cfg.adv:
+        return None, None
+    try:
+        from ..attacks.training import make_adversary, robust_accuracy
+    except ImportError as e:
+        raise CnnlabError(f"Adversarial training (--adv {cfg.adv}) needs cnnlab.attacks.training ({e}).") from None
+    return make_adversary(cfg.adv, cfg.eps, cfg.adv_steps, cfg.adv_step_size), robust_accuracy
+
+
+def _convert_custom_conv(model) -> None:  # noqa: ANN001
+    try:
+        from ..reference import convert_to_unfold
+    except ImportError as e:
+        raise CnnlabError(f"--custom-conv needs cnnlab.reference.convert_to_unfold ({e}).") from None
+    convert_to_unfold(model.net)
+
+
+class _Logger:
+    """Rank-0 outputs: TensorBoard scalars and a progress bar/line per epoch."""
+
+    def __init__(self, run: Run | None, progress: bool, main: bool) -> None:
+        self.run, self.progress, self.main = run, progress and main, main
+        self.tb = None
+        if run is not None and main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(run.path / "tb"))
+            except Exception:  # noqa: BLE001 - TensorBoard missing must not stop training
+                self.tb = None
+
+    def bar(self, loader, epoch: int, epochs: int):  # noqa: ANN001
+        if not self.progress:
+            return loader
+        from tqdm.auto import tqdm
+        return tqdm(loader, total=len(loader) - loader.batch, desc=f"epoch {epoch}/{epochs}",
+                    leave=False, dynamic_ncols=True, mininterval=1.0)
+
+    def epoch(self, row: dict) -> None:
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "epoch" and isinstance(v, (int, float)) and v is not None:
+                    self.tb.add_scalar(k, v, row["epoch"])
+            self.tb.flush()
+        if self.progress:
+            import sys
+            parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
+            if row.get("val_top1") is not None:
+                parts += [f"val loss {row['val_loss']:.4f}", f"val top-1 {100 * row['val_top1']:.2f}%",
+                          f"top-5 {100 * row['val_top5']:.2f}%"]
+            if row.get("val_robust_top1") is not None:
+                parts.append(f"robust {100 * row['val_robust_top1']:.2f}%")
+            parts += [f"lr {row['lr']:.4g}", f"{row['images_per_s']:.0f} img/s", f"{row['elapsed_s']:.0f}s"]
+            print("  ".join(parts), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def fit(model, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run | None = None,
+        resume: dict | None = None, progress: bool = True, stop_after: int | None = None) -> FitResult:
+    """Train `model` (a Classifier) in place on `train`, validating on `val` after each epoch.
+
+    Args:
+        resume: a checkpoint dict (from checkpoints/last.pt) to continue from.
+        stop_after: stop after this epoch (as if killed then), e.g. to test resuming.
+    """
+    ctx = distributed.context()
+    if cfg.custom_conv:
+        _convert_custom_conv(model)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    backbone = backbone_parameter_names(model) if (cfg.freeze_epochs or cfg.backbone_lr_mult != 1.0) else set()
+    loader = make_loader(train, cfg.batch_size, size=model.input_size, shuffle=True, augment=cfg.augment,
+                         seed=cfg.seed, drop_last=len(train) >= 2 * cfg.batch_size, rank=ctx.rank,
+                         world_size=ctx.world_size, channels_last=cfg.channels_last, workers=cfg.workers)
+    steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
+        raise CnnlabError(f"The training data '{train.name}' is empty.")
+    opt = build_optimizer(model.net, cfg, backbone or None)
+    ema = EMA(model.net, cfg.ema) if cfg.ema else None
+    adversary, robust_accuracy = _adversary(cfg)
+    start_epoch, step, best_top1, history, train_s = 0, 0, -1.0, [], 0.0
+    if resume is not None:
+        model.net.load_state_dict(resume.get("train_state_dict") or resume["state_dict"])
+        opt.load_state_dict(resume["optimizer"])
+        if ema is not None and resume.get("ema"):
+            ema.load_state_dict(resume["ema"])
+        loader.load_state_dict(resume["loader"])
+        torch.set_rng_state(resume["rng"]["torch"])
+        start_epoch, step = int(resume["epoch"]), int(resume["scheduler"]["step"])
+        best_top1 = float(resume.get("best_top1", -1.0))
+        train_s = float(resume.get("train_s", 0.0))
+        if run is not None:
+            run.truncate_metrics(start_epoch)
+            history = run.metrics()
+    net = distributed.wrap(model, ctx)
+    log = _Logger(run, progress, ctx.is_main)
+    status, robust_x = "finished", None
+    if robust_accuracy is not None and val is not None and len(val):
+        k = min(cfg.robust_eval_images, len(val))
+        sel = torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:k]
+        robust_x = (val.subset(sel).x.float() / 255, val.subset(sel).y)
+    frozen = None
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            want_frozen = bool(cfg.freeze_epochs) and epoch < cfg.freeze_epochs
+            if want_frozen != frozen:
+                _set_frozen(model, backbone, want_frozen)
+                frozen = want_frozen
+                if ctx.active:
+                    net = distributed.wrap(model, ctx)
+            model.train()
+            t0 = time.perf_counter()
+            seen, loss_sum, correct = 0, torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.long)
+            lr = cfg.lr
+            for x, y in log.bar(loader, epoch + 1, cfg.epochs):
+                lr = set_lr(opt, cfg, step, steps_per_epoch)
+                if adversary is not None:
+                    x = adversary(model, x, y)
+                    model.train()
+                logits = net(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(_diverged_message(loss, epoch, step - epoch * steps_per_epoch, run, lr))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip_grad:
+                    torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.clip_grad)
+                opt.step()
+                step += 1
+                if ema is not None:
+                    ema.update(model.net)
+                with torch.no_grad():
+                    loss_sum += loss.detach().double() * len(y)
+                    correct += (logits.argmax(1) == y).sum()
+                seen += len(y)
+            epoch_s = time.perf_counter() - t0
+            train_s += epoch_s
+            row = _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, correct, seen, lr, epoch_s, train_s,
+                             robust_x, robust_accuracy)
+            history.append(row)
+            is_best = row.get("val_top1") is not None and row["val_top1"] > best_top1
+            if is_best:
+                best_top1 = row["val_top1"]
+            elif row.get("val_top1") is None:
+                is_best = True
+            if run is not None and ctx.is_main:
+                run.append_metrics(row)
+                run.save_checkpoint(_checkpoint(model, opt, ema, loader, epoch + 1, step, best_top1, row, train_s,
+                                                cfg), is_best)
+                _figures(run, model, ema)
+            log.epoch(row)
+            if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < cfg.epochs:
+                status = "stopped"
+                break
+    except TrainingDiverged:
+        status = "diverged"
+        if run is not None and ctx.is_main:
+            run.write_final(_final(status, history, train_s))
+        raise
+    finally:
+        log.close()
+    if ema is not None:  # the trained model is the averaged one (what best/last.pt hold too)
+        model.net.load_state_dict(ema.model.state_dict())
+    if run is not None and ctx.is_main and status == "finished":
+        run.write_final(_final(status, history, train_s))
+    best = max(history, key=lambda r: r.get("val_top1") or 0.0) if history else None
+    return FitResult(status, len(history), history, best and best["epoch"], best and best.get("val_top1"), train_s)
+
+
+def _diverged_message(loss: torch.Tensor, epoch: int, batch: int, run: Run | None, lr: float) -> str:
+    where = f"the last good checkpoint is {run.path / 'checkpoints' / 'last.pt'} (epoch {epoch})" \
+        if run is not None and epoch > 0 else "no epoch had finished, so there is no checkpoint"
+    return (f"Training stopped: the loss became {float(loss)} at epoch {epoch + 1}, batch {batch + 1} (lr {lr:.4g}); "
+            f"{where}; lower --lr, add --warmup or --clip-grad.")
+
+
+def _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, correct, seen, lr, epoch_s, train_s,  # noqa: ANN001
+               robust_x, robust_accuracy) -> dict:
+    stats = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64)])
+    if ctx.active:
+        import torch.distributed as dist
+        dist.all_reduce(stats)
+    n = max(1.0, float(stats[2]))
+    row = {"epoch": epoch + 1, "train_loss": float(stats[0] / n), "train_top1": float(stats[1] / n)}
+    if val is not None and len(val):
+        fwd = (lambda x: ema.model(model.normalize(x))) if ema is not None else None
+        if ema is not None:
+            ema.model.train(False)
+        res = evaluate(model, val, cfg.eval_batch_size, tta=cfg.tta, forward=fwd, rank=ctx.rank,
+                       world_size=ctx.world_size, channels_last=cfg.channels_last, workers=cfg.workers)
+        row.update(val_loss=res.loss, val_top1=res.top1, val_top5=res.top5, val_error=res.error,
+                   val_mean_class_accuracy=res.mean_class_accuracy)
+        if ema is not None:
+            raw = evaluate(model, val, cfg.eval_batch_size, tta=cfg.tta, rank=ctx.rank, world_size=ctx.world_size,
+                           channels_last=cfg.channels_last, workers=cfg.workers)
+            row["val_top1_raw"] = raw.top1
+    else:
+        row.update(val_loss=None, val_top1=None, val_top5=None, val_error=None)
+    if robust_x is not None:
+        row["val_robust_top1"] = float(robust_accuracy(model, robust_x[0], robust_x[1], cfg.eps, cfg.adv_steps))
+    row.update(lr=lr, images_per_s=n / max(epoch_s, 1e-9), epoch_s=epoch_s, elapsed_s=train_s)
+    return row
+
+
+def _checkpoint(model, opt, ema, loader, epoch, step, best_top1, row, train_s, cfg) -> dict:  # noqa: ANN001
+    state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+    out = {"cnnlab": model.checkpoint_meta(), "state_dict": state, "optimizer": opt.state_dict(),
+           "scheduler": {"step": step}, "ema": ema.state_dict() if ema is not None else None,
+           "rng": {"torch": torch.get_rng_state()}, "loader": loader.state_dict(), "epoch": epoch,
+           "best_top1": best_top1, "metrics": row, "train_s": train_s, "config": cfg.to_dict()}
+    if ema is not None:  # the averaged weights are the model; the raw ones continue training
+        out["state_dict"] = {k: v.detach().clone() for k, v in ema.model.state_dict().items()}
+        out["train_state_dict"] = state
+    return out
+
+
+def _figures(run: Run, model, ema) -> None:  # noqa: ANN001
+    try:
+        run.plot_curves()
+        save_filters(ema.model if ema is not None else model.net, run.path / "figures" / "filters.png")
+    except Exception as e:  # noqa: BLE001 - a figure must never stop a training run
+        import sys
+        print(f"warning: could not draw the figures ({e})", file=sys.stderr)
+
+
+def _final(status: str, history: list[dict], train_s: float) -> dict:
+    vals = [r for r in history if r.get("val_top1") is not None]
+    best = max(vals, key=lambda r: r["val_top1"]) if vals else None
+    return {"status": status, "epochs": len(history), "best_epoch": best and best["epoch"],
+            "best_val_top1": best and best["val_top1"], "last": history[-1] if history else None,
+            "train_s": train_s, "train_min": train_s / 60}
+

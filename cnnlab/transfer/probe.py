@@ -1,0 +1,251 @@
+"""Linear probes on frozen features: multinomial logistic regression with its L2 strength chosen by
+cross-validation on the training part (as in Kornblith et al. 2019), or a linear SVM.
+
+    result = linear_probe(train_feats, test_feats, classifier="logreg")
+    result.mean_per_class_accuracy, result.per_class, result.confusion; result.figure("cm.png")
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import CnnlabError, unknown
+
+if TYPE_CHECKING:
+    from .features import FeatureSet
+
+CLASSIFIERS = ("logreg", "svm")
+#: Inverse L2 strengths tried by cross-validation (features are unit length by default, so the useful
+#: range sits high); the chosen value is reported, and an edge of the grid is flagged.
+LOGREG_CS = tuple(float(c) for c in np.logspace(-2, 4, 13))
+SVM_CS = tuple(float(c) for c in np.logspace(-3, 2, 11))
+
+
+@dataclass
+class ClassificationMetrics:
+    """Accuracy, mean per-class accuracy (mean recall over the classes present), per class, confusion."""
+
+    accuracy: float
+    mean_per_class_accuracy: float
+    per_class: dict[str, float | None]
+    per_class_count: dict[str, int]
+    confusion: np.ndarray  # [true, predicted] counts over all classes
+
+    def to_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "mean_per_class_accuracy": self.mean_per_class_accuracy,
+                "per_class": self.per_class, "per_class_count": self.per_class_count,
+                "confusion": self.confusion.tolist()}
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> ClassificationMetrics:
+    """Metrics of predictions; classes with no test images get None and do not count in the mean."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    k = len(classes)
+    if len(y_true) == 0:
+        raise CnnlabError("There are no test images to measure accuracy on.")
+    if y_true.min() < 0 or y_true.max() >= k or y_pred.min() < 0 or y_pred.max() >= k:
+        raise CnnlabError(f"Labels fall outside the {k} classes (0..{k - 1}).")
+    confusion = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    counts = confusion.sum(axis=1)
+    recall = np.where(counts > 0, np.diag(confusion) / np.maximum(counts, 1), np.nan)
+    per_class = {c: (None if np.isnan(r) else float(r)) for c, r in zip(classes, recall)}
+    return ClassificationMetrics(float((y_true == y_pred).mean()), float(np.nanmean(recall)), per_class,
+                                 {c: int(n) for c, n in zip(classes, counts)}, confusion)
+
+
+@dataclass
+class ProbeResult:
+    """A linear probe's test metrics, the regularization it chose, and its sizes."""
+
+    classifier: str
+    classes: list[str]
+    metrics: ClassificationMetrics
+    n_train: int
+    n_test: int
+    feature_dim: int
+    C: float
+    cv_scores: dict[float, float] = field(default_factory=dict)
+    cv_folds: int = 0
+    predictions: np.ndarray | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return self.metrics.accuracy
+
+    @property
+    def mean_per_class_accuracy(self) -> float:
+        return self.metrics.mean_per_class_accuracy
+
+    @property
+    def per_class(self) -> dict[str, float | None]:
+        return self.metrics.per_class
+
+    @property
+    def confusion(self) -> np.ndarray:
+        return self.metrics.confusion
+
+    def to_dict(self) -> dict:
+        return {"classifier": self.classifier, "accuracy": self.accuracy,
+                "mean_per_class_accuracy": self.mean_per_class_accuracy, "per_class": self.per_class,
+                "per_class_count": self.metrics.per_class_count, "n_train": self.n_train, "n_test": self.n_test,
+                "feature_dim": self.feature_dim, "num_classes": len(self.classes), "C": self.C,
+                "cv_folds": self.cv_folds, "cv_mean_per_class_accuracy": {f"{c:g}": s for c, s in self.cv_scores.items()},
+                "confusion": self.confusion.tolist(), "classes": self.classes, "notes": self.notes,
+                "seconds": round(self.seconds, 3)}
+
+    def table(self, worst_first: bool = True) -> str:
+        """The per-class accuracies as aligned text, worst first by default."""
+        rows = [(c, a, self.metrics.per_class_count[c]) for c, a in self.per_class.items()]
+        if worst_first:
+            rows.sort(key=lambda r: (r[1] is None, r[1] if r[1] is not None else 0.0))
+        width = max(len(c) for c, _, _ in rows)
+        lines = [f"{'class':<{width}}  accuracy  n"]
+        lines += [f"{c:<{width}}  {'   -   ' if a is None else f'{100 * a:6.1f}%'}  {n}" for c, a, n in rows]
+        return "\n".join(lines)
+
+    def figure(self, path: str | Path | None = None, normalize: bool = True):  # noqa: ANN201
+        """The confusion matrix as a matplotlib figure (rows: true class, normalized per row); saved as
+        PNG when `path` is given."""
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        cm = self.confusion.astype(float)
+        if normalize:
+            cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        k = len(self.classes)
+        size = min(16, max(5, 0.28 * k + 2))
+        fig, ax = plt.subplots(figsize=(size + 1, size))
+        im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+        fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class" if normalize else "images")
+        if k <= 60:
+            ax.set_xticks(range(k), self.classes, rotation=90, fontsize=7 if k > 20 else 9)
+            ax.set_yticks(range(k), self.classes, fontsize=7 if k > 20 else 9)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title(f"{self.classifier} probe: accuracy {100 * self.accuracy:.1f}%, "
+                     f"mean per-class {100 * self.mean_per_class_accuracy:.1f}%")
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+        return fig
+
+
+def _check_labels(y_train: np.ndarray, y_test: np.ndarray, classes: Sequence[str]) -> None:
+    k = len(classes)
+    for what, y in (("training", y_train), ("test", y_test)):
+        if len(y) and (y.min() < 0 or y.max() >= k):
+            raise CnnlabError(f"The {what} labels run from {y.min()} to {y.max()}, outside the {k} classes given "
+                              f"(0..{k - 1}); pass the full class list.")
+    present = np.unique(y_train)
+    if len(present) < 2:
+        raise CnnlabError(f"The training images cover {len(present)} class; a probe needs at least two classes.")
+    missing = [classes[i] for i in range(k) if i not in set(present.tolist())]
+    if missing:
+        raise CnnlabError(f"The probe was asked for {k} classes but the training data has images of only "
+                          f"{len(present)} (none of: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); "
+                          "add training images for them or leave them out of the class list.")
+
+
+def _estimator(classifier: str, C: float, seed: int):  # noqa: ANN202
+    if classifier == "logreg":
+        from sklearn.linear_model import LogisticRegression
+        return LogisticRegression(C=C, max_iter=2000, tol=1e-4)
+    from sklearn.svm import LinearSVC
+    return LinearSVC(C=C, max_iter=10000, random_state=seed)
+
+
+def linear_probe(train: "FeatureSet | tuple[np.ndarray, np.ndarray]", test: "FeatureSet | tuple[np.ndarray, np.ndarray]",
+                 classifier: str = "logreg", *, classes: Sequence[str] | None = None, C: float | None = None,
+                 Cs: Sequence[float] | None = None, folds: int = 5, seed: int = 0) -> ProbeResult:
+    """Fit a linear classifier on training features and measure it on test features.
+
+    Args:
+        train, test: FeatureSets (from extract_features) or (features [N, D], labels [N]) pairs.
+        classifier: 'logreg' (multinomial logistic regression, L2) or 'svm' (linear SVM, one-vs-rest).
+        classes: class names, index order (default: the FeatureSet's).
+        C: a fixed inverse L2 strength; default: chosen from `Cs` by stratified `folds`-fold
+            cross-validation on the training part, scoring mean per-class accuracy.
+    """
+    t0 = time.perf_counter()
+    if classifier not in CLASSIFIERS:
+        raise unknown("classifier", classifier, CLASSIFIERS)
+    x_tr, y_tr, names = _unpack(train, classes)
+    x_te, y_te, _ = _unpack(test, names)
+    if x_tr.shape[1] != x_te.shape[1]:
+        raise CnnlabError(f"Training features have {x_tr.shape[1]} dimensions but test features {x_te.shape[1]}; "
+                          "extract both with the same model.")
+    _check_labels(y_tr, y_te, names)
+    notes: list[str] = []
+    cv_scores: dict[float, float] = {}
+    n_folds = 0
+    if C is None:
+        grid = list(Cs or (LOGREG_CS if classifier == "logreg" else SVM_CS))
+        n_folds = int(min(folds, np.bincount(y_tr)[np.unique(y_tr)].min()))
+        if n_folds >= 2 and len(grid) > 1:
+            cv_scores = _cross_validate(classifier, x_tr, y_tr, grid, n_folds, seed)
+            C = max(cv_scores, key=lambda c: (cv_scores[c], -abs(np.log10(c))))
+            if C in (grid[0], grid[-1]):
+                notes.append(f"the chosen C={C:g} is at the edge of the grid {grid[0]:g}..{grid[-1]:g}")
+        else:
+            C = 1.0 if classifier == "svm" else 100.0
+            notes.append(f"too few training images per class for cross-validation; used C={C:g}")
+            n_folds = 0
+    est = _fit(_estimator(classifier, C, seed), x_tr, y_tr)
+    pred = est.predict(x_te)
+    metrics = classification_metrics(y_te, pred, names)
+    return ProbeResult(classifier, list(names), metrics, len(y_tr), len(y_te), int(x_tr.shape[1]), float(C),
+                       cv_scores, n_folds, pred, time.perf_counter() - t0, notes)
+
+
+def _unpack(part, classes: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:  # noqa: ANN001
+    if hasattr(part, "features"):
+        x, y = part.features, part.labels
+        names = list(classes) if classes is not None else list(part.classes)
+    else:
+        x, y = part
+        names = list(classes) if classes is not None else [str(i) for i in range(int(np.max(y)) + 1)]
+    x = x.numpy() if hasattr(x, "numpy") else np.asarray(x)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    if x.ndim != 2 or len(x) != len(y):
+        raise CnnlabError(f"Features must be [N, D] with one label each; got {x.shape} and {len(y)} labels.")
+    if not np.isfinite(x).all():
+        raise CnnlabError("The features contain NaN or infinite values; check the model and the images.")
+    return x, y, names
+
+
+def _fit(est, x: np.ndarray, y: np.ndarray):  # noqa: ANN001, ANN202
+    from sklearn.exceptions import ConvergenceWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(x, y)
+
+
+def _cross_validate(classifier: str, x: np.ndarray, y: np.ndarray, grid: list[float], folds: int,
+                    seed: int) -> dict[float, float]:
+    """Mean per-class accuracy of each C over stratified folds (warm-started along the C path)."""
+    from sklearn.model_selection import StratifiedKFold
+    scores = {c: [] for c in grid}
+    for tr, va in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
+        classes_va = np.unique(y[va])
+        est = None
+        for c in sorted(grid):
+            if classifier == "logreg":
+                est = est or _estimator("logreg", c, seed)
+                est.set_params(C=c, warm_start=True)
+            else:
+                est = _estimator("svm", c, seed)
+            _fit(est, x[tr], y[tr])
+            pred = est.predict(x[va])
+            recall = [(pred[y[va] == k] == k).mean() for k in classes_va]
+            scores[c].append(float(np.mean(recall)))
+    return {c: float(np.mean(v)) for c, v in scores.items()}

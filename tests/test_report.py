@@ -1,0 +1,319 @@
+"""The HTML report: built from run directories made here (a real short training run, real matplotlib
+figures, JSON results shaped like the trainer's, the attack's and the tour's), parsed back with
+html.parser to check sections, tables, embedded images, escaping and the no-overwrite rules."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cnnlab.errors import CnnlabError
+from cnnlab.report import build_report, discover
+from cnnlab.report.charts import curve_series
+from cnnlab.report.discover import caption_from_name, section_of
+from tests.conftest import shared
+
+CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+class Page(HTMLParser):
+    """What a report contains: sections (id -> h2 title), tables, images, figcaptions, links, scripts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, str] = {}
+        self.section_of_img: list[tuple[str | None, dict]] = []
+        self.tables: list[tuple[str | None, list[list[str]]]] = []
+        self.captions: list[tuple[str | None, str]] = []
+        self.meta: list[dict] = []
+        self.scripts = 0
+        self.external: list[str] = []
+        self._section: str | None = None
+        self._in: list[str] = []
+        self._text = ""
+        self._table_depth = 0
+
+    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+        a = dict(attrs)
+        for key in ("src", "href"):
+            v = a.get(key)
+            if v and not v.startswith(("data:", "#")):
+                self.external.append(v)
+        if tag == "section":
+            self._section = a.get("id")
+        elif tag == "script":
+            self.scripts += 1
+        elif tag == "meta":
+            self.meta.append(a)
+        elif tag == "img":
+            self.section_of_img.append((self._section, a))
+        elif tag == "table":
+            self._table_depth += 1
+            if self._table_depth == 1:
+                self.tables.append((self._section, []))
+        elif tag == "tr" and self._table_depth == 1:
+            self.tables[-1][1].append([])
+        self._in.append(tag)
+        if tag in ("h2", "figcaption", "td", "th"):
+            self._text = ""
+
+    def handle_endtag(self, tag):  # noqa: ANN001
+        if tag == "h2" and self._section:
+            self.sections[self._section] = self._text.strip()
+        elif tag == "figcaption":
+            self.captions.append((self._section, self._text.strip()))
+        elif tag in ("td", "th") and self._table_depth == 1 and self.tables[-1][1]:
+            self.tables[-1][1][-1].append(self._text.strip())
+        elif tag == "table":
+            self._table_depth -= 1
+        if self._in and self._in[-1] == tag:
+            self._in.pop()
+
+    def handle_data(self, data):  # noqa: ANN001
+        self._text += data
+
+
+def parse(path: Path) -> Page:
+    p = Page()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+def decode_img(src: str) -> Image.Image:
+    head, b64 = src.split(",", 1)
+    assert head.startswith("data:image/") and head.endswith(";base64")
+    return Image.open(io.BytesIO(base64.b64decode(b64)))
+
+
+def cell(page: Page, section: str, key: str) -> str:
+    """The value beside `key` in the key/value tables of a section."""
+    for sec, rows in page.tables:
+        if sec == section:
+            for row in rows:
+                if len(row) >= 2 and row[0] == key:
+                    return row[1]
+    raise AssertionError(f"no row '{key}' in section {section}")
+
+
+def savefig(path: Path, kind: str = "image") -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(3, 2), dpi=80)
+    ax = fig.subplots()
+    ax.imshow(np.random.default_rng(len(path.name)).random((8, 8)))
+    ax.set_title(kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def epoch_rows(n: int = 12, percent: bool = False) -> list[dict]:
+    """Rows with the trainer's keys (cnnlab.runs) following a cosine schedule."""
+    rows, elapsed = [], 0.0
+    for e in range(1, n + 1):
+        lr = 0.05 * (1 + math.cos(math.pi * e / n))
+        top1 = 0.93 - 0.6 * math.exp(-e / 3)
+        elapsed += 31.5
+        rows.append({"epoch": e, "train_loss": 2.1 * math.exp(-e / 4) + 0.15, "train_top1": top1 + 0.03,
+                     "val_loss": 2.0 * math.exp(-e / 4) + 0.25, "val_top1": top1 * (100 if percent else 1),
+                     "val_top5": min(1.0, top1 + 0.06), "val_error": 1 - top1, "lr": lr,
+                     "images_per_s": 281.0, "epoch_s": 31.5, "elapsed_s": elapsed})
+    if percent:
+        for r in rows:
+            del r["val_error"]
+    return rows
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A run directory such as train + eval + attack + explain would leave behind."""
+    d = tmp_path / "run"
+    (d / "checkpoints").mkdir(parents=True)
+    (d / "checkpoints" / "last.pt").write_bytes(b"\0" * 2048)
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in epoch_rows()))
+    (d / "config.json").write_text(json.dumps({
+        "config": {"model": "cifar_resnet20", "data": "cifar10", "epochs": 12, "batch_size": 128,
+                   "optimizer": "sgd", "lr": 0.1, "milestones": [6, 9], "note": "<script>alert('x')</script>"},
+        "model": {"name": "cifar_resnet20", "num_classes": 10, "input_size": [32, 32]}}))
+    cm = np.random.default_rng(0).integers(0, 12, (10, 10))
+    np.fill_diagonal(cm, 88)
+    (d / "eval.json").write_text(json.dumps({
+        "loss": 0.31, "top1": 0.912, "top5": 0.995, "mean_per_class_accuracy": 0.911, "labels": CIFAR,
+        "confusion": cm.tolist(), "per_class": [{"class": c, "accuracy": 0.9, "n": 100} for c in CIFAR]}))
+    (d / "attack.json").write_text(json.dumps({
+        "method": "pgd", "success": True, "steps": 7, "linf": 4 / 255,
+        "original": {"index": 285, "label": "Egyptian cat", "prob": 0.81},
+        "final": {"index": 859, "label": "toaster", "prob": 0.93},
+        "robustness": [{"transform": "flip", "label": "toaster", "prob": 0.41},
+                       {"transform": "jpeg75", "label": "Egyptian cat", "prob": 0.66}]}))
+    for name in ("filters", "featmaps_layer1", "gradcam_chelsea", "saliency_chelsea", "attack_rows",
+                 "dream_channel5", "mystery"):
+        savefig(d / "figures" / f"{name}.png", name)
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+        d / "figures" / "sample_cifar.png")
+    return d
+
+
+def test_report_has_every_section_the_run_produced(run_dir: Path) -> None:
+    out = build_report(run_dir)
+    assert out == run_dir / "report.html"
+    page = parse(out)
+    for sid in ("overview", "config", "curves", "metrics", "confusion", "filters", "featmaps", "attribution",
+                "featvis", "adversarial", "other", "files"):
+        assert sid in page.sections, f"missing section {sid}: {page.sections}"
+    assert page.sections["attribution"] == "Saliency and Grad-CAM"
+    # self-contained: no script, nothing loaded from anywhere, a CSP that forbids the network
+    assert page.scripts == 0 and page.external == []
+    csp = [m for m in page.meta if m.get("http-equiv") == "Content-Security-Policy"]
+    assert csp and "default-src 'none'" in csp[0]["content"]
+    # every image is a decodable embedded PNG; figure files land in the section their name says
+    assert len(page.section_of_img) == 8 + 2  # 8 figure files + curves + confusion drawn by the report
+    placed = {}
+    for section, attrs in page.section_of_img:
+        img = decode_img(attrs["src"])
+        assert img.size[0] > 0
+        placed[attrs["alt"]] = section
+    assert placed["Gradcam chelsea"] == "attribution" and placed["Saliency chelsea"] == "attribution"
+    assert placed["Filters"] == "filters" and placed["Featmaps layer1"] == "featmaps"
+    assert placed["Attack rows"] == "adversarial" and placed["Dream channel5"] == "featvis"
+    assert placed["Mystery"] == "other"
+    assert placed["Training curves drawn from metrics.jsonl"] == "curves"
+    assert placed["Confusion matrix drawn from eval.json"] == "confusion"
+
+
+def test_report_tables_hold_the_runs_numbers(run_dir: Path) -> None:
+    page = parse(build_report(run_dir))
+    rows = epoch_rows()
+    assert cell(page, "overview", "model") == "cifar_resnet20"
+    assert cell(page, "overview", "epochs logged") == "12"
+    assert cell(page, "metrics", "val_top1") == f"{rows[-1]['val_top1']:.4g}"
+    assert cell(page, "metrics", "best val_error") == f"{min(r['val_error'] for r in rows):.4g} (epoch 12)"
+    assert cell(page, "metrics", "top1") == "0.912"
+    assert cell(page, "config", "config.lr") == "0.1"
+    assert cell(page, "config", "config.milestones") == "6, 9"
+    per_class = [r for s, t in page.tables if s == "metrics" for r in t if r and r[0] in CIFAR]
+    assert [r[0] for r in per_class] == CIFAR
+    assert cell(page, "adversarial", "success") == "yes"
+    robustness = [r for s, t in page.tables if s == "adversarial" for r in t if r and r[0] in ("flip", "jpeg75")]
+    assert [r[1] for r in robustness] == ["toaster", "Egyptian cat"]
+    every_epoch = [t for s, t in page.tables if s == "curves"][0]
+    assert len(every_epoch) == 1 + len(rows)  # header + one row per epoch
+    assert cell(page, "files", "checkpoints/last.pt").endswith("KB")
+
+
+def test_report_escapes_text_from_files(run_dir: Path) -> None:
+    out = build_report(run_dir)
+    page = parse(out)
+    assert page.scripts == 0
+    assert cell(page, "config", "config.note") == "<script>alert('x')</script>"  # shown as text
+    assert "&lt;script&gt;" in out.read_text()
+
+
+def test_curve_series_reads_error_from_val_error_or_top1() -> None:
+    rows = epoch_rows(5)
+    panels = curve_series(rows)
+    assert set(panels) == {"objective", "error", "lr"}
+    assert panels["error"]["val_error"][1] == [r["val_error"] for r in rows]
+    assert "1 - val_top1" not in panels["error"]  # val_error is logged: no duplicate
+    assert panels["lr"]["lr"][0] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    pct = curve_series(epoch_rows(5, percent=True))
+    assert pct["error"]["100 - val_top1"][1] == pytest.approx([100 - r["val_top1"] for r in epoch_rows(5, True)])
+
+
+def test_report_from_a_real_training_run(tmp_path: Path) -> None:
+    """cnnlab.train on 64 real CIFAR-10 images for 2 epochs, then the report of its directory."""
+    import cnnlab
+    run = cnnlab.train("cifar_resnet20", data=str(shared("cifar10_train_first200_lossless.npz")), epochs=2,
+                       out=tmp_path / "r20", progress=False, batch_size=32, limit=64)
+    out = build_report(run.path)
+    page = parse(out)
+    assert {"overview", "config", "curves", "metrics", "filters", "files"} <= set(page.sections)
+    metrics = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    assert cell(page, "overview", "epochs logged") == str(len(metrics)) == "2"
+    assert cell(page, "metrics", "val_loss") == f"{metrics[-1]['val_loss']:.4g}"
+    assert any(a["alt"] == "Training curves drawn from metrics.jsonl" for _, a in page.section_of_img)
+    assert page.external == []
+
+
+def test_broken_files_become_warnings_not_failures(tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    d.mkdir()
+    rows = epoch_rows(3)
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"epoch": 4, "trai')
+    (d / "eval.json").write_text("{not json")
+    (d / "notes.json").write_text(json.dumps({"deep": {"a": [{"b": {"c": [1, 2, {"d": 3}]}}]}}))
+    page = parse(build_report(d))
+    assert cell(page, "overview", "epochs logged") == "3"
+    text = (d / "report.html").read_text()
+    assert "line 4 is not valid JSON" in text and "eval.json: not valid JSON" in text
+    assert "data" in page.sections  # unknown JSON shown compactly
+
+
+def test_no_silent_overwrite(run_dir: Path, tmp_path: Path) -> None:
+    first = build_report(run_dir)
+    size = first.stat().st_size
+    assert build_report(run_dir) == first  # our own report.html is rebuilt ...
+    assert abs(first.stat().st_size - size) < 200  # ... without embedding the previous report
+    user_file = tmp_path / "mine.html"
+    user_file.write_text("my notes")
+    with pytest.raises(CnnlabError, match="already exists"):
+        build_report(run_dir, out=user_file)
+    assert user_file.read_text() == "my notes"
+    assert build_report(run_dir, out=user_file, force=True) == user_file
+    assert "cnnlab report" in user_file.read_text()
+    (first).write_text("a report.html the user wrote")
+    with pytest.raises(CnnlabError, match="--force"):
+        build_report(run_dir)
+    assert first.read_text() == "a report.html the user wrote"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p, "does not exist"),
+    (lambda p: (p.write_text("x"), p)[1], "is a file"),
+    (lambda p: (p.mkdir(), p)[1], "holds no run files"),
+])
+def test_bad_run_directories(tmp_path: Path, make, message: str) -> None:  # noqa: ANN001
+    with pytest.raises(CnnlabError, match=message):
+        build_report(make(tmp_path / "run"))
+
+
+def test_big_and_many_images_are_listed_not_embedded(run_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+    import importlib
+    disc = importlib.import_module("cnnlab.report.discover")
+    monkeypatch.setattr(disc, "MAX_EMBED_BYTES", 4000)
+    monkeypatch.setattr(disc, "MAX_IMAGES", 1)
+    run = discover(run_dir)
+    assert len(run.figures) == 1 and run.figures[0].size <= 4000
+    assert any("too large to embed" in n for n in run.notes)
+    assert any("at most 1 images" in n for n in run.notes)
+    page = parse(build_report(run_dir))
+    assert len([a for s, a in page.section_of_img if s != "curves" and s != "confusion"]) == 1
+    assert "too large to embed" in (run_dir / "report.html").read_text()
+
+
+def test_captions_and_sections_from_file_names() -> None:
+    assert caption_from_name("figures/gradcam_chelsea-layer4.png") == "Gradcam chelsea layer4"
+    assert caption_from_name("attack/rows.png") == "Rows (attack)"
+    assert section_of("figures/confusion.png") == "confusion"
+    assert section_of("figures/curves.png") == "curves"
+    assert section_of("figures/pgd_toaster.png") == "adversarial"
+
+
+def test_cli_report(run_dir: Path, tmp_path: Path) -> None:
+    from cnnlab.cli import main
+    r = CliRunner().invoke(main, ["report", str(run_dir), "--json"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    assert info["report"] == str(run_dir / "report.html") and len(info["figures"]) == 8
+    r = CliRunner().invoke(main, ["report", str(run_dir), "--out", str(run_dir / "report.html")])
+    assert r.exit_code == 1 and "already exists" in r.output
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "nope")])
+    assert r.exit_code == 1 and r.output.startswith("error: Run directory")
