@@ -289,11 +289,12 @@ def inspect_model(model: nn.Module, input_size: tuple[int, int] | None = None) -
     input_size = (int(input_size[0]), int(input_size[1]))
     if min(input_size) < 1:
         raise CnnlabError(f"Input size {input_size[0]}x{input_size[1]} is not a valid image size.")
+    from torch.utils.flop_counter import FlopCounterMode
     gm = trace(model)
     was_training = model.training
     model.eval()
-    try:
-        with torch.no_grad():
+    try:  # one forward pass gives the shapes of every node and the FLOPs of the whole graph
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
             ShapeProp(gm).propagate(torch.rand(1, 3, *input_size))
     except Exception as e:  # noqa: BLE001 - e.g. an input too small for the network's pooling
         raise CnnlabError(f"Model '{_model_name(model)}' cannot run on a {input_size[0]}x{input_size[1]} input "
@@ -326,7 +327,7 @@ def inspect_model(model: nn.Module, input_size: tuple[int, int] | None = None) -
         logits_node=logits.name, logits_target=_strip(_target(logits)), output_node=softmax[-1].name,
         params=sum(p.numel() for p in model.parameters()),
         trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        macs=count_macs(model, input_size), layers=layers,
+        macs=int(counter.get_total_flops() // 2), layers=layers,
         stages=_stages(model, gm, nodes, modules))
 
 

@@ -87,7 +87,7 @@ def test_explain_methods_return_overlays_for_the_chosen_class(lite_client, lite0
     ref = colorize(attribute(lite0, x, target=859, method="gradient").maps[0], "inferno")
     g = post(lite_client, "/api/explain", image_id=iid, method="gradient", target="toaster").json
     assert g["target"] == {"index": 859, "label": "toaster"}
-    got = torch.from_numpy(np.asarray(decode(g["heatmap"]).convert("RGB"))).permute(2, 0, 1).float() / 255
+    got = torch.from_numpy(np.array(decode(g["heatmap"]).convert("RGB"))).permute(2, 0, 1).float() / 255
     assert (got - ref).abs().mean() < 0.01
     bad = post(lite_client, "/api/explain", image_id=iid, method="gradient", target="toastr")
     assert bad.status_code == 400 and "toaster" in bad.json["error"]

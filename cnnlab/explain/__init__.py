@@ -1,12 +1,28 @@
 """Seeing inside a classifier: feature maps, filters, attributions, feature visualization, top activations.
 
     from cnnlab import explain
-    explain.attribute(model, x, method="gradcam")            # one call shape for every method
+    explain.attribute(model, x, method="gradcam")          # gradient | smoothgrad | ig | guided | gradcam
     explain.feature_maps(model, x, ["early", "middle", "late"], k=5).figure("maps.png")
-    explain.visualize(model, explain.channel("_blocks.10", 5), steps=256)
+    explain.filters(model).image()                          # first-layer filters as one RGB array
+    explain.visualize(model, explain.channel("middle", 5) * 2 + explain.channel("middle", 16))
+    explain.top_activations(model, images, "late", 3, k=9).figure("top.png")
 """
 from __future__ import annotations
 
 from .attribution import METHODS, Attribution, attribute, ig_alphas, input_gradients, mass_fraction
+from .featmaps import FeatureMaps, feature_maps
+from .featvis import (PRESETS, REGULARIZERS, Visualization, compare_regularization, objective_value,
+                      parse_regularizers, visualize)
+from .filters import Filters, filters, first_layer
+from .objectives import (Objective, channel, channels, class_logit, direction, layer_energy, neuron,
+                         parse_objective)
+from .top_activations import TopActivations, top_activations
+from .tour import tour_section
 
-__all__ = ["METHODS", "Attribution", "attribute", "ig_alphas", "input_gradients", "mass_fraction"]
+dream = visualize
+
+__all__ = ["METHODS", "PRESETS", "REGULARIZERS", "Attribution", "FeatureMaps", "Filters", "Objective",
+           "TopActivations", "Visualization", "attribute", "channel", "channels", "class_logit",
+           "compare_regularization", "direction", "dream", "feature_maps", "filters", "first_layer",
+           "ig_alphas", "input_gradients", "layer_energy", "mass_fraction", "neuron", "objective_value",
+           "parse_objective", "parse_regularizers", "top_activations", "tour_section", "visualize"]

@@ -99,7 +99,7 @@ class ImageParam(nn.Module):
     def forward(self) -> torch.Tensor:
         t = self._decorrelated()
         if self.decorrelate:
-            t = torch.einsum("ij,njhw->nihw", _COLOR.to(t.device), t)
+            t = (_COLOR.to(t.device) @ t.flatten(2)).view_as(t)
         return torch.sigmoid(t)
 
     @torch.no_grad()
@@ -107,7 +107,7 @@ class ImageParam(nn.Module):
         """Make the parametrization show `img` [1,3,S,S] in [0,1] (start image; blur steps)."""
         t = torch.logit(img.clamp(1e-3, 1 - 1e-3))
         if self.decorrelate:
-            t = torch.einsum("ij,njhw->nihw", torch.linalg.inv(_COLOR).to(t.device), t)
+            t = (torch.linalg.inv(_COLOR).to(t.device) @ t.flatten(2)).view_as(t)
         if self.fft:
             spec = torch.fft.rfft2(t * 4.0, norm="ortho") / self.scale
             self.param.copy_(torch.view_as_real(spec))
@@ -253,9 +253,9 @@ def visualize(model: nn.Module, objective: Objective, *, steps: int = 256, lr: f
             opt.step()
             if "blur" in reg and reg["blur"] >= 1 and (step + 1) % int(reg["blur"]) == 0:
                 param.set_image(gaussian_blur(param().detach(), 0.5 * size / side))
-            history.append(float(value))
+            history.append(value.item())
             if callback:
-                callback(step, float(value))
+                callback(step, history[-1])
         with torch.no_grad():
             final = param()
             model_input = _fit(final, (h, w))

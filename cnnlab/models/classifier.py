@@ -155,15 +155,39 @@ class Classifier(nn.Module):
 
     @torch.inference_mode()
     def probabilities(self, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """Softmax probabilities [N, C], evaluated in eval mode, batched (training mode restored)."""
+        """Softmax probabilities [N, C], evaluated in eval mode, batched (training mode restored).
+
+        On CPU this runs an inference twin of the net (BatchNorm folded, channels_last) unless a
+        module is hooked; see models/fastpath.py for why and how much faster.
+        """
+        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
+            self.forward(x)  # raises the one-sentence shape error
         was_training = self.training
         self.eval()
         try:
-            outs = [torch.softmax(self(x[i:i + batch_size].to(self.mean.device)).float(), dim=1)
+            run = self._inference_fn(len(x))
+            outs = [torch.softmax(run(x[i:i + batch_size].to(self.mean.device)).float(), dim=1)
                     for i in range(0, len(x), batch_size)]
         finally:
             self.train(was_training)
         return torch.cat(outs)
+
+    def _inference_fn(self, n: int):
+        """The fastest correct way to get logits now: the cached twin on CPU, else `self` (also for a
+        few images, where building the twin would cost more than it saves)."""
+        from .fastpath import has_hooks, inference_twin, state_key, tune_allocator
+        tune_allocator()
+        if self.mean.device.type != "cpu" or has_hooks(self) or not getattr(self, "fast_inference", True):
+            return self
+        key = state_key(self.net)
+        cached = self.__dict__.get("_twin")
+        if (cached is None or cached[0] != key) and n < 16:
+            return self
+        if cached is None or cached[0] != key:
+            cached = (key, inference_twin(self.net))
+            object.__setattr__(self, "_twin", cached)  # not a submodule: no state_dict/.to()/parameters
+        twin = cached[1]
+        return lambda xb: _logits(twin(self.normalize(xb).contiguous(memory_format=torch.channels_last)))
 
     def predict(self, x: torch.Tensor, k: int = 5, batch_size: int = 64) -> list[list[Prediction]]:
         """Top-k (index, label, prob) per image."""

@@ -54,9 +54,11 @@ def register_model(name: str, *, family: str, description: str, pretrained: str 
     return deco
 
 
-def _ensure_loaded() -> None:
+def _ensure_loaded(name: str | None = None) -> None:
+    """Import the family modules; with `name`, stop as soon as it is registered (a fast cold start:
+    `cnnlab predict` with EfficientNet-Lite0 never imports the other families)."""
     global _loaded
-    if _loaded:
+    if _loaded or (name is not None and name in _REGISTRY):
         return
     for mod in _MODEL_MODULES:
         try:
@@ -64,6 +66,8 @@ def _ensure_loaded() -> None:
         except ModuleNotFoundError as e:  # a family module not written yet is simply absent
             if e.name != f"{__package__}.{mod}":
                 raise
+        if name is not None and name in _REGISTRY:
+            return
     _loaded = True
 
 
@@ -74,7 +78,7 @@ def list_models() -> list[ModelEntry]:
 
 
 def get_entry(name: str) -> ModelEntry:
-    _ensure_loaded()
+    _ensure_loaded(name)
     if name.startswith("timm/"):
         from .zoo import timm_model
         return ModelEntry(name, lambda pretrained=False, num_classes=None: timm_model(name[5:], pretrained, num_classes),
@@ -119,6 +123,7 @@ def create_model(name: str | None = None, pretrained: bool = False, num_classes:
                                    "omit --model or pass the matching name.")
             name = spec["name"]
             kwargs = {**spec.get("kwargs", {}), **kwargs}
+            kwargs.pop("num_classes", None)  # the spec records it; it is passed on its own below
             num_classes = num_classes or len(meta["labels"])
             labels = labels or meta["labels"]
     if name is None:

@@ -34,6 +34,35 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+#: Bytes of unfolded columns handled at once. The batch is processed in chunks this size so that
+#: the K*K-times-larger matrix stays in cache and is never materialized for the whole batch
+#: (set to 0 for the textbook version: one unfold of the whole batch).
+CHUNK_BYTES = 4 << 20
+
+
+def _patches(x: torch.Tensor, kernel: IntPair, stride: IntPair, padding: IntPair) -> torch.Tensor:
+    """unfold: a strided view [N, C, Ho, Wo, kh, kw] of every kernel window (no copy but the padding)."""
+    if padding[0] or padding[1]:
+        x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
+    return x.unfold(2, kernel[0], stride[0]).unfold(3, kernel[1], stride[1])
+
+
+def _chunks(n: int, per_item: int, chunk_bytes: int) -> list[slice]:
+    step = n if chunk_bytes <= 0 else max(1, min(n, chunk_bytes // max(per_item, 1)))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _columns(patches: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The im2col matrix [n, C*kh*kw, Ho*Wo] of a patch view (one copy, in the order W.view(C_out, -1) uses)."""
+    n, c, ho, wo, kh, kw = patches.shape
+    cols = patches.permute(0, 1, 4, 5, 2, 3)
+    if out is None:
+        return cols.reshape(n, c * kh * kw, ho * wo)
+    out = out[:n]
+    out.view(n, c, kh, kw, ho, wo).copy_(cols)
+    return out
+
+
 class UnfoldConv2dFunction(torch.autograd.Function):
     """conv2d(x, weight, bias, stride, padding) with dilation 1 and groups 1, by unfold + matmul."""
 
@@ -45,35 +74,48 @@ class UnfoldConv2dFunction(torch.autograd.Function):
         cout, cin, kh, kw = weight.shape
         if c != cin:
             raise ValueError(f"UnfoldConv2d: input has {c} channels, the weight expects {cin}")
-        ho, wo = output_size(h, kh, stride[0], padding[0]), output_size(w, kw, stride[1], padding[1])
-        cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)           # [N, C*K*K, L]
-        y = torch.matmul(weight.reshape(cout, -1), cols)                         # [N, C_out, L]
-        del cols  # K*K times the input: never kept for backward
+        patches = _patches(x, (kh, kw), stride, padding)                        # a view, no copy
+        ho, wo = patches.shape[2:4]
+        k, length = c * kh * kw, ho * wo
+        wmat = weight.reshape(cout, k)
+        y = x.new_empty(n, cout, length)
+        parts = _chunks(n, k * length * x.element_size(), CHUNK_BYTES)
+        buf = x.new_empty(parts[0].stop, k, length)                              # reused for every chunk
+        for part in parts:
+            cols = _columns(patches[part], buf)                                  # [n, C*K*K, L]
+            torch.bmm(wmat.expand(len(cols), cout, k), cols, out=y[part])       # Y_n = W @ cols_n
+        del buf
         if bias is not None:
             y += bias.view(1, -1, 1)
-        ctx.save_for_backward(x, weight)
-        ctx.conf = (stride, padding, (h, w), bias is not None)
+        ctx.save_for_backward(x, weight)  # not the columns: backward unfolds x again, chunk by chunk
+        ctx.conf = (stride, padding, bias is not None)
         return y.view(n, cout, ho, wo)
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):  # noqa: ANN001, ANN205
         x, weight = ctx.saved_tensors
-        stride, padding, (h, w), has_bias = ctx.conf
-        cout, cin, kh, kw = weight.shape
-        n = dy.shape[0]
+        stride, padding, has_bias = ctx.conf
+        n, c, h, w = x.shape
+        cout, _, kh, kw = weight.shape
         dy = dy.reshape(n, cout, -1)                                             # [N, C_out, L]
-        dx = dw = db = None
-        if has_bias and ctx.needs_input_grad[2]:
-            db = dy.sum(dim=(0, 2))
-        if ctx.needs_input_grad[1]:
-            cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)       # recomputed, not stored
-            # sum_n dY_n @ cols_n^T as ONE matrix product over all N*L positions
-            dw = torch.tensordot(dy, cols, dims=([0, 2], [0, 2])).view_as(weight)
-            del cols
-        if ctx.needs_input_grad[0]:
-            dcols = torch.matmul(weight.reshape(cout, -1).t(), dy)               # [N, C*K*K, L]
-            dx = F.fold(dcols, (h, w), (kh, kw), padding=padding, stride=stride)
-        return dx, dw, db, None, None
+        k, length = c * kh * kw, dy.shape[2]
+        need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
+        dx = x.new_empty(x.shape) if need_dx else None
+        dw = weight.new_zeros(cout, k) if need_dw else None
+        db = dy.sum(dim=(0, 2)) if has_bias and need_db else None
+        wmat_t = weight.reshape(cout, k).t()
+        parts = _chunks(n, k * length * x.element_size(), CHUNK_BYTES)
+        buf = x.new_empty(parts[0].stop, k, length)
+        patches = _patches(x, (kh, kw), stride, padding) if need_dw else None
+        for part in parts:
+            dy_part = dy[part]
+            if need_dw:
+                cols = _columns(patches[part], buf)                              # recomputed, not stored
+                dw += torch.bmm(dy_part, cols.transpose(1, 2)).sum(0)           # sum_n dY_n @ cols_n^T
+            if need_dx:
+                dcols = torch.bmm(wmat_t.expand(len(dy_part), k, cout), dy_part, out=buf[:len(dy_part)])
+                dx[part] = F.fold(dcols, (h, w), (kh, kw), padding=padding, stride=stride)  # W^T dY, folded
+        return dx, (dw.view_as(weight) if need_dw else None), db, None, None
 
 
 def unfold_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

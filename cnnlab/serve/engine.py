@@ -157,10 +157,10 @@ class Explorer:
         with self.lock:
             cls = self._target_class(item.x, target)
             heat = adapters.attribution(self.model, item.x, cls, method, layer)
-        from ..explain.figures import colorize, overlay  # noqa: PLC0415 - matplotlib colormaps, lazily
+        from ..explain.figures import colorize, overlay  # matplotlib colormaps, imported lazily
+        shown = overlay(item.x[0], heat, alpha=0.5) if method == "gradcam" else _sparse_overlay(item.x[0], heat)
         return {"method": method, "target": {"index": cls, "label": self.model.labels[cls]},
-                "overlay": png_data_uri(overlay(item.x[0], heat, alpha=0.5)),
-                "heatmap": png_data_uri(colorize(heat, "inferno")), "ms": _ms(t0)}
+                "overlay": png_data_uri(shown), "heatmap": png_data_uri(colorize(heat, "inferno")), "ms": _ms(t0)}
 
     def featmaps(self, item: InputImage, layer: str = "middle", k: int = 16) -> dict:
         t0 = time.perf_counter()
@@ -202,6 +202,16 @@ class Explorer:
         if target not in (None, ""):
             return self.model.class_index(target)
         return int(self.model.probabilities(x).argmax(1)[0])
+
+
+def _sparse_overlay(image: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
+    """Pixel attributions are sparse: colour each pixel by its heat (clipped at the 99th percentile) and
+    let the dimmed image show through where there is none, so the few strong pixels stay visible."""
+    from ..explain.figures import colorize
+    h = heat.detach().float().cpu().clamp_min(0)
+    top = torch.quantile(h.flatten(), 0.99).clamp_min(1e-12)
+    h = (h / top).clamp(0, 1)
+    return ((1 - h) * 0.45 * image + h * colorize(h, "inferno")).clamp(0, 1)
 
 
 class ExpiredImage(CnnlabError):

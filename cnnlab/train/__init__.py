@@ -15,7 +15,7 @@ import torch
 
 from ..errors import CnnlabError
 from ..runs import Run
-from .config import TrainConfig
+from .config import TrainConfig, recommended
 from .evaluate import EvalResult, evaluate, predict_labels
 from .fit import FitResult, TrainingDiverged, fit
 
@@ -98,6 +98,7 @@ def train(model: str | object = "cifar_resnet20", data: str | object = "cifar10"
     if "model_kwargs" not in options and isinstance(model, Classifier):
         options["model_kwargs"] = dict(model.spec.get("kwargs", {}))
     data_name = str(data) if isinstance(data, (str, Path)) else (getattr(data, "name", "") or "data")
+    options = {**recommended(name), **{k: v for k, v in options.items() if v is not None}}
     cfg = TrainConfig(model=name, data=data_name, epochs=epochs, **options)
     out = Path(out) if out is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     ctx = distributed.context()
@@ -113,7 +114,8 @@ def train(model: str | object = "cifar_resnet20", data: str | object = "cifar10"
     run = None
     if ctx.is_main:
         run = Run.create(out, {"config": cfg.to_dict(), "model": built.describe(),
-                               "data": _describe_data(train_set, val_set),
+                               "data": {**_describe_data(train_set, val_set),
+                                        "in_memory": not isinstance(data, (str, Path))},
                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                "torch": torch.__version__, "world_size": ctx.world_size})
     distributed.barrier(ctx)
@@ -122,8 +124,11 @@ def train(model: str | object = "cifar_resnet20", data: str | object = "cifar10"
 
 
 def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True,
-           stop_after: int | None = None) -> Run:
-    """Continue a run from checkpoints/last.pt (model, optimizer, schedule step, EMA, RNG and data order)."""
+           stop_after: int | None = None, data=None) -> Run:  # noqa: ANN001
+    """Continue a run from checkpoints/last.pt (model, optimizer, schedule step, EMA, RNG and data order).
+
+    `data` is needed only when the run was trained on an in-memory dataset object rather than a
+    name, file or folder (the run directory records only its name)."""
     from ..models.weights import read_checkpoint
     from . import distributed
     run = Run.open(run_dir)
@@ -135,7 +140,13 @@ def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True
     if done >= cfg.epochs:
         raise CnnlabError(f"Run '{run.path}' already finished its {cfg.epochs} epochs; pass --epochs N (more) "
                           "to train on.")
-    model, train_set, val_set = prepare(cfg.replace(whiten=False))
+    try:
+        model, train_set, val_set = prepare(cfg.replace(whiten=False), data=data)
+    except CnnlabError as e:
+        if data is None and run.config.get("data", {}).get("in_memory"):
+            raise CnnlabError(f"Run '{run.path}' was trained on an in-memory dataset ('{cfg.data}'); pass it again: "
+                              "cnnlab.train.resume(run_dir, data=dataset).") from None
+        raise e
     ctx = distributed.context()
     if ctx.is_main and epochs is not None:
         conf = run.config

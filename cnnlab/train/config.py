@@ -90,3 +90,24 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+
+_ADAM = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant"}
+#: Per-model defaults used where the caller leaves an option unset: SGD at lr 0.1 suits BN ResNets but
+#: blows up flatten+dense nets (a 4096-input linear layer moves its logits by ~lr*|x|^2 per step),
+#: so the course nets default to the Adam 1e-3 of the course notebooks.
+RECOMMENDED: dict[str, dict] = {
+    "softmax_regression": {**_ADAM, "augment": "none"},
+    "mlp": {**_ADAM, "augment": "none"},
+    "simple_cnn": _ADAM, "simple_cnn_bn": _ADAM, "simple_cnn_strided": _ADAM, "simple_cnn_gap": _ADAM,
+    "cnn11": _ADAM,
+    "course_resnet": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "step", "step_every": 10},
+    "airbench": {"optimizer": "sgd", "nesterov": True, "lr": 0.2, "momentum": 0.85, "weight_decay": 5e-4,
+                 "batch_size": 512, "schedule": "triangle", "label_smoothing": 0.2, "augment": "crop2,flip",
+                 "whiten": True, "bias_lr_mult": 4.0, "ema": 0.99, "tta": True, "channels_last": True},
+}
+
+
+def recommended(model: str) -> dict:
+    """The per-model defaults for options the caller did not set (empty for ResNets: the defaults fit)."""
+    return dict(RECOMMENDED.get(model, {}))

@@ -1,14 +1,12 @@
-"""A frozen, inference-only copy of a Classifier's body that returns its penultimate embedding fast.
+"""The penultimate embedding, fast: the foundation's inference twin of the net (models/fastpath.py:
+BatchNorm folded into convolutions, channels_last, a tuned allocator), its graph cut at the head's
+input, with activations run in place where nothing else reads their input.
 
-On CPU a frozen network spends a quarter of its time in BatchNorm and out-of-place activations.
-Tracing the net (torch.fx, convolutions and BatchNorms kept as leaves) lets us fold each BatchNorm
-into the convolution before it, run activations in place, stop at the head's input, and use
-channels_last. The result equals `model.features(x)` to float rounding (~1e-6 relative). Nets that
-cannot be traced fall back to `model.features` unchanged.
+Equals `model.features(x)` to float rounding (~1e-6 relative). Nets that cannot be traced, models on
+a GPU and hooked models use `model.features` unchanged.
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,38 +15,6 @@ from torch import fx, nn
 
 if TYPE_CHECKING:
     from ..models.classifier import Classifier
-
-
-class _LeafTracer(fx.Tracer):
-    """Keep every convolution and BatchNorm a single node, even subclasses (e.g. 'SAME'-padded convs)."""
-
-    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, (nn.Conv2d, nn.BatchNorm2d)) or super().is_leaf_module(m, qualname)
-
-
-def _fold_batchnorms(net: nn.Module, graph: fx.Graph) -> int:
-    """Fold each eval-mode BatchNorm2d that alone consumes a Conv2d's output into that conv."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-    modules = dict(net.named_modules())
-    folded = 0
-    for node in list(graph.nodes):
-        if node.op != "call_module" or not isinstance(modules.get(node.target), nn.BatchNorm2d):
-            continue
-        prev = node.args[0] if node.args else None
-        if not (isinstance(prev, fx.Node) and prev.op == "call_module" and len(prev.users) == 1
-                and isinstance(modules.get(prev.target), nn.Conv2d)):
-            continue
-        bn = modules[node.target]
-        if not bn.track_running_stats or bn.running_mean is None:
-            continue
-        fused = fuse_conv_bn_eval(modules[prev.target], bn)
-        parent, _, attr = prev.target.rpartition(".")
-        setattr(net.get_submodule(parent) if parent else net, attr, fused)
-        modules[prev.target] = fused
-        node.replace_all_uses_with(prev)
-        graph.erase_node(node)
-        folded += 1
-    return folded
 
 
 def _cut_at_head(graph: fx.Graph, head: str) -> bool:
@@ -85,28 +51,29 @@ def _activations_in_place(net: nn.Module, graph: fx.Graph) -> None:
 def feature_function(model: "Classifier", fast: bool = True) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """(f, how): f maps [0,1] images [N,3,H,W] to the penultimate embedding [N,D] in inference mode.
 
-    `how` says which path was taken ('folded N BatchNorms' or why the plain path was used).
-    The caller's model is never modified: the fast path works on a copy.
+    The fast path is the foundation's inference twin (models/fastpath.py: BatchNorm folded,
+    channels_last, a tuned allocator) cut at the head's input, with activations run in place where
+    that is safe. `how` says which path was taken. The caller's model is never modified.
     """
-    if not fast or model.head_name is None:
+    if not fast or model.head_name is None or model.mean.device.type != "cpu":
         return model.features, "plain model.features"
+    from ..models.fastpath import has_hooks, inference_twin, tune_allocator
+    tune_allocator()
+    if has_hooks(model):
+        return model.features, "plain model.features (a module is hooked)"
     try:
-        net = copy.deepcopy(model.net).eval()
-        body = fx.GraphModule(net, _LeafTracer().trace(net)).eval()
-        graph = body.graph
-        if not _cut_at_head(graph, model.head_name):
-            return model.features, "plain model.features (head is called more than once)"
-        folded = _fold_batchnorms(body, graph)
-        graph.lint()
+        body = inference_twin(model.net)
+        if not isinstance(body, fx.GraphModule) or not _cut_at_head(body.graph, model.head_name):
+            return model.features, "plain model.features (the net could not be traced)"
+        _activations_in_place(body, body.graph)
+        body.graph.lint()
         body.recompile()
     except Exception as e:  # noqa: BLE001 — any tracing failure means: use the model as it is
         return model.features, f"plain model.features (not traceable: {type(e).__name__})"
-    _activations_in_place(body, graph)
-    body = body.to(memory_format=torch.channels_last)
     mean, std = model.mean, model.std
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in body.modules())
 
     def features(x: torch.Tensor) -> torch.Tensor:
-        x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-        return body(x)
+        return body(((x - mean) / std).contiguous(memory_format=torch.channels_last))
 
-    return features, f"folded {folded} BatchNorms, in-place activations, channels_last"
+    return features, f"inference twin ({n_bn} BatchNorms left unfolded), in-place activations, channels_last"

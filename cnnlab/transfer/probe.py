@@ -24,7 +24,7 @@ CLASSIFIERS = ("logreg", "svm")
 #: Inverse L2 strengths tried by cross-validation (features are unit length by default, so the useful
 #: range sits high); the chosen value is reported, and an edge of the grid is flagged.
 LOGREG_CS = tuple(float(c) for c in np.logspace(-2, 4, 13))
-SVM_CS = tuple(float(c) for c in np.logspace(-3, 2, 11))
+SVM_CS = tuple(float(c) for c in np.logspace(-2, 2, 9))
 
 
 @dataclass
@@ -185,25 +185,40 @@ def linear_probe(train: "FeatureSet | tuple[np.ndarray, np.ndarray]", test: "Fea
                           "extract both with the same model.")
     _check_labels(y_tr, y_te, names)
     notes: list[str] = []
-    cv_scores: dict[float, float] = {}
-    n_folds = 0
-    if C is None:
-        grid = list(Cs or (LOGREG_CS if classifier == "logreg" else SVM_CS))
-        n_folds = int(min(folds, np.bincount(y_tr)[np.unique(y_tr)].min()))
-        if n_folds >= 2 and len(grid) > 1:
-            cv_scores = _cross_validate(classifier, x_tr, y_tr, grid, n_folds, seed)
-            C = max(cv_scores, key=lambda c: (cv_scores[c], -abs(np.log10(c))))
-            if C in (grid[0], grid[-1]):
-                notes.append(f"the chosen C={C:g} is at the edge of the grid {grid[0]:g}..{grid[-1]:g}")
-        else:
-            C = 1.0 if classifier == "svm" else 100.0
-            notes.append(f"too few training images per class for cross-validation; used C={C:g}")
-            n_folds = 0
-    est = _fit(_estimator(classifier, C, seed), x_tr, y_tr)
-    pred = est.predict(x_te)
+    # One BLAS thread: these matrices are small, and threaded BLAS on a busy 2-core machine was measured
+    # 10-30x slower (its threads spin waiting for cores); see benchmarks/results/transfer.md.
+    # (scipy and scikit-learn load their own BLAS: import them first so the limit reaches it.)
+    import scipy.optimize  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import sklearn.svm  # noqa: F401
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        C, cv_scores, n_folds = _choose_C(classifier, x_tr, y_tr, C, Cs, folds, seed, notes)
+        est = _fit(_estimator(classifier, C, seed), x_tr, y_tr)
+        pred = est.predict(x_te)
     metrics = classification_metrics(y_te, pred, names)
     return ProbeResult(classifier, list(names), metrics, len(y_tr), len(y_te), int(x_tr.shape[1]), float(C),
                        cv_scores, n_folds, pred, time.perf_counter() - t0, notes)
+
+
+def _choose_C(classifier: str, x: np.ndarray, y: np.ndarray, C: float | None, Cs: Sequence[float] | None,
+              folds: int, seed: int, notes: list[str]) -> tuple[float, dict[float, float], int]:
+    """The given C, or the best of the grid by cross-validated mean per-class accuracy."""
+    if C is not None:
+        return float(C), {}, 0
+    grid = sorted(float(c) for c in (Cs or (LOGREG_CS if classifier == "logreg" else SVM_CS)))
+    n_folds = int(min(folds, np.bincount(y)[np.unique(y)].min()))
+    if n_folds < 2 or len(grid) < 2:
+        C = grid[0] if len(grid) == 1 else (1.0 if classifier == "svm" else 100.0)
+        if len(grid) > 1:
+            notes.append(f"too few training images per class for cross-validation; used C={C:g}")
+        return C, {}, 0
+    scores = _cross_validate(classifier, x, y, grid, n_folds, seed)
+    best = max(scores, key=lambda c: (round(scores[c], 9), -abs(np.log10(c))))
+    if best in (grid[0], grid[-1]) and len(grid) > 2:
+        notes.append(f"the chosen C={best:g} is at the edge of the grid {grid[0]:g}..{grid[-1]:g}")
+    return best, scores, n_folds
 
 
 def _unpack(part, classes: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:  # noqa: ANN001

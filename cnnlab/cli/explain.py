@@ -1,0 +1,309 @@
+"""`cnnlab featmaps | filters | saliency | dream | top-activations`: thin shells over cnnlab.explain.
+
+Each writes PNG figures (and a JSON summary) into --out, optionally TensorBoard images too.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import CnnlabError
+from .common import echo_json, fresh_out_dir, load_cli_model, model_options
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def _out_options(default: str):  # noqa: ANN202
+    def deco(fn):  # noqa: ANN001, ANN202
+        fn = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")(fn)
+        fn = click.option("--tensorboard", type=click.Path(file_okay=False), default=None,
+                          help="Also write the figures as TensorBoard images into this log directory.")(fn)
+        fn = click.option("--force", is_flag=True, help="Write into an existing non-empty --out.")(fn)
+        fn = click.option("--out", type=click.Path(file_okay=False), default=None,
+                          help=f"Directory for the PNG figures and summary JSON [default: ./{default}, "
+                               f"or {default}-2, -3... if that exists].")(fn)
+        return fn
+    return deco
+
+
+def _check_out(out: str | None, force: bool) -> None:
+    """Refuse a non-empty --out before any work is done (nothing of the user's is overwritten)."""
+    if out is None:
+        return
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise CnnlabError(f"--out '{out}' is a file; choose a directory for the figures.")
+    if p.exists() and any(p.iterdir()) and not force:
+        fresh_out_dir(out, force)  # raises the one-sentence error
+
+
+def _out_dir(out: str | None, force: bool, default: str) -> Path:
+    """--out as given (refusing a non-empty one without --force), else a new ./default[-N]."""
+    if out is not None:
+        _check_out(out, force)
+        return fresh_out_dir(out, force)
+    path, n = Path(default), 1
+    while path.exists() and any(path.iterdir()):
+        n += 1
+        path = Path(f"{default}-{n}")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _finish(out: Path, summary: dict, images: dict, tensorboard: str | None, as_json: bool, name: str) -> None:
+    import json
+    (out / f"{name}.json").write_text(json.dumps(summary, indent=1, default=str))
+    if tensorboard:
+        from ..explain.figures import write_tensorboard
+        write_tensorboard(tensorboard, images)
+        summary["tensorboard"] = tensorboard
+    if as_json:
+        echo_json(summary)
+    else:
+        for p in summary.get("figures", []):
+            click.echo(f"wrote {p}")
+        if tensorboard:
+            click.echo(f"TensorBoard images in {tensorboard} (tensorboard --logdir {tensorboard})")
+
+
+def _image_or_default(image: str | None, model):  # noqa: ANN001, ANN202
+    from ..images import bundled_photo, load_images
+    src = image if image is not None else bundled_photo("chelsea")
+    if image is None:
+        click.echo("no IMAGE given: using scikit-image's photo 'chelsea' (a cat)", err=True)
+    return load_images(src, model), Path(str(src)).stem
+
+
+@click.command("featmaps")
+@click.argument("image", required=False, type=click.Path(dir_okay=False))
+@model_options
+@click.option("--layer", "layers", multiple=True,
+              help="Layer name, or early/middle/late (repeatable) [default: early, middle, late].")
+@click.option("-k", "k", type=click.IntRange(1, 256), default=5, show_default=True,
+              help="How many of the most active channels per layer.")
+@click.option("--channels", default=None, help="Show these channels instead, e.g. 0,5,9 (same for every layer).")
+@click.option("--rank", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
+              help="Rank channels by mean or max activation.")
+@_out_options("featmaps")
+def featmaps_cmd(image: str | None, model_name: str | None, weights: str | None, normalize: str | None,
+                 layers: tuple[str, ...], k: int, channels: str | None, rank: str, out: str | None, force: bool,
+                 tensorboard: str | None, as_json: bool) -> None:
+    """Feature maps of IMAGE at early/middle/late layers, each normalized to [0,1], as one figure."""
+    from ..explain import feature_maps
+    from ..images import save_image
+    model = load_cli_model(model_name, weights, normalize)
+    x, stem = _image_or_default(image, model)
+    chans = _int_list(channels, "--channels") if channels else None
+    fm = feature_maps(model, x, list(layers) or ["early", "middle", "late"], k=k, channels=chans, rank=rank)
+    d = _out_dir(out, force, "featmaps")
+    figs = [fm.figure(d / f"featmaps_{stem}.png")]
+    grids = {f"featmaps/{n}": fm.grid(n) for n in fm.layers}
+    for n in fm.layers:
+        figs.append(save_image(fm.grid(n), d / f"maps_{n.replace('.', '_')}.png"))
+    summary = {**fm.to_dict(), "image": image or "chelsea", "figures": [str(p) for p in figs]}
+    if not as_json:
+        for n, req in zip(fm.layers, fm.requested):
+            click.echo(f"{req:>8} -> {n} {fm.shapes[n]}: channels {fm.channels[n]}")
+        for note in fm.notes:
+            click.echo(f"note: {note}", err=True)
+    _finish(d, summary, grids, tensorboard, as_json, "featmaps")
+
+
+@click.command("filters")
+@model_options
+@click.option("--layer", default=None, help="A Conv2d over RGB (or a Linear on pixels) [default: the first layer].")
+@click.option("--columns", type=click.IntRange(1, 256), default=None,
+              help="Filters per row [default: 16 for 32+ filters, so 64 filters make 4 rows x 16].")
+@_out_options("filters")
+def filters_cmd(model_name: str | None, weights: str | None, normalize: str | None, layer: str | None,
+                columns: int | None, out: str | None, force: bool, tensorboard: str | None, as_json: bool) -> None:
+    """First-layer filters as one RGB array, each contrast-stretched; a linear model's class templates."""
+    from ..explain import filters
+    from ..images import save_image
+    model = load_cli_model(model_name, weights, normalize)
+    f = filters(model, layer)
+    d = _out_dir(out, force, "filters")
+    img = f.image(ncols=columns)
+    figs = [save_image(img, d / "filters.png")]
+    if f.kind == "templates":
+        figs.append(f.figure(d / "templates.png"))
+    summary = {**f.to_dict(), "figures": [str(p) for p in figs]}
+    if not as_json:
+        click.echo(f"{f.kind} of layer '{f.layer}': {len(f.filters)} filters, weight shape {f.weight_shape}")
+    _finish(d, summary, {"filters": img}, tensorboard, as_json, "filters")
+
+
+@click.command("saliency")
+@click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
+@model_options
+@click.option("--method", default="gradient", show_default=True,
+              help="gradient, smoothgrad, ig, guided, gradcam, a comma list, or all.")
+@click.option("--target", default=None, help="Class to explain: a name or index [default: each image's prediction].")
+@click.option("--layer", default=None, help="Grad-CAM layer: a name or early/middle/late [default: last feature layer].")
+@click.option("--steps", type=click.IntRange(1, 10000), default=50, show_default=True, help="Integrated Gradients steps.")
+@click.option("--samples", type=click.IntRange(1, 10000), default=25, show_default=True, help="SmoothGrad samples.")
+@click.option("--sigma", type=float, default=0.15, show_default=True, help="SmoothGrad noise std (pixel units).")
+@click.option("--score", type=click.Choice(["logit", "loss"]), default="logit", show_default=True,
+              help="Gradient of the target logit, or of its cross-entropy loss (the seed exercise's variant).")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=None,
+              help="Interpolation points / noisy copies per forward pass (bounds memory) [default: by image size].")
+@_out_options("saliency")
+def saliency_cmd(images: tuple[str, ...], model_name: str | None, weights: str | None, normalize: str | None,
+                 method: str, target: str | None, layer: str | None, steps: int, samples: int, sigma: float,
+                 score: str, batch_size: int | None, out: str | None, force: bool, tensorboard: str | None,
+                 as_json: bool) -> None:
+    """Attribution maps of IMAGES (gradient saliency by default), with overlays, in --out."""
+    from ..explain import METHODS, attribute
+    from ..explain.attribution import ALIASES
+    from ..errors import unknown
+    from ..images import bundled_photo, load_images, save_image
+    methods = list(METHODS) if method.strip() == "all" else [m.strip() for m in method.split(",") if m.strip()]
+    for m in methods:
+        if ALIASES.get(m, m) not in METHODS:
+            raise unknown("--method", m, [*METHODS, "all"])
+    model = load_cli_model(model_name, weights, normalize)
+    srcs = list(images) or [bundled_photo("chelsea")]
+    if not images:
+        click.echo("no IMAGES given: using scikit-image's photo 'chelsea' (a cat)", err=True)
+    x = load_images(srcs, model)
+    _check_out(out, force)
+    results = []
+    for m in dict.fromkeys(ALIASES.get(m, m) for m in methods):
+        opts = {"gradient": {"score": score}, "guided": {"score": score},
+                "smoothgrad": {"samples": samples, "sigma": sigma, "batch_size": batch_size, "score": score},
+                "ig": {"steps": steps, "batch_size": batch_size}, "gradcam": {"layer": layer}}[m]
+        results.append((m, attribute(model, x, target=target, method=m, **opts)))
+    d = _out_dir(out, force, "saliency")
+    summary: dict = {"images": [str(s) for s in srcs], "methods": {}, "figures": []}
+    tb: dict = {}
+    for key, a in results:
+        summary["methods"][key] = a.to_dict()
+        summary["figures"].append(str(a.figure(d / f"saliency_{key}.png")))
+        for i, (ov, s) in enumerate(zip(a.overlays(), srcs)):
+            p = save_image(ov, d / f"{key}_{i:02d}_{Path(str(s)).stem}.png")
+            tb[f"{key}/{i:02d}_{Path(str(s)).stem}"] = ov
+            summary["figures"].append(str(p))
+        if not as_json:
+            extra = ""
+            if key == "ig":
+                extra = f"; completeness error {max(a.extras['completeness_relative_error']):.1%}"
+            click.echo(f"{key}: " + ", ".join(f"{lab} ({sc:.2f})" for lab, sc in zip(a.labels, a.scores)) + extra
+                       + (f"; layer {a.layer}" if a.layer else ""))
+            for note in a.notes:
+                click.echo(f"note: {note}", err=True)
+    _finish(d, summary, tb, tensorboard, as_json, "saliency")
+
+
+@click.command("dream")
+@click.argument("image", required=False, type=click.Path(dir_okay=False))
+@model_options
+@click.option("--objective", default=None,
+              help="What to maximize: LAYER:CH (channel), LAYER:CH@Y,X (neuron), LAYER (DeepDream), class:NAME, "
+                   "and weighted sums like 'middle:5*2 + middle:16'. LAYER may be early/middle/late "
+                   "[default: 'middle' (DeepDream)].")
+@click.option("--steps", type=click.IntRange(1, 100000), default=256, show_default=True, help="Optimization steps.")
+@click.option("--lr", type=float, default=0.05, show_default=True, help="Adam learning rate.")
+@click.option("--reg", "regs", multiple=True,
+              help="Regularizers (repeatable, NAME or NAME:VALUE): fft, decorrelate, jitter, scale, rotate, "
+                   "blur, tv, or a preset none/default/classic [default: default].")
+@click.option("--compare", is_flag=True, help="Also optimize without regularization and show both side by side.")
+@click.option("--canvas", type=click.IntRange(8, 2048), default=None,
+              help="Side of the optimized image [default: the model's input, 4x for small inputs].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_out_options("dream")
+def dream_cmd(image: str | None, model_name: str | None, weights: str | None, normalize: str | None,
+              objective: str | None, steps: int, lr: float, regs: tuple[str, ...], compare: bool,
+              canvas: int | None, seed: int, out: str | None, force: bool, tensorboard: str | None,
+              as_json: bool) -> None:
+    """Feature visualization: optimize an image (from noise, or from IMAGE) to excite a unit."""
+    from ..explain import compare_regularization, parse_objective, visualize
+    from ..images import load_images
+    model = load_cli_model(model_name, weights, normalize)
+    obj = parse_objective(model, objective or "middle")
+    start = load_images(image, model) if image else None
+    reg = list(regs) or "default"
+    _check_out(out, force)
+    with click.progressbar(length=steps, label=f"optimizing {obj.name}", file=click.get_text_stream("stderr")) as bar:
+        v = visualize(model, obj, steps=steps, lr=lr, regularizers=reg, start=start, canvas=canvas, seed=seed,
+                      callback=lambda i, val: bar.update(1))
+    d = _out_dir(out, force, "dream")
+    figs = [v.save(d / "dream.png"), v.figure(d / "dream_curve.png")]
+    tb = {"dream/regularized": v.image}
+    summary = {**v.to_dict(), "start": image or "noise"}
+    if compare:
+        plain, _, path = compare_regularization(model, obj, steps=steps, regularizers=reg, lr=lr, start=start,
+                                                canvas=canvas, seed=seed, path=d / "dream_compare.png")
+        figs.append(path)
+        tb["dream/unregularized"] = plain.image
+        summary["unregularized"] = plain.to_dict()
+    summary["figures"] = [str(p) for p in figs]
+    if not as_json:
+        click.echo(f"{obj.name}: {v.start_value:.3f} -> {v.final_value:.3f} in {steps} steps ({v.seconds:.1f} s)")
+    _finish(d, summary, tb, tensorboard, as_json, "dream")
+
+
+@click.command("top-activations")
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
+@model_options
+@click.option("--layer", default="middle", show_default=True, help="Layer name or early/middle/late.")
+@click.option("--channel", type=int, default=0, show_default=True, help="Channel of the layer.")
+@click.option("-k", "k", type=click.IntRange(1, 1000), default=9, show_default=True, help="How many top images.")
+@click.option("--reduce", type=click.Choice(["max", "mean"]), default="max", show_default=True,
+              help="Score an image by the channel's spatial max or mean.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Scan at most this many images.")
+@_out_options("top-activations")
+def top_activations_cmd(data: tuple[str, ...], model_name: str | None, weights: str | None, normalize: str | None,
+                        layer: str, channel: int, k: int, reduce: str, batch_size: int, limit: int | None,
+                        out: str | None, force: bool, tensorboard: str | None, as_json: bool) -> None:
+    """The DATA images (files, folders, or an .npz with uint8 'x') that most excite one channel, with the
+    receptive-field patch of the strongest position."""
+    from ..explain import top_activations
+    model = load_cli_model(model_name, weights, normalize)
+    items = _scan_source(data, limit)
+    _check_out(out, force)
+    ta = top_activations(model, items, layer, channel, k=k, batch_size=batch_size, reduce=reduce)
+    d = _out_dir(out, force, "top-activations")
+    fig = ta.figure(d / "top_activations.png")
+    summary = {**ta.to_dict(), "figures": [str(fig)]}
+    if isinstance(items, list):
+        summary["files"] = [items[i] for i in ta.indices]
+    if not as_json:
+        click.echo(f"scanned {ta.scanned} images in {ta.seconds:.1f} s; {ta.layer}:{ta.channel} strongest in "
+                   + ", ".join(f"#{i} ({v:.2f})" for i, v in zip(ta.indices, ta.values)))
+    from ..images import make_grid
+    _finish(d, summary, {"top_activations/patches": make_grid(ta.images)}, tensorboard, as_json, "top_activations")
+
+
+def _scan_source(data: tuple[str, ...], limit: int | None):  # noqa: ANN202
+    """Paths -> a uint8 [N,3,H,W] tensor (one .npz) or a sorted list of image files."""
+    import numpy as np
+    import torch
+    if len(data) == 1 and data[0].endswith(".npz"):
+        with np.load(data[0], allow_pickle=False) as z:
+            key = next((k for k in ("x", "images", "x_test", "cifar10_x") if k in z.files), None)
+            if key is None:
+                raise CnnlabError(f"'{data[0]}' has no image array; expected a uint8 array named 'x' "
+                                  f"(it has: {', '.join(z.files)}).")
+            arr = z[key][:limit] if limit else z[key]
+        if arr.dtype != np.uint8 or arr.ndim != 4:
+            raise CnnlabError(f"'{data[0]}:{key}' must be uint8 images [N,H,W,3] or [N,3,H,W]; got {arr.dtype} {arr.shape}.")
+        t = torch.from_numpy(arr)
+        return t.permute(0, 3, 1, 2).contiguous() if t.shape[-1] == 3 else t
+    files: list[str] = []
+    for p in map(Path, data):
+        if p.is_dir():
+            files += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(str(p))
+    if not files:
+        raise CnnlabError(f"No image files found in {', '.join(data)}; pass image files, folders or an .npz.")
+    return files[:limit] if limit else files
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise CnnlabError(f"{what} '{text}' must be whole numbers separated by commas, e.g. 0,5,9.") from None

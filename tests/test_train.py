@@ -1,0 +1,178 @@
+"""The trainer on real CIFAR-10 subsets: learning, resume, checkpoints, bad input, schedules."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.data import ImageArrays, load_dataset
+from cnnlab.errors import CnnlabError
+from cnnlab.runs import Run
+from cnnlab.train import TrainConfig, TrainingDiverged, evaluate, fit, resume
+from cnnlab.train.optim import lr_factor, parameter_groups
+from tests.conftest import shared
+
+TINY_RESNET = {"strides": "1,2", "width": 8, "bn": True}  # has BN and dropout: both must resume exactly
+
+
+@pytest.fixture(scope="module")
+def cifar_train_small():
+    """1000 real CIFAR-10 images (seeded, all classes) from the test file."""
+    d = load_dataset(str(shared("cifar10_test.npz")))
+    idx = torch.randperm(len(d), generator=torch.Generator().manual_seed(0))[:1000]
+    return d.subset(idx.sort().values)
+
+
+def test_training_learns_and_writes_the_run_directory(cifar_train_small, tmp_path):
+    run = cnnlab.train("simple_cnn_gap", data=cifar_train_small, epochs=3, out=tmp_path / "run", batch_size=100,
+                       lr=3e-3, progress=False)
+    rows = run.metrics()
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"] < 2.31
+    assert rows[-1]["val_top1"] > 0.2  # 100 held-out real images, 10 classes: well above chance
+    for key in ("train_loss", "val_loss", "val_top1", "val_top5", "val_error", "lr", "images_per_s", "elapsed_s"):
+        assert key in rows[-1]
+    conf = run.config
+    assert conf["config"]["model"] == "simple_cnn_gap" and abs(conf["data"]["train"]["n"] - 900) <= 5
+    assert conf["data"]["train"]["n"] + conf["data"]["val"]["n"] == 1000
+    for f in ("checkpoints/last.pt", "checkpoints/best.pt", "figures/curves.png", "figures/filters.png", "final.json"):
+        assert (run.path / f).exists(), f
+    assert list((run.path / "tb").glob("events.out.tfevents.*"))
+    ckpt = torch.load(run.path / "checkpoints" / "last.pt", weights_only=True)  # plain data only
+    assert ckpt["epoch"] == 3 and set(ckpt) >= {"cnnlab", "state_dict", "optimizer", "scheduler", "rng", "loader"}
+    model = cnnlab.create_model(weights=run.path / "checkpoints" / "best.pt")
+    best = max(rows, key=lambda r: r["val_top1"])
+    from cnnlab.data import train_val_split  # evaluate reproduces the logged number
+    held = train_val_split(cifar_train_small, None, 0.1, 0).test
+    assert abs(evaluate(model, held).top1 - best["val_top1"]) < 1e-9
+    with pytest.raises(CnnlabError, match="already holds a run"):
+        cnnlab.train("simple_cnn_gap", data=cifar_train_small, epochs=1, out=run.path, progress=False)
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_resume_equals_uninterrupted_training(cifar_train_small, tmp_path):
+    data = cifar_train_small.subset(range(400))
+    opts = dict(data=data, epochs=3, batch_size=100, lr=0.05, optimizer="sgd", schedule="cosine",
+                model_kwargs=TINY_RESNET, ema=0.9, augment="crop4,flip,cutout4", progress=False, seed=3)
+    straight = cnnlab.train("course_resnet", out=tmp_path / "straight", **opts)
+    cnnlab.train("course_resnet", out=tmp_path / "killed", stop_after=1, **opts)
+    assert len(Run.open(tmp_path / "killed").metrics()) == 1
+    resumed = resume(tmp_path / "killed", progress=False, data=data)
+    a, b = _weights(straight.path / "checkpoints/last.pt"), _weights(resumed.path / "checkpoints/last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ra, rb = straight.metrics(), resumed.metrics()
+    assert [r["train_loss"] for r in ra] == [r["train_loss"] for r in rb]
+    assert [r["val_top1"] for r in ra] == [r["val_top1"] for r in rb]
+    with pytest.raises(CnnlabError, match="already finished"):
+        resume(tmp_path / "killed", progress=False, data=data)
+
+
+def test_nan_loss_stops_clearly_and_keeps_last_good_checkpoint(cifar_train_small, tmp_path):
+    run_dir = tmp_path / "nan"
+    cnnlab.train("softmax_regression", data=cifar_train_small, epochs=1, out=run_dir, progress=False)
+    good = _weights(run_dir / "checkpoints/last.pt")
+    ckpt = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)
+    cfg = TrainConfig.from_dict({**Run.open(run_dir).config["config"], "epochs": 3, "lr": 1e30, "optimizer": "sgd"})
+    model = cnnlab.create_model(weights=run_dir / "checkpoints/last.pt")
+    with pytest.raises(TrainingDiverged, match=r"loss became (nan|inf).*last good checkpoint is .*last.pt \(epoch 1\)"):
+        fit(model, cifar_train_small, None, cfg, Run.open(run_dir), resume=ckpt, progress=False)
+    after = _weights(run_dir / "checkpoints/last.pt")
+    assert all(torch.equal(good[k], after[k]) for k in good)
+    assert json.loads((run_dir / "final.json").read_text())["status"] == "diverged"
+
+
+def test_full_disk_leaves_previous_checkpoint_intact(cifar_train_small, tmp_path, monkeypatch):
+    run_dir = tmp_path / "disk"
+    cnnlab.train("softmax_regression", data=cifar_train_small, epochs=1, out=run_dir, progress=False)
+    before = (run_dir / "checkpoints/last.pt").read_bytes()
+
+    def full_disk(obj, f, *a, **k):
+        f.write(b"partial bytes")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CnnlabError, match="No space left on device.*previous checkpoint there is intact"):
+        resume(run_dir, epochs=2, progress=False, data=cifar_train_small)
+    monkeypatch.undo()
+    assert (run_dir / "checkpoints/last.pt").read_bytes() == before
+    assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
+    assert cnnlab.create_model(weights=run_dir / "checkpoints/last.pt").num_classes == 10
+
+
+def test_bad_inputs_get_one_sentence(cifar_train_small, tmp_path):
+    with pytest.raises(CnnlabError, match="did you mean: cifar_resnet20"):
+        cnnlab.train("cifar_resnet21", data=cifar_train_small, epochs=1, out=tmp_path / "a", progress=False)
+    with pytest.raises(CnnlabError, match="labels up to 9 but the model has num_classes=5"):
+        cnnlab.train("softmax_regression", data=cifar_train_small, epochs=1, num_classes=5, out=tmp_path / "b",
+                     progress=False)
+    with pytest.raises(CnnlabError, match="did you mean: cosine"):
+        TrainConfig(schedule="cosin")
+    other = tmp_path / "other.pt"
+    m = cnnlab.create_model("simple_cnn")
+    torch.save({"state_dict": m.net.state_dict()}, other)
+    with pytest.raises(CnnlabError, match="do not fit architecture 'cnn11'.*missing keys"):
+        cnnlab.create_model("cnn11", weights=other)
+    bad = tmp_path / "trunc.pt"
+    run = cnnlab.train("softmax_regression", data=cifar_train_small, epochs=1, out=tmp_path / "c", progress=False)
+    bad.write_bytes((run.path / "checkpoints/last.pt").read_bytes()[:2000])
+    with pytest.raises(CnnlabError, match="truncated or corrupt"):
+        cnnlab.create_model(weights=bad)
+
+
+def test_schedules_and_warmup():
+    spe = 10
+    cos = TrainConfig(epochs=10, schedule="cosine")
+    assert lr_factor(0, cos, spe) == pytest.approx(1.0) and lr_factor(99, cos, spe) < 0.01
+    step = TrainConfig(epochs=10, schedule="step", step_every=3, gamma=0.1)
+    assert [round(lr_factor(e * spe, step, spe), 6) for e in (0, 2, 3, 6, 9)] == [1, 1, 0.1, 0.01, 0.001]
+    multi = TrainConfig(epochs=10, schedule="multistep", milestones=[5, 8])
+    assert [round(lr_factor(e * spe, multi, spe), 6) for e in (4, 5, 8)] == [1, 0.1, 0.01]
+    warm = TrainConfig(epochs=10, schedule="cosine", warmup_epochs=1)
+    assert lr_factor(0, warm, spe) == pytest.approx(0.1) and lr_factor(9, warm, spe) == pytest.approx(1.0)
+    one = TrainConfig(epochs=10, schedule="onecycle")
+    f = [lr_factor(s, one, spe) for s in range(100)]
+    assert f[0] < 0.05 and max(f) == pytest.approx(1.0, abs=1e-3) and f[-1] < 1e-2 and np.argmax(f) == 30
+    tri = TrainConfig(epochs=10, schedule="triangle")
+    t = [lr_factor(s, tri, spe) for s in range(100)]
+    assert np.argmax(t) in (22, 23) and t[-1] < 0.02
+
+
+def test_no_weight_decay_on_norm_and_bias():
+    m = cnnlab.create_model("simple_cnn_bn")
+    groups = parameter_groups(m.net, TrainConfig(weight_decay=5e-4))
+    by_decay = {g["weight_decay"]: sum(p.numel() for p in g["params"]) for g in groups}
+    bn_and_bias = sum(p.numel() for n, p in m.net.named_parameters() if p.dim() == 1)
+    assert by_decay[0.0] == bn_and_bias and by_decay[5e-4] == sum(p.numel() for p in m.parameters()) - bn_and_bias
+    all_groups = parameter_groups(m.net, TrainConfig(weight_decay=5e-4, decay_norm_and_bias=True))
+    assert [g["weight_decay"] for g in all_groups] == [5e-4]
+
+
+def test_finetune_new_head_with_frozen_backbone(cifar_train_small, tmp_path, resnet20):
+    weights = shared("weights/akamaster_cifar10_resnet20-12fca82f.th")
+    five = cifar_train_small.subset(torch.nonzero(cifar_train_small.y < 5).flatten())
+    five = ImageArrays(five.x, five.y, ["airplane", "automobile", "bird", "cat", "deer"], "five")
+    run = cnnlab.train("cifar_resnet20", data=five, weights=str(weights), epochs=2, freeze_epochs=1,
+                       backbone_lr_mult=0.1, lr=0.05, out=tmp_path / "ft", progress=False, batch_size=50)
+    first = torch.load(run.path / "checkpoints/last.pt", weights_only=True)
+    model = cnnlab.create_model(weights=run.path / "checkpoints/last.pt")
+    assert model.num_classes == 5 and model.labels[4] == "deer"
+    assert run.metrics()[0]["val_top1"] > 0.5  # pretrained features: a linear head alone is far above chance
+    orig = resnet20.net.state_dict()
+    assert not torch.equal(first["state_dict"]["layer1.0.conv1.weight"], orig["layer1.0.conv1.weight"])  # unfrozen in epoch 2
+    lrs = {round(g["lr"] / run.metrics()[-1]["lr"], 6) for g in first["optimizer"]["param_groups"]}
+    assert lrs == {1.0, 0.1}
+
+
+def test_frozen_epoch_changes_only_the_head(cifar_train_small, tmp_path):
+    weights = shared("weights/akamaster_cifar10_resnet20-12fca82f.th")
+    run = cnnlab.train("cifar_resnet20", data=cifar_train_small.subset(range(200)), weights=str(weights), epochs=2,
+                       freeze_epochs=2, lr=0.05, out=tmp_path / "frz", progress=False, batch_size=50, ema=None)
+    after = _weights(run.path / "checkpoints/last.pt")
+    before = cnnlab.create_model("cifar_resnet20", weights=weights).net.state_dict()
+    changed = {k for k in after if after[k].dtype.is_floating_point and not torch.equal(after[k], before[k])}
+    assert changed and all(k.startswith("linear") or "running" in k for k in changed)
