@@ -190,9 +190,11 @@ def plot_curves(runs: list[Run], out: Path, labels: list[str] | None = None) -> 
         ep = [r["epoch"] for r in rows]
         color = f"C{i % 10}"
         axes[0].plot(ep, [r["train_loss"] for r in rows], "-o", ms=3, color=color, label=f"{label} train objective")
-        if rows[0].get("val_loss") is not None:
-            axes[0].plot(ep, [r.get("val_loss") for r in rows], "--", color=color, label=f"{label} val loss")
-            axes[1].plot(ep, [100 * r["val_error"] for r in rows], "-o", ms=3, color=color, label=f"{label} val error")
+        vals = [(r["epoch"], r["val_loss"], r["val_error"]) for r in rows if r.get("val_loss") is not None]
+        if vals:
+            axes[0].plot([v[0] for v in vals], [v[1] for v in vals], "--", color=color, label=f"{label} val loss")
+            axes[1].plot([v[0] for v in vals], [100 * v[2] for v in vals], "-o", ms=3, color=color,
+                         label=f"{label} val error")
         if rows[0].get("train_top1") is not None:
             axes[1].plot(ep, [100 * (1 - r["train_top1"]) for r in rows], ":", color=color, label=f"{label} train error")
         axes[2].plot(ep, [r["lr"] for r in rows], "-", color=color, label=label)

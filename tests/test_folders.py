@@ -121,13 +121,11 @@ def test_pets_official_layout(tmp_path, pets_npz):
     (base / "images").mkdir(parents=True)
     (base / "annotations").mkdir()
     rows = {"trainval": [], "test": []}
-    for i in range(len(pets_npz["label"])):
-        if i % 10 >= 2:  # two photos of each breed are enough
-            continue
-        stem = str(pets_npz["source_name"][i]).rsplit(".", 1)[0]
-        (base / "images" / f"{stem}.jpg").write_bytes(photo_bytes(pets_npz, i))
-        part = "trainval" if i % 10 == 0 else "test"
-        rows[part].append(f"{stem} {int(pets_npz['label'][i]) + 1} 1 1")
+    for b in range(37):  # two photos of each breed are enough
+        for rank, i in enumerate(np.flatnonzero(pets_npz["label"] == b)[:2]):
+            stem = str(pets_npz["source_name"][i]).rsplit(".", 1)[0]
+            (base / "images" / f"{stem}.jpg").write_bytes(photo_bytes(pets_npz, i))
+            rows["trainval" if rank == 0 else "test"].append(f"{stem} {b + 1} 1 1")
     for part, lines in rows.items():
         (base / "annotations" / f"{part}.txt").write_text("\n".join(lines) + "\n")
     split = load_pets(tmp_path)

@@ -75,10 +75,10 @@ def test_resume_equals_uninterrupted_training(cifar_train_small, tmp_path):
 
 def test_nan_loss_stops_clearly_and_keeps_last_good_checkpoint(cifar_train_small, tmp_path):
     run_dir = tmp_path / "nan"
-    cnnlab.train("softmax_regression", data=cifar_train_small, epochs=1, out=run_dir, progress=False)
+    cnnlab.train("mlp", data=cifar_train_small, epochs=1, out=run_dir, progress=False, model_kwargs={"widths": "64"})
     good = _weights(run_dir / "checkpoints/last.pt")
     ckpt = torch.load(run_dir / "checkpoints/last.pt", weights_only=True)
-    cfg = TrainConfig.from_dict({**Run.open(run_dir).config["config"], "epochs": 3, "lr": 1e30, "optimizer": "sgd"})
+    cfg = TrainConfig.from_dict({**Run.open(run_dir).config["config"], "epochs": 3, "lr": 1e30})
     model = cnnlab.create_model(weights=run_dir / "checkpoints/last.pt")
     with pytest.raises(TrainingDiverged, match=r"loss became (nan|inf).*last good checkpoint is .*last.pt \(epoch 1\)"):
         fit(model, cifar_train_small, None, cfg, Run.open(run_dir), resume=ckpt, progress=False)
@@ -105,7 +105,7 @@ def test_full_disk_leaves_previous_checkpoint_intact(cifar_train_small, tmp_path
 
 
 def test_bad_inputs_get_one_sentence(cifar_train_small, tmp_path):
-    with pytest.raises(CnnlabError, match="did you mean: cifar_resnet20"):
+    with pytest.raises(CnnlabError, match=r"Unknown model 'cifar_resnet21' \(did you mean: .*cifar_resnet20"):
         cnnlab.train("cifar_resnet21", data=cifar_train_small, epochs=1, out=tmp_path / "a", progress=False)
     with pytest.raises(CnnlabError, match="labels up to 9 but the model has num_classes=5"):
         cnnlab.train("softmax_regression", data=cifar_train_small, epochs=1, num_classes=5, out=tmp_path / "b",
@@ -155,7 +155,7 @@ def test_no_weight_decay_on_norm_and_bias():
 def test_finetune_new_head_with_frozen_backbone(cifar_train_small, tmp_path, resnet20):
     weights = shared("weights/akamaster_cifar10_resnet20-12fca82f.th")
     five = cifar_train_small.subset(torch.nonzero(cifar_train_small.y < 5).flatten())
-    five = ImageArrays(five.x, five.y, ["airplane", "automobile", "bird", "cat", "deer"], "five")
+    five = ImageArrays(five.x[:300], five.y[:300], ["airplane", "automobile", "bird", "cat", "deer"], "five")
     run = cnnlab.train("cifar_resnet20", data=five, weights=str(weights), epochs=2, freeze_epochs=1,
                        backbone_lr_mult=0.1, lr=0.05, out=tmp_path / "ft", progress=False, batch_size=50)
     first = torch.load(run.path / "checkpoints/last.pt", weights_only=True)
@@ -170,8 +170,8 @@ def test_finetune_new_head_with_frozen_backbone(cifar_train_small, tmp_path, res
 
 def test_frozen_epoch_changes_only_the_head(cifar_train_small, tmp_path):
     weights = shared("weights/akamaster_cifar10_resnet20-12fca82f.th")
-    run = cnnlab.train("cifar_resnet20", data=cifar_train_small.subset(range(200)), weights=str(weights), epochs=2,
-                       freeze_epochs=2, lr=0.05, out=tmp_path / "frz", progress=False, batch_size=50, ema=None)
+    run = cnnlab.train("cifar_resnet20", data=cifar_train_small.subset(range(200)), weights=str(weights), epochs=1,
+                       freeze_epochs=1, lr=0.05, out=tmp_path / "frz", progress=False, batch_size=50, ema=None)
     after = _weights(run.path / "checkpoints/last.pt")
     before = cnnlab.create_model("cifar_resnet20", weights=weights).net.state_dict()
     changed = {k for k in after if after[k].dtype.is_floating_point and not torch.equal(after[k], before[k])}

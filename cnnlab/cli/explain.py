@@ -4,6 +4,7 @@ Each writes PNG figures (and a JSON summary) into --out, optionally TensorBoard 
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -224,7 +225,7 @@ def dream_cmd(image: str | None, model_name: str | None, weights: str | None, no
     start = load_images(image, model) if image else None
     reg = list(regs) or "default"
     _check_out(out, force)
-    with click.progressbar(length=steps, label=f"optimizing {obj.name}", file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(length=steps, label=f"optimizing {obj.name}", file=sys.stderr) as bar:
         v = visualize(model, obj, steps=steps, lr=lr, regularizers=reg, start=start, canvas=canvas, seed=seed,
                       callback=lambda i, val: bar.update(1))
     d = _out_dir(out, force, "dream")

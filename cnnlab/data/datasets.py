@@ -47,7 +47,7 @@ def load_dataset(spec: str | Path | Dataset, split: str = "train", data_dir: str
     if "/" in text or "\\" in text or "." in text:
         raise CnnlabError(f"Data path '{text}' does not exist; check the path (or name a dataset: "
                           f"{', '.join(NAMED)}).")
-    raise unknown("dataset", text, [*NAMED, *_ALIASES])
+    raise unknown("dataset", text, NAMED)
 
 
 def _load_folder(path: Path, split: str) -> Dataset:

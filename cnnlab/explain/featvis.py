@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CnnlabError, unknown
-from .hooks import as_batch, capture, frozen_eval, model_device
+from .hooks import as_batch, capture, frozen_eval, model_device, reused_modules
 from .hooks import _StopForward
 from .objectives import LOGITS, Objective
 
@@ -201,7 +201,8 @@ def objective_value(model: nn.Module, objective: Objective, x: torch.Tensor) -> 
 def _evaluate(model: nn.Module, objective: Objective, x: torch.Tensor) -> torch.Tensor:
     names = {n: model.resolve_layer_name(n) for n in objective.layers if n != LOGITS}
     needs_logits = LOGITS in objective.layers
-    with capture(model, list(names.values()), stop_after=not needs_logits) as got:
+    stop = not needs_logits and not (set(names.values()) & reused_modules(model, x))
+    with capture(model, list(names.values()), stop_after=stop) as got:
         try:
             logits = model(x)
         except _StopForward:
@@ -238,7 +239,7 @@ def visualize(model: nn.Module, objective: Objective, *, steps: int = 256, lr: f
     opt = torch.optim.Adam(param.parameters(), lr=lr)
     history: list[float] = []
     t0 = time.perf_counter()
-    with frozen_eval(model):
+    with frozen_eval(model), torch.enable_grad():
         with torch.no_grad():
             start_value = float(_evaluate(model, objective, _fit(param(), (h, w)))[0])
         for step in range(steps):

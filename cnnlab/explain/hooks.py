@@ -6,6 +6,7 @@ forward (a shared ReLU) are detected: we keep the last call and say so in `notes
 """
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -90,9 +91,30 @@ def capture(model: nn.Module, names: Sequence[str], *, leaf: bool = False,
             h.remove()
 
 
+_REUSED: "weakref.WeakKeyDictionary[nn.Module, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def reused_modules(model: nn.Module, x: torch.Tensor) -> set[str]:
+    """Names of modules that run more than once in one forward (found once per model, then cached)."""
+    if model not in _REUSED:
+        counts: Counter = Counter()
+        handles = [m.register_forward_hook(lambda mod, i, o, n=n: counts.update([n]))
+                   for n, m in model.net.named_modules() if n]
+        try:
+            with torch.no_grad():
+                model(x[:1])
+        finally:
+            for h in handles:
+                h.remove()
+        _REUSED[model] = {n for n, c in counts.items() if c > 1}
+    return _REUSED[model]
+
+
 def run_until(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> Captured:
-    """Forward `x` only as far as needed to capture the named layers (the head is skipped)."""
-    with capture(model, names, stop_after=True) as got:
+    """Forward `x` only as far as needed to capture the named layers (the head is skipped), unless one
+    of them is a reused module, whose last call is only known at the end of the forward."""
+    stop = not (set(names) & reused_modules(model, x))
+    with capture(model, names, stop_after=stop) as got:
         try:
             model(x)
         except _StopForward:

@@ -78,6 +78,8 @@ class Classifier(nn.Module):
         self.spec = spec or {"name": type(net).__name__, "kwargs": {}}
         self.weights_name = weights_name
         _disable_inplace(net)
+        from .fastpath import tune_allocator
+        tune_allocator()  # process-wide, once: big activations reuse heap memory instead of page-faulting
 
     # -- what the classifier knows ---------------------------------------------------------
     @property

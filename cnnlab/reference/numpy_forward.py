@@ -22,7 +22,7 @@ from ..errors import CnnlabError
 from . import numpy_ops as ops
 
 SUPPORTED = ("Conv2d (any kernel/stride/padding/dilation/groups, 'same'), Linear, BatchNorm1d/2d, ReLU, "
-             "ReLU6, LeakyReLU, Tanh, Sigmoid, Softmax, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, "
+             "ReLU6, LeakyReLU, GELU, Tanh, Sigmoid, Softmax, MaxPool2d, AvgPool2d, AdaptiveAvg/MaxPool2d, Flatten, "
              "Dropout, Identity, residual adds, channel zero-padding and strided slicing")
 
 
@@ -138,6 +138,11 @@ def _adaptive_avg(x: np.ndarray, size: Any) -> np.ndarray:
     return ops.adaptive_avg_pool2d(x, tuple(x.shape[1 + i] if s is None else s for i, s in enumerate(size)))
 
 
+def _adaptive_max(x: np.ndarray, size: Any) -> np.ndarray:
+    size = (size, size) if isinstance(size, int) or size is None else tuple(size)
+    return ops.adaptive_max_pool2d(x, tuple(x.shape[1 + i] if s is None else s for i, s in enumerate(size)))
+
+
 def _elementwise(fn: Callable) -> Callable:
     return lambda x: fn(_nchw_flat(x))
 
@@ -150,7 +155,9 @@ _MODULES: dict[type, Callable[[Any, np.dtype], Callable]] = {
     nn.MaxPool2d: _maxpool,
     nn.AvgPool2d: _avgpool,
     nn.AdaptiveAvgPool2d: lambda m, d: (lambda x: _adaptive_avg(x, m.output_size)),
+    nn.AdaptiveMaxPool2d: lambda m, d: (lambda x: _adaptive_max(x, m.output_size)),
     nn.ReLU: lambda m, d: _elementwise(ops.relu),
+    nn.GELU: lambda m, d: _elementwise(lambda x: ops.gelu(x, m.approximate)),
     nn.ReLU6: lambda m, d: _elementwise(ops.relu6),
     nn.LeakyReLU: lambda m, d: _elementwise(lambda x: ops.leaky_relu(x, m.negative_slope)),
     nn.Tanh: lambda m, d: _elementwise(ops.tanh),
@@ -240,6 +247,7 @@ _FUNCTIONS: dict[Any, Callable] = {
     operator.truediv: _binary(operator.truediv),
     torch.flatten: lambda x, start_dim=0, end_dim=-1: _flatten_fn(start_dim, end_dim)(x),
     F.relu: lambda x, inplace=False: _elementwise(ops.relu)(x), torch.relu: _elementwise(ops.relu),
+    F.gelu: lambda x, approximate="none": ops.gelu(_nchw_flat(x), approximate),
     F.relu6: lambda x, inplace=False: _elementwise(ops.relu6)(x),
     F.hardtanh: lambda x, min_val=-1.0, max_val=1.0, inplace=False: np.clip(_nchw_flat(x), min_val, max_val),
     torch.tanh: _elementwise(ops.tanh), F.tanh: _elementwise(ops.tanh),

@@ -141,6 +141,20 @@ def adaptive_avg_pool2d(x: np.ndarray, output_size: int | Sequence[int]) -> np.n
     return out
 
 
+def adaptive_max_pool2d(x: np.ndarray, output_size: int | Sequence[int]) -> np.ndarray:
+    """PyTorch's adaptive max pooling (same cells as `adaptive_avg_pool2d`)."""
+    (oh, ow), (n, h, w, c) = _pair(output_size), x.shape
+    if h % oh == 0 and w % ow == 0:
+        return x.reshape(n, oh, h // oh, ow, w // ow, c).max(axis=(2, 4))
+    out = np.empty((n, oh, ow, c), x.dtype)
+    for i in range(oh):
+        r0, r1 = (i * h) // oh, -((-(i + 1) * h) // oh)
+        for j in range(ow):
+            c0, c1 = (j * w) // ow, -((-(j + 1) * w) // ow)
+            out[:, i, j] = x[:, r0:r1, c0:c1].max(axis=(1, 2))
+    return out
+
+
 def global_avg_pool(x: np.ndarray) -> np.ndarray:
     """NHWC [N, H, W, C] -> [N, C], the mean over all positions."""
     return x.mean(axis=(1, 2))
@@ -172,6 +186,14 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + e^-x), computed without overflow for large |x|."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """x * Phi(x), Phi the standard normal CDF (exact, via erf), or PyTorch's tanh approximation."""
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    from scipy.special import erf  # scipy comes with scikit-image/scikit-learn
+    return 0.5 * x * (1 + erf(x / np.sqrt(2)))
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -34,20 +34,24 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-#: Bytes of unfolded columns handled at once. The batch is processed in chunks this size so that
-#: the K*K-times-larger matrix stays in cache and is never materialized for the whole batch
-#: (set to 0 for the textbook version: one unfold of the whole batch).
-CHUNK_BYTES = 4 << 20
+#: At most this many bytes of unfolded columns exist at once: a larger batch is unfolded in chunks
+#: of images (one reused buffer), so the K*K-times-larger matrix never exists for a whole big batch.
+#: 0 = always the whole batch at once. (Smaller, cache-sized chunks were measured slower on 2 busy
+#: cores: every extra call synchronizes the threads.)
+CHUNK_BYTES = 256 << 20
 
 
-def _patches(x: torch.Tensor, kernel: IntPair, stride: IntPair, padding: IntPair) -> torch.Tensor:
-    """unfold: a strided view [N, C, Ho, Wo, kh, kw] of every kernel window (no copy but the padding)."""
-    if padding[0] or padding[1]:
-        x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
-    return x.unfold(2, kernel[0], stride[0]).unfold(3, kernel[1], stride[1])
+def _pad(x: torch.Tensor, padding: IntPair) -> torch.Tensor:
+    return F.pad(x, (padding[1], padding[1], padding[0], padding[0])) if padding[0] or padding[1] else x
+
+
+def _patches(xp: torch.Tensor, kernel: IntPair, stride: IntPair) -> torch.Tensor:
+    """unfold: a strided view [N, C, Ho, Wo, kh, kw] of every kernel window of the padded input (no copy)."""
+    return xp.unfold(2, kernel[0], stride[0]).unfold(3, kernel[1], stride[1])
 
 
 def _chunks(n: int, per_item: int, chunk_bytes: int) -> list[slice]:
+    """Consecutive slices of the batch, each unfolding to at most `chunk_bytes` (at least one image)."""
     step = n if chunk_bytes <= 0 else max(1, min(n, chunk_bytes // max(per_item, 1)))
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
@@ -74,39 +78,41 @@ class UnfoldConv2dFunction(torch.autograd.Function):
         cout, cin, kh, kw = weight.shape
         if c != cin:
             raise ValueError(f"UnfoldConv2d: input has {c} channels, the weight expects {cin}")
-        patches = _patches(x, (kh, kw), stride, padding)                        # a view, no copy
+        xp = _pad(x, padding)
+        patches = _patches(xp, (kh, kw), stride)                                 # a view, no copy
         ho, wo = patches.shape[2:4]
         k, length = c * kh * kw, ho * wo
         wmat = weight.reshape(cout, k)
         y = x.new_empty(n, cout, length)
         parts = _chunks(n, k * length * x.element_size(), CHUNK_BYTES)
-        buf = x.new_empty(parts[0].stop, k, length)                              # reused for every chunk
+        buf = x.new_empty(parts[0].stop if parts else 0, k, length)              # reused for every chunk
         for part in parts:
             cols = _columns(patches[part], buf)                                  # [n, C*K*K, L]
             torch.bmm(wmat.expand(len(cols), cout, k), cols, out=y[part])       # Y_n = W @ cols_n
         del buf
         if bias is not None:
             y += bias.view(1, -1, 1)
-        ctx.save_for_backward(x, weight)  # not the columns: backward unfolds x again, chunk by chunk
-        ctx.conf = (stride, padding, bias is not None)
+        # keep only the input (which the layer before keeps anyway), not the columns and not the
+        # padded copy: backward pads and unfolds it again, chunk by chunk
+        ctx.save_for_backward(x if weight.requires_grad else None, weight)
+        ctx.conf = (stride, padding, bias is not None, x.shape)
         return y.view(n, cout, ho, wo)
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):  # noqa: ANN001, ANN205
         x, weight = ctx.saved_tensors
-        stride, padding, has_bias = ctx.conf
-        n, c, h, w = x.shape
+        stride, padding, has_bias, (n, c, h, w) = ctx.conf
         cout, _, kh, kw = weight.shape
-        dy = dy.reshape(n, cout, -1)                                             # [N, C_out, L]
+        dy = dy.reshape(n, cout, dy.shape[2] * dy.shape[3])                      # [N, C_out, L]
         k, length = c * kh * kw, dy.shape[2]
         need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
-        dx = x.new_empty(x.shape) if need_dx else None
+        parts = _chunks(n, k * length * dy.element_size(), CHUNK_BYTES)
+        dx = dy.new_zeros(n, c, h, w) if need_dx and len(parts) != 1 else None
         dw = weight.new_zeros(cout, k) if need_dw else None
         db = dy.sum(dim=(0, 2)) if has_bias and need_db else None
         wmat_t = weight.reshape(cout, k).t()
-        parts = _chunks(n, k * length * x.element_size(), CHUNK_BYTES)
-        buf = x.new_empty(parts[0].stop, k, length)
-        patches = _patches(x, (kh, kw), stride, padding) if need_dw else None
+        buf = dy.new_empty(parts[0].stop if parts else 0, k, length)
+        patches = _patches(_pad(x, padding), (kh, kw), stride) if need_dw else None
         for part in parts:
             dy_part = dy[part]
             if need_dw:
@@ -114,7 +120,11 @@ class UnfoldConv2dFunction(torch.autograd.Function):
                 dw += torch.bmm(dy_part, cols.transpose(1, 2)).sum(0)           # sum_n dY_n @ cols_n^T
             if need_dx:
                 dcols = torch.bmm(wmat_t.expand(len(dy_part), k, cout), dy_part, out=buf[:len(dy_part)])
-                dx[part] = F.fold(dcols, (h, w), (kh, kw), padding=padding, stride=stride)  # W^T dY, folded
+                folded = F.fold(dcols, (h, w), (kh, kw), padding=padding, stride=stride)  # W^T dY, folded
+                if len(parts) == 1:
+                    dx = folded
+                else:
+                    dx[part] = folded
         return dx, (dw.view_as(weight) if need_dw else None), db, None, None
 
 

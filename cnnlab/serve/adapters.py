@@ -36,15 +36,16 @@ def attack_methods() -> list[dict]:
             for name, needs in ATTACKS.items() if callable(getattr(attacks, name.replace("-", "_"), None))]
 
 
-def attribution(model: torch.nn.Module, x: torch.Tensor, target: int, method: str,
-                layer: str | None = None) -> torch.Tensor:
-    """cnnlab.explain.attribute -> the display map [H,W] (non-negative) of the first image."""
+def attribution(model: torch.nn.Module, x: torch.Tensor, target: int | str | None, method: str,
+                layer: str | None = None) -> tuple[torch.Tensor, int]:
+    """cnnlab.explain.attribute -> (display map [H,W], non-negative; the explained class) of the first image.
+    target None explains the predicted class."""
     from ..explain import attribute
     opts = dict(EXPLAIN_OPTIONS.get(method, {}))
     if layer and method == "gradcam":
         opts["layer"] = layer
     result = attribute(model, x, target=target, method=method, **opts)
-    return result.maps[0].detach().float().cpu()
+    return result.maps[0].detach().float().cpu(), int(result.targets[0])
 
 
 def feature_maps(model: torch.nn.Module, x: torch.Tensor, layer: str, k: int) -> tuple[torch.Tensor, list[int]]:

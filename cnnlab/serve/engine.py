@@ -154,9 +154,9 @@ class Explorer:
     def explain(self, item: InputImage, method: str, target: str | None = None,
                 layer: str | None = None) -> dict:
         t0 = time.perf_counter()
+        cls = self.model.class_index(target) if target not in (None, "") else None
         with self.lock:
-            cls = self._target_class(item.x, target)
-            heat = adapters.attribution(self.model, item.x, cls, method, layer)
+            heat, cls = adapters.attribution(self.model, item.x, cls, method, layer)
         from ..explain.figures import colorize, overlay  # matplotlib colormaps, imported lazily
         shown = overlay(item.x[0], heat, alpha=0.5) if method == "gradcam" else _sparse_overlay(item.x[0], heat)
         return {"method": method, "target": {"index": cls, "label": self.model.labels[cls]},
@@ -197,11 +197,6 @@ class Explorer:
                 "l2": float(delta.norm()), "magnify": round(0.5 / mag, 1) if mag > 0 else None,
                 "adversarial": png_data_uri(adv[0]), "perturbation": png_data_uri(shown),
                 "top": [p.to_dict() for p in top], "ms": _ms(t0)}
-
-    def _target_class(self, x: torch.Tensor, target: str | None) -> int:
-        if target not in (None, ""):
-            return self.model.class_index(target)
-        return int(self.model.probabilities(x).argmax(1)[0])
 
 
 def _sparse_overlay(image: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:

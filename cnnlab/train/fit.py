@@ -71,6 +71,15 @@ def _adversary(cfg: TrainConfig) -> tuple[Callable | None, Callable | None]:
     return make_adversary(cfg.adv, cfg.eps, cfg.adv_steps, cfg.adv_step_size), robust_accuracy
 
 
+def _tune_allocator() -> None:
+    """Keep freed activation buffers in the heap (no page faults for every step's big tensors)."""
+    try:
+        from ..models.fastpath import tune_allocator
+    except ImportError:
+        return
+    tune_allocator()
+
+
 def _convert_custom_conv(model) -> None:  # noqa: ANN001
     try:
         from ..reference import convert_to_unfold
@@ -130,6 +139,7 @@ def fit(model, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run |
         stop_after: stop after this epoch (as if killed then), e.g. to test resuming.
     """
     ctx = distributed.context()
+    _tune_allocator()
     if cfg.custom_conv:
         _convert_custom_conv(model)
     if cfg.channels_last:
@@ -147,7 +157,11 @@ def fit(model, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run |
     start_epoch, step, best_top1, history, train_s = 0, 0, -1.0, [], 0.0
     if resume is not None:
         model.net.load_state_dict(resume.get("train_state_dict") or resume["state_dict"])
-        opt.load_state_dict(resume["optimizer"])
+        try:
+            opt.load_state_dict(resume["optimizer"])
+        except (ValueError, KeyError) as e:
+            raise CnnlabError(f"The checkpoint's optimizer state does not fit a {cfg.optimizer} optimizer over this "
+                              f"model's parameters ({e}); resume with the run's own settings.") from None
         if ema is not None and resume.get("ema"):
             ema.load_state_dict(resume["ema"])
         loader.load_state_dict(resume["loader"])
@@ -236,7 +250,7 @@ def fit(model, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run |
 def _diverged_message(loss: torch.Tensor, epoch: int, batch: int, run: Run | None, lr: float) -> str:
     where = f"the last good checkpoint is {run.path / 'checkpoints' / 'last.pt'} (epoch {epoch})" \
         if run is not None and epoch > 0 else "no epoch had finished, so there is no checkpoint"
-    return (f"Training stopped: the loss became {float(loss)} at epoch {epoch + 1}, batch {batch + 1} (lr {lr:.4g}); "
+    return (f"Training stopped: the loss became {float(loss.detach())} at epoch {epoch + 1}, batch {batch + 1} (lr {lr:.4g}); "
             f"{where}; lower --lr, add --warmup or --clip-grad.")
 
 

@@ -1,0 +1,109 @@
+"""`cnnlab models`, `predict`, `inspect` end to end, and the predict path's imports (cold start)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import torch
+from click.testing import CliRunner
+
+import cnnlab
+from cnnlab.cli import main
+from tests.conftest import shared
+
+CAT_CLASSES = set(range(281, 286))
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_predict_json_shape_and_bad_files_counted(tmp_path):
+    chelsea = str(cnnlab.bundled_photo("chelsea"))
+    zebra = str(shared("seed_images/glow_imagenet_zebra_340.png"))
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    r = run("predict", chelsea, str(bad), zebra, "--json", "-k", "3")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert [o["image"] for o in out] == [chelsea, zebra]
+    for o in out:
+        assert set(o) == {"image", "top"} and len(o["top"]) == 3
+        assert all(set(p) == {"index", "label", "prob"} for p in o["top"])
+        probs = [p["prob"] for p in o["top"]]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0 + 1e-6
+    assert CAT_CLASSES & {p["index"] for p in out[0]["top"]}
+    assert out[1]["top"][0] == {"index": 340, "label": "zebra", "prob": out[1]["top"][0]["prob"]}
+    assert "broken.jpg" in r.stderr and "skipped 1 of 3" in r.stderr
+
+
+def test_predict_fails_only_when_nothing_succeeds(tmp_path):
+    bad = tmp_path / "a.png"
+    bad.write_bytes(b"")
+    r = run("predict", str(bad), str(tmp_path / "missing.jpg"))
+    assert r.exit_code == 1
+    assert "a.png" in r.stderr and "missing.jpg" in r.stderr and "None of the 2 images" in r.stderr
+
+
+def test_predict_directory_human_output_and_weights(tmp_path, resnet20):
+    import shutil
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(cnnlab.bundled_photo("chelsea"), photos / "cat.png")
+    shutil.copy(cnnlab.bundled_photo("coffee"), photos / "cup.png")
+    (photos / "readme.txt").write_text("not an image")  # ignored: not an image suffix
+    r = run("predict", str(photos), "-k", "2")
+    assert r.exit_code == 0, r.output
+    assert "cat.png" in r.stdout and "cup.png" in r.stdout and "espresso" in r.stdout
+    assert r.stdout.count("  1. ") == 2 and r.stdout.count("  2. ") == 2
+    # any registered arch + --weights PATH (a CIFAR net on a photo: resized to 32x32)
+    w = tmp_path / "r20.pt"
+    torch.save({"state_dict": resnet20.net.state_dict()}, w)
+    r = run("predict", str(photos / "cat.png"), "--model", "cifar_resnet20", "--weights", str(w), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)[0]["top"][0]["label"] in resnet20.labels
+
+
+def test_models_json_and_table():
+    r = run("models", "--json")
+    assert r.exit_code == 0
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert rows["efficientnet_lite0"]["offline"] is True and rows["efficientnet_lite0"]["pretrained"] == "bundled"
+    assert rows["resnet50"]["family"] == "imagenet" and "description" in rows["vgg16"]
+    table = run("models").stdout
+    assert "efficientnet_lite0" in table and "bundled (offline)" in table
+
+
+def test_inspect_json_keys_and_input_size():
+    r = run("inspect", "--model", "cifar_resnet20", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert {"nodes", "op_counts", "placeholders", "max_fan_in", "logits_node", "params", "macs", "layers"} <= set(d)
+    assert d["params"] == 269_722 and d["logits_node"] == "net_linear" and d["placeholders"] == 1
+    assert set(d["max_fan_in"]) >= {"node", "inputs"}
+    r2 = run("inspect", "--model", "cifar_resnet20", "--input-size", "64", "64", "--json")
+    d2 = json.loads(r2.stdout)
+    assert d2["macs"] == 4 * d["macs"] - 3 * 640  # convs scale with area; the 64x10 linear does not
+    r3 = run("inspect", "--model", "cifar_resnet20", "--layers")
+    assert "receptive field" in r3.stdout and "net_layer3_2_conv2" in r3.stdout
+
+
+def test_inspect_unknown_model_is_one_sentence():
+    r = run("inspect", "--model", "resnet_20")
+    assert r.exit_code == 1 and r.stderr.startswith("error: Unknown model 'resnet_20'")
+    assert r.stderr.count("\n") == 1
+
+
+def test_predict_path_imports_nothing_heavy():
+    """The cold-start rule: no torchvision, matplotlib, sklearn, tensorboard or skimage on predict."""
+    code = (
+        "import sys\n"
+        "from cnnlab.cli import main\n"
+        f"try:\n    main(['predict', {str(cnnlab.bundled_photo('chelsea'))!r}, '--json'])\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = {'torchvision', 'matplotlib', 'sklearn', 'tensorboard', 'skimage', 'scipy', 'pandas'}\n"
+        "print('HEAVY', sorted({m.split('.')[0] for m in sys.modules} & heavy))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "HEAVY []" in out.stdout, out.stdout[-500:] + out.stderr[-2000:]
+    assert '"index": 28' in out.stdout  # a cat class (281..285) was printed

@@ -1,0 +1,79 @@
+"""The explain commands end to end through click: figures in --out, JSON summaries, one-line errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cnnlab.cli import main
+
+
+@pytest.fixture(scope="module")
+def r20_args():
+    from tests.conftest import shared
+    return ["--model", "cifar_resnet20", "--weights", str(shared("weights/akamaster_cifar10_resnet20-12fca82f.th"))]
+
+
+def _run(args):
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    return res
+
+
+def test_featmaps_filters_saliency(r20_args, tmp_path):
+    from tests.conftest import shared
+    cat = str(shared("seed_images/glow_imagenet_cat_285.png"))
+    res = _run(["featmaps", cat, *r20_args, "--out", str(tmp_path / "fm"), "-k", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["layers"] == ["act", "layer2", "layer3"] and all(len(c) == 4 for c in d["channels"].values())
+    assert (tmp_path / "fm" / "featmaps_glow_imagenet_cat_285.png").exists()
+
+    res = _run(["filters", *r20_args, "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0 and "16 filters" in res.output
+    assert (tmp_path / "f" / "filters.png").exists()
+
+    res = _run(["saliency", cat, *r20_args, "--method", "gradient,gradcam,ig", "--steps", "8",
+                "--out", str(tmp_path / "s"), "--tensorboard", str(tmp_path / "tb")])
+    assert res.exit_code == 0, res.output
+    assert "gradcam: cat" in res.output and "completeness error" in res.output
+    for name in ("saliency_gradient.png", "saliency_gradcam.png", "saliency_ig.png", "saliency.json"):
+        assert (tmp_path / "s" / name).exists()
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_dream_and_top_activations(r20_args, tmp_path):
+    from tests.conftest import shared
+    res = _run(["dream", *r20_args, "--objective", "layer2:5*2 + layer2:16", "--steps", "5", "--compare",
+                "--out", str(tmp_path / "d"), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output[res.output.index("{"):])
+    assert d["steps"] == 5 and d["unregularized"]["regularizers"] == {}
+    assert (tmp_path / "d" / "dream_compare.png").exists() and (tmp_path / "d" / "dream.png").exists()
+
+    npz = str(shared("cifar10_train_first200_lossless.npz"))
+    res = _run(["top-activations", npz, *r20_args, "--layer", "layer3", "--channel", "7", "-k", "4",
+                "--limit", "100", "--out", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
+    assert "scanned 100 images" in res.output and (tmp_path / "t" / "top_activations.png").exists()
+
+
+def test_errors_are_one_line(r20_args, tmp_path):
+    cases = [
+        (["featmaps", *r20_args, "--layer", "layer9"], "Unknown layer 'layer9'"),
+        (["featmaps", *r20_args, "--layer", "early", "--channels", "40"], "Channel 40 is out of range"),
+        (["saliency", *r20_args, "--method", "gradcam", "--layer", "linear"], "no spatial map"),
+        (["saliency", *r20_args, "--target", "unicorn"], "Unknown class 'unicorn'"),
+        (["saliency", *r20_args, "--method", "lime"], "Unknown --method 'lime'"),
+        (["dream", *r20_args, "--objective", "layer3:99", "--steps", "1"], "Channel 99 is out of range"),
+    ]
+    for args, msg in cases:
+        res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "x")])
+        assert res.exit_code == 1, (args, res.output)
+        assert "error: " in res.output and msg in res.output
+        assert "Traceback" not in res.output
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "mine.txt").write_text("keep")
+    res = CliRunner().invoke(main, ["filters", *r20_args, "--out", str(tmp_path / "full")])
+    assert res.exit_code == 1 and "not empty" in res.output
+    assert (tmp_path / "full" / "mine.txt").read_text() == "keep"

@@ -1,0 +1,121 @@
+"""inspect_model: numbers equal those counted by hand on a small model, receptive fields agree with an
+independent gradient measurement, and the real networks (Lite0, ResNet-20, torchvision) trace."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+import cnnlab
+from cnnlab.images import Preprocessing
+from cnnlab.inspect import count_macs, inspect_model
+from cnnlab.models.classifier import Classifier
+
+
+class Tiny(nn.Module):
+    """conv3x3 -> relu -> three branches (conv3x3/s2, conv1x1/s2, maxpool2) -> cat -> mean -> fc."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+        self.conv3 = nn.Conv2d(4, 6, 1, stride=2)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        a = self.relu1(self.conv1(x))
+        y = torch.cat([self.conv2(a), self.conv3(a), self.pool(a)], 1)
+        return self.fc(y.mean((2, 3)))
+
+
+def tiny_classifier() -> Classifier:
+    return Classifier(Tiny(), [f"c{i}" for i in range(5)], preprocessing=Preprocessing((16, 16), None),
+                      feature_layers=["relu1", "conv2", "pool"], head="fc", spec={"name": "tiny"})
+
+
+def test_tiny_model_numbers_equal_hand_counts():
+    r = inspect_model(tiny_classifier())
+    # nodes: images, mean, sub, std, truediv, conv1, relu1, conv2, conv3, pool, cat, mean_1, fc, softmax, output
+    assert r.nodes == 15
+    assert r.op_counts == {"placeholder": 1, "get_attr": 2, "sub": 1, "truediv": 1, "Conv2d": 3, "ReLU": 1,
+                           "MaxPool2d": 1, "cat": 1, "mean": 1, "Linear": 1, "softmax": 1, "output": 1}
+    assert r.placeholders == 1 and r.placeholder_names == ["images"]
+    assert r.max_fan_in == {"node": "cat", "op": "cat", "inputs": 3}
+    assert r.logits_node == "net_fc" and r.logits_target == "fc" and r.output_node == "softmax"
+    # params: conv1 3*4*9+4, conv2 4*6*9+6, conv3 4*6+6, fc 16*5+5
+    assert r.params == 112 + 222 + 30 + 85 == r.trainable_params
+    # MACs at 16x16: conv1 4*16*16*27, conv2 6*8*8*36, conv3 6*8*8*4, fc 5*16
+    assert r.macs == 27648 + 13824 + 1536 + 80
+    layer = {entry.name: entry for entry in r.layers}
+    assert layer["net_conv2"].shape == [1, 6, 8, 8] and layer["net_conv2"].macs == 13824
+    assert layer["cat"].shape == [1, 16, 8, 8] and layer["net_fc"].shape == [1, 5]
+    assert layer["net_conv1"].params == 112
+    # receptive fields: 3 after conv1; conv2 adds 2*1 -> 5 at jump 2; the 2x2 pool adds 1 -> 4
+    stages = {s.name: (s.shape, s.receptive_field, s.stride) for s in r.stages}
+    assert stages == {"relu1": ([1, 4, 16, 16], [3, 3], [1, 1]), "conv2": ([1, 6, 8, 8], [5, 5], [2, 2]),
+                      "pool": ([1, 4, 8, 8], [4, 4], [2, 2])}
+    d = r.to_dict()
+    assert {"nodes", "op_counts", "placeholders", "max_fan_in", "logits_node", "params", "macs", "layers"} <= set(d)
+    assert "cat" in r.summary() and "net_fc" in r.summary()
+
+
+def test_plain_module_and_other_input_size():
+    r = inspect_model(Tiny(), input_size=(32, 24))
+    assert r.macs == 4 * 32 * 24 * 27 + 6 * 16 * 12 * 36 + 6 * 16 * 12 * 4 + 80
+    assert r.macs == count_macs(Tiny(), (32, 24))
+    assert r.placeholders == 1 and r.logits_node == "net_fc"
+
+
+def _gradient_receptive_field(model: Classifier, layer: str, size: int) -> int:
+    """Independent measurement: on a copy with positive weights and identity BatchNorm, the input pixels
+    that influence the centre unit of `layer` (nonzero gradient), as the height of their bounding box."""
+    net = copy.deepcopy(model.net).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(m.weight.abs() + 0.01)
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.fill_(1), m.bias.fill_(0), m.running_mean.fill_(0), m.running_var.fill_(1)
+    out = {}
+    handle = dict(net.named_modules())[layer].register_forward_hook(lambda m, i, o: out.update(y=o))
+    x = torch.ones(1, 3, size, size, requires_grad=True)
+    net(x)
+    handle.remove()
+    y = out["y"]
+    y[0, :, y.shape[2] // 2, y.shape[3] // 2].sum().backward()
+    rows = (x.grad[0].abs().sum(0).sum(1) > 0).nonzero().flatten()
+    return int(rows.max() - rows.min() + 1)
+
+
+def test_receptive_fields_agree_with_gradient_measurement():
+    model = cnnlab.create_model("cifar_resnet20")
+    r = inspect_model(model, input_size=(128, 128))
+    analytic = {s.name: s.receptive_field[0] for s in r.stages}
+    assert analytic == {"act": 3, "layer1": 15, "layer2": 37, "layer3": 81}
+    for layer in ("layer1", "layer2", "layer3"):
+        assert _gradient_receptive_field(model, layer, 128) == analytic[layer], layer
+
+
+def test_efficientnet_lite0_graph(lite0):
+    r = inspect_model(lite0)
+    assert r.params == sum(p.numel() for p in lite0.parameters()) == 4_652_008
+    assert r.op_counts["Conv2dSame"] == 49 and r.op_counts["BatchNorm2d"] == 49 and r.op_counts["add"] == 9
+    assert r.logits_node == "net__fc" and r.placeholders == 1
+    assert r.macs == sum(entry.macs for entry in r.layers)  # the FLOP counter and per-layer counts agree
+    assert 3.6e8 < r.macs < 4.2e8  # EfficientNet-Lite0 is ~0.4 GMACs at 224 px
+    shapes = {s.name: s.shape for s in r.stages}
+    assert shapes["_stem_act"] == [1, 32, 112, 112] and shapes["_head_act"] == [1, 1280, 7, 7]
+    strides = [s.stride[0] for s in r.stages]
+    assert strides == sorted(strides) and strides[-1] == 32
+    # TF 'SAME' padding at odd sizes: 225 px still gives ceil(225/32) = 8
+    assert inspect_model(lite0, (225, 225)).stages[-1].shape == [1, 1280, 8, 8]
+
+
+def test_torchvision_googlenet_without_weights():
+    r = inspect_model(cnnlab.create_model("googlenet"), input_size=(96, 96))
+    assert r.max_fan_in["op"] == "cat" and r.max_fan_in["inputs"] == 4  # the inception branches
+    assert r.logits_node == "net_fc" and r.op_counts["cat"] == 9
+    assert r.params == 6_624_904

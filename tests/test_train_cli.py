@@ -1,0 +1,107 @@
+"""`cnnlab train / eval / predict-set / compare` end to end on real CIFAR-10 files."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cnnlab.cli import main
+from tests.conftest import shared
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny seed-000 ResNet trained for 2 epochs on 600 real CIFAR-10 images, plus a 2nd run without shortcuts."""
+    root = tmp_path_factory.mktemp("cli")
+    d = np.load(shared("cifar10_test.npz"))
+    idx = np.random.default_rng(0).permutation(len(d["y"]))[:600]
+    np.save(root / "hw-train-data.npy", d["x"][idx])
+    np.save(root / "hw-train-labels.npy", d["y"][idx].astype(np.int64))
+    np.save(root / "hw-test-data.npy", d["x"][idx[:37]])
+    common = ["--data", root / "hw-train-data.npy", "--epochs", "2", "--batch-size", "100", "--quiet",
+              "--model", "course_resnet", "--model-arg", "strides=1,2", "--model-arg", "width=8",
+              "--num-classes", "10"]
+    r = cli("train", *common, "--out", root / "skip")
+    assert r.exit_code == 0, r.output
+    r2 = cli("train", *common, "--model-arg", "shortcut=false", "--out", root / "noskip")
+    assert r2.exit_code == 0, r2.output
+    return root
+
+
+def test_train_prints_the_run_and_writes_it(trained):
+    conf = json.loads((trained / "skip" / "config.json").read_text())
+    assert conf["config"]["model_kwargs"] == {"strides": "1,2", "width": 8}
+    assert conf["config"]["optimizer"] == "adam"  # the course nets' recommended default
+    assert conf["model"]["num_classes"] == 10
+    conf2 = json.loads((trained / "noskip" / "config.json").read_text())
+    assert conf2["config"]["model_kwargs"]["shortcut"] is False
+
+
+def test_eval_json_and_confusion(trained):
+    r = cli("eval", trained / "skip" / "checkpoints" / "best.pt", "--data", shared("cifar10_train_first200_lossless.npz"),
+            "--split", "all", "--json", "--out", trained / "eval")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    assert res["n"] == 200 and 0 <= res["top1"] <= res["top5"] <= 1
+    assert len(res["per_class"]) == 10 and sum(sum(row) for row in res["confusion"]) == 200
+    correct = sum(res["confusion"][i][i] for i in range(10))
+    assert abs(correct / 200 - res["top1"]) < 1e-9
+    assert (trained / "eval" / "confusion.png").stat().st_size > 1000
+    text = cli("eval", trained / "skip", "--data", shared("cifar10_train_first200_lossless.npz"), "--split", "all")
+    assert "mean per-class accuracy" in text.output and "airplane" in text.output
+
+
+def test_predict_set_writes_one_label_per_line_in_order(trained):
+    out = trained / "hw-test-labels.txt"
+    r = cli("predict-set", trained / "skip" / "checkpoints" / "best.pt", "--data", trained / "hw-test-data.npy",
+            "--out", out)
+    assert r.exit_code == 0, r.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 37 and all(line.isdigit() and 0 <= int(line) < 10 for line in lines)
+    import cnnlab
+    from cnnlab.data import load_dataset
+    from cnnlab.train import predict_labels
+    model = cnnlab.create_model(weights=trained / "skip" / "checkpoints" / "best.pt")
+    expect = predict_labels(model, load_dataset(str(trained / "hw-test-data.npy"), "all"))
+    assert [int(v) for v in lines] == expect.tolist()
+    again = cli("predict-set", trained / "skip" / "checkpoints" / "best.pt", "--data", trained / "hw-test-data.npy",
+                "--out", out)
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_compare_draws_both_runs(trained):
+    r = cli("compare", trained / "skip", trained / "noskip", "--out", trained / "cmp.png", "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output)
+    assert [x["epochs"] for x in res["runs"]] == [2, 2]
+    assert (trained / "cmp.png").stat().st_size > 5000
+
+
+def test_resume_from_the_cli_extends_a_run(trained):
+    r = cli("train", "--resume", trained / "skip", "--epochs", "3", "--quiet")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (trained / "skip" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in rows] == [1, 2, 3]
+    bad = cli("train", "--resume", trained / "skip", "--lr", "0.5")
+    assert bad.exit_code == 1 and "drop --lr" in bad.output
+
+
+def test_cli_errors_are_one_line(trained, tmp_path):
+    r = cli("train", "--model", "resnet2O", "--data", trained / "hw-train-data.npy", "--out", tmp_path / "x")
+    assert r.exit_code == 1 and r.output.startswith("error: Unknown model 'resnet2O'")
+    r = cli("train", "--data", "cifar-11", "--out", tmp_path / "y")
+    assert r.exit_code == 1 and "did you mean: cifar10" in r.output
+    r = cli("train", "--data", trained / "hw-train-data.npy", "--out", trained / "skip")
+    assert r.exit_code == 1 and "already holds a run" in r.output
+    r = cli("eval", trained / "skip" / "config.json", "--data", trained / "hw-train-data.npy")
+    assert r.exit_code == 1 and "not a checkpoint" in r.output
+    r = cli("eval", trained / "skip" / "checkpoints" / "best.pt", "--data", trained / "hw-test-data.npy")
+    assert r.exit_code == 1 and "unlabelled" in r.output
+    r = cli("train", "--data", trained / "hw-train-data.npy", "--augment", "rotate30", "--out", tmp_path / "z")
+    assert r.exit_code == 1 and "Unknown augmentation" in r.output
