@@ -72,10 +72,10 @@ def worker(lib: str, method: str, n: int, steps: int, batch: int) -> dict:
     with torch.no_grad():
         model(x[:1])  # warm up kernels for this shape
     with PeakRSS() as mem:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = run()
-        seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "peak_mb": (mem.peak - mem.base) / 2 ** 20,
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": (mem.peak - mem.base) / 2 ** 20,
             "checksum": float(out.detach().double().abs().sum())}
 
 
@@ -102,7 +102,7 @@ def main() -> None:
                        "--steps", str(a.steps), "--batch", str(a.batch)]
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
                 res[lib].append(json.loads(out))
-        med = {lib: {k: statistics.median(v[k] for v in runs) for k in ("seconds", "peak_mb")}
+        med = {lib: {k: statistics.median(v.get(k, float("nan")) for v in runs) for k in ("seconds", "cpu_seconds", "peak_mb")}
                for lib, runs in res.items()}
         agree = abs(res["cnnlab"][0]["checksum"] - res["captum"][0]["checksum"]) / abs(res["captum"][0]["checksum"])
         print(f"{method:8s} cnnlab {med['cnnlab']['seconds']:7.2f} s {med['cnnlab']['peak_mb']:7.0f} MB | "
@@ -110,6 +110,8 @@ def main() -> None:
               f"speed x{med['captum']['seconds'] / med['cnnlab']['seconds']:.2f}, "
               f"memory x{med['cnnlab']['peak_mb'] / max(med['captum']['peak_mb'], 1e-9):.2f} of Captum's; "
               f"|sum| differs by {agree:.1e}")
+        print(f"         CPU seconds (less sensitive to a busy machine): cnnlab {med['cnnlab']['cpu_seconds']:.2f}, "
+              f"captum {med['captum']['cpu_seconds']:.2f}, ratio x{med['captum']['cpu_seconds'] / med['cnnlab']['cpu_seconds']:.2f}")
         print(f"         all runs (s): cnnlab {[round(v['seconds'], 2) for v in res['cnnlab']]}, "
               f"captum {[round(v['seconds'], 2) for v in res['captum']]}")
 

@@ -68,7 +68,9 @@ def predictions_figure(photos: dict[str, torch.Tensor], top: dict[str, list], pa
         bar.set_xlim(0, 1)
         bar.tick_params(axis="x", labelsize=8)
         for i, p in enumerate(probs):
-            bar.text(min(p + 0.02, 0.75), i, f"{p:.1%}", va="center", fontsize=8)
+            inside = p > 0.78  # a long bar: write the number inside it, in white
+            bar.text(p - 0.02 if inside else p + 0.02, i, f"{p:.1%}", va="center", fontsize=8,
+                     ha="right" if inside else "left", color="white" if inside else "black")
     fig.suptitle("EfficientNet-Lite0 (bundled ImageNet weights): top-3 per photo", fontsize=12)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,15 @@ def test_upload_cat_see_predictions_overlays_and_attack(lite0, tmp_path: Path) -
                 loaded(page, "#pert-img")
                 assert page.locator("#adv-predictions li").count() == 5
 
+                # the target picker searches class names as you type; untargeted-only methods disable it
+                page.fill("#attack-target", "toas")
+                page.wait_for_function("() => [...document.querySelectorAll('#class-options option')]"
+                                       ".some(o => o.value === 'toaster')", timeout=30_000)
+                page.select_option("#attack-method", "logit-descent")
+                assert page.is_disabled("#attack-target")
+                page.select_option("#attack-method", "pgd-l2")
+                assert "(L2)" in page.text_content("#attack-eps-out") and page.is_enabled("#attack-target")
+
                 # a bad file shows one error and the page keeps working
                 bad = tmp_path / "notes.png"
                 bad.write_text("this is not an image")

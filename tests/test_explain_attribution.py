@@ -106,6 +106,7 @@ def test_guided_backprop_differs_from_plain_gradient(resnet20, cifar8):
     torch.testing.assert_close(explain.attribute(resnet20, cifar8[:2]).attributions, g.attributions)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_agrees_with_captum(resnet20, cifar8):
     captum = pytest.importorskip("captum.attr")
     x = cifar8[:4]
@@ -130,6 +131,10 @@ def test_agrees_with_captum(resnet20, cifar8):
     gb = explain.attribute(resnet20, x, method="guided")
     cgb = captum.GuidedBackprop(resnet20).attribute(x.clone(), target=t)
     torch.testing.assert_close(gb.attributions, cgb, rtol=1e-4, atol=1e-6)
+
+    dc = explain.attribute(resnet20, x, method="deconvnet")
+    cdc = captum.Deconvolution(resnet20).attribute(x.clone(), target=t)
+    torch.testing.assert_close(dc.attributions, cdc, rtol=1e-4, atol=1e-6)
 
 
 def test_reused_module_is_detected_and_last_call_used():
@@ -176,3 +181,11 @@ def test_figure_and_dict(resnet20, cifar8, tmp_path):
     assert ov.shape == (2, 3, 32, 32) and 0 <= float(ov.min()) and float(ov.max()) <= 1
     d = json.loads(json.dumps(a.to_dict()))
     assert d["method"] == "gradcam" and len(d["peaks_yx"]) == 2
+
+
+def test_one_pass_saliency_and_gradcam_equal_the_separate_methods(resnet20, cifar8):
+    from cnnlab.explain.attribution import saliency_and_gradcam
+    sal, cam, acts = saliency_and_gradcam(resnet20, cifar8[:3], capture_layers=["early"])
+    torch.testing.assert_close(sal.attributions, explain.attribute(resnet20, cifar8[:3]).attributions)
+    torch.testing.assert_close(cam.attributions, explain.attribute(resnet20, cifar8[:3], method="gradcam").attributions)
+    assert acts["act"].shape == (3, 16, 32, 32)

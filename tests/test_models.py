@@ -219,3 +219,28 @@ def test_probabilities_restores_training_mode(resnet20, cifar_lossless):
     assert model.training
     with pytest.raises(CnnlabError, match="takes images as"):
         model.probabilities(torch.rand(2, 32, 32))
+
+
+def test_model_built_under_inference_mode_still_predicts():
+    with torch.inference_mode():  # its tensors have no version counter: no twin, the plain forward
+        model = cnnlab.create_model("cifar_resnet20")
+    x = torch.rand(20, 3, 32, 32)
+    probs = model.probabilities(x)
+    assert probs.shape == (20, 10) and torch.allclose(probs.sum(1), torch.ones(20), atol=1e-5)
+    assert "_twin" not in model.__dict__
+
+
+def test_twin_of_torchvision_net_matches():
+    model = cnnlab.create_model("mobilenet_v3_small")  # SE blocks, hardswish, BN after most convs
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(0)
+        for m in model.modules():  # non-trivial BN statistics, so folding has something to fold
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    x = torch.rand(16, 3, 96, 96)
+    with torch.inference_mode():
+        plain = torch.softmax(model.eval()(x), 1)
+    assert torch.allclose(model.probabilities(x), plain, atol=1e-5)
+    twin = model.__dict__["_twin"][1]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in twin.modules()) == 0

@@ -117,13 +117,18 @@ def test_attacks_keep_within_eps_and_report_the_new_prediction(cifar_client, cif
     assert j["linf_255"] <= 8.0 + 1e-3 and j["success"] is True
     assert j["top"][0]["index"] == j["final"]["index"] != j["original"]["index"]
     assert decode(j["adversarial"]).size == (32, 32) and decode(j["perturbation"]).size == (32, 32)
+    # the PNG the page shows is the adversarial image rounded to 8 bits; saved_png is its prediction
+    shown = torch.from_numpy(np.array(decode(j["adversarial"]))).permute(2, 0, 1).float()[None] / 255
+    assert j["saved_png"]["index"] == int(cifar_client.application.config["EXPLORER"].model(shown).argmax())
     t = post(cifar_client, "/api/attack", image_id=iid, method="pgd", eps="8/255", steps="20", target="frog").json
     assert t["target"]["label"] == "frog" and t["success"] and t["final"]["label"] == "frog"
     f = post(cifar_client, "/api/attack", image_id=iid, method="fgsm", eps="2/255").json
     assert abs(f["linf_255"] - 2.0) < 1e-3 and f["steps"] == 1
+    l2 = post(cifar_client, "/api/attack", image_id=iid, method="pgd-l2", eps="1.5", steps="10").json
+    assert l2["l2"] <= 1.5 + 1e-4 and l2["success"], l2.get("error")
     for bad, msg in [({"eps": "lots"}, "not a number"), ({"eps": "2"}, "outside"), ({"steps": "500"}, "between"),
                      ({"method": "nuke"}, "Unknown attack method"),
-                     ({"method": "logit-ascent"}, "pick a target")]:
+                     ({"method": "logit-ascent"}, "towards a class"), ({"method": "pgd-l2", "eps": "200"}, "outside")]:
         r = post(cifar_client, "/api/attack", image_id=iid, **{"method": "pgd", **bad})
         assert r.status_code == 400 and msg in r.json["error"], (bad, r.json)
 
@@ -252,3 +257,43 @@ def test_loopback_detection_and_busy_port(resnet20) -> None:  # noqa: ANN001
             start_server(resnet20, port=port)
     finally:
         srv.stop()
+
+
+def test_cli_serve_end_to_end(tmp_path) -> None:  # noqa: ANN001
+    """`cnnlab serve --port 0` in a subprocess: it announces its URL and answers; a bad --weights is one error."""
+    import re
+    import subprocess
+    import sys
+    weights = shared("weights/akamaster_cifar10_resnet20-12fca82f.th")
+    cmd = [sys.executable, "-m", "cnnlab", "serve", "--model", "cifar_resnet20", "--weights", str(weights), "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+        assert m, (line, proc.stderr.read() if proc.poll() is not None else "")
+        info = json.loads(urllib.request.urlopen(m.group(1) + "api/model", timeout=30).read())
+        assert info["name"] == "cifar_resnet20" and info["layers"] == ["act", "layer1", "layer2", "layer3"]
+        body = _http_post(m.group(1) + "api/predict", {"photo": "chelsea"})
+        assert body["top"][0]["label"] == "cat"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    r = subprocess.run([sys.executable, "-m", "cnnlab", "serve", "--model", "cifar_resnet20", "--weights",
+                        str(tmp_path / "missing.pt")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+
+
+def test_cli_serve_warns_when_binding_beyond_loopback(monkeypatch, resnet20) -> None:  # noqa: ANN001
+    from click.testing import CliRunner
+
+    import cnnlab.cli.report as cli_report
+    import cnnlab.serve as serve_pkg
+    from cnnlab.cli import main
+    calls = []
+    monkeypatch.setattr(cli_report, "load_cli_model", lambda *a, **k: resnet20)
+    monkeypatch.setattr(serve_pkg, "serve", lambda model, **kw: calls.append(kw))
+    r = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0", "--port", "8123"])
+    assert r.exit_code == 0 and "warning: binding to 0.0.0.0" in r.output and "no authentication" in r.output
+    assert calls[0]["host"] == "0.0.0.0" and calls[0]["port"] == 8123
+    r = CliRunner().invoke(main, ["serve"])
+    assert "warning" not in r.output and calls[1]["host"] == "127.0.0.1" and calls[1]["port"] == 8000

@@ -176,3 +176,37 @@ def test_frozen_epoch_changes_only_the_head(cifar_train_small, tmp_path):
     before = cnnlab.create_model("cifar_resnet20", weights=weights).net.state_dict()
     changed = {k for k in after if after[k].dtype.is_floating_point and not torch.equal(after[k], before[k])}
     assert changed and all(k.startswith("linear") or "running" in k for k in changed)
+
+
+def test_image_folder_streams_from_disk(tmp_path):
+    """A class-folder tree of real Oxford Pets photos trains through the streaming loader."""
+    import io
+
+    from PIL import Image
+    z = np.load(shared("oxford_pets_subset.npz"))
+    for i in range(len(z["label"])):
+        if int(z["label"][i]) < 2:
+            img = Image.open(io.BytesIO(z["jpeg"][z["offsets"][i]:z["offsets"][i + 1]].tobytes()))
+            d = tmp_path / "pets" / str(z["breed"][i])
+            d.mkdir(parents=True, exist_ok=True)
+            img.save(d / f"{i}.jpg")
+    run = cnnlab.train("simple_cnn_gap", data=str(tmp_path / "pets"), epochs=2, batch_size=8, workers=0,
+                       val_split=0.25, out=tmp_path / "run", progress=False)
+    rows = run.metrics()
+    assert len(rows) == 2 and rows[0]["val_top1"] is not None
+    assert run.config["data"]["classes"] == sorted(run.config["data"]["classes"]) and len(run.config["data"]["classes"]) == 2
+    model = cnnlab.create_model(weights=run.path / "checkpoints" / "last.pt")
+    assert model.labels == run.config["data"]["classes"]
+
+
+def test_custom_conv_and_adversarial_training_hooks(cifar_train_small, tmp_path):
+    small = cifar_train_small.subset(range(200))
+    run = cnnlab.train("simple_cnn_gap", data=small, epochs=1, custom_conv=True, batch_size=50,
+                       out=tmp_path / "unfold", progress=False)
+    assert run.metrics()[0]["train_loss"] < 2.5
+    model = cnnlab.create_model(weights=run.path / "checkpoints" / "last.pt")  # plain nn.Conv2d again
+    assert isinstance(model.net.conv1, torch.nn.Conv2d)
+    adv = cnnlab.train("simple_cnn_gap", data=small, epochs=1, adv="fgsm-rs", eps=4 / 255, adv_steps=2,
+                       robust_eval_images=20, batch_size=50, out=tmp_path / "adv", progress=False)
+    row = adv.metrics()[0]
+    assert 0.0 <= row["val_robust_top1"] <= row["val_top1"] + 1e-9

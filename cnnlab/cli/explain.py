@@ -139,7 +139,7 @@ def filters_cmd(model_name: str | None, weights: str | None, normalize: str | No
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 @model_options
 @click.option("--method", default="gradient", show_default=True,
-              help="gradient, smoothgrad, ig, guided, gradcam, a comma list, or all.")
+              help="gradient, smoothgrad, ig, guided, gradcam, deconvnet, a comma list, or all.")
 @click.option("--target", default=None, help="Class to explain: a name or index [default: each image's prediction].")
 @click.option("--layer", default=None, help="Grad-CAM layer: a name or early/middle/late [default: last feature layer].")
 @click.option("--steps", type=click.IntRange(1, 10000), default=50, show_default=True, help="Integrated Gradients steps.")
@@ -171,7 +171,7 @@ def saliency_cmd(images: tuple[str, ...], model_name: str | None, weights: str |
     _check_out(out, force)
     results = []
     for m in dict.fromkeys(ALIASES.get(m, m) for m in methods):
-        opts = {"gradient": {"score": score}, "guided": {"score": score},
+        opts = {"gradient": {"score": score}, "guided": {"score": score}, "deconvnet": {"score": score},
                 "smoothgrad": {"samples": samples, "sigma": sigma, "batch_size": batch_size, "score": score},
                 "ig": {"steps": steps, "batch_size": batch_size}, "gradcam": {"layer": layer}}[m]
         results.append((m, attribute(model, x, target=target, method=m, **opts)))

@@ -2,14 +2,14 @@
 
 Methods: gradient saliency (Simonyan et al. 2014), SmoothGrad (Smilkov et al. 2017), Integrated
 Gradients (Sundararajan et al. 2017; interpolation steps batched with a bounded internal batch so
-memory does not grow with steps x images), guided backpropagation (Springenberg et al. 2015) and
-Grad-CAM (Selvaraju et al. 2017) on any named layer. Every method runs in eval mode with frozen
+memory does not grow with steps x images), guided backpropagation (Springenberg et al. 2015), the
+deconvnet (Zeiler & Fergus 2014) and Grad-CAM (Selvaraju et al. 2017) on any named layer. Every method runs in eval mode with frozen
 parameters, so autograd builds only the graph the method needs.
 """
 from __future__ import annotations
 
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +21,10 @@ from ..errors import CnnlabError, unknown
 from .hooks import as_batch, capture, frozen_eval
 from .targets import Target, resolve_targets
 
-METHODS = ("gradient", "smoothgrad", "ig", "guided", "gradcam")
+METHODS = ("gradient", "smoothgrad", "ig", "guided", "gradcam", "deconvnet")
 ALIASES = {"saliency": "gradient", "vanilla": "gradient", "grad": "gradient", "integrated_gradients": "ig",
            "integrated-gradients": "ig", "guided_backprop": "guided", "guided-backprop": "guided",
-           "grad-cam": "gradcam", "grad_cam": "gradcam"}
+           "grad-cam": "gradcam", "grad_cam": "gradcam", "deconv": "deconvnet"}
 #: Modules whose backward guided backpropagation rectifies.
 RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.RReLU)
 
@@ -75,7 +75,8 @@ class Attribution:
         ov = self.overlays(alpha)
         rows = [[img, normalize01(m), o] for img, m, o in zip(self.images, self.maps, ov)]
         name = {"gradient": "gradient saliency", "smoothgrad": "SmoothGrad", "ig": "integrated gradients",
-                "guided": "guided backprop", "gradcam": f"Grad-CAM ({self.layer})"}[self.method]
+                "guided": "guided backprop", "gradcam": f"Grad-CAM ({self.layer})",
+                "deconvnet": "deconvnet"}[self.method]
         titles = [[f"{lab} ({s:.2f})", name, "overlay"] for lab, s in zip(self.labels, self.scores)]
         fig = panel_figure(rows, titles, cmap="inferno", cell=2.4)
         return save_figure(fig, path) if path is not None else fig
@@ -85,8 +86,8 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Target = None, method: 
               **opts) -> Attribution:
     """Explain the model's score for `target` (None: the predicted class) on images `x` in [0,1].
 
-    method: gradient | smoothgrad | ig | guided | gradcam. Options per method:
-      gradient/guided: score='logit' (default) or 'loss' (cross-entropy of the target, as in the seed
+    method: gradient | smoothgrad | ig | guided | gradcam | deconvnet. Options per method:
+      gradient/guided/deconvnet: score='logit' (default) or 'loss' (cross-entropy of the target, as in the seed
         exercise; same map up to the softmax factor).
       smoothgrad: samples=25, sigma=0.15 (noise std in pixel units), seed=0, batch_size.
       ig: steps=50, baseline=None (black) | float | tensor, integration='riemann_middle' (default: ReLU nets
@@ -101,7 +102,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Target = None, method: 
         raise unknown("attribution method", method, METHODS)
     x = as_batch(x, model)
     fn: Callable[..., Attribution] = {"gradient": _gradient, "smoothgrad": _smoothgrad, "ig": _ig,
-                                      "guided": _guided, "gradcam": _gradcam}[key]
+                                      "guided": _guided, "gradcam": _gradcam, "deconvnet": _deconvnet}[key]
     allowed = _OPTIONS[key]
     bad = set(opts) - allowed
     if bad:
@@ -111,7 +112,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Target = None, method: 
         return fn(model, x, target, **opts)
 
 
-_OPTIONS = {"gradient": {"score"}, "guided": {"score"},
+_OPTIONS = {"gradient": {"score"}, "guided": {"score"}, "deconvnet": {"score"},
             "smoothgrad": {"samples", "sigma", "seed", "batch_size", "score"},
             "ig": {"steps", "baseline", "integration", "batch_size"}, "gradcam": {"layer", "relu"}}
 
@@ -278,6 +279,34 @@ def _guided(model: nn.Module, x: torch.Tensor, target: Target, score: str = "log
                    extras={"score": score, "relu_modules": len(relus)})
 
 
+class _DeconvReLU(torch.autograd.Function):
+    """Returns the activation's output; backward rectifies the gradient and ignores the forward mask."""
+
+    @staticmethod
+    def forward(ctx, inp: torch.Tensor, out: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        return out.detach().clone()
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # noqa: ANN001, ANN205
+        return g.clamp_min(0), None
+
+
+def _deconvnet(model: nn.Module, x: torch.Tensor, target: Target, score: str = "logit") -> Attribution:
+    relus = [m for m in model.net.modules() if isinstance(m, RELU_LIKE)]
+    if not relus:
+        raise CnnlabError(f"The deconvnet needs ReLU-like activation modules; model '{model.name}' has none "
+                          "(use --method gradient or smoothgrad).")
+    targets, logits = _targets_and_logits(model, x, target)
+    hooks = [m.register_forward_hook(lambda mod, inp, out: _DeconvReLU.apply(inp[0], out)) for m in relus]
+    try:
+        grad, _ = input_gradients(model, x, targets, score)
+    finally:
+        for h in hooks:
+            h.remove()
+    return _result("deconvnet", model, x, grad, grad.abs().amax(1), targets, logits,
+                   extras={"score": score, "relu_modules": len(relus)})
+
+
 def default_cam_layer(model: nn.Module) -> str:
     names = list(model.layers())
     if not names:
@@ -305,6 +334,31 @@ def _gradcam(model: nn.Module, x: torch.Tensor, target: Target, layer: str | Non
                    layer_maps=cam[:, 0], notes=got.notes(), extras={"layer_shape": list(act.shape[1:])})
 
 
+def saliency_and_gradcam(model: nn.Module, x: torch.Tensor, target: Target = None, layer: str | None = None,
+                         capture_layers: Sequence[str] = ()) -> tuple[Attribution, Attribution, dict]:
+    """Gradient saliency and Grad-CAM from ONE forward and ONE backward pass (the tour's fast path),
+    plus the outputs of `capture_layers` from that same forward. Equal to the two separate methods."""
+    x = as_batch(x, model)
+    name = model.resolve_layer_name(layer) if layer else default_cam_layer(model)
+    extra = [model.resolve_layer_name(n) for n in capture_layers]
+    with frozen_eval(model), torch.enable_grad(), capture(model, [name, *extra]) as got:
+        xg = x.detach().requires_grad_(True)
+        logits = model(xg)
+        act = got.get(name)
+        if act.dim() != 4 or act.shape[-1] * act.shape[-2] < 2:
+            raise CnnlabError(f"Layer '{name}' outputs shape {list(act.shape)} with no spatial map; Grad-CAM needs "
+                              "a convolutional layer.")
+        targets = resolve_targets(model, target, logits)
+        gx, ga = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), [xg, act])
+    logits = logits.detach()
+    sal = _result("gradient", model, x, gx, gx.abs().amax(1), targets, logits, extras={"score": "logit"})
+    cam = (ga.mean((2, 3), keepdim=True) * act.detach()).sum(1, keepdim=True).clamp_min(0)
+    up = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    gc = _result("gradcam", model, x, up, up[:, 0], targets, logits, layer=name, layer_maps=cam[:, 0],
+                 notes=got.notes(), extras={"layer_shape": list(act.shape[1:])})
+    return sal, gc, {n: got.get(n).detach() for n in extra}
+
+
 def mass_fraction(maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Share of each non-negative map's total inside a boolean mask [H,W] (or [N,H,W])."""
     maps = maps.clamp_min(0)
@@ -312,5 +366,6 @@ def mass_fraction(maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ["Attribution", "attribute", "input_gradients", "ig_alphas", "mass_fraction", "METHODS",
+           "saliency_and_gradcam",
            "default_batch_size", "default_cam_layer"]
 

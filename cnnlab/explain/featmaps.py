@@ -86,9 +86,19 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layers: Sequence[str] = ("ea
     names = resolve_layers(model, requested)
     with frozen_eval(model), torch.no_grad():
         got = run_until(model, x, names)
-    maps, chans, acts, shapes = {}, {}, {}, {}
+    return maps_from_activations(model, x[0], {n: got.get(n)[0] for n in names}, requested, names, k, channels,
+                                 rank, got.notes())
+
+
+def maps_from_activations(model: nn.Module, image: torch.Tensor, acts: dict[str, torch.Tensor],
+                          requested: Sequence[str], names: Sequence[str], k: int = 5,
+                          channels: Sequence[int] | dict[str, Sequence[int]] | None = None, rank: str = "mean",
+                          notes: list[str] | None = None) -> FeatureMaps:
+    """FeatureMaps from already captured [C,h,w] activations of one image (so a caller that runs the
+    model anyway, like the tour, needs no second forward pass)."""
+    maps, chans, means, shapes = {}, {}, {}, {}
     for req, name in zip(requested, names):
-        a = got.get(name)[0]
+        a = acts[name].detach()
         if a.dim() != 3:
             raise CnnlabError(f"Layer '{name}' outputs shape {list(a.shape)}, not a [C,H,W] feature map; "
                               f"choose a convolutional layer such as: {', '.join(model.layers())}.")
@@ -103,6 +113,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layers: Sequence[str] = ("ea
                     raise CnnlabError(f"Channel {c} is out of range for layer '{name}', which has {a.shape[0]} "
                                       f"channels (0..{a.shape[0] - 1}).")
         maps[name] = normalize01(a[idx].float().cpu(), dims=(1, 2))
-        chans[name], acts[name] = idx, score[idx].tolist()
+        chans[name], means[name] = idx, score[idx].tolist()
         shapes[name] = list(a.shape)
-    return FeatureMaps(x[0].cpu(), names, requested, maps, chans, acts, shapes, rank, got.notes())
+    return FeatureMaps(image.detach().cpu(), list(names), list(requested), maps, chans, means, shapes, rank,
+                       list(notes or []))

@@ -13,7 +13,11 @@ from ..images import normalize01
 
 
 def colorize(heat: torch.Tensor, cmap: str = "jet") -> torch.Tensor:
-    """[H,W] values (any range) -> [3,H,W] colours in [0,1], contrast-stretched first."""
+    """[H,W] values (any range) -> [3,H,W] colours in [0,1], contrast-stretched first ('jet' needs no
+    matplotlib: it is three clipped ramps)."""
+    if cmap == "jet":
+        t = normalize01(heat.detach().float().cpu())
+        return torch.stack([(1.5 - (4 * t - c).abs()).clamp(0, 1) for c in (3.0, 2.0, 1.0)])
     from matplotlib import colormaps
     lut = torch.tensor(colormaps[cmap](torch.linspace(0, 1, 256).numpy())[:, :3], dtype=torch.float32)
     idx = (normalize01(heat.detach().float().cpu()) * 255).round().long()
@@ -64,6 +68,27 @@ def panel_figure(rows: Sequence[Sequence[torch.Tensor]], titles: Sequence[Sequen
                             ha="right", va="center", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def labeled_grid(rows: Sequence[Sequence[torch.Tensor]], titles: Sequence[Sequence[str]], pad: int = 4,
+                 text_h: int = 14) -> torch.Tensor:
+    """A [3,H,W] grid of equally sized [3,h,w] tiles, each with a one-line title above it (PIL text,
+    no matplotlib: the tour draws its figures in milliseconds)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from ..images import to_uint8
+    h, w = rows[0][0].shape[-2:]
+    ncols = max(len(r) for r in rows)
+    canvas = Image.new("RGB", (ncols * (w + pad) + pad, len(rows) * (h + text_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, row in enumerate(rows):
+        for j, tile in enumerate(row):
+            x0, y0 = pad + j * (w + pad), pad + i * (h + text_h + pad)
+            canvas.paste(Image.fromarray(to_uint8(tile)), (x0, y0 + text_h))
+            title = titles[i][j] if i < len(titles) and j < len(titles[i]) else ""
+            draw.text((x0 + 1, y0 + 1), title[: max(4, w // 6)], fill=(0, 0, 0))
+    return torch.from_numpy(np.asarray(canvas).copy()).permute(2, 0, 1).float() / 255
 
 
 def write_tensorboard(logdir: str | Path, images: dict[str, torch.Tensor], step: int = 0) -> Path:

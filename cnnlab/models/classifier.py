@@ -179,9 +179,12 @@ class Classifier(nn.Module):
         few images, where building the twin would cost more than it saves)."""
         from .fastpath import has_hooks, inference_twin, state_key, tune_allocator
         tune_allocator()
-        if self.mean.device.type != "cpu" or has_hooks(self) or not getattr(self, "fast_inference", True):
+        if (self.mean.device.type != "cpu" or has_hooks(self) or not getattr(self, "fast_inference", True)
+                or type(self).forward is not Classifier.forward):  # a subclass's own forward must run
             return self
         key = state_key(self.net)
+        if key is None:
+            return self
         cached = self.__dict__.get("_twin")
         if (cached is None or cached[0] != key) and n < 16:
             return self

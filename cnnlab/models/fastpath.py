@@ -42,14 +42,20 @@ def tune_allocator() -> bool:
     return _tuned
 
 
-def state_key(net: nn.Module) -> tuple:
-    """Changes whenever a parameter or buffer is modified in place, replaced or moved."""
-    return tuple((id(t), t._version, t.data_ptr(), t.dtype, t.device)
-                 for t in (*net.parameters(), *net.buffers()))
+def state_key(net: nn.Module) -> tuple | None:
+    """Changes whenever a parameter or buffer is modified in place, replaced or moved; None when that
+    cannot be tracked (tensors made under torch.inference_mode have no version counter)."""
+    tensors = (*net.parameters(), *net.buffers())
+    if any(t.is_inference() for t in tensors):
+        return None
+    return tuple((id(t), t._version, t.data_ptr(), t.dtype, t.device) for t in tensors)
 
 
 def has_hooks(net: nn.Module) -> bool:
-    """True when someone hooks a module (a twin would silently skip their hook)."""
+    """True when someone hooks a module, or all modules (a twin would silently skip their hook)."""
+    from torch.nn.modules import module as module_mod
+    if getattr(module_mod, "_global_forward_hooks", None) or getattr(module_mod, "_global_forward_pre_hooks", None):
+        return True
     return any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
 
 

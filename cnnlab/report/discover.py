@@ -29,7 +29,7 @@ SECTION_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("attribution", ("saliency", "gradcam", "grad_cam", "grad-cam", "cam", "smoothgrad", "integrated",
                      "_ig", "ig_", "guided", "attribution", "overlay", "heatmap")),
     ("adversarial", ("adv", "attack", "perturb", "fool", "patch", "deepfool", "toaster", "pgd", "fgsm",
-                     "robust", "noise", "difference", "descent", "ascent")),
+                     "robust", "noise", "difference", "descent", "ascent", "trajectory", "original")),
     ("featvis", ("dream", "featvis", "feature_vis", "visualiz", "top_activ", "top-activ", "most_activ")),
     ("predictions", ("predict", "top5", "topk", "photo", "sample", "montage")),
 ]

@@ -38,7 +38,7 @@ def create_app(explorer: Explorer, max_upload_mb: float = 16, check_host: bool =
     """The Flask app serving the page and /api/* for one Explorer."""
     app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = int(max_upload_mb * 1024 * 1024)
-    app.config["JSON_SORT_KEYS"] = False
+    app.config["EXPLORER"] = explorer
     app.json.sort_keys = False
     limit_text = f"{max_upload_mb:g} MB"
 
@@ -134,9 +134,11 @@ def create_app(explorer: Explorer, max_upload_mb: float = 16, check_host: bool =
     def attack():
         item = _image(explorer)
         from ..cli.common import parse_fraction
-        eps = parse_fraction(_param("eps", "4/255"), "eps")
+        method = _param("method", "pgd") or "pgd"
+        l2 = method.endswith("-l2")  # L2 radii are in pixel units summed over the image: may exceed 1
+        eps = parse_fraction(_param("eps", "0.5" if l2 else "4/255"), "eps", hi=100.0 if l2 else 1.0)
         steps = _int(_param("steps", "10"), "steps", 1, 10_000)
-        return jsonify(explorer.attack(item, _param("method", "pgd"), eps=eps, steps=steps,
+        return jsonify(explorer.attack(item, method, eps=eps, steps=steps,
                                        target=_param("target") or None))
 
     return app

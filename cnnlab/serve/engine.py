@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import CnnlabError, ImageError, unknown
-from ..images import BUNDLED_PHOTOS, bundled_photo, make_grid, normalize01, open_image, to_uint8
+from ..images import BUNDLED_PHOTOS, MAX_PIXELS, bundled_photo, make_grid, normalize01, open_image, to_uint8
 from . import adapters
 
 MAX_STEPS = 200
@@ -50,7 +50,6 @@ class Explorer:
         self._cache: OrderedDict[str, InputImage] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._thumbs: list[dict] | None = None
-        from ..images import MAX_PIXELS
         self.max_pixels = max_pixels or MAX_PIXELS
 
     # -- images ------------------------------------------------------------------------------------
@@ -187,6 +186,8 @@ class Explorer:
             res = adapters.run_attack(self.model, item.x, method, eps=eps, steps=steps, target=target or None)
             adv = res.images[:1].detach()
             top = self.model.predict(adv, k=5)[0]
+            # what a user who saves the picture gets: pixels rounded to 8 bits can undo a tiny attack
+            saved = self.model.predict(torch.round(adv * 255) / 255, k=1)[0][0]
         delta = (adv - item.x)[0]
         mag = float(delta.abs().max())
         shown = (0.5 + delta / (2 * mag)).clamp(0, 1) if mag > 0 else torch.full_like(delta, 0.5)
@@ -196,7 +197,7 @@ class Explorer:
                 "target": d["images"][0].get("target"), "linf_255": round(mag * 255, 3),
                 "l2": float(delta.norm()), "magnify": round(0.5 / mag, 1) if mag > 0 else None,
                 "adversarial": png_data_uri(adv[0]), "perturbation": png_data_uri(shown),
-                "top": [p.to_dict() for p in top], "ms": _ms(t0)}
+                "top": [p.to_dict() for p in top], "saved_png": saved.to_dict(), "ms": _ms(t0)}
 
 
 def _sparse_overlay(image: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:

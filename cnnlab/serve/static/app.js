@@ -125,7 +125,30 @@ async function featmaps() {
   } catch (e) { if (gen === state.gen) showError(e.message); }
 }
 
-function epsText() { const v = Number($("attack-eps").value); return `${v}/255`; }
+function attackInfo() {
+  return (state.model.attack_methods || []).find((a) => a.name === $("attack-method").value) || {};
+}
+
+function isL2() { return $("attack-method").value.endsWith("-l2"); }
+
+// ε is in grey levels (n/255) for L∞ attacks and an L2 radius for the -l2 ones
+function epsText() { const v = Number($("attack-eps").value); return isL2() ? v.toFixed(2) : `${v}/255`; }
+
+function onMethod() {
+  const info = attackInfo();
+  const eps = $("attack-eps");
+  const wasL2 = eps.dataset.l2 === "1";
+  if (isL2() !== wasL2) {
+    Object.assign(eps, isL2() ? { min: 0.05, max: 3, step: 0.05 } : { min: 0.5, max: 32, step: 0.5 });
+    eps.value = isL2() ? 0.5 : 4;
+    eps.dataset.l2 = isL2() ? "1" : "0";
+  }
+  $("attack-eps-out").textContent = epsText() + (isL2() ? " (L2)" : "");
+  const target = $("attack-target");
+  target.disabled = info.takes_target === false;
+  if (target.disabled) target.value = "";
+  target.placeholder = info.needs_target ? "required — type to search" : (target.disabled ? "untargeted method" : "none (untargeted) — type to search");
+}
 
 async function attack(ev) {
   ev.preventDefault();
@@ -141,14 +164,14 @@ async function attack(ev) {
     if (gen !== state.gen) return;
     setImg("adv-img", res.adversarial);
     setImg("pert-img", res.perturbation);
-    $("pert-caption").textContent = res.magnify ? `perturbation ×${res.magnify} (L∞ = ${res.linf_255}/255)` : "no change";
+    $("pert-caption").textContent = res.magnify ? `perturbation ×${res.magnify} (L∞ = ${res.linf_255}/255, L2 = ${res.l2.toFixed(3)})` : "no change";
     renderBars($("adv-predictions"), res.top, null, res.final.index);
     const status = $("attack-status");
     status.replaceChildren();
     const verdict = Object.assign(document.createElement("span"), { className: res.success ? "ok" : "no",
       textContent: res.success ? "fooled" : "not fooled" });
     const goal = res.target ? ` towards “${res.target.label}”` : "";
-    status.append(verdict, ` — ${res.method}${goal}: “${res.original.label}” (${pct(res.original.prob)}) → “${res.final.label}” (${pct(res.final.prob)}) after ${res.steps} step(s), ${Math.round(res.ms)} ms`);
+    status.append(verdict, ` — ${res.method}${goal}: “${res.original.label}” (${pct(res.original.prob)}) → “${res.final.label}” (${pct(res.final.prob)}) after ${res.steps} step(s), ${Math.round(res.ms)} ms; saved as an 8-bit PNG it reads “${res.saved_png.label}” (${pct(res.saved_png.prob)})`);
   } catch (e) {
     if (gen === state.gen) { showError(e.message); $("attack-status").textContent = ""; }
   } finally { button.disabled = false; }
@@ -181,6 +204,7 @@ async function init() {
     fillSelect($("gradcam-layer"), layers, "late");
     fillSelect($("featmaps-layer"), ["early", "middle", "late", ...model.layers], "middle");
     fillSelect($("attack-method"), model.attack_methods.map((a) => a.name), "pgd");
+    onMethod();
     $("attack-steps").max = model.max_steps;
     const photos = await getJSON("/api/photos");
     for (const p of photos.photos) {
@@ -217,7 +241,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("gradcam-layer").addEventListener("change", () => state.imageId && explainOne("gradcam", "gradcam-img", "gradcam-ms", { layer: $("gradcam-layer").value }));
   $("featmaps-layer").addEventListener("change", featmaps);
   $("featmaps-k").addEventListener("change", featmaps);
-  $("attack-eps").addEventListener("input", () => { $("attack-eps-out").textContent = epsText(); });
+  $("attack-eps").addEventListener("input", () => { $("attack-eps-out").textContent = epsText() + (isL2() ? " (L2)" : ""); });
+  $("attack-method").addEventListener("change", onMethod);
   $("attack-target").addEventListener("input", searchClasses);
   $("attack-form").addEventListener("submit", attack);
   searchClasses();

@@ -1,0 +1,83 @@
+"""Time to accuracy on CIFAR-10 (train: the 50k JPEG-75 copy; test: cifar10_test.npz), this CPU.
+
+Trains with the fastest recipe cnnlab has (`cnnlab train --model airbench`, whose recommended options
+are the recipe: 2x2 whitening conv initialized from the data's patch covariance and frozen, BN with
+frozen scale, GELU, Nesterov SGD with a short triangular lr schedule and a high bias lr, label
+smoothing 0.2, EMA of the weights, ±2 px translate + flip, flip TTA in evaluation), through the
+product's own `cnnlab.train`, evaluating on the full test set after every epoch. Prints the training
+minutes (evaluation excluded) at which test top-1 first reached 80/85/90%, and peak RSS.
+
+    .venv/bin/python benchmarks/bench_train_time_to_accuracy.py --epochs 10 --out /tmp/tta
+    # quick recipe checks on a subset:
+    .venv/bin/python benchmarks/bench_train_time_to_accuracy.py --limit 5000 --test-limit 2000 --epochs 4 \
+        --widths 32,64,64 --out /tmp/tta-small
+
+The record to beat (ANCHORS.md): airbench94 itself, fp32 eager on this machine, 90.50% (with TTA)
+after 65.4 min of training, 9.9 epochs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CNNLAB_SHARED", ROOT.parent / "shared")) / "data"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--limit", type=int, default=None, help="train on a seeded subset")
+    ap.add_argument("--test-limit", type=int, default=None, help="evaluate on a seeded test subset")
+    ap.add_argument("--widths", default="64,256,256")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--wd", type=float, default=None)
+    ap.add_argument("--ema", type=float, default=None)
+    ap.add_argument("--bias-lr-mult", type=float, default=None)
+    ap.add_argument("--label-smoothing", type=float, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+
+    import torch
+
+    import cnnlab
+    from cnnlab.data import load_dataset
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    train = load_dataset(str(SHARED / "cifar10_train_jpeg.npz"))
+    test = load_dataset(str(SHARED / "cifar10_test.npz"))
+    if a.test_limit:
+        sel = torch.randperm(len(test), generator=torch.Generator().manual_seed(1))[:a.test_limit]
+        test = test.subset(sel.sort().values)
+    test_path = Path(a.out + "-test.npz")
+    import numpy as np
+    np.savez(test_path, x=test.x.permute(0, 2, 3, 1).numpy(), y=test.y.numpy(), classes=np.array(test.classes))
+    opts = {k: v for k, v in dict(batch_size=a.batch_size, lr=a.lr, weight_decay=a.wd, ema=a.ema,
+                                   bias_lr_mult=a.bias_lr_mult, label_smoothing=a.label_smoothing).items()
+            if v is not None}
+    print(f"# load average at start: {os.getloadavg()} (shared machine: absolute times are inflated)", flush=True)
+    t0 = time.time()
+    run = cnnlab.train("airbench", data=train, val=str(test_path), epochs=a.epochs, out=a.out, seed=a.seed,
+                       limit=a.limit, model_kwargs={"widths": a.widths} if a.widths != "64,256,256" else {},
+                       progress=False, **opts)
+    wall = time.time() - t0
+    rows = run.metrics()
+    hits = {}
+    for thr in (0.80, 0.85, 0.90):
+        hit = next((r for r in rows if r["val_top1"] >= thr), None)
+        hits[f"{int(thr * 100)}%"] = None if hit is None else {"epoch": hit["epoch"], "train_min": hit["elapsed_s"] / 60}
+    print(json.dumps({"config": run.config["config"], "per_epoch": [
+        {"epoch": r["epoch"], "test_top1_tta": r["val_top1"], "raw_top1": r.get("val_top1_raw"),
+         "train_min": r["elapsed_s"] / 60, "img_per_s": r["images_per_s"]} for r in rows]}, indent=1))
+    print(f"time to accuracy (training minutes, evaluation excluded): {json.dumps(hits)}")
+    print(f"wall {wall / 60:.1f} min; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
+          f"load average at end {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
