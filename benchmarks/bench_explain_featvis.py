@@ -23,6 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--skip-cifar", action="store_true")
+    ap.add_argument("--save", default=None, help="directory for the optimized images (PNG)")
     a = ap.parse_args()
     torch.set_num_threads(2)
     import cnnlab
@@ -48,6 +49,8 @@ def main() -> None:
                 t0, c0 = time.perf_counter(), time.process_time()
                 v = explain.visualize(model, obj, steps=a.steps, regularizers=regs)
                 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                if a.save:
+                    v.save(Path(a.save) / f"{model.name}_{spec.replace(':', '_')}_{regs}.png")
                 print(f"{title:36s} {spec:12s} {regs:8s} wall {wall:7.1f} s ({1000 * wall / a.steps:6.1f} ms/step) "
                       f"cpu {cpu:7.1f} s | objective {v.final_value:8.2f} vs real photos max {float(ref.max()):.2f} "
                       f"mean {float(ref.mean()):.2f}")

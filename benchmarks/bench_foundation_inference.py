@@ -10,7 +10,10 @@ interleaved, several rounds; medians are printed. Ablations show where cnnlab's 
                    DataLoader(batch 32, 2 workers), the same network in eval mode under no_grad
                    (the network is built by cnnlab with CNNLAB_TUNE_MALLOC=0: glibc's defaults)
 
-    .venv/bin/python benchmarks/bench_foundation_inference.py [--images 128] [--rounds 3]
+    .venv/bin/python benchmarks/bench_foundation_inference.py [--images 128] [--rounds 3] [--model-only]
+
+With --model-only the images are decoded first and only the network is timed ('torchvision' is then
+the plain eager forward of the same net under glibc's default allocator).
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ def write_images(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def run_variant(variant: str, folder: Path, batch: int) -> dict:
+def run_variant(variant: str, folder: Path, batch: int, model_only: bool = False) -> dict:
     import torch
     torch.set_num_threads(2)
     paths = sorted(folder.glob("*.jpg"))
@@ -50,6 +53,17 @@ def run_variant(variant: str, folder: Path, batch: int) -> dict:
     model = cnnlab.create_model("efficientnet_lite0", pretrained=True)
     if variant == "cnnlab-no-twin" or variant == "cnnlab-no-malloc":
         model.fast_inference = False
+    if model_only:  # the network alone on tensors already in memory: no decoding, no resizing
+        x = cnnlab.load_images(paths, model)
+        run = (lambda xb: torch.softmax(model.net.eval()(model.normalize(xb)), 1)) if variant == "torchvision" \
+            else (lambda xb: model.probabilities(xb, batch_size=batch))
+        with torch.inference_mode():
+            run(x[:batch])
+            t0 = time.perf_counter()
+            preds = torch.cat([run(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+            seconds = time.perf_counter() - t0
+        return {"variant": variant, "images": len(paths), "seconds": seconds,
+                "images_per_s": len(paths) / seconds, "pred_checksum": int(preds.sum())}
     warm = cnnlab.load_images(paths[:2], model)
     if variant == "torchvision":
         from torch.utils.data import DataLoader, Dataset
@@ -94,9 +108,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--variant", default=None)
     ap.add_argument("--folder", default=None)
+    ap.add_argument("--model-only", action="store_true",
+                    help="time the network alone on in-memory tensors ('torchvision' = plain eager forward)")
     args = ap.parse_args()
     if args.variant:  # child process
-        print(json.dumps(run_variant(args.variant, Path(args.folder), args.batch)))
+        print(json.dumps(run_variant(args.variant, Path(args.folder), args.batch, args.model_only)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         write_images(Path(tmp), args.images)
@@ -107,7 +123,8 @@ def main() -> None:
                 if v in ("cnnlab-no-malloc", "torchvision"):  # the plain loop gets glibc's defaults too
                     env["CNNLAB_TUNE_MALLOC"] = "0"
                 out = subprocess.run([sys.executable, __file__, "--variant", v, "--folder", tmp,
-                                      "--batch", str(args.batch)], capture_output=True, text=True, env=env)
+                                      "--batch", str(args.batch)] + (["--model-only"] if args.model_only else []),
+                                     capture_output=True, text=True, env=env)
                 if out.returncode:
                     sys.exit(out.stderr)
                 res = json.loads(out.stdout.strip().splitlines()[-1])
@@ -115,7 +132,8 @@ def main() -> None:
                 print(f"round {r + 1} {v:<17} {res['images_per_s']:7.1f} images/s", flush=True)
     med = {v: statistics.median(x["images_per_s"] for x in rs) for v, rs in results.items()}
     sums = {v: {x["pred_checksum"] for x in rs} for v, rs in results.items()}
-    print(f"\nEfficientNet-Lite0, {args.images} JPEG photos -> 224 px, batch {args.batch}, 2 threads; "
+    what = "224 px tensors in memory, network only" if args.model_only else "JPEG photos -> 224 px"
+    print(f"\nEfficientNet-Lite0, {args.images} {what}, batch {args.batch}, 2 threads; "
           f"median of {args.rounds} rounds (shared, noisy machine: compare ratios)")
     for v in VARIANTS:
         print(f"  {v:<17} {med[v]:7.1f} images/s   {med[v] / med['torchvision']:5.2f}x torchvision loop")

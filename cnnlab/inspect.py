@@ -337,13 +337,13 @@ def _strip(target: str) -> str:
 
 def _stages(model: nn.Module, gm, nodes, modules) -> list[StageInfo]:
     """Output shape and receptive field of each named feature layer (the last node inside it)."""
-    layer_names = list(model.layers()) if hasattr(model, "layers") and callable(model.layers) else [
+    from .models.classifier import Classifier
+    layer_names = list(model.layers()) if isinstance(model, Classifier) else [  # a plain module: its conv children
         n for n, m in model.named_children() if any(isinstance(x, nn.Conv2d) for x in m.modules())]
-    prefix = "net." if hasattr(model, "net") and hasattr(model, "layers") else "net."
     rf = receptive_fields(gm, modules)
     out = []
     for name in layer_names:
-        path = prefix + name
+        path = "net." + name  # the traced wrapper holds the network as `net`
         inside = [n for n in nodes if n.name in rf and (
             (n.op == "call_module" and (n.target == path or n.target.startswith(path + "."))) or
             any(v[0] == path for v in (n.meta.get("nn_module_stack") or {}).values()))]

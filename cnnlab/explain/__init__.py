@@ -9,8 +9,9 @@
 """
 from __future__ import annotations
 
-from .attribution import METHODS, Attribution, attribute, ig_alphas, input_gradients, mass_fraction
-from .featmaps import FeatureMaps, feature_maps
+from .attribution import (METHODS, Attribution, attribute, ig_alphas, input_gradients, mass_fraction,
+                          saliency_and_gradcam)
+from .featmaps import FeatureMaps, feature_maps, maps_from_activations
 from .featvis import (PRESETS, REGULARIZERS, Visualization, compare_regularization, objective_value,
                       parse_regularizers, visualize)
 from .filters import Filters, filters, first_layer
@@ -24,5 +25,5 @@ dream = visualize
 __all__ = ["METHODS", "PRESETS", "REGULARIZERS", "Attribution", "FeatureMaps", "Filters", "Objective",
            "TopActivations", "Visualization", "attribute", "channel", "channels", "class_logit",
            "compare_regularization", "direction", "dream", "feature_maps", "filters", "first_layer",
-           "ig_alphas", "input_gradients", "layer_energy", "mass_fraction", "neuron", "objective_value",
-           "parse_objective", "parse_regularizers", "top_activations", "tour_section", "visualize"]
+           "ig_alphas", "input_gradients", "layer_energy", "maps_from_activations", "mass_fraction", "neuron", "objective_value",
+           "parse_objective", "parse_regularizers", "saliency_and_gradcam", "top_activations", "tour_section", "visualize"]

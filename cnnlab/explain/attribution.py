@@ -58,22 +58,28 @@ class Attribution:
                 "layer": self.layer, "shape": list(self.attributions.shape), "peaks_yx": peaks,
                 **{k: v for k, v in self.extras.items()}, "notes": self.notes}
 
+    def display_maps(self, percentile: float = 99.5) -> torch.Tensor:
+        """[N,H,W] maps scaled to [0,1] for viewing: pixel attributions are divided by their `percentile`
+        and clipped (a few extreme gradients would otherwise leave the rest black); Grad-CAM by its max."""
+        flat = self.maps.flatten(1).float()
+        top = flat.amax(1) if self.method == "gradcam" else torch.quantile(flat, percentile / 100, dim=1)
+        return (self.maps / top.clamp_min(1e-12).view(-1, 1, 1)).clamp(0, 1)
+
     def overlays(self, alpha: float = 0.5) -> torch.Tensor:
         """[N,3,H,W] heat maps over their images."""
         from .figures import overlay
-        return torch.stack([overlay(img, m, alpha) for img, m in zip(self.images, self.maps)])
+        return torch.stack([overlay(img, m, alpha) for img, m in zip(self.images, self.display_maps())])
 
     def heatmaps(self) -> torch.Tensor:
         """[N,3,H,W] the maps in colour."""
         from .figures import colorize
-        return torch.stack([colorize(m) for m in self.maps])
+        return torch.stack([colorize(m) for m in self.display_maps()])
 
     def figure(self, path: str | Path | None = None, alpha: float = 0.5):
         """One row per image: image, map, overlay (titled with the target class); saved when `path`."""
-        from ..images import normalize01
         from .figures import panel_figure, save_figure
         ov = self.overlays(alpha)
-        rows = [[img, normalize01(m), o] for img, m, o in zip(self.images, self.maps, ov)]
+        rows = [[img, m, o] for img, m, o in zip(self.images, self.display_maps(), ov)]
         name = {"gradient": "gradient saliency", "smoothgrad": "SmoothGrad", "ig": "integrated gradients",
                 "guided": "guided backprop", "gradcam": f"Grad-CAM ({self.layer})",
                 "deconvnet": "deconvnet"}[self.method]

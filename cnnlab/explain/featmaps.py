@@ -39,17 +39,19 @@ class FeatureMaps:
         return make_grid(maps, nrow=ncols or len(maps), padding=1)
 
     def image_grid(self, size: int = 96) -> torch.Tensor:
-        """[3,H,W] plain array without matplotlib (fast): one row per layer, the input then its maps,
-        every map enlarged (nearest) to `size` px."""
+        """[3,H,W] labelled array drawn without matplotlib (fast): one row per layer, the input then
+        its maps, every map enlarged (nearest) to `size` px."""
         import torch.nn.functional as F
-        tiles = []
+
+        from .figures import labeled_grid
         img = F.interpolate(self.image[None], size=(size, size), mode="bilinear", align_corners=False)[0]
-        k = max(len(m) for m in self.maps.values())
-        for name in self.layers:
+        rows, titles = [], []
+        for req, name in zip(self.requested, self.layers):
             m = F.interpolate(self.maps[name][:, None], size=(size, size), mode="nearest").expand(-1, 3, -1, -1)
-            row = [img, *m] + [torch.ones(3, size, size)] * (k - len(m))
-            tiles.extend(row)
-        return make_grid(torch.stack(tiles).clamp(0, 1), nrow=k + 1, padding=2)
+            rows.append([img.clamp(0, 1), *m])
+            head = f"{req}: {name}" if req != name else name
+            titles.append([head] + [f"ch {c}" for c in self.channels[name]])
+        return labeled_grid(rows, titles)
 
     def figure(self, path: str | Path | None = None, cmap: str = "gray"):
         """Rows of layers (with the image first): each panel titled with its channel and mean activation."""

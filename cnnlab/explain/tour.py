@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..images import normalize01, save_image
+from ..images import save_image
 from .attribution import mass_fraction, saliency_and_gradcam
 from .featmaps import maps_from_activations
 
@@ -33,7 +33,7 @@ def tour_section(model: nn.Module, photos: dict[str, torch.Tensor], out: str | P
     result: dict = {"featmaps": {}, "saliency": {}, "gradcam": {}, "figures": []}
     for i, n in enumerate(names):
         fm = maps_from_activations(model, x[i], {l: a[i] for l, a in acts.items()}, DEPTHS, layers, k=5)
-        path = save_image(fm.image_grid(96), figs / f"featmaps_{_slug(n)}.png")
+        path = save_image(fm.image_grid(112), figs / f"featmaps_{_slug(n)}.png")
         result["featmaps"][n] = {**fm.to_dict(), "figure": str(path.relative_to(out))}
         result["figures"].append(str(path.relative_to(out)))
     h, w = x.shape[-2:]
@@ -53,8 +53,8 @@ def tour_section(model: nn.Module, photos: dict[str, torch.Tensor], out: str | P
 def _saliency_figure(names: list[str], sal, cam, path: Path) -> Path:  # noqa: ANN001
     from .figures import labeled_grid
     sal_ov, cam_ov = sal.overlays(0.6), cam.overlays(0.5)
-    rows = [[img, normalize01(s).expand(3, -1, -1), so, co]
-            for img, s, so, co in zip(sal.images, sal.maps, sal_ov, cam_ov)]
+    rows = [[img, s.expand(3, -1, -1), so, co]
+            for img, s, so, co in zip(sal.images, sal.display_maps(), sal_ov, cam_ov)]
     titles = [[f"{n}: {lab}", "|gradient|", "saliency overlay", f"Grad-CAM {cam.layer}"]
               for n, lab in zip(names, sal.labels)]
     return save_image(labeled_grid(rows, titles), path)

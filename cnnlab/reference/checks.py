@@ -82,8 +82,9 @@ class ScratchReport:
                          f"a shared machine: compare the ratios)")
             lines.append(f"  training step  nn.Conv2d {s['native_step_s'] * 1e3:8.1f} ms   UnfoldConv2d "
                          f"{s['unfold_step_s'] * 1e3:8.1f} ms   ratio {s['step_ratio']:.2f}x")
-            lines.append(f"  inference      PyTorch   {s['torch_forward_s'] * 1e3:8.1f} ms   numpy        "
-                         f"{s['numpy_forward_s'] * 1e3:8.1f} ms   ratio {s['numpy_ratio']:.2f}x")
+            if "numpy_ratio" in s:
+                lines.append(f"  inference      PyTorch   {s['torch_forward_s'] * 1e3:8.1f} ms   numpy        "
+                             f"{s['numpy_forward_s'] * 1e3:8.1f} ms   ratio {s['numpy_ratio']:.2f}x")
         m = self.memory
         if m:
             lines.append("memory (one training step, peak RSS above the resident model and data, fresh process each)")
@@ -244,16 +245,18 @@ def largest_columns_bytes(model: nn.Module, x: torch.Tensor) -> int:
 
 
 def scratch_check(model: str | nn.Module = "simple_cnn", batch_size: int = 32, seed: int = 0, repeats: int = 3,
-                  speed: bool = True, memory: bool = True, gradcheck: bool = True) -> ScratchReport:
-    """Run every comparison on a small model (random weights, seeded random images) -> ScratchReport.
+                  speed: bool = True, memory: bool = True, gradcheck: bool = True,
+                  weights: str | None = None) -> ScratchReport:
+    """Run every comparison on a small model (seeded random images) -> ScratchReport.
 
-    `model` is a registered name or a Classifier. Memory is measured in fresh processes, one per
-    variant, and only for a registered name.
+    `model` is a registered name (random weights, or `weights`) or a Classifier. Memory is measured
+    in fresh processes, one per variant, and only for a registered name.
     """
     import cnnlab
+    from ..errors import CnnlabError
     torch.manual_seed(seed)
     name = model if isinstance(model, str) else getattr(model, "name", type(model).__name__)
-    net = cnnlab.create_model(model) if isinstance(model, str) else model
+    net = cnnlab.create_model(model, weights=weights) if isinstance(model, str) else model
     gen = torch.Generator().manual_seed(seed)
     h, w = getattr(net, "input_size", (32, 32))
     x = torch.rand(batch_size, 3, h, w, generator=gen)
@@ -261,21 +264,27 @@ def scratch_check(model: str | nn.Module = "simple_cnn", batch_size: int = 32, s
     report = ScratchReport(name, batch_size)
     report.rows += conv_grid_errors(seed=seed, gradcheck=gradcheck)
     report.rows += model_errors(net, x, y)
-    report.rows += numpy_errors(net, x)
+    try:
+        program = compile_numpy(net)
+    except CnnlabError as e:
+        program = None
+        report.rows.append(ErrorRow("numpy forward vs torch", float("nan"), 0.0, 0.0, False, str(e)))
+    if program is not None:
+        report.rows += numpy_errors(net, x)
     if speed:
         native = copy.deepcopy(net).train()
         ours = copy.deepcopy(net).train()
         convert_to_unfold(ours.net if hasattr(ours, "net") else ours)
         t = step_times({"native": native, "unfold": ours}, x, y, repeats)
-        net.eval()
-        program = compile_numpy(net)
-        xn = x.permute(0, 2, 3, 1).numpy()
-        with torch.inference_mode():
-            t_torch = median_time(lambda: net(x), repeats)
-        t_numpy = median_time(lambda: program(xn), repeats)
         report.speed = {"repeats": repeats, "native_step_s": t["native"], "unfold_step_s": t["unfold"],
-                        "step_ratio": t["unfold"] / t["native"], "torch_forward_s": t_torch,
-                        "numpy_forward_s": t_numpy, "numpy_ratio": t_numpy / t_torch}
+                        "step_ratio": t["unfold"] / t["native"]}
+        if program is not None:
+            net.eval()
+            xn = x.permute(0, 2, 3, 1).numpy()
+            with torch.inference_mode():
+                t_torch = median_time(lambda: net(x), repeats)
+            t_numpy = median_time(lambda: program(xn), repeats)
+            report.speed.update(torch_forward_s=t_torch, numpy_forward_s=t_numpy, numpy_ratio=t_numpy / t_torch)
     if memory and isinstance(model, str):
         from .memprobe import run_probe
         h0 = run_probe("native", model, batch_size, h, torch.get_num_threads())

@@ -171,9 +171,6 @@ _LEAVES = tuple(_MODULES)
 
 
 def _module_fn(m: nn.Module, dtype: np.dtype) -> Callable:
-    from .unfold_conv import UnfoldConv2d
-    if isinstance(m, UnfoldConv2d):
-        return _conv(m.as_conv2d(), dtype)
     for kind in type(m).__mro__:
         if kind in _MODULES:
             return _MODULES[kind](m, dtype)
@@ -325,7 +322,7 @@ class NumpyProgram:
 
         for name, fn, args, kwargs in self.steps:
             env[name] = fn(*value(args), **value(kwargs))
-        return np.asarray(_nchw_flat(value(self.output)))
+        return np.asarray(_nchw_flat(value(self.output)), dtype=self.dtype)
 
 
 def compile_numpy(model: nn.Module, dtype: np.dtype | type = np.float32) -> NumpyProgram:

@@ -191,9 +191,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     """x * Phi(x), Phi the standard normal CDF (exact, via erf), or PyTorch's tanh approximation."""
     if approximate == "tanh":
-        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
     from scipy.special import erf  # scipy comes with scikit-image/scikit-learn
-    return 0.5 * x * (1 + erf(x / np.sqrt(2)))
+    return 0.5 * x * (1 + erf(x / math.sqrt(2)))  # python floats keep float32 arrays float32
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

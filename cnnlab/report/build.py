@@ -27,6 +27,7 @@ SECTIONS = [  # id, title (the order of the report)
 ]
 CONFUSION_KEYS = ("confusion", "confusion_matrix", "cm")
 LABEL_KEYS = ("labels", "classes", "class_names")
+FOLD_ROWS = 60
 
 
 @dataclass
@@ -165,6 +166,8 @@ def _metrics(page: ReportPage, run: RunContents) -> None:
 
 
 def _json_doc(page: ReportPage, doc: JsonDoc, section: str) -> None:
+    """A JSON file as tables: its scalars first, then one sub-heading per nested value; a long
+    rendering is folded (click to open) so the figures stay easy to find."""
     head = f"<h3>{esc(doc.rel)}</h3>"
     if doc.error:
         page.add(section, f'{head}<p class="warn">{esc(doc.error)}</p>')
@@ -174,12 +177,15 @@ def _json_doc(page: ReportPage, doc: JsonDoc, section: str) -> None:
         scalars = [(k, v) for k, v in data.items() if is_scalar(v) or (isinstance(v, list) and len(v) <= 10
                                                                          and all(is_scalar(x) for x in v))]
         rest = [(k, v) for k, v in data.items() if (k, v) not in scalars]
-        html_text = head + (kv_table(scalars) if scalars else "")
+        body = kv_table(scalars) if scalars else ""
         for k, v in rest:
-            html_text += f"<h3>{esc(doc.stem)} · {esc(k)}</h3>{render_value(v, depth=1)}"
-        page.add(section, html_text)
+            body += f"<h4>{esc(doc.stem)} · {esc(k)}</h4>{render_value(v, depth=1)}"
     else:
-        page.add(section, head + render_value(data, depth=1))
+        body = render_value(data, depth=1)
+    rows = body.count("<tr>")
+    if rows > FOLD_ROWS:
+        body = f"<details><summary>{esc(doc.rel)}: {rows} table rows, click to show</summary>{body}</details>"
+    page.add(section, head + body)
 
 
 def _figures_html(figs: list[Figure]) -> str:

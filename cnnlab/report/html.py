@@ -89,8 +89,34 @@ def _cell(v: object) -> str:
 
 
 def _is_records(v: object) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(r, dict) for r in v) and \
-        all(all(is_scalar(x) or _short_list(x) for x in r.values()) for r in v)
+    return isinstance(v, list) and bool(v) and all(isinstance(r, dict) for r in v)
+
+
+def is_prediction(v: object) -> bool:
+    """A {label, prob, ...} dict (a class and its probability), shown as 'label (prob)'."""
+    return isinstance(v, dict) and is_scalar(v.get("label")) and isinstance(v.get("prob"), (int, float))
+
+
+def flatten_record(r: dict, prefix: str = "", depth: int = 0) -> dict:
+    """One table row from a nested dict: predictions as 'label (p)', sub-dicts as dotted columns
+    (a dict of predictions gives one column per key), long lists as their length."""
+    out: dict = {}
+    for k, v in r.items():
+        name = f"{prefix}{k}"
+        if is_prediction(v):
+            out[name] = f"{v['label']} ({fmt(v['prob'])})"
+        elif is_scalar(v):
+            out[name] = v
+        elif _short_list(v):
+            out[name] = ", ".join(fmt(x) for x in v)
+        elif isinstance(v, dict) and depth < 2:
+            inner = "" if v and all(is_prediction(x) for x in v.values()) else f"{name}."
+            out.update(flatten_record(v, inner, depth + 1))
+        elif isinstance(v, (list, dict)):
+            out[name] = f"[{len(v)} items]"
+        else:
+            out[name] = str(v)
+    return out
 
 
 def _short_list(v: object) -> bool:
@@ -120,13 +146,15 @@ def render_value(v: object, depth: int = 0) -> str:
     if depth > 3:
         return compact_json(v)
     if _is_records(v):
-        return records_table(v)
+        return records_table([flatten_record(r) for r in v])
     if _is_matrix(v):
         if len(v) <= 30 and len(v[0]) <= 30:
             return matrix_table(v)
         return f'<span class="note">{len(v)}×{len(v[0])} matrix</span>'
     if _is_table_of_dicts(v):
         return records_table([{"": k, **x} for k, x in v.items()])
+    if is_prediction(v) and len(v) <= 3:
+        return esc(f"{v['label']} ({fmt(v['prob'])})")
     if isinstance(v, dict):
         return kv_table(v.items()) if v else "{}"
     return compact_json(v)
@@ -157,11 +185,12 @@ CSS = """
 body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);background:var(--bg);
  margin:0 auto;max-width:1180px;padding:24px}
 h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.25em;margin:36px 0 10px;padding-bottom:4px;
- border-bottom:2px solid var(--line)}h3{font-size:1.05em;margin:18px 0 6px}
+ border-bottom:2px solid var(--line)}h3{font-size:1.05em;margin:18px 0 6px}h4{font-size:.98em;margin:12px 0 4px}
 nav{background:var(--band);padding:8px 12px;border-radius:6px;margin:12px 0}
 nav a{margin-right:14px;color:var(--accent);text-decoration:none;white-space:nowrap}
 .meta{color:var(--muted);font-size:.9em}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:.9em}
+table.grid{display:block;overflow-x:auto;max-width:100%}
 th,td{border:1px solid var(--line);padding:3px 8px;text-align:left;vertical-align:top}
 table.grid thead th{background:var(--band);position:sticky;top:0}
 table.grid td{font-variant-numeric:tabular-nums}

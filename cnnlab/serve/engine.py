@@ -185,9 +185,9 @@ class Explorer:
         with self.lock:
             res = adapters.run_attack(self.model, item.x, method, eps=eps, steps=steps, target=target or None)
             adv = res.images[:1].detach()
-            top = self.model.predict(adv, k=5)[0]
-            # what a user who saves the picture gets: pixels rounded to 8 bits can undo a tiny attack
-            saved = self.model.predict(torch.round(adv * 255) / 255, k=1)[0][0]
+            # also what a user who saves the picture gets: pixels rounded to 8 bits can undo a tiny attack
+            top, saved_top = self.model.predict(torch.cat([adv, torch.round(adv * 255) / 255]), k=5)
+            saved = saved_top[0]
         delta = (adv - item.x)[0]
         mag = float(delta.abs().max())
         shown = (0.5 + delta / (2 * mag)).clamp(0, 1) if mag > 0 else torch.full_like(delta, 0.5)

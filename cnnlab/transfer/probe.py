@@ -160,7 +160,7 @@ def _estimator(classifier: str, C: float, seed: int):  # noqa: ANN202
         from sklearn.linear_model import LogisticRegression
         return LogisticRegression(C=C, max_iter=2000, tol=1e-4)
     from sklearn.svm import LinearSVC
-    return LinearSVC(C=C, max_iter=10000, random_state=seed)
+    return LinearSVC(C=C, max_iter=2000, random_state=seed)
 
 
 def linear_probe(train: "FeatureSet | tuple[np.ndarray, np.ndarray]", test: "FeatureSet | tuple[np.ndarray, np.ndarray]",
@@ -195,7 +195,7 @@ def linear_probe(train: "FeatureSet | tuple[np.ndarray, np.ndarray]", test: "Fea
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1, user_api="blas"):
         C, cv_scores, n_folds = _choose_C(classifier, x_tr, y_tr, C, Cs, folds, seed, notes)
-        est = _fit(_estimator(classifier, C, seed), x_tr, y_tr)
+        est = _fit(_estimator(classifier, C, seed), x_tr, y_tr, notes)
         pred = est.predict(x_te)
     metrics = classification_metrics(y_te, pred, names)
     return ProbeResult(classifier, list(names), metrics, len(y_tr), len(y_te), int(x_tr.shape[1]), float(C),
@@ -238,11 +238,15 @@ def _unpack(part, classes: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray
     return x, y, names
 
 
-def _fit(est, x: np.ndarray, y: np.ndarray):  # noqa: ANN001, ANN202
+def _fit(est, x: np.ndarray, y: np.ndarray, notes: list[str] | None = None):  # noqa: ANN001, ANN202
+    """Fit quietly; when `notes` is given, say so there if the solver stopped before converging."""
     from sklearn.exceptions import ConvergenceWarning
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(x, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        est.fit(x, y)
+    if notes is not None and any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        notes.append(f"the final {type(est).__name__} fit stopped at its iteration limit before converging")
+    return est
 
 
 def _cross_validate(classifier: str, x: np.ndarray, y: np.ndarray, grid: list[float], folds: int,

@@ -1,0 +1,106 @@
+"""Square Attack (Andriushchenko et al. 2020), L-inf: a black-box attack that uses only the model's
+outputs. Random square patches of +-eps are tried one at a time and kept when they lower the margin;
+the square shrinks on a fixed schedule. Every forward is a query; no gradient is ever taken."""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from ..errors import CnnlabError
+from .core import attack_mode, check_eps, check_images, make_generator
+from .gradient import Target, clean_probs, resolve_target
+from .more import build_result
+from .result import AttackResult
+
+
+def margin_loss(logits: torch.Tensor, cls: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """What Square Attack lowers; negative means success. Untargeted: logit_y - max_{k!=y} logit_k;
+    targeted: max_{k!=t} logit_k - logit_t."""
+    own = logits.gather(1, cls[:, None])[:, 0]
+    other = logits.scatter(1, cls[:, None], float("-inf")).amax(1)
+    return other - own if targeted else own - other
+
+
+def square_size_fraction(p_init: float, it: int, budget: int) -> float:
+    """The paper's schedule: the fraction p of pixels in the square halves at fixed iterations
+    (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000 of a 10000-query run, rescaled to `budget`)."""
+    i = int(it / budget * 10000) if budget != 10000 else it
+    for k, mark in enumerate((10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)):
+        if i <= mark:
+            return p_init / 2 ** k
+    return p_init / 2 ** 9
+
+
+def square(model: torch.nn.Module, x: torch.Tensor, eps: float = 8 / 255, *, queries: int = 1000,
+           y: torch.Tensor | None = None, target: Target = None, p_init: float = 0.8, seed: int | None = 0,
+           batch_size: int = 256) -> AttackResult:
+    """Square Attack under the L-inf ball of radius eps with at most `queries` model calls per image.
+
+    Starts from vertical stripes of +-eps (one query), then each iteration proposes, for every image
+    not yet fooled, a random square whose channels are set to +-eps, and keeps it if the margin
+    drops. `result.steps` is the number of queries each image used (counting the clean one);
+    `result.params['queries_per_success']` is their mean over the fooled images."""
+    x = check_images(model, x)
+    eps = check_eps(eps)
+    if int(queries) != queries or queries < 1:
+        raise CnnlabError(f"Square Attack needs a positive whole query budget, got {queries}.")
+    if not 0 < p_init <= 1:
+        raise CnnlabError(f"p_init {p_init} must be in (0, 1].")
+    gen = make_generator(seed, x.device)
+    t0 = time.perf_counter()
+    with attack_mode(model), torch.no_grad():
+        probs0 = clean_probs(model, x, batch_size)
+        targeted = target is not None
+        if targeted:
+            cls = resolve_target(model, target, probs0, gen)
+        else:
+            cls = probs0.argmax(1) if y is None else torch.as_tensor(y, dtype=torch.long, device=x.device).flatten()
+            if len(cls) != len(x):
+                raise CnnlabError(f"{len(x)} images but {len(cls)} labels were given.")
+        parts = [_square_batch(model, x[i:i + batch_size], cls[i:i + batch_size], targeted, eps, int(queries),
+                               p_init, gen) for i in range(0, len(x), batch_size)]
+    adv, final, used, ok = (torch.cat([p[k] for p in parts]) for k in range(4))
+    qps = float(used[ok].float().mean()) if bool(ok.any()) else float("nan")
+    params = {"norm": "linf", "eps": eps, "queries": int(queries), "p_init": p_init, "seed": seed,
+              "queries_per_success": qps,
+              "median_queries_per_success": float(used[ok].float().median()) if bool(ok.any()) else float("nan")}
+    return build_result("square", model, x, adv, cls, targeted, probs0, final, ok, used, int(used.sum()),
+                        params, t0)
+
+
+def _square_batch(model, x, cls, targeted, eps, budget, p_init, gen):  # noqa: ANN001, ANN202
+    n, c, h, w = x.shape
+    dev = x.device
+    stripes = eps * (torch.randint(0, 2, (n, c, 1, w), generator=gen, device=dev) * 2 - 1).float()
+    best = (x + stripes).clamp(0, 1)
+    logits = model(best)
+    loss = margin_loss(logits, cls, targeted)
+    probs = torch.softmax(logits.float(), 1)
+    used = torch.ones(n, dtype=torch.long, device=dev)
+    for it in range(1, budget):
+        idx = (loss >= 0).nonzero()[:, 0]
+        if len(idx) == 0:
+            break
+        p = square_size_fraction(p_init, it, budget)
+        s = min(max(int(round(math.sqrt(p * h * w))), 1), min(h, w) - 1)
+        m = len(idx)
+        top = torch.randint(0, h - s + 1, (m, 1, 1, 1), generator=gen, device=dev)
+        left = torch.randint(0, w - s + 1, (m, 1, 1, 1), generator=gen, device=dev)
+        rows = torch.arange(h, device=dev).view(1, 1, h, 1)
+        cols = torch.arange(w, device=dev).view(1, 1, 1, w)
+        window = (rows >= top) & (rows < top + s) & (cols >= left) & (cols < left + s)  # one square per image
+        xs = x[idx]
+        sign = eps * (torch.randint(0, 2, (m, c, 1, 1), generator=gen, device=dev) * 2 - 1).float()
+        delta = torch.where(window, sign, best[idx] - xs)
+        cand = (xs + delta).clamp(0, 1)
+        out = model(cand)
+        new = margin_loss(out, cls[idx], targeted)
+        better = new < loss[idx]
+        keep = idx[better]
+        best[keep] = cand[better]
+        loss[keep] = new[better]
+        probs[keep] = torch.softmax(out[better].float(), 1)
+        used[idx] += 1
+    return best, probs, used.cpu(), (loss < 0).cpu()

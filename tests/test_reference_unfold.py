@@ -1,0 +1,148 @@
+"""UnfoldConv2d: hand-written backward == PyTorch's (gradcheck, grids, real models, real training)."""
+from __future__ import annotations
+
+import copy
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import cnnlab
+from cnnlab.errors import CnnlabError
+from cnnlab.reference import UnfoldConv2d, UnfoldConv2dFunction, convert_to_unfold, unfold_conv
+from cnnlab.reference.checks import SHAPE_GRID, conv_grid_errors, model_errors
+
+
+@pytest.mark.parametrize("shape", SHAPE_GRID, ids=lambda s: "x".join(map(str, s[:4])) + f"-k{s[5]}s{s[6]}p{s[7]}")
+def test_gradcheck_float64(shape):
+    n, cin, h, w, cout, k, s, p, bias = shape
+    kh, kw = (k, k) if isinstance(k, int) else k
+    g = torch.Generator().manual_seed(sum(map(hash, map(str, shape))) % 1000)
+    x = torch.randn(n, cin, h, w, dtype=torch.float64, generator=g, requires_grad=True)
+    weight = torch.randn(cout, cin, kh, kw, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(cout, dtype=torch.float64, generator=g, requires_grad=True) if bias else None
+    inputs = (x, weight, b) if bias else (x, weight)
+    assert torch.autograd.gradcheck(lambda *t: UnfoldConv2dFunction.apply(t[0], t[1], t[2] if bias else None, s, p),
+                                    inputs)
+
+
+def test_outputs_and_three_gradients_equal_pytorchs():
+    rows = conv_grid_errors(gradcheck=False)
+    assert [r.name.split(" (")[0] for r in rows] == ["conv forward", "conv dX", "conv dW", "conv db"]
+    for r in rows:
+        assert r.ok and r.max_abs_error < 1e-12 * max(1, r.scale), r
+
+
+def test_chunked_unfolding_gives_the_same_numbers(monkeypatch):
+    torch.manual_seed(0)
+    x = torch.randn(7, 5, 13, 11, requires_grad=True)
+    conv = UnfoldConv2d(5, 6, 3, 2, 1)
+    results = []
+    for chunk in (0, 1, 3 * 45 * 42 * 4):  # whole batch, one image at a time, three images at a time
+        monkeypatch.setattr(unfold_conv, "CHUNK_BYTES", chunk)
+        x.grad = None
+        conv.zero_grad()
+        y = conv(x)
+        (y * torch.arange(y.numel()).view_as(y).sin()).sum().backward()
+        results.append([y.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_frozen_weights_channels_last_and_empty_batches():
+    torch.manual_seed(0)
+    conv = UnfoldConv2d(3, 4, 3, 1, 1)
+    ref = nn.Conv2d(3, 4, 3, 1, 1)
+    ref.load_state_dict(conv.state_dict())
+    conv.requires_grad_(False)
+    ref.requires_grad_(False)
+    x = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    conv(x).pow(2).sum().backward()
+    ref(x2).pow(2).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad)
+    assert conv(torch.zeros(0, 3, 8, 8)).shape == (0, 4, 8, 8)
+
+
+def test_pretrained_resnet20_converted_gives_the_same_logits_and_gradients(resnet20, cifar_test_small):
+    x, y = cifar_test_small
+    rows = model_errors(resnet20, x[:64], y[:64])
+    assert {r.name.split(" (")[0] for r in rows} >= {"model logits", "model dX", "model dW"}
+    for r in rows:
+        assert r.ok, r
+        assert "19 convs converted" in r.note
+
+
+def test_convert_to_unfold_shares_parameters_and_keeps_checkpoints_loadable(resnet20):
+    model = copy.deepcopy(resnet20)
+    before = {n: p for n, p in model.named_parameters()}
+    keys = list(model.state_dict())
+    assert convert_to_unfold(model.net) == 19
+    assert convert_to_unfold(model.net) == 0  # already converted
+    assert all(isinstance(m, UnfoldConv2d) for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert list(model.state_dict()) == keys
+    assert all(p is before[n] for n, p in model.named_parameters())  # an optimizer built before still works
+    model.load_state_dict(resnet20.state_dict())
+
+
+def test_convert_to_unfold_skips_depthwise_and_asymmetric_same_padding_saying_which(lite0):
+    model = copy.deepcopy(lite0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        n = convert_to_unfold(model.net)
+    assert n == 33  # the stride-1 1x1 expand/project convs and the head; not 16 depthwise nor the stride-2 stem
+    msg = str(caught[0].message)
+    assert "'_conv_stem'" in msg and "groups=" in msg and "asymmetric" in msg
+    x = torch.rand(1, 3, 224, 224)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), lite0(x), rtol=1e-4, atol=1e-4)
+    with pytest.raises(CnnlabError, match="kept 17 convolution"):
+        convert_to_unfold(copy.deepcopy(lite0).net, strict=True)
+    with pytest.raises(CnnlabError, match="pass the model that contains"):
+        convert_to_unfold(nn.Conv2d(3, 3, 3))
+
+
+def test_from_conv_handles_same_padding():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 5, 5, padding="same")
+    ours = UnfoldConv2d.from_conv(conv)
+    x = torch.randn(2, 3, 9, 10)
+    torch.testing.assert_close(ours(x), conv(x))
+    with pytest.raises(CnnlabError, match="dilation"):
+        UnfoldConv2d.from_conv(nn.Conv2d(3, 5, 3, dilation=2))
+
+
+def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int) -> list[float]:
+    """Plain SGD with momentum over a fixed data order: the loss of every step."""
+    torch.manual_seed(0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    losses = []
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
+        for i in range(0, len(x), batch):
+            idx = order[i:i + batch]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    return losses
+
+
+def test_training_with_the_custom_conv_follows_the_same_loss_curve(cifar_test_small):
+    x, y = cifar_test_small  # 256 real CIFAR-10 test images
+    torch.manual_seed(0)
+    native = cnnlab.create_model("simple_cnn_bn", channels=16)
+    ours = copy.deepcopy(native)
+    assert convert_to_unfold(ours.net) == 2
+    a = _train(native, x, y, epochs=3, batch=32)
+    b = _train(ours, x, y, epochs=3, batch=32)
+    assert len(a) == 24
+    assert a[-1] < a[0] - 0.2  # it really learns
+    assert max(abs(p - q) for p, q in zip(a, b)) < 1e-4
+    for (name, p), (_, q) in zip(native.named_parameters(), ours.named_parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
