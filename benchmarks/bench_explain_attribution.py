@@ -102,6 +102,8 @@ def main() -> None:
                        "--steps", str(a.steps), "--batch", str(a.batch)]
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
                 res[lib].append(json.loads(out))
+                print(f"  run {r + 1} {lib:7s} {method}: {res[lib][-1]['seconds']:.2f} s wall, "
+                      f"{res[lib][-1]['cpu_seconds']:.2f} s cpu, {res[lib][-1]['peak_mb']:.0f} MB", flush=True)
         med = {lib: {k: statistics.median(v.get(k, float("nan")) for v in runs) for k in ("seconds", "cpu_seconds", "peak_mb")}
                for lib, runs in res.items()}
         agree = abs(res["cnnlab"][0]["checksum"] - res["captum"][0]["checksum"]) / abs(res["captum"][0]["checksum"])

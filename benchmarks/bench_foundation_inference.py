@@ -12,6 +12,8 @@ interleaved, several rounds; medians are printed. Ablations show where cnnlab's 
 
     .venv/bin/python benchmarks/bench_foundation_inference.py [--images 128] [--rounds 3] [--model-only]
 
+Every variant runs with OMP_WAIT_POLICY=PASSIVE unless the caller sets it (the `cnnlab` command sets
+it; on a busy machine spinning OpenMP threads cost several times over, see bench_foundation_coldstart).
 With --model-only the images are decoded first and only the network is timed ('torchvision' is then
 the plain eager forward of the same net under glibc's default allocator).
 """
@@ -120,6 +122,7 @@ def main() -> None:
         for r in range(args.rounds):
             for v in VARIANTS:
                 env = dict(os.environ)
+                env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # the same for every variant (as `cnnlab` sets it)
                 if v in ("cnnlab-no-malloc", "torchvision"):  # the plain loop gets glibc's defaults too
                     env["CNNLAB_TUNE_MALLOC"] = "0"
                 out = subprocess.run([sys.executable, __file__, "--variant", v, "--folder", tmp,

@@ -70,6 +70,12 @@ def main() -> None:
     model = cnnlab.create_model("efficientnet_lite0", pretrained=True)
     photo = cnnlab.bundled_photo("chelsea")
     data = photo.read_bytes()
+    from PIL import Image
+    w, h = Image.open(photo).size
+    import io
+    buf = io.BytesIO()  # a phone-sized photo: 12 MP JPEG (decoded with JPEG draft mode by the server)
+    Image.open(photo).convert("RGB").resize((4032, 3024), Image.BICUBIC).save(buf, format="JPEG", quality=90)
+    big = buf.getvalue()
     srv = start_server(model, port=0)
     base = srv.url
     load_before = os.getloadavg()
@@ -84,8 +90,11 @@ def main() -> None:
             # name, HTTP call, direct library call (None: no direct equivalent)
             ("GET /api/model", lambda: get(base + "api/model"), None),
             ("GET /api/classes?q=cat", lambda: get(base + "api/classes?q=cat"), None),
-            ("POST /api/predict (upload 1.1 MB PNG, 451x300)", lambda: post(base + "api/predict", {}, {"image": ("c.png", data)}),
+            (f"POST /api/predict (upload {len(data) // 1000} KB PNG, {w}x{h})", lambda: post(base + "api/predict", {}, {"image": ("c.png", data)}),
              lambda: model.predict(cnnlab.load_images(photo, model), k=5)),
+            (f"POST /api/predict (upload {len(big) / 1e6:.1f} MB JPEG, 4032x3024)",
+             lambda: post(base + "api/predict", {}, {"image": ("big.jpg", big)}),
+             lambda: model.predict(cnnlab.load_images(big, model), k=5)),
             ("POST /api/predict (bundled photo)", lambda: post(base + "api/predict", {"photo": "chelsea"}),
              lambda: model.predict(cnnlab.load_images(photo, model), k=5)),
             ("POST /api/explain gradient", lambda: post(base + "api/explain", {"image_id": iid, "method": "gradient"}),

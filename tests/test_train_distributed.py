@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import shared
@@ -19,6 +20,7 @@ def _run(cmd: list[str], env: dict) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_two_processes_agree_with_one(tmp_path):
     data = str(shared("cifar10_train_first200_lossless.npz"))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CNNLAB_DDP_BACKEND": "gloo"}

@@ -76,3 +76,27 @@ def test_transfer_bad_input_is_one_sentence(tmp_path, pets_folder):
     assert res.exit_code == 1 and "--download" in res.stderr
     res = run("--data", "miniplaces")
     assert res.exit_code == 1 and "--data-dir" in res.stderr
+
+
+def test_finetune_goes_through_the_trainer_with_a_frozen_backbone_first(tmp_path):
+    """One epoch with the backbone frozen: only the new 2-class head may change."""
+    import torch
+
+    import cnnlab
+    from cnnlab.models.weights import read_checkpoint
+    from cnnlab.transfer import finetune
+    d = np.load(shared("oxford_pets_subset.npz"))
+    for b in (0, 6):
+        for rank, i in enumerate(np.flatnonzero(d["label"] == b)[:3]):
+            f = tmp_path / "data" / ("train" if rank < 2 else "test") / str(d["classes"][b]) / f"{i}.jpg"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(d["jpeg"][d["offsets"][i]:d["offsets"][i + 1]].tobytes())
+    run = finetune("efficientnet_lite0", str(tmp_path / "data"), epochs=1, out=tmp_path / "run", freeze_epochs=1,
+                   batch_size=4, progress=False)
+    state = read_checkpoint(run.path / "checkpoints" / "last.pt")["state_dict"]
+    start = cnnlab.create_model("efficientnet_lite0", pretrained=True).net.state_dict()
+    assert state["_fc.weight"].shape == (2, 1280)
+    assert torch.equal(state["_conv_stem.weight"], start["_conv_stem.weight"])
+    assert torch.equal(state["_blocks.15._project_conv.weight"], start["_blocks.15._project_conv.weight"])
+    metrics = (run.path / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(metrics[-1])["val_top1"] is not None  # validated on the test/ folder

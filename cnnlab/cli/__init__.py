@@ -6,9 +6,16 @@ for importing the training, report or attack code.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
-import click
+# Before torch loads OpenMP: idle worker threads sleep instead of spinning. On a shared or busy CPU,
+# spinning threads steal the cores the working ones need: measured on the project's 2-core machine
+# under load, a one-image EfficientNet-Lite0 forward took 0.7-1.4 s with the default and 0.07 s
+# with PASSIVE (benchmarks/results/foundation.md). A user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import click  # noqa: E402
 
 from ..errors import CnnlabError
 
@@ -24,8 +31,8 @@ COMMANDS = {
     "compare": ("train", "compare_cmd"),
     "attack": ("attack", "attack_cmd"),
     "attack-eval": ("attack", "attack_eval_cmd"),
-    "patch": ("attack", "patch_cmd"),
-    "fool": ("attack", "fool_cmd"),
+    "patch": ("attack_more", "patch_cmd"),
+    "fool": ("attack_more", "fool_cmd"),
     "featmaps": ("explain", "featmaps_cmd"),
     "filters": ("explain", "filters_cmd"),
     "saliency": ("explain", "saliency_cmd"),

@@ -94,65 +94,154 @@ def _columns(patches: torch.Tensor, out: torch.Tensor | None = None) -> torch.Te
     return out
 
 
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 class UnfoldConv2dFunction(torch.autograd.Function):
-    """conv2d(x, weight, bias, stride, padding) with dilation 1 and groups 1, by unfold + matmul."""
+    """conv2d(x, weight, bias, stride, padding) with dilation 1 and groups 1, by unfold + matmul.
+
+    Two memory layouts, the same algebra: NCHW inputs use the textbook [N, C*K*K, L] columns,
+    F.unfold's order, and F.fold; channels-last inputs (what `cnnlab train` uses) unfold into
+    [N*L, K*K*C] rows with C contiguous, so each product is ONE large matrix product and the output
+    stays channels-last, and fold is K*K strided additions.
+    """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,  # noqa: ANN001
                 stride: int | IntPair = 1, padding: int | IntPair = 0) -> torch.Tensor:
         stride, padding = _pair(stride), _pair(padding)
-        n, c, h, w = x.shape
-        cout, cin, kh, kw = weight.shape
-        if c != cin:
-            raise ValueError(f"UnfoldConv2d: input has {c} channels, the weight expects {cin}")
-        xp = _pad(x, padding)
-        patches = _patches(xp, (kh, kw), stride)                                 # a view, no copy
-        ho, wo = patches.shape[2:4]
-        k, length = c * kh * kw, ho * wo
-        wmat = weight.reshape(cout, k)
-        y = x.new_empty(n, cout, length)
-        parts = _chunks(n, k * length * x.element_size(), CHUNK_BYTES)
-        buf = _workspace((parts[0].stop if parts else 0, k, length), x)         # reused: every chunk, every layer
-        for part in parts:
-            cols = _columns(patches[part], buf)                                  # [n, C*K*K, L]
-            torch.bmm(wmat.expand(len(cols), cout, k), cols, out=y[part])       # Y_n = W @ cols_n
-        del buf
-        if bias is not None:
-            y += bias.view(1, -1, 1)
+        if x.dim() != 4 or x.shape[1] != weight.shape[1]:
+            raise ValueError(f"UnfoldConv2d: input of shape {tuple(x.shape)} does not have the "
+                             f"{weight.shape[1]} channels the weight expects")
+        nhwc = _is_channels_last(x)
+        y = (_forward_nhwc if nhwc else _forward_nchw)(x, weight, bias, stride, padding)
         # keep only the input (which the layer before keeps anyway), not the columns and not the
         # padded copy: backward pads and unfolds it again, chunk by chunk
         ctx.save_for_backward(x if weight.requires_grad else None, weight)
-        ctx.conf = (stride, padding, bias is not None, x.shape)
-        return y.view(n, cout, ho, wo)
+        ctx.conf = (stride, padding, bias is not None, tuple(x.shape), nhwc)
+        return y
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):  # noqa: ANN001, ANN205
         x, weight = ctx.saved_tensors
-        stride, padding, has_bias, (n, c, h, w) = ctx.conf
-        cout, _, kh, kw = weight.shape
-        dy = dy.reshape(n, cout, dy.shape[2] * dy.shape[3])                      # [N, C_out, L]
-        k, length = c * kh * kw, dy.shape[2]
-        need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
-        parts = _chunks(n, k * length * dy.element_size(), CHUNK_BYTES)
-        dx = dy.new_zeros(n, c, h, w) if need_dx and len(parts) != 1 else None
-        dw = weight.new_zeros(cout, k) if need_dw else None
-        db = dy.sum(dim=(0, 2)) if has_bias and need_db else None
-        wmat_t = weight.reshape(cout, k).t()
-        buf = _workspace((parts[0].stop if parts else 0, k, length), dy)
-        patches = _patches(_pad(x, padding), (kh, kw), stride) if need_dw else None
-        for part in parts:
-            dy_part = dy[part]
-            if need_dw:
-                cols = _columns(patches[part], buf)                              # recomputed, not stored
-                dw += torch.bmm(dy_part, cols.transpose(1, 2)).sum(0)           # sum_n dY_n @ cols_n^T
-            if need_dx:
-                dcols = torch.bmm(wmat_t.expand(len(dy_part), k, cout), dy_part, out=buf[:len(dy_part)])
-                folded = F.fold(dcols, (h, w), (kh, kw), padding=padding, stride=stride)  # W^T dY, folded
-                if len(parts) == 1:
-                    dx = folded
-                else:
-                    dx[part] = folded
-        return dx, (dw.view_as(weight) if need_dw else None), db, None, None
+        stride, padding, has_bias, shape, nhwc = ctx.conf
+        need = ctx.needs_input_grad[:3]
+        dx, dw, db = (_backward_nhwc if nhwc else _backward_nchw)(dy, x, weight, stride, padding, shape,
+                                                                 need[0], need[1], has_bias and need[2])
+        return dx, dw, db, None, None
+
+
+def _forward_nchw(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: IntPair,
+                  padding: IntPair) -> torch.Tensor:
+    n, c, h, w = x.shape
+    cout, _, kh, kw = weight.shape
+    patches = _patches(_pad(x, padding), (kh, kw), stride)                       # a view, no copy
+    ho, wo = patches.shape[2:4]
+    k, length = c * kh * kw, ho * wo
+    wmat = weight.reshape(cout, k)
+    y = x.new_empty(n, cout, length)
+    parts = _chunks(n, k * length * x.element_size(), CHUNK_BYTES)
+    buf = _workspace((parts[0].stop if parts else 0, k, length), x)             # reused: every chunk, every layer
+    for part in parts:
+        cols = _columns(patches[part], buf)                                      # [n, C*K*K, L]
+        torch.bmm(wmat.expand(len(cols), cout, k), cols, out=y[part])           # Y_n = W @ cols_n
+    if bias is not None:
+        y += bias.view(1, -1, 1)
+    return y.view(n, cout, ho, wo)
+
+
+def _backward_nchw(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stride: IntPair, padding: IntPair,
+                   shape: tuple, need_dx: bool, need_dw: bool, need_db: bool) -> tuple:
+    n, c, h, w = shape
+    cout, _, kh, kw = weight.shape
+    dy = dy.reshape(n, cout, dy.shape[2] * dy.shape[3])                          # [N, C_out, L]
+    k, length = c * kh * kw, dy.shape[2]
+    parts = _chunks(n, k * length * dy.element_size(), CHUNK_BYTES)
+    dx = dy.new_zeros(n, c, h, w) if need_dx and len(parts) != 1 else None
+    dw = weight.new_zeros(cout, k) if need_dw else None
+    db = dy.sum(dim=(0, 2)) if need_db else None
+    wmat_t = weight.reshape(cout, k).t()
+    buf = _workspace((parts[0].stop if parts else 0, k, length), dy)
+    patches = _patches(_pad(x, padding), (kh, kw), stride) if need_dw else None
+    for part in parts:
+        dy_part = dy[part]
+        if need_dw:
+            cols = _columns(patches[part], buf)                                  # recomputed, not stored
+            dw += torch.bmm(dy_part, cols.transpose(1, 2)).sum(0)               # sum_n dY_n @ cols_n^T
+        if need_dx:
+            dcols = torch.bmm(wmat_t.expand(len(dy_part), k, cout), dy_part, out=buf[:len(dy_part)])
+            folded = F.fold(dcols, (h, w), (kh, kw), padding=padding, stride=stride)  # W^T dY, folded
+            if len(parts) == 1:
+                dx = folded
+            else:
+                dx[part] = folded
+    return dx, (dw.view_as(weight) if need_dw else None), db
+
+
+def _rows_nhwc(x: torch.Tensor, kernel: IntPair, stride: IntPair, padding: IntPair) -> torch.Tensor:
+    """unfold of a channels-last input: a view [N, Ho, Wo, kh, kw, C] (C contiguous)."""
+    xh = x.permute(0, 2, 3, 1)                                                   # [N, H, W, C], a view
+    if padding[0] or padding[1]:
+        xh = F.pad(xh, (0, 0, padding[1], padding[1], padding[0], padding[0]))
+    return xh.unfold(1, kernel[0], stride[0]).unfold(2, kernel[1], stride[1]).permute(0, 1, 2, 4, 5, 3)
+
+
+def _forward_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: IntPair,
+                  padding: IntPair) -> torch.Tensor:
+    n, c, h, w = x.shape
+    cout, _, kh, kw = weight.shape
+    patches = _rows_nhwc(x, (kh, kw), stride, padding)                           # [N, Ho, Wo, kh, kw, C] view
+    ho, wo = patches.shape[1:3]
+    k, length = kh * kw * c, ho * wo
+    wmat_t = weight.permute(2, 3, 1, 0).reshape(k, cout)                         # [kh*kw*C, C_out]
+    y = x.new_empty(n, length, cout)
+    parts = _chunks(n, k * length * x.element_size(), CHUNK_BYTES)
+    buf = _workspace(((parts[0].stop if parts else 0) * length, k), x)
+    for part in parts:
+        m = (part.stop - part.start) * length
+        rows = buf[:m]
+        rows.view(-1, ho, wo, kh, kw, c).copy_(patches[part])                    # the unfold: one copy
+        out = y[part].view(m, cout)
+        if bias is not None:
+            torch.addmm(bias, rows, wmat_t, out=out)                             # Y = cols^T W^T + b
+        else:
+            torch.mm(rows, wmat_t, out=out)
+    return y.view(n, ho, wo, cout).permute(0, 3, 1, 2)                           # NCHW shape, channels-last memory
+
+
+def _backward_nhwc(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stride: IntPair, padding: IntPair,
+                   shape: tuple, need_dx: bool, need_dw: bool, need_db: bool) -> tuple:
+    n, c, h, w = shape
+    cout, _, kh, kw = weight.shape
+    ho, wo = dy.shape[2:]
+    k, length = kh * kw * c, ho * wo
+    dy2 = dy.permute(0, 2, 3, 1).reshape(n * length, cout)                       # [N*L, C_out] (a view if channels-last)
+    db = dy2.sum(0) if need_db else None
+    parts = _chunks(n, k * length * dy.element_size(), CHUNK_BYTES)
+    dw = weight.new_zeros(cout, k) if need_dw else None
+    wmat = weight.permute(0, 2, 3, 1).reshape(cout, k)                           # [C_out, kh*kw*C]
+    buf = _workspace(((parts[0].stop if parts else 0) * length, k), dy)
+    patches = _rows_nhwc(x, (kh, kw), stride, padding) if need_dw else None
+    hp, wp = h + 2 * padding[0], w + 2 * padding[1]
+    dxp = dy.new_zeros(n, hp, wp, c) if need_dx else None
+    for part in parts:
+        rows_slice = slice(part.start * length, part.stop * length)
+        m = rows_slice.stop - rows_slice.start
+        if need_dw:
+            rows = buf[:m]
+            rows.view(-1, ho, wo, kh, kw, c).copy_(patches[part])                # recomputed, not stored
+            dw.addmm_(dy2[rows_slice].t(), rows)                                 # dW += dY^T cols: one product
+        if need_dx:
+            dcols = torch.mm(dy2[rows_slice], wmat, out=buf[:m]).view(-1, ho, wo, kh, kw, c)
+            target = dxp[part]
+            for i in range(kh):                                                  # fold: each kernel offset adds its
+                for j in range(kw):                                              # gradients back where it read
+                    target[:, i:i + stride[0] * (ho - 1) + 1:stride[0], j:j + stride[1] * (wo - 1) + 1:stride[1]] \
+                        += dcols[:, :, :, i, j]
+    dx = dxp[:, padding[0]:padding[0] + h, padding[1]:padding[1] + w].permute(0, 3, 1, 2) if need_dx else None
+    dw = dw.view(cout, kh, kw, c).permute(0, 3, 1, 2).contiguous() if need_dw else None
+    return dx, dw, db
 
 
 def unfold_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

@@ -73,7 +73,7 @@ def render_report(run: RunContents) -> str:
         section = KNOWN_JSON.get(doc.rel, None)
         if section is None:
             section = "adversarial" if any(w in doc.rel.lower() for w in ("attack", "robust", "adv")) else "data"
-        _json_doc(page, doc, "summary" if section == "summary" else section)
+        _json_doc(page, doc, section)
     for sid, _ in SECTIONS:
         figs = [f for f in run.figures if f.section == sid]
         if figs:
@@ -86,9 +86,12 @@ def render_report(run: RunContents) -> str:
 def _overview(page: ReportPage, run: RunContents) -> None:
     items: list[tuple[str, object]] = [("run directory", str(run.run_dir))]
     cfg = run.config or {}
-    inner = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
-    for key in ("model", "arch", "data", "dataset", "epochs", "batch_size", "optimizer", "lr", "seed", "method"):
-        for source in (cfg, inner):
+    sources = [cfg, cfg.get("config") if isinstance(cfg.get("config"), dict) else {}]
+    sources += [d.data for name in ("summary.json", "attack.json", "eval.json")
+                if (d := run.doc(name)) is not None and isinstance(d.data, dict)]
+    for key in ("model", "arch", "data", "dataset", "checkpoint", "epochs", "batch_size", "optimizer", "lr",
+                "seed", "method"):
+        for source in sources:
             value = source.get(key)
             if isinstance(value, dict) and value.get("name") is not None and is_scalar(value["name"]):
                 value = value["name"]

@@ -7,6 +7,7 @@ a GPU and hooked models use `model.features` unchanged.
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -57,19 +58,34 @@ def feature_function(model: "Classifier", fast: bool = True) -> tuple[Callable[[
     """
     if not fast or model.head_name is None or model.mean.device.type != "cpu":
         return model.features, "plain model.features"
-    from ..models.fastpath import has_hooks, inference_twin, tune_allocator
+    from ..models.fastpath import has_hooks, state_key, tune_allocator
     tune_allocator()
     if has_hooks(model):
         return model.features, "plain model.features (a module is hooked)"
+    key = (state_key(model.net), model.head_name, id(model.mean), model.mean._version, model.std._version)
+    cached = _TWINS.get(model)
+    if cached is None or cached[0] != key:  # built once per model state: train and test parts share it
+        cached = (key, *_build(model))
+        _TWINS[model] = cached
+    return cached[1] or model.features, cached[2]
+
+
+#: model -> (state key, feature function or None for model.features, how); entries vanish with their model.
+_TWINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _build(model: "Classifier") -> tuple[Callable[[torch.Tensor], torch.Tensor] | None, str]:
+    """The twin's feature function (None: use model.features, which the cache must not hold on to)."""
+    from ..models.fastpath import inference_twin
     try:
         body = inference_twin(model.net)
         if not isinstance(body, fx.GraphModule) or not _cut_at_head(body.graph, model.head_name):
-            return model.features, "plain model.features (the net could not be traced)"
+            return None, "plain model.features (the net could not be traced)"
         _activations_in_place(body, body.graph)
         body.graph.lint()
         body.recompile()
     except Exception as e:  # noqa: BLE001 — any tracing failure means: use the model as it is
-        return model.features, f"plain model.features (not traceable: {type(e).__name__})"
+        return None, f"plain model.features (not traceable: {type(e).__name__})"
     mean, std = model.mean, model.std
     n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in body.modules())
 

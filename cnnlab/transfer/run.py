@@ -74,13 +74,15 @@ def run_probe(model: "Classifier | str", data: "Split | str | Path", classifier:
 
 
 def finetune(model_name: str, data, epochs: int = 10, out: str | Path | None = None, *,  # noqa: ANN001
-             freeze_epochs: int = 0, backbone_lr_mult: float = 0.1, **options):  # noqa: ANN201
-    """Fine-tune a pretrained model on `data` with a new head through the training engine.
+             freeze_epochs: int = 0, backbone_lr_mult: float = 0.1, val: str | None = "test", **options):  # noqa: ANN201
+    """Fine-tune a pretrained model on `data` (a folder, file or dataset name) with a new head, through
+    the training engine; the probe's counterpart when the backbone may change too.
 
     A thin call into `cnnlab.train(...)`: `freeze_epochs` trains only the new head first, then the
-    whole net, with the backbone's learning rate multiplied by `backbone_lr_mult`. Other options are
-    TrainConfig fields (lr, optimizer, schedule, ...). Returns the training Run.
+    whole net, with the backbone's learning rate multiplied by `backbone_lr_mult`. `val='test'`
+    validates on the data's test part (the one a probe is scored on). Other options are TrainConfig
+    fields (lr, optimizer, schedule, batch_size, ...). Returns the training Run.
     """
     from .. import train as train_module
-    return train_module(model_name, data=data, epochs=epochs, out=out, pretrained=True,
+    return train_module(model_name, data=data, epochs=epochs, out=out, pretrained=True, val=val,
                         freeze_epochs=freeze_epochs, backbone_lr_mult=backbone_lr_mult, **options)

@@ -1,0 +1,193 @@
+"""Black-box transfer attacks: adversarial examples made on one model, tried on another.
+
+`transfer_attack(source, target, x, y)`: plain transfer between two cnnlab models.
+`train_substitute(oracle, seeds)`: Papernot et al. 2017 — label a small seed set with the target's
+answers (outputs only), train a substitute, grow the set by Jacobian-based augmentation
+x + lambda * sign(grad of the substitute's logit for the oracle's label), repeat.
+`substitute_attack(oracle, x)`: train a substitute on x, attack it with PGD, measure transfer."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import CnnlabError
+from .core import attack_mode, check_images, make_generator
+from .gradient import clean_probs
+from .more import build_result
+from .result import AttackResult
+
+
+class SmallCNN(nn.Module):
+    """The substitute: a small CNN on [0,1] images (conv32-conv32-pool-conv64-conv64-pool-fc256)."""
+
+    def __init__(self, num_classes: int, labels: list[str] | None = None) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(64 * 16, 256), nn.ReLU(), nn.Linear(256, num_classes))
+        self.labels = labels or [str(i) for i in range(num_classes)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x - 0.5)
+
+
+@torch.no_grad()
+def oracle_labels(oracle: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """The target model's top-1 answers: the only thing the substitute learns from."""
+    return clean_probs(oracle, x, batch_size).argmax(1)
+
+
+@dataclass
+class Substitute:
+    """A trained substitute and what it cost: oracle queries, its agreement with the oracle per round."""
+
+    model: nn.Module
+    queries: int
+    rounds: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"queries": self.queries, "rounds": self.rounds}
+
+
+def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, gen: torch.Generator,
+         batch_size: int = 64, lr: float = 1e-3) -> None:
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=gen).to(x.device)
+        for i in range(0, len(x), batch_size):
+            b = order[i:i + batch_size]
+            loss = F.cross_entropy(model(x[b]), y[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+
+
+def train_substitute(oracle: torch.nn.Module, seeds: torch.Tensor, *, rounds: int = 4, lam: float = 0.1,
+                     epochs: int = 10, substitute: nn.Module | None = None, seed: int = 0,
+                     max_size: int = 4096) -> Substitute:
+    """Papernot et al.'s substitute training from `seeds` images (the attacker's own small set): each
+    round labels the set with the oracle, trains the substitute, and adds x + lam * sign(dF_y/dx)
+    for every x (lam's sign alternates every 3 rounds, as in the paper), up to `max_size` images."""
+    seeds = check_images(oracle, seeds)
+    gen = make_generator(seed, torch.device("cpu"))
+    torch.manual_seed(seed)
+    c = len(getattr(oracle, "labels", []) or []) or int(clean_probs(oracle, seeds[:1]).shape[1])
+    sub = substitute or SmallCNN(c, list(getattr(oracle, "labels", []) or []) or None)
+    sub = sub.to(seeds.device)
+    data = seeds.clone()
+    queries, log = 0, []
+    with attack_mode(oracle):
+        labels = oracle_labels(oracle, data)
+        queries += len(data)
+        for r in range(int(rounds)):
+            _fit(sub, data, labels, epochs, gen)
+            with torch.no_grad():
+                agree = float((sub(seeds).argmax(1) == oracle_labels(oracle, seeds)).float().mean())
+            log.append({"round": r, "set_size": len(data), "agreement_on_seeds": agree, "queries": queries})
+            if r == rounds - 1 or len(data) >= max_size:
+                break
+            xa = data.clone().requires_grad_(True)
+            g, = torch.autograd.grad(sub(xa).gather(1, labels[:, None]).sum(), xa)
+            step = lam * (-1 if (r // 3) % 2 else 1)
+            new = (data + step * g.sign()).clamp(0, 1)[: max_size - len(data)]
+            new_labels = oracle_labels(oracle, new)
+            queries += len(new)
+            data, labels = torch.cat([data, new]), torch.cat([labels, new_labels])
+    for p in sub.parameters():
+        p.requires_grad_(True)
+    return Substitute(sub, queries, log)
+
+
+@dataclass
+class TransferResult:
+    """Adversarial examples crafted on `source`, judged on `target`: how often they fool each."""
+
+    method: str
+    n: int
+    source_success: float
+    target_clean_acc: float
+    target_adv_acc: float
+    transfer_rate: float
+    params: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        return [f"{self.method} on {self.params.get('source')} -> {self.params.get('target')} ({self.n} images)",
+                f"fools the source        {self.source_success:7.2%}",
+                f"target accuracy clean   {self.target_clean_acc:7.2%}",
+                f"target accuracy adv     {self.target_adv_acc:7.2%}",
+                f"transfer rate           {self.transfer_rate:7.2%}  (of source-successful examples on images "
+                "the target got right)"]
+
+
+def transfer_attack(source: torch.nn.Module, target: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                    method: str = "pgd", eps: float | None = 8 / 255, steps: int | None = 10,
+                    seed: int = 0) -> TransferResult:
+    """Attack `source` (white-box, any method of the table) on (x, y) and feed the result to `target`."""
+    from .methods import attack
+    x = check_images(target, x)
+    y = torch.as_tensor(y, dtype=torch.long, device=x.device).flatten()
+    r = attack(source, x, method, y=y, eps=eps, steps=steps, seed=seed)
+    with attack_mode(target), torch.no_grad():
+        clean = oracle_labels(target, x) == y
+        adv = oracle_labels(target, r.images) == y
+    src_ok = r.success.to(x.device)
+    base = clean & src_ok
+    return TransferResult(method=method, n=len(x), source_success=float(src_ok.float().mean()),
+                          target_clean_acc=float(clean.float().mean()), target_adv_acc=float(adv.float().mean()),
+                          transfer_rate=float((~adv[base]).float().mean()) if bool(base.any()) else 0.0,
+                          params={"eps": eps, "steps": steps, "seed": seed,
+                                  "source": getattr(source, "name", type(source).__name__),
+                                  "target": getattr(target, "name", type(target).__name__)})
+
+
+@dataclass
+class SubstituteAttack:
+    """A black-box attack through a substitute: the AttackResult on the oracle, and the substitute."""
+
+    result: AttackResult
+    substitute: Substitute
+    substitute_success: float
+
+    def to_dict(self) -> dict:
+        return {**self.result.summary(), "substitute": self.substitute.to_dict(),
+                "substitute_success": self.substitute_success}
+
+
+def substitute_attack(oracle: torch.nn.Module, x: torch.Tensor, *, y: torch.Tensor | None = None, target=None,  # noqa: ANN001
+                      eps: float = 8 / 255, steps: int = 10, rounds: int = 4, lam: float = 0.1, epochs: int = 10,
+                      seeds: torch.Tensor | None = None, seed: int = 0) -> SubstituteAttack:
+    """Black-box: train a substitute on `seeds` (default: x itself) from the oracle's labels, run PGD
+    on the substitute, and judge the adversarial images on the oracle. The oracle is only queried
+    for labels (`result.passes` counts those queries; no gradient of it is taken)."""
+    from .gradient import pgd
+    x = check_images(oracle, x)
+    if len(x) < 2 and seeds is None:
+        raise CnnlabError("A substitute needs at least 2 seed images; attack a batch or pass seeds=.")
+    t0 = time.perf_counter()
+    sub = train_substitute(oracle, x if seeds is None else seeds, rounds=rounds, lam=lam, epochs=epochs, seed=seed)
+    with attack_mode(oracle), torch.no_grad():
+        probs0 = clean_probs(oracle, x)
+    cls = probs0.argmax(1) if y is None else torch.as_tensor(y, dtype=torch.long, device=x.device).flatten()
+    if target is not None:
+        from .gradient import resolve_target
+        cls = resolve_target(oracle, target, probs0, make_generator(seed, x.device))
+    r = pgd(sub.model, x, eps, steps=steps, y=None if target is not None else cls,
+            target=cls if target is not None else None, early_stop=False, seed=seed)
+    with attack_mode(oracle), torch.no_grad():
+        final = clean_probs(oracle, r.images)
+    ok = final.argmax(1) == cls if target is not None else final.argmax(1) != cls
+    params = {"norm": "linf", "eps": eps, "steps": steps, "rounds": rounds, "lambda": lam, "epochs": epochs,
+              "substitute": "SmallCNN", "oracle_queries": sub.queries + 2 * len(x), "seed": seed}
+    res = build_result("transfer", oracle, x, r.images, cls, target is not None, probs0, final, ok,
+                       torch.full((len(x),), steps, dtype=torch.long), sub.queries + 2 * len(x), params, t0)
+    return SubstituteAttack(res, sub, r.success_rate)

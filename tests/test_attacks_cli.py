@@ -1,0 +1,120 @@
+"""`cnnlab attack` and `cnnlab attack-eval` end to end on the real ResNet-20, and their bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cnnlab.cli import main
+
+from .conftest import shared
+
+WEIGHTS = "weights/akamaster_cifar10_resnet20-12fca82f.th"
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A 40-image .npz in the cifar10_test layout and two CIFAR test images as PNG files."""
+    d = np.load(shared("cifar10_test.npz"))
+    idx = np.random.default_rng(0).permutation(len(d["y"]))[:40]
+    tmp = tmp_path_factory.mktemp("attack_cli")
+    np.savez(tmp / "small.npz", x=d["x"][idx], y=d["y"][idx])
+    pngs = []
+    for k in range(2):
+        p = tmp / f"img{k}.png"
+        Image.fromarray(d["x"][idx[k]]).save(p)
+        pngs.append(str(p))
+    (tmp / "notes.png").write_text("not an image")
+    return {"npz": str(tmp / "small.npz"), "pngs": pngs, "bad": str(tmp / "notes.png"), "tmp": tmp,
+            "weights": str(shared(WEIGHTS))}
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_attack_eval_json(files):
+    r = _run("attack-eval", "--model", "cifar_resnet20", "--weights", files["weights"], "--data", files["npz"],
+             "--method", "pgd", "--eps", "2/255", "--steps", "5", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert {"clean_acc", "robust_acc", "success_rate", "linf", "l2", "images_per_s"} <= set(d)
+    assert d["n"] == 40 and 0.5 < d["clean_acc"] <= 1
+    assert d["robust_acc"] < d["clean_acc"] and d["success_rate"] > 0.5
+    assert 0 < d["linf"] <= 2 / 255 + 1e-6 and d["images_per_s"] > 0
+
+
+def test_attack_eval_text_with_limit(files):
+    r = _run("attack-eval", "--model", "cifar_resnet20", "--weights", files["weights"], "--data", files["npz"],
+             "--method", "fgsm", "--eps", "1/255", "--limit", "16")
+    assert r.exit_code == 0, r.output
+    assert "on 16 images" in r.output and "robust accuracy" in r.output and "images/s" in r.output
+
+
+def test_attack_writes_json_pngs_and_figures(files):
+    out = files["tmp"] / "out1"
+    r = _run("attack", *files["pngs"], "--model", "cifar_resnet20", "--weights", files["weights"],
+             "--method", "pgd", "--target", "least-likely", "--eps", "8/255", "--steps", "20", "--out", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "attack.json").read_text())
+    assert doc["n"] == 2 and doc["targeted"]
+    for row in doc["images"]:
+        assert {"success", "steps", "original", "final", "linf", "trajectory", "png_still_adversarial"} <= set(row)
+        assert row["success"] and row["final"]["index"] == row["target"]["index"]
+        assert row["linf"] <= 8 / 255 + 1e-6
+    for name in ("attack", "difference", "robustness"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+    assert set(doc["robustness"]["transforms"]) >= {"hflip", "crop80", "rotate30", "grayscale", "jpeg75", "blur"}
+    assert (out / "img0_adversarial.png").exists()
+
+
+def test_logit_descent_reports_the_classes_it_passes(files):
+    out = files["tmp"] / "out2"
+    r = _run("attack", files["pngs"][0], "--model", "cifar_resnet20", "--weights", files["weights"],
+             "--method", "logit-descent", "--steps", "8", "--keep-going", "--no-robustness", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "attack.json").read_text())
+    assert doc["steps"] == 8 and len(doc["trajectory"]) == 9
+    assert (out / "figures" / "trajectory.png").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--eps", "2"], "outside [0, 1]"),
+    (["--eps", "8/0"], "not a number or fraction"),
+    (["--eps", "eight"], "not a number or fraction"),
+    (["--steps", "0"], "positive whole number"),
+    (["--target", "caat"], "did you mean: cat"),
+    (["--method", "pgdd"], "did you mean: pgd"),
+    (["--method", "logit-ascent"], "give --target"),
+])
+def test_attack_bad_options(files, args, message):
+    out = files["tmp"] / "never"
+    r = CliRunner().invoke(main, ["attack", files["pngs"][0], "--model", "cifar_resnet20", "--weights",
+                                  files["weights"], "--out", str(out), *args])
+    assert r.exit_code != 0
+    assert message in r.output
+    assert "Traceback" not in r.output
+
+
+def test_attack_refuses_target_equal_to_current_class_and_bad_images(files):
+    r0 = _run("attack", files["pngs"][0], "--model", "cifar_resnet20", "--weights", files["weights"],
+              "--method", "fgsm", "--out", str(files["tmp"] / "o3"), "--json", "--no-robustness")
+    current = json.loads(r0.output)["original"]["label"]
+    r = CliRunner().invoke(main, ["attack", files["pngs"][0], "--model", "cifar_resnet20", "--weights",
+                                  files["weights"], "--target", current, "--out", str(files["tmp"] / "o4")])
+    assert r.exit_code == 1 and "already classified as" in r.output
+    r = CliRunner().invoke(main, ["attack", files["bad"], "--model", "cifar_resnet20", "--weights",
+                                  files["weights"], "--out", str(files["tmp"] / "o5")])
+    assert r.exit_code == 1 and "notes.png" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["attack", files["pngs"][0], "--model", "cifar_resnet20", "--weights",
+                                  files["weights"], "--method", "fgsm", "--out", str(files["tmp"] / "o3")])
+    assert r.exit_code == 1 and "already exists" in r.output    # nothing the user made is overwritten
+
+
+def test_attack_eval_bad_data(files):
+    r = CliRunner().invoke(main, ["attack-eval", "--model", "cifar_resnet20", "--weights", files["weights"],
+                                  "--data", str(files["tmp"] / "missing.npz")])
+    assert r.exit_code == 1 and "does not exist" in r.output
