@@ -23,6 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--skip-cifar", action="store_true")
+    ap.add_argument("--only", default=None, help="run only these objectives, e.g. middle:3")
     ap.add_argument("--save", default=None, help="directory for the optimized images (PNG)")
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -43,6 +44,8 @@ def main() -> None:
         cases.append(("cifar_resnet20 32px (128px canvas)", r20, x, ["layer3:10", "class:cat"]))
     for title, model, real, specs in cases:
         for spec in specs:
+            if a.only and spec not in a.only.split(","):
+                continue
             obj = explain.parse_objective(model, spec)
             ref = explain.objective_value(model, obj, real)
             for regs in ("none", "default"):
@@ -53,7 +56,7 @@ def main() -> None:
                     v.save(Path(a.save) / f"{model.name}_{spec.replace(':', '_')}_{regs}.png")
                 print(f"{title:36s} {spec:12s} {regs:8s} wall {wall:7.1f} s ({1000 * wall / a.steps:6.1f} ms/step) "
                       f"cpu {cpu:7.1f} s | objective {v.final_value:8.2f} vs real photos max {float(ref.max()):.2f} "
-                      f"mean {float(ref.mean()):.2f}")
+                      f"mean {float(ref.mean()):.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ peak memory in a fresh process per variant (peak RSS of one step above the resid
 Linux clear_refs), plus the bytes autograd saves for backward (exact, the same for both variants)
 and the size of the largest unfolded matrix (K*K*C times the layer's input).
 
-    .venv/bin/python benchmarks/bench_reference_unfold_step.py [--repeats 7] [--batch 128]
+    .venv/bin/python benchmarks/bench_reference_unfold_step.py [--repeats 7] [--batch 128] [--channels-last]
 """
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--channels-last", action="store_true", help="Model and batch in channels-last memory "
+                   "(what `cnnlab train` uses; UnfoldConv2d then takes its NHWC path).")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -48,18 +50,23 @@ def main() -> None:
     ours = copy.deepcopy(native)
     n = convert_to_unfold(ours.net)
     x, y = torch.rand(a.batch, 3, 32, 32), torch.randint(0, 10, (a.batch,))
+    if a.channels_last:
+        native, ours = native.to(memory_format=torch.channels_last), ours.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
 
     t = step_times({"native": native, "unfold": ours}, x, y, a.repeats)
-    print(f"converted {n} convolutions; training step, batch {a.batch}, {a.threads} threads, "
+    print(f"converted {n} convolutions; {'channels-last' if a.channels_last else 'NCHW'} memory layout; "
+          f"training step, batch {a.batch}, {a.threads} threads, "
           f"median of {a.repeats} interleaved steps:")
     print(f"  nn.Conv2d     {t['native'] * 1e3:8.1f} ms  ({a.batch / t['native']:.0f} images/s)")
     print(f"  UnfoldConv2d  {t['unfold'] * 1e3:8.1f} ms  ({a.batch / t['unfold']:.0f} images/s)   "
           f"time ratio {t['unfold'] / t['native']:.2f}x")
 
-    probes = {"native": run_probe("native", "cifar_resnet20", a.batch, threads=a.threads),
-              "unfold": run_probe("unfold", "cifar_resnet20", a.batch, threads=a.threads),
+    cl = a.channels_last
+    probes = {"native": run_probe("native", "cifar_resnet20", a.batch, threads=a.threads, channels_last=cl),
+              "unfold": run_probe("unfold", "cifar_resnet20", a.batch, threads=a.threads, channels_last=cl),
               "unfold, 4 MiB chunks": run_probe("unfold", "cifar_resnet20", a.batch, threads=a.threads,
-                                                chunk_bytes=4 << 20)}
+                                                chunk_bytes=4 << 20, channels_last=cl)}
     base = probes["native"]["step_peak"]
     print("peak memory of one step (fresh process each, peak RSS above model+batch):")
     for k, v in probes.items():

@@ -245,15 +245,20 @@ def receptive_fields(gm, modules: dict[str, nn.Module]) -> dict[str, tuple[tuple
     """For every node: ((rf_h, rf_w), (jump_h, jump_w)) in input pixels, propagated through the graph.
 
     A window of kernel k, stride s, dilation d grows the field by (k-1)*d*jump and multiplies the jump
-    by s; a strided slice multiplies the jump; anything elementwise (add, cat, activation, BN) takes
-    the largest field of its inputs.
+    by s; a strided slice multiplies the jump; anything else (add, cat, activation, BN, reshapes such
+    as channel shuffles) takes the largest field of its inputs. Global-context branches (a 1x1 map
+    broadcast onto a larger one, as in squeeze-excite) are not counted: they see the whole image.
     """
     rf: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             rf[node.name] = ((1, 1), (1, 1))
             continue
-        ins = [rf[n.name] for n in node.all_input_nodes if n.name in rf and _is_spatial(n)]
+        srcs = [n for n in node.all_input_nodes if n.name in rf]
+        # a 1x1 map broadcast onto a larger one (squeeze-excite's gate, global context) is left out:
+        # it sees the whole image, and counting it would make every later field "everything"
+        main = [n for n in srcs if not _broadcast_onto(n, node)] or srcs
+        ins = [rf[n.name] for n in main]
         if not ins:
             continue
         field_in = tuple(max(r[0][i] for r in ins) for i in range(2))
@@ -270,9 +275,11 @@ def receptive_fields(gm, modules: dict[str, nn.Module]) -> dict[str, tuple[tuple
     return rf
 
 
-def _is_spatial(node) -> bool:
-    s = _shape(node)
-    return s is not None and len(s) == 4
+def _broadcast_onto(src, node) -> bool:
+    """True when `src` is a spatial 1x1 map and `node`'s output is a larger map."""
+    a, b = _shape(src), _shape(node)
+    return (a is not None and b is not None and len(a) == 4 and len(b) == 4
+            and a[2] * a[3] == 1 and b[2] * b[3] > 1)
 
 
 # -- the report ------------------------------------------------------------------------------------

@@ -38,18 +38,17 @@ def test_patch_is_the_receptive_field(resnet20, cifar_test_small):
     assert all(p.shape[0] == 3 for p in ta.patches())
 
 
-def test_scans_image_arrays_and_files(lite0, resnet20, cifar_test_small, tmp_path):
+def test_scans_image_arrays_and_files(lite0, resnet20, cifar_test_small):
     x, y = cifar_test_small
     arrays = ImageArrays((x[:40] * 255).round().to(torch.uint8), y[:40], [str(i) for i in range(10)])
     ta = explain.top_activations(resnet20, arrays, "late", 0, k=3, reduce="mean")
     assert ta.layer == "layer3" and ta.scanned == 40 and len(ta.indices) == 3
-    from cnnlab.images import bundled_photos, save_image
+    from cnnlab.images import bundled_photos
     paths = [str(p) for p in list(bundled_photos().values())[:3]]
     tb = explain.top_activations(lite0, paths, "early", 1, k=2)
     assert tb.scanned == 3 and tb.images.shape == (2, 3, 224, 224)
     with pytest.raises(CnnlabError, match="Channel 40 is out of range"):
         explain.top_activations(resnet20, x[:8], "layer1", 40)
-    _ = save_image, tmp_path
 
 
 def test_tour_section(lite0, tmp_path):

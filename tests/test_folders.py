@@ -140,3 +140,9 @@ def test_pets_official_layout(tmp_path, pets_npz):
 def test_pets_missing_without_download_says_how(tmp_path):
     with pytest.raises(CnnlabError, match="download=True"):
         load_pets(tmp_path)
+
+
+def test_a_lone_train_folder_is_split_with_the_seed(tmp_path, pets_npz):
+    write_photos(pets_npz, tmp_path / "train", [0, 1], 5)
+    split = load_folder_dataset(tmp_path, test_fraction=0.4)
+    assert len(split.classes) == 2 and (len(split.train), len(split.test)) == (6, 4)

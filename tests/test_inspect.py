@@ -62,6 +62,33 @@ def test_tiny_model_numbers_equal_hand_counts():
     assert "cat" in r.summary() and "net_fc" in r.summary()
 
 
+class SqueezeShuffle(nn.Module):
+    """conv3x3 -> squeeze-excite gate -> channel shuffle (view/transpose/reshape) -> conv3x3/s2 -> fc."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.squeeze = nn.AdaptiveAvgPool2d(1)
+        self.excite = nn.Conv2d(4, 4, 1)
+        self.conv2 = nn.Conv2d(4, 8, 3, stride=2, padding=1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        a = self.conv1(x)
+        a = a * torch.sigmoid(self.excite(self.squeeze(a)))
+        n, c, h, w = a.shape
+        a = a.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        return self.fc(self.conv2(a).mean((2, 3)))
+
+
+def test_receptive_field_through_squeeze_excite_and_channel_shuffle():
+    model = Classifier(SqueezeShuffle(), ["a", "b", "c"], preprocessing=Preprocessing((20, 20), None),
+                       feature_layers=["conv1", "conv2"], head="fc", spec={"name": "se"})
+    stages = {s.name: (s.receptive_field, s.stride) for s in inspect_model(model).stages}
+    # the gate sees the whole image but is not counted; the shuffle keeps the field: 3, then 3 + 2*1
+    assert stages == {"conv1": ([3, 3], [1, 1]), "conv2": ([5, 5], [2, 2])}
+
+
 def test_plain_module_and_other_input_size():
     r = inspect_model(Tiny(), input_size=(32, 24))
     assert r.macs == 4 * 32 * 24 * 27 + 6 * 16 * 12 * 36 + 6 * 16 * 12 * 4 + 80

@@ -15,12 +15,16 @@ from cnnlab.reference import UnfoldConv2d, UnfoldConv2dFunction, convert_to_unfo
 from cnnlab.reference.checks import SHAPE_GRID, conv_grid_errors, model_errors
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("shape", SHAPE_GRID, ids=lambda s: "x".join(map(str, s[:4])) + f"-k{s[5]}s{s[6]}p{s[7]}")
-def test_gradcheck_float64(shape):
+def test_gradcheck_float64(shape, layout):
     n, cin, h, w, cout, k, s, p, bias = shape
     kh, kw = (k, k) if isinstance(k, int) else k
-    g = torch.Generator().manual_seed(sum(map(hash, map(str, shape))) % 1000)
-    x = torch.randn(n, cin, h, w, dtype=torch.float64, generator=g, requires_grad=True)
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(n, cin, h, w, dtype=torch.float64, generator=g)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
     weight = torch.randn(cout, cin, kh, kw, dtype=torch.float64, generator=g, requires_grad=True)
     b = torch.randn(cout, dtype=torch.float64, generator=g, requires_grad=True) if bias else None
     inputs = (x, weight, b) if bias else (x, weight)
@@ -35,9 +39,10 @@ def test_outputs_and_three_gradients_equal_pytorchs():
         assert r.ok and r.max_abs_error < 1e-12 * max(1, r.scale), r
 
 
-def test_chunked_unfolding_gives_the_same_numbers(monkeypatch):
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_chunked_unfolding_gives_the_same_numbers(monkeypatch, layout):
     torch.manual_seed(0)
-    x = torch.randn(7, 5, 13, 11, requires_grad=True)
+    x = torch.randn(7, 5, 13, 11).contiguous(memory_format=layout).requires_grad_()
     conv = UnfoldConv2d(5, 6, 3, 2, 1)
     results = []
     for chunk in (0, 1, 3 * 45 * 42 * 4):  # whole batch, one image at a time, three images at a time
@@ -47,9 +52,17 @@ def test_chunked_unfolding_gives_the_same_numbers(monkeypatch):
         y = conv(x)
         (y * torch.arange(y.numel()).view_as(y).sin()).sum().backward()
         results.append([y.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()])
+    ref = nn.Conv2d(5, 6, 3, 2, 1)
+    ref.load_state_dict(conv.state_dict())
+    x2 = x.detach().clone().requires_grad_()
+    y = ref(x2)
+    (y * torch.arange(y.numel()).view_as(y).sin()).sum().backward()
+    results.append([y.detach(), x2.grad, ref.weight.grad, ref.bias.grad])
     for other in results[1:]:
         for a, b in zip(results[0], other):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # channels-last in, channels-last out (the layout `cnnlab train` uses)
+    assert results[0][0].is_contiguous(memory_format=layout)
 
 
 def test_frozen_weights_channels_last_and_empty_batches():
@@ -133,15 +146,18 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batc
     return losses
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.float64, 1e-10)])
-def test_training_with_the_custom_conv_follows_the_same_loss_curve(cifar_test_small, dtype, tol):
+@pytest.mark.parametrize("dtype,tol,layout", [(torch.float32, 1e-4, torch.contiguous_format),
+                                              (torch.float64, 1e-10, torch.contiguous_format),
+                                              (torch.float32, 1e-4, torch.channels_last)])
+def test_training_with_the_custom_conv_follows_the_same_loss_curve(cifar_test_small, dtype, tol, layout):
     x, y = cifar_test_small  # 256 real CIFAR-10 test images, 3 epochs of 8 steps
+    x = x.to(dtype).contiguous(memory_format=layout)
     torch.manual_seed(0)
-    native = cnnlab.create_model("simple_cnn_bn", channels=16).to(dtype)
+    native = cnnlab.create_model("simple_cnn_bn", channels=16).to(dtype).to(memory_format=layout)
     ours = copy.deepcopy(native)
     assert convert_to_unfold(ours.net) == 2
-    a = _train(native, x.to(dtype), y, epochs=3, batch=32)
-    b = _train(ours, x.to(dtype), y, epochs=3, batch=32)
+    a = _train(native, x, y, epochs=3, batch=32)
+    b = _train(ours, x, y, epochs=3, batch=32)
     assert len(a) == 24
     assert a[-1] < a[0] - 0.2  # it really learns
     assert max(abs(p - q) for p, q in zip(a, b)) < tol  # float32: rounding differences, not a drift

@@ -187,3 +187,25 @@ def test_untraceable_or_hooked_models_use_their_own_features(resnet20):
     finally:
         handle.remove()
     assert "twin" in feature_function(resnet20)[1]
+
+
+def test_npz_of_decoded_arrays_and_bad_npz_files(tmp_path, cifar_lossless, resnet20):
+    x, y = cifar_lossless
+    arr = (x[:60] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    np.savez(tmp_path / "small.npz", x=arr, y=y[:60].numpy())
+    split = load_transfer_data(tmp_path / "small.npz", test_fraction=0.25, seed=1)
+    assert len(split.train) + len(split.test) == 60 and 12 <= len(split.test) <= 18
+    assert split.classes == [str(i) for i in range(10)]
+    feats = extract_features(resnet20, split.test, cache_dir=False)
+    assert feats.features.shape == (len(split.test), 64)
+    np.savez(tmp_path / "nolabels.npz", x=arr)
+    with pytest.raises(CnnlabError, match="no labels"):
+        load_transfer_data(tmp_path / "nolabels.npz")
+    np.savez(tmp_path / "noimages.npz", y=y[:60].numpy())
+    with pytest.raises(CnnlabError, match="holds no images"):
+        load_transfer_data(tmp_path / "noimages.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(CnnlabError, match="not a readable .npz"):
+        load_transfer_data(tmp_path / "junk.npz")
+    with pytest.raises(CnnlabError, match="not an .npz"):
+        load_transfer_data(__file__)

@@ -184,7 +184,8 @@ def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, 
         if len(idx) == 0:
             break
         last = t == steps
-        xa = (x[idx] + delta[idx]).requires_grad_(not last)
+        full = len(idx) == n  # every image still running: plain tensors, no gathers or scatters
+        xa = ((x + delta) if full else (x[idx] + delta[idx])).requires_grad_(not last)
         with torch.set_grad_enabled(not last):
             logits = model(xa)
             gain = objective(logits, cls[idx], loss, targeted)
@@ -202,8 +203,10 @@ def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, 
             passes += len(idx)
         if record:
             gn = _flat_norm(g)[:, 0] if not last else torch.full((len(idx),), float("nan"))
+            cp = probs.gather(1, cls[idx][:, None])[:, 0]
             for j, i in enumerate(idx.tolist()):
                 traj[i].append({"step": t, "class": int(pred[j]), "prob": float(probs[j, pred[j]]),
+                                "attacked_class_prob": float(cp[j]),
                                 "objective": float(gain[j].detach()), "grad_norm": float(gn[j])})
         if stop_on_success:
             done[idx[ok]] = True
@@ -211,6 +214,11 @@ def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, 
         else:
             keep = torch.ones_like(ok)
         if last or not keep.any():
+            continue
+        if full and bool(keep.all()):
+            delta = project(delta + step_size * direction(g, rule), eps, norm)
+            delta = (x + delta).clamp_(0, 1) - x
+            taken += 1
             continue
         run, g = idx[keep], g[keep]
         d = delta[run] + step_size * direction(g, rule)

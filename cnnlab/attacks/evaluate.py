@@ -18,7 +18,8 @@ class AttackEval:
 
     clean_acc / robust_acc are over all n images (an image misclassified before the attack is not
     robust); success_rate is over the images the model got right (the ones attacked); linf and l2
-    are the mean perturbation norms of the successful adversarial examples; images_per_s counts all
+    are the mean (median_linf, median_l2: the median) perturbation norms of the successful adversarial
+    examples -- for DeepFool, the median minimal perturbation; images_per_s counts all
     n images over the attack's wall time; passes_per_image counts forward+backward passes.
     """
 
@@ -32,6 +33,8 @@ class AttackEval:
     images_per_s: float
     passes_per_image: float
     seconds: float
+    median_linf: float = 0.0
+    median_l2: float = 0.0
     params: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -47,6 +50,7 @@ class AttackEval:
                 f"success rate      {self.success_rate:7.2%}  (of the {round(self.clean_acc * self.n)} "
                 "correctly classified images)",
                 f"mean L-inf        {self.linf * 255:7.3f}/255   mean L2 {self.l2:.4f}  (successful examples)",
+                f"median L-inf      {self.median_linf * 255:7.3f}/255   median L2 {self.median_l2:.4f}",
                 f"speed             {self.images_per_s:7.1f} images/s, {self.passes_per_image:.2f} "
                 "forward+backward passes per image"]
 
@@ -125,11 +129,12 @@ def attack_eval(model: torch.nn.Module, data, method: str = "pgd", *, eps: float
     attacked = len(todo)
     robust = int(correct.sum()) - fooled
     cat = (lambda v: float(torch.cat(v).mean()) if v and sum(len(t) for t in v) else 0.0)
+    med = (lambda v: float(torch.cat(v).median()) if v and sum(len(t) for t in v) else 0.0)
     params = {**params, "data": name, "limit": limit, "target": target}
     return AttackEval(method=method, n=n, clean_acc=float(correct.float().mean()), robust_acc=robust / n,
                       success_rate=fooled / attacked if attacked else 0.0, linf=cat(linf), l2=cat(l2),
                       images_per_s=n / seconds if seconds > 0 else 0.0, passes_per_image=passes / n,
-                      seconds=seconds, params=params)
+                      seconds=seconds, median_linf=med(linf), median_l2=med(l2), params=params)
 
 
 def _target_index(model: torch.nn.Module, target) -> int:  # noqa: ANN001

@@ -92,11 +92,11 @@ def trajectory_figure(results: list["AttackResult"], path: str | Path | None = N
         steps = [s["step"] for s in traj if s["grad_norm"] == s["grad_norm"]]
         norms = [max(s["grad_norm"], 1e-30) for s in traj if s["grad_norm"] == s["grad_norm"]]
         a1.semilogy(steps, norms, marker=".", label=r.method)
-        oc = int(r.original_class[image])
-        a2.plot([s["step"] for s in traj], [s["prob"] if s["class"] == oc else 0 for s in traj], marker=".",
+        a2.plot([s["step"] for s in traj], [s.get("attacked_class_prob", float("nan")) for s in traj], marker=".",
                 label=f"{r.method}")
     a1.set(xlabel="step", ylabel="‖∇‖₂ of the objective", title="gradient norm")
-    a2.set(xlabel="step", ylabel="p(original class) while top-1", title="original class probability")
+    a2.set(xlabel="step", ylabel="probability", title="probability of the attacked class\n"
+           "(the class descended from, or the target)")
     for a in (a1, a2):
         a.legend(fontsize=8)
         a.grid(alpha=0.3)

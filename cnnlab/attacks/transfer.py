@@ -55,10 +55,12 @@ class Substitute:
 
 
 def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, gen: torch.Generator,
-         batch_size: int = 64, lr: float = 1e-3) -> None:
+         batch_size: int = 32, lr: float = 1e-3, min_updates: int = 150) -> None:
+    """Adam on cross-entropy for `epochs` passes, and at least `min_updates` updates (tiny seed sets)."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
-    for _ in range(epochs):
+    per_epoch = (len(x) + batch_size - 1) // batch_size
+    for _ in range(max(epochs, -(-min_updates // per_epoch))):
         order = torch.randperm(len(x), generator=gen).to(x.device)
         for i in range(0, len(x), batch_size):
             b = order[i:i + batch_size]
@@ -132,11 +134,17 @@ class TransferResult:
 def transfer_attack(source: torch.nn.Module, target: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                     method: str = "pgd", eps: float | None = 8 / 255, steps: int | None = 10,
                     seed: int = 0) -> TransferResult:
-    """Attack `source` (white-box, any method of the table) on (x, y) and feed the result to `target`."""
+    """Attack `source` (white-box, any method of the table; PGD runs all its steps) on (x, y) and feed the
+    result to `target`."""
     from .methods import attack
     x = check_images(target, x)
     y = torch.as_tensor(y, dtype=torch.long, device=x.device).flatten()
-    r = attack(source, x, method, y=y, eps=eps, steps=steps, seed=seed)
+    if method in ("pgd", "pgd-l2"):  # run every step: stopping at the first success makes weak transfers
+        from .gradient import pgd
+        r = pgd(source, x, eps, steps=steps or 10, norm="linf" if method == "pgd" else "l2", y=y, early_stop=False,
+                seed=seed)
+    else:
+        r = attack(source, x, method, y=y, eps=eps, steps=steps, seed=seed)
     with attack_mode(target), torch.no_grad():
         clean = oracle_labels(target, x) == y
         adv = oracle_labels(target, r.images) == y

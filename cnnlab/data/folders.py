@@ -67,7 +67,8 @@ def load_folder_dataset(path: str | Path, seed: int = 0, test_fraction: float = 
 
     `path/train/<class>/...` with `path/test/<class>/...` (or `val/`, `valid/`, `validation/`) is
     taken as that split; `path/<class>/...` alone is split per class with `seed`, `test_fraction`
-    of each class going to the test part. Class names are the folder names, sorted.
+    of each class going to the test part (so is `path/train/<class>/...` alone). Class names are the
+    folder names, sorted.
     """
     root = Path(path)
     if not root.exists():
@@ -96,6 +97,8 @@ def load_folder_dataset(path: str | Path, seed: int = 0, test_fraction: float = 
         for part in (train, test):
             part.meta.update(root=str(root), layout="train/test folders")
         return Split(train, test)
+    if "train" in subdirs and held_out is None and len(subdirs) == 1:
+        root = subdirs["train"]  # only train/: split it like a plain folder of class folders
     tree = _class_tree(root, extensions)
     _check_classes(tree, root)
     classes = sorted(tree)

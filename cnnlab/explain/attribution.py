@@ -3,11 +3,11 @@
 Methods: gradient saliency (Simonyan et al. 2014), SmoothGrad (Smilkov et al. 2017), Integrated
 Gradients (Sundararajan et al. 2017; interpolation steps batched with a bounded internal batch so
 memory does not grow with steps x images), guided backpropagation (Springenberg et al. 2015), the
-deconvnet (Zeiler & Fergus 2014) and Grad-CAM (Selvaraju et al. 2017) on any named layer. Every method runs in eval mode with frozen
-parameters, so autograd builds only the graph the method needs.
+deconvnet (Zeiler & Fergus 2014) and Grad-CAM (Selvaraju et al. 2017) on any named layer. Every
+method runs in eval mode with frozen parameters, so autograd builds only the graph the method needs
+(Grad-CAM builds none before its layer).
 """
 from __future__ import annotations
-
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field

@@ -33,7 +33,8 @@ def _reset_peak() -> bool:
         return False
 
 
-def measure(variant: str, model: str, batch: int, size: int, threads: int, chunk_bytes: int | None) -> dict:
+def measure(variant: str, model: str, batch: int, size: int, threads: int, chunk_bytes: int | None,
+            channels_last: bool = False) -> dict:
     """Peak RSS (bytes) of one training step of `model` with native or unfold convolutions."""
     import torch
     import torch.nn.functional as F
@@ -50,6 +51,9 @@ def measure(variant: str, model: str, batch: int, size: int, threads: int, chunk
     elif variant != "native":
         raise SystemExit(f"unknown variant {variant!r}")
     x, y = torch.rand(batch, 3, size, size), torch.randint(0, net.num_classes, (batch,))
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     gc.collect()
     exact = _reset_peak()
     before = _status_kib("VmRSS") or 0
@@ -61,13 +65,15 @@ def measure(variant: str, model: str, batch: int, size: int, threads: int, chunk
 
 
 def run_probe(variant: str, model: str, batch: int, size: int = 32, threads: int = 2,
-              chunk_bytes: int | None = None, timeout: float = 600) -> dict:
+              chunk_bytes: int | None = None, channels_last: bool = False, timeout: float = 600) -> dict:
     """Run `measure` in a fresh Python process and return its result."""
     import subprocess
     cmd = [sys.executable, "-m", "cnnlab.reference.memprobe", variant, "--model", model, "--batch", str(batch),
            "--size", str(size), "--threads", str(threads)]
     if chunk_bytes is not None:
         cmd += ["--chunk-bytes", str(chunk_bytes)]
+    if channels_last:
+        cmd.append("--channels-last")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"memory probe failed: {out.stderr.strip().splitlines()[-1:]}")
@@ -82,8 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--chunk-bytes", type=int, default=None)
+    p.add_argument("--channels-last", action="store_true")
     a = p.parse_args(argv)
-    print(json.dumps(measure(a.variant, a.model, a.batch, a.size, a.threads, a.chunk_bytes)))
+    print(json.dumps(measure(a.variant, a.model, a.batch, a.size, a.threads, a.chunk_bytes, a.channels_last)))
 
 
 if __name__ == "__main__":
