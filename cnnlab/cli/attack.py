@@ -31,8 +31,8 @@ def _check_method(method: str) -> None:
 @click.option("--target", default=None,
               help="Class to push towards: a name (toaster), an index (859), least-likely or random. "
                    "Without it the attack moves away from the current class.")
-@click.option("--eps", type=FractionParam("--eps", 0.0, 1.0), default=None,
-              help="Perturbation budget in pixel units, e.g. 2/255 (L-inf) [method default: 8/255; "
+@click.option("--eps", type=FractionParam("--eps", 0.0, 1e6), default=None,
+              help="Perturbation budget in pixel units, e.g. 2/255 (L-inf, in [0,1]) or an L2 radius for *-l2 [method default: 8/255; "
                    "none for descent/ascent].")
 @click.option("--steps", type=int, default=None, help="Gradient steps [method default].")
 @click.option("--step-size", type=FractionParam("--step-size", 0.0, 10.0), default=None,
@@ -82,7 +82,7 @@ def attack_cmd(images: tuple[str, ...], model_name: str | None, weights: str | N
 @model_options
 @click.option("--data", required=True, help="Labelled images: an .npz (x uint8 NHWC + y), a folder, or cifar10.")
 @_method_option(EVAL_METHODS, "pgd")
-@click.option("--eps", type=FractionParam("--eps", 0.0, 1.0), default=8 / 255, show_default="8/255",
+@click.option("--eps", type=FractionParam("--eps", 0.0, 1e6), default=8 / 255, show_default="8/255",
               help="Perturbation budget (L-inf in pixel units, or the L2 radius for *-l2).")
 @click.option("--steps", type=int, default=10, show_default=True, help="Attack steps.")
 @click.option("--step-size", type=FractionParam("--step-size", 0.0, 10.0), default=None,
