@@ -45,7 +45,7 @@ def data(model, n: int):  # noqa: ANN001, ANN201
 
 def run_cnnlab(model, x, y, eps, queries):  # noqa: ANN001, ANN201
     from cnnlab.attacks import square
-    c = Counted(model)
+    c = Counted(model).eval()  # a fresh Module is in train mode; attacks restore it and its children
     t = time.perf_counter()
     r = square(c, x, eps, queries=queries, y=y, seed=0)
     s = time.perf_counter() - t
@@ -56,7 +56,7 @@ def run_cnnlab(model, x, y, eps, queries):  # noqa: ANN001, ANN201
 
 def run_torchattacks(model, x, y, eps, queries):  # noqa: ANN001, ANN201
     import torchattacks
-    c = Counted(model)
+    c = Counted(model).eval()  # a fresh Module is in train mode; attacks restore it and its children
     atk = torchattacks.Square(c, eps=eps, n_queries=queries, seed=0)
     t = time.perf_counter()
     adv = atk(x, y)

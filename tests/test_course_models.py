@@ -44,7 +44,8 @@ def test_seed001_cnn_layout():
 
 
 def test_seed000_resnet_strides_shortcuts_and_shapes():
-    assert parse_strides("3-3-3") == [1, 1, 1, 2, 1, 1, 2, 1, 1]
+    assert parse_strides("3-3-3") == [1, 1, 2, 1, 1, 2, 1, 1, 1]  # the seed's own name for its net
+    assert parse_strides("5-5-5") == [1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1]
     assert parse_strides("1,1,2,1,1,2,1,1,1") == [1, 1, 2, 1, 1, 2, 1, 1, 1]
     with pytest.raises(CnnlabError, match="1s and 2s"):
         parse_strides("1,3")

@@ -181,7 +181,8 @@ def cnn11(pretrained: bool = False, num_classes: int | None = None, bn: bool = F
 
 # -- the seed-000 ResNet builder ----------------------------------------------------------------
 def parse_strides(strides: str | list[int]) -> list[int]:
-    """'1,1,2,1,1,2,1,1,1' -> that list; '3-3-3' (blocks per stage) -> [1,1,1,2,1,1,2,1,1]."""
+    """'1,1,2,1,1,2,1,1,1' -> that list; 'a-b-c' in the seed's notation (a blocks, the last of them with
+    stride 2, then b blocks likewise, then c blocks at stride 1): '3-3-3' -> [1,1,2,1,1,2,1,1,1]."""
     if isinstance(strides, (list, tuple)):
         out = [int(s) for s in strides]
     else:
@@ -189,7 +190,8 @@ def parse_strides(strides: str | list[int]) -> list[int]:
         try:
             if "-" in text:
                 counts = [int(c) for c in text.split("-")]
-                out = [2 if (stage > 0 and i == 0) else 1 for stage, n in enumerate(counts) for i in range(n)]
+                out = [2 if (i == n - 1 and stage < len(counts) - 1) else 1
+                       for stage, n in enumerate(counts) for i in range(n)]
             else:
                 out = [int(s) for s in text.split(",") if s.strip()]
         except ValueError:
@@ -245,7 +247,7 @@ class CourseResNet(nn.Module):
 
 
 @register_model("course_resnet", family="course", default_classes=100,
-                description="seed-000 ResNet: stride list (default 3-3-3), dropout 0.3, 1x1 shortcuts; shortcut=False, bn=True")
+                description="seed-000 ResNet: strides (default 3-3-3 = 1,1,2,1,1,2,1,1,1), dropout 0.3, 1x1 shortcuts; shortcut=False, bn=True")
 def course_resnet(pretrained: bool = False, num_classes: int | None = None, strides: str = "1,1,2,1,1,2,1,1,1",
                   bn: bool = False, shortcut: bool = True, dropout: float = 0.3, width: int = 16) -> Classifier:
     _no_pretrained("course_resnet", pretrained)

@@ -7,7 +7,6 @@ layer it cannot run with one sentence naming it. `numpy_forward(model, x)` runs 
 """
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -414,7 +413,3 @@ def numpy_forward(model: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size:
     logits = np.concatenate(outs) if outs else np.zeros((0, 0), prog.dtype)
     return ops.softmax(logits, axis=1) if probabilities else logits
 
-
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
-    """floor((size + 2P - dilation*(K-1) - 1) / S) + 1."""
-    return math.floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1

@@ -8,8 +8,9 @@ With cols = unfold(X) (every K x K x C patch as a column, [N, C*K*K, L] for L ou
               dX   = fold(W^T @ dY)                   fold adds each patch's gradient back where it came from
 
 Memory: the unfolded matrix is K*K times the input (9x for 3x3), so the forward keeps only X and W
-for backward and unfolds X again there; the only extra memory is one layer's cols and dcols while
-that layer runs. `UnfoldConv2d` is an nn.Conv2d (same parameters, same state-dict keys) whose forward
+for backward and unfolds X again there; the only extra memory is one reused buffer for one layer's
+cols (then dcols), chunked over the batch above CHUNK_BYTES. Channels-last inputs take a layout
+where each product is one large matrix multiply and the output stays channels-last. `UnfoldConv2d` is an nn.Conv2d (same parameters, same state-dict keys) whose forward
 uses this function; `convert_to_unfold(model)` swaps it in for every eligible nn.Conv2d.
 """
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _workspace(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     numel = 1
     for d in shape:
         numel *= d
-    key = (like.dtype, like.device)
+    key = (like.dtype, like.device, torch.is_inference_mode_enabled())  # inference tensors stay inside
     buf = cache.get(key)
     if buf is None or buf.numel() < numel:
         cache.pop(key, None)
