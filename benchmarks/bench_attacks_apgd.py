@@ -6,7 +6,6 @@ APGD-CE at the same small eps and step budgets, side by side in one process (plu
 from __future__ import annotations
 
 import argparse
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import torch
 
 import cnnlab
 from cnnlab import attacks
+from cnnlab.cli.common import parse_fraction
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    eps = float(Fraction(args.eps))
+    eps = parse_fraction(args.eps, "--eps")
     model = cnnlab.create_model("cifar_resnet20", weights=SHARED / "weights/akamaster_cifar10_resnet20-12fca82f.th")
     d = np.load(SHARED / "cifar10_test.npz")
     idx = np.random.default_rng(0).permutation(len(d["y"]))[:args.n]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 
 import cnnlab
 from cnnlab import attacks
+from cnnlab.cli.common import parse_fraction
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -33,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     import torchattacks
-    eps = float(Fraction(args.eps))
+    eps = parse_fraction(args.eps, "--eps")
     alpha = 2 / 255 if args.eps == "8/255" else 2.5 * eps / args.steps
     model = cnnlab.create_model("cifar_resnet20", weights=SHARED / "weights/akamaster_cifar10_resnet20-12fca82f.th").eval()
     d = np.load(SHARED / "cifar10_test.npz")

@@ -49,9 +49,10 @@ def test_attack_eval_json(files):
 
 def test_attack_eval_text_with_limit(files):
     r = _run("attack-eval", "--model", "cifar_resnet20", "--weights", files["weights"], "--data", files["npz"],
-             "--method", "fgsm", "--eps", "1/255", "--limit", "16")
+             "--method", "fgsm", "--eps", "0.5/255", "--limit", "16")
     assert r.exit_code == 0, r.output
     assert "on 16 images" in r.output and "robust accuracy" in r.output and "images/s" in r.output
+    assert "eps 0.5/255" in r.output
 
 
 def test_attack_writes_json_pngs_and_figures(files):

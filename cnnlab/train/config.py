@@ -102,7 +102,7 @@ RECOMMENDED: dict[str, dict] = {
     "simple_cnn": _ADAM, "simple_cnn_bn": _ADAM, "simple_cnn_strided": _ADAM, "simple_cnn_gap": _ADAM,
     "cnn11": _ADAM,
     "course_resnet": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "step", "step_every": 10},
-    "airbench": {"optimizer": "sgd", "nesterov": True, "lr": 1.0, "momentum": 0.85, "weight_decay": 5e-4,
+    "airbench": {"optimizer": "sgd", "nesterov": True, "lr": 2.0, "momentum": 0.85, "weight_decay": 5e-4,
                  "batch_size": 512, "schedule": "triangle", "label_smoothing": 0.2, "augment": "crop2,flip",
                  "whiten": True, "bias_lr_mult": 4.0, "ema": 0.99, "tta": True, "channels_last": True},
 }
