@@ -38,7 +38,6 @@ def main() -> None:
     print("|---|---|---|---|---|")
     runs = [("FGSM", lambda: attacks.fgsm(model, x, eps, y=y)),
             ("PGD (step 2.5 eps/steps, random start)", lambda: attacks.pgd(model, x, eps, y=y, steps=args.steps)),
-            ("PGD (step eps/4)", lambda: attacks.pgd(model, x, eps, y=y, steps=args.steps, step_size=eps / 4)),
             ("APGD-CE", lambda: attacks.apgd(model, x, eps, y=y, steps=args.steps))]
     for name, fn in runs:
         r = fn()
