@@ -84,7 +84,8 @@ def attack_cmd(images: tuple[str, ...], model_name: str | None, weights: str | N
 @_method_option(EVAL_METHODS, "pgd")
 @click.option("--eps", type=FractionParam("--eps", 0.0, 1e6), default=8 / 255, show_default="8/255",
               help="Perturbation budget (L-inf in pixel units, or the L2 radius for *-l2).")
-@click.option("--steps", type=int, default=10, show_default=True, help="Attack steps.")
+@click.option("--steps", type=int, default=None,
+              help="Attack steps [10 for gradient attacks; the query budget for square: 1000].")
 @click.option("--step-size", type=FractionParam("--step-size", 0.0, 10.0), default=None,
               help="Step size [2.5 * eps / steps].")
 @click.option("--target", default=None, help="Targeted evaluation: a class, least-likely or random.")
@@ -95,14 +96,16 @@ def attack_cmd(images: tuple[str, ...], model_name: str | None, weights: str | N
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: clean_acc, robust_acc, success_rate, linf, l2, images_per_s, ...")
 def attack_eval_cmd(model_name: str | None, weights: str | None, normalize: str | None, data: str, method: str,
-                    eps: float, steps: int, step_size: float | None, target: str | None, limit: int | None,
-                    batch_size: int, seed: int, as_json: bool) -> None:
+                    eps: float, steps: int | None, step_size: float | None, target: str | None,
+                    limit: int | None, batch_size: int, seed: int, as_json: bool) -> None:
     """Clean and robust accuracy of a model under an attack on a labelled dataset."""
     from ..attacks.evaluate import attack_eval
     _check_method(method)
     if method in ("logit-descent", "prob-descent", "logit-ascent", "prob-ascent"):
         raise CnnlabError(f"--method {method} is a single-image exercise; evaluate with fgsm, bim, pgd or apgd.")
-    if steps <= 0:
+    if steps is None and method not in ("square", "deepfool", "deepfool-linf", "spatial", "transfer"):
+        steps = 10
+    if steps is not None and steps <= 0:
         raise CnnlabError(f"--steps must be a positive whole number, got {steps}.")
     model = load_cli_model(model_name, weights, normalize)
     if target is not None and target.strip().lstrip("-").isdigit():
