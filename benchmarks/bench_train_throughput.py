@@ -12,7 +12,7 @@ alternating, `--reps` times; medians and ratios are printed:
   cnnlab-nomalloc   the same with CNNLAB_TUNE_MALLOC=0 (what the allocator setting is worth).
 
 Also: FLOP per training image (torch.utils.flop_counter over one step) -> achieved GFLOP/s against the
-~108 GFLOP/s fp32 matmul peak of this machine, and peak RSS per configuration.
+fp32 2048x2048 matmul rate measured in the same run (ANCHORS.md: ~108 GFLOP/s), and peak RSS per configuration.
 
     .venv/bin/python benchmarks/bench_train_throughput.py --steps 40 --reps 3
 """
@@ -30,7 +30,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CNNLAB_SHARED", ROOT.parent / "shared")) / "data"
-PEAK_GFLOPS = 108.0
 
 
 def _train_arrays(n: int):
@@ -111,6 +110,19 @@ def flop_per_image(batch: int) -> float:
     return fc.get_total_flops() / batch
 
 
+def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
+    """fp32 n x n matmul rate of this process now (the practical compute limit), median of reps."""
+    import torch
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
 def child(mode: str, steps: int, warmup: int, batch: int) -> None:
     import torch
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
@@ -149,14 +161,18 @@ def main() -> None:
             print(f"rep {rep + 1} {mode:16s} {r['images_per_s']:7.1f} img/s  peak RSS {r['peak_rss_mb']:.0f} MB"
                   f" (+workers {r['children_peak_rss_mb']:.0f} MB)", flush=True)
     flop = flop_per_image(a.batch)
+    import torch
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    peak = matmul_gflops()
+    print(f"fp32 2048x2048 matmul now: {peak:.0f} GFLOP/s (ANCHORS.md measured ~108 on this machine earlier)")
     med = {m: statistics.median(r["images_per_s"] for r in rs) for m, rs in results.items() if rs}
     print(f"\nFLOP per training image (fwd+bwd, counted): {flop / 1e6:.0f} MFLOP")
-    print(f"{'config':16s} {'median img/s':>12s} {'vs course':>10s} {'GFLOP/s':>8s} {'% of 108':>8s}")
+    print(f"{'config':16s} {'median img/s':>12s} {'vs course':>10s} {'GFLOP/s':>8s} {'% of matmul':>11s}")
     for m, v in med.items():
         g = v * flop / 1e9
-        print(f"{m:16s} {v:12.1f} {v / med.get('course', v):9.2f}x {g:8.1f} {100 * g / PEAK_GFLOPS:7.1f}%")
+        print(f"{m:16s} {v:12.1f} {v / med.get('course', v):9.2f}x {g:8.1f} {100 * g / peak:10.1f}%")
     print(f"load average at end: {os.getloadavg()}")
-    print("JSON " + json.dumps({"median_images_per_s": med, "flop_per_image": flop, "reps": results}))
+    print("JSON " + json.dumps({"median_images_per_s": med, "flop_per_image": flop, "matmul_gflops": peak, "reps": results}))
 
 
 if __name__ == "__main__":

@@ -67,8 +67,9 @@ class Attribution:
 
     def overlays(self, alpha: float = 0.5) -> torch.Tensor:
         """[N,3,H,W] heat maps over their images."""
-        from .figures import overlay
-        return torch.stack([overlay(img, m, alpha) for img, m in zip(self.images, self.display_maps())])
+        from .figures import overlay, single_threaded
+        with single_threaded():
+            return torch.stack([overlay(img, m, alpha) for img, m in zip(self.images, self.display_maps())])
 
     def heatmaps(self) -> torch.Tensor:
         """[N,3,H,W] the maps in colour."""
@@ -135,11 +136,15 @@ def _score(logits: torch.Tensor, targets: torch.Tensor, score: str = "logit") ->
 
 def input_gradients(model: nn.Module, x: torch.Tensor, targets: torch.Tensor,
                     score: str = "logit") -> tuple[torch.Tensor, torch.Tensor]:
-    """(d score / d x [N,3,H,W], logits [N,C]) for a batch; images are independent in eval mode."""
-    x = x.detach().requires_grad_(True)
+    """(d score / d x [N,3,H,W], logits [N,C]) for a batch; images are independent in eval mode.
+
+    The input goes in channels-last: the convolutions then run their channels-last kernels forward and
+    backward, measured 2-2.7x faster for EfficientNet-Lite0 on this CPU (16 images, 224 px), with the
+    model itself left untouched."""
+    x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
     logits = model(x)
     (grad,) = torch.autograd.grad(_score(logits, targets, score).sum(), x)
-    return grad, logits.detach()
+    return grad.contiguous(), logits.detach()
 
 
 def _targets_and_logits(model: nn.Module, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,12 +4,25 @@ matplotlib is imported inside the functions that draw (cold start of `cnnlab pre
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from ..images import normalize01
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run small tensor work (figures) on one thread: on a busy 2-core machine every multi-threaded
+    elementwise op on a small image waits milliseconds for the other thread (measured 8 ms vs 0.006 ms)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def colorize(heat: torch.Tensor, cmap: str = "jet") -> torch.Tensor:

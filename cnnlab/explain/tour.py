@@ -14,6 +14,7 @@ from torch import nn
 from ..images import save_image
 from .attribution import mass_fraction, saliency_and_gradcam
 from .featmaps import maps_from_activations
+from .figures import single_threaded
 
 DEPTHS = ("early", "middle", "late")
 
@@ -30,6 +31,14 @@ def tour_section(model: nn.Module, photos: dict[str, torch.Tensor], out: str | P
     x = torch.cat([photos[n] if photos[n].dim() == 4 else photos[n][None] for n in names])
     layers = [model.resolve_layer_name(d) for d in DEPTHS]
     sal, cam, acts = saliency_and_gradcam(model, x, capture_layers=layers)
+    with single_threaded():  # the rest is small-tensor work: figures
+        result = _summarize(model, out, figs, names, x, layers, sal, cam, acts)
+    result["seconds"] = time.perf_counter() - t0
+    return result
+
+
+def _summarize(model: nn.Module, out: Path, figs: Path, names: list[str], x: torch.Tensor, layers: list[str],
+               sal, cam, acts: dict) -> dict:  # noqa: ANN001
     result: dict = {"featmaps": {}, "saliency": {}, "gradcam": {}, "figures": []}
     for i, n in enumerate(names):
         fm = maps_from_activations(model, x[i], {l: a[i] for l, a in acts.items()}, DEPTHS, layers, k=5)
@@ -46,7 +55,6 @@ def tour_section(model: nn.Module, photos: dict[str, torch.Tensor], out: str | P
         result["gradcam"][n] = {"target": cam.labels[i], "layer": cam.layer, "centre_mass": cam_centre[i]}
     path = _saliency_figure(names, sal, cam, figs / "saliency_gradcam.png")
     result["figures"].append(str(path.relative_to(out)))
-    result["seconds"] = time.perf_counter() - t0
     return result
 
 
