@@ -1,0 +1,41 @@
+"""Rebuild benchmarks/RESULTS.md from the per-area files in benchmarks/results/ (run after a benchmark).
+
+    .venv/bin/python benchmarks/assemble_results.py
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORDER = ["foundation", "training", "attacks", "attacks_more", "explain", "transfer", "reference", "report"]
+HEADER = """# Benchmark results
+
+The latest figures for every performance claim, one section per area, each with the command that
+made it. The per-area sources are in `benchmarks/results/`; this file is assembled from them by
+`benchmarks/assemble_results.py`. Machine: 2 cores (AMD EPYC, AVX2), torch 2.14.1, no GPU.
+**Most figures were taken while several engineers shared these 2 cores (load average 3-24):
+quote the side-by-side ratios and medians, not absolute times** (see ../shared/ANCHORS.md for
+quiet-machine reference figures).
+
+"""
+
+
+def main() -> None:
+    parts = [HEADER, "## Contents\n"]
+    files = [HERE / "results" / f"{name}.md" for name in ORDER]
+    files = [f for f in files if f.exists()] + sorted(
+        f for f in (HERE / "results").glob("*.md") if f.stem not in ORDER)
+    for f in files:
+        title = f.read_text().splitlines()[0].lstrip("# ").strip()
+        parts.append(f"- [{title}](results/{f.name})\n")
+    for f in files:
+        text = f.read_text()
+        # demote headings by one level so each area is a section of this page
+        lines = [("#" + line) if line.startswith("#") else line for line in text.splitlines()]
+        parts.append("\n---\n\n" + "\n".join(lines) + "\n")
+    (HERE / "RESULTS.md").write_text("".join(parts))
+    print(f"wrote {HERE / 'RESULTS.md'} from {len(files)} files")
+
+
+if __name__ == "__main__":
+    main()
