@@ -39,6 +39,18 @@ from .errors import CnnlabError
 CONFIG, METRICS, FINAL = "config.json", "metrics.jsonl", "final.json"
 
 
+def fresh_out_dir(path: str | Path, force: bool = False) -> Path:
+    """An output directory that holds nothing of the user's yet (or `force` to add to it)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise CnnlabError(f"Output '{out}' is a file; choose a directory for --out.")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise CnnlabError(f"Output directory '{out}' already exists and is not empty; choose another --out "
+                          "or pass --force to write into it.")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """torch.save to a temporary file beside `path`, fsync, then rename over it: all or nothing."""
     import torch

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from .errors import CnnlabError
 
 TOUR_MODEL = "efficientnet_lite0"
 TOUR_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "motorcycle_left")
@@ -111,13 +110,8 @@ def run_tour(out: str | Path, force: bool = False, echo: Callable[[str], None] =
     from .inspect import inspect_model
     from .models import create_model
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise CnnlabError(f"Tour output '{out}' is a file; choose a directory for --out.")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise CnnlabError(f"Output directory '{out}' already exists and is not empty; choose another --out "
-                          "or pass --force to write into it.")
-    out.mkdir(parents=True, exist_ok=True)
+    from .runs import fresh_out_dir
+    out = fresh_out_dir(out, force)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     failed: dict[str, str] = {}

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..errors import CnnlabError
+from ..runs import fresh_out_dir  # noqa: F401  (re-exported for the commands)
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
@@ -82,16 +83,6 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
-def fresh_out_dir(path: str | Path, force: bool = False) -> Path:
-    """An output directory that holds nothing of the user's yet (or --force to add to it)."""
-    out = Path(path)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise CnnlabError(f"Output directory '{out}' already exists and is not empty; choose another --out "
-                          "or pass --force to write into it.")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def warn(msg: str) -> None:
