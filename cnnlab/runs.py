@@ -83,9 +83,21 @@ def atomic_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+def json_default(o: Any) -> Any:
+    """How cnnlab writes non-JSON values: paths as text, results via .to_dict(), tensors/arrays as lists."""
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
 def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file + rename): a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    tmp.write_text(json.dumps(obj, indent=2, default=json_default) + "\n")
     os.replace(tmp, path)
 
 

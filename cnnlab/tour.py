@@ -110,7 +110,7 @@ def run_tour(out: str | Path, force: bool = False, echo: Callable[[str], None] =
     from .inspect import inspect_model
     from .models import create_model
 
-    from .runs import fresh_out_dir
+    from .runs import fresh_out_dir, write_json
     out = fresh_out_dir(out, force)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -164,7 +164,7 @@ def run_tour(out: str | Path, force: bool = False, echo: Callable[[str], None] =
     timings["total_before_report"] = round(time.perf_counter() - t_start, 3)
     summary["timings_s"] = timings
     summary["failed"] = failed
-    _write_json(out / "summary.json", summary)
+    write_json(out / "summary.json", summary)
 
     builder = _report_builder() if report else None
     if builder is not None:
@@ -174,25 +174,9 @@ def run_tour(out: str | Path, force: bool = False, echo: Callable[[str], None] =
             failed["report"] = f"{type(e).__name__}: {e}"
             summary["report"] = {"error": failed["report"], "traceback": traceback.format_exc()}
         timings["total"] = round(time.perf_counter() - t_start, 3)
-        _write_json(out / "summary.json", summary)
+        write_json(out / "summary.json", summary)
     else:
         timings["total"] = timings["total_before_report"]
-        _write_json(out / "summary.json", summary)
+        write_json(out / "summary.json", summary)
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     return TourResult(out, summary, files, failed)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_default))
-    tmp.replace(path)
-
-
-def _default(o: Any) -> Any:
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)

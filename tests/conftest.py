@@ -59,3 +59,22 @@ def chelsea(lite0):
     """scikit-image's chelsea the cat, preprocessed for EfficientNet-Lite0: [1,3,224,224]."""
     import cnnlab
     return cnnlab.load_images(cnnlab.bundled_photo("chelsea"), lite0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`): on a
+    busy 2-core machine two threads wait on each other; restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def resnet20_correct(resnet20, cifar_test_small):
+    """Up to 32 images of `cifar_test_small` that the pretrained ResNet-20 classifies correctly."""
+    x, y = cifar_test_small
+    with torch.no_grad():
+        ok = resnet20(x).argmax(1) == y
+    return x[ok][:32], y[ok][:32]

@@ -12,22 +12,13 @@ from cnnlab.attacks.spatial import rotate_translate
 from cnnlab.errors import CnnlabError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads are many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def correct(resnet20, cifar_test_small):
+def correct(resnet20_correct):
     """The first 32 test images ResNet-20 classifies correctly."""
-    x, y = cifar_test_small
-    with torch.no_grad():
-        ok = resnet20(x).argmax(1) == y
-    return x[ok][:32], y[ok][:32]
+    return resnet20_correct
 
 
 class NoGradient:

@@ -9,20 +9,13 @@ from cnnlab.attacks import deepfool, square
 torchattacks = pytest.importorskip("torchattacks")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def correct(resnet20, cifar_test_small):
-    x, y = cifar_test_small
-    with torch.no_grad():
-        ok = resnet20(x).argmax(1) == y
-    return x[ok][:16], y[ok][:16]
+def correct(resnet20_correct):
+    x, y = resnet20_correct
+    return x[:16], y[:16]
 
 
 def _fooled(model, xa, y) -> torch.Tensor:  # noqa: ANN001

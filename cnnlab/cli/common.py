@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ..errors import CnnlabError
-from ..runs import fresh_out_dir  # noqa: F401  (re-exported for the commands)
+from ..runs import fresh_out_dir, json_default  # noqa: F401  (fresh_out_dir: re-exported for the commands)
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
@@ -72,17 +72,7 @@ class FractionParam(click.ParamType):
 
 
 def echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, default=_json_default))
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "to_dict"):
-        return o.to_dict()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+    click.echo(json.dumps(obj, indent=2, default=json_default))
 
 
 def warn(msg: str) -> None:
