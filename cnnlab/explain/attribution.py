@@ -273,23 +273,6 @@ class _PositiveGrad(torch.autograd.Function):
         return g.clamp_min(0)
 
 
-def _guided(model: nn.Module, x: torch.Tensor, target: Target, score: str = "logit") -> Attribution:
-    relus = [m for m in model.net.modules() if isinstance(m, RELU_LIKE)]
-    if not relus:
-        raise CnnlabError(f"Guided backprop needs ReLU-like activation modules; model '{model.name}' has none "
-                          "(use --method gradient or smoothgrad).")
-    targets, logits = _targets_and_logits(model, x, target)
-    # a forward hook wraps every ReLU output, so reused modules are rectified at every call
-    hooks = [m.register_forward_hook(lambda mod, inp, out: _PositiveGrad.apply(out)) for m in relus]
-    try:
-        grad, _ = input_gradients(model, x, targets, score)
-    finally:
-        for h in hooks:
-            h.remove()
-    return _result("guided", model, x, grad, grad.abs().amax(1), targets, logits,
-                   extras={"score": score, "relu_modules": len(relus)})
-
-
 class _DeconvReLU(torch.autograd.Function):
     """Returns the activation's output; backward rectifies the gradient and ignores the forward mask."""
 
@@ -302,20 +285,33 @@ class _DeconvReLU(torch.autograd.Function):
         return g.clamp_min(0), None
 
 
-def _deconvnet(model: nn.Module, x: torch.Tensor, target: Target, score: str = "logit") -> Attribution:
+def _relu_rule(model: nn.Module, x: torch.Tensor, target: Target, score: str, method: str, what: str,
+               hook) -> Attribution:  # noqa: ANN001
+    """Input gradients with every ReLU-like module's backward replaced by `hook` (a forward hook, so
+    modules reused within one forward are rewritten at every call): guided backprop and deconvnet."""
     relus = [m for m in model.net.modules() if isinstance(m, RELU_LIKE)]
     if not relus:
-        raise CnnlabError(f"The deconvnet needs ReLU-like activation modules; model '{model.name}' has none "
+        raise CnnlabError(f"{what} needs ReLU-like activation modules; model '{model.name}' has none "
                           "(use --method gradient or smoothgrad).")
     targets, logits = _targets_and_logits(model, x, target)
-    hooks = [m.register_forward_hook(lambda mod, inp, out: _DeconvReLU.apply(inp[0], out)) for m in relus]
+    hooks = [m.register_forward_hook(hook) for m in relus]
     try:
         grad, _ = input_gradients(model, x, targets, score)
     finally:
         for h in hooks:
             h.remove()
-    return _result("deconvnet", model, x, grad, grad.abs().amax(1), targets, logits,
+    return _result(method, model, x, grad, grad.abs().amax(1), targets, logits,
                    extras={"score": score, "relu_modules": len(relus)})
+
+
+def _guided(model: nn.Module, x: torch.Tensor, target: Target, score: str = "logit") -> Attribution:
+    return _relu_rule(model, x, target, score, "guided", "Guided backprop",
+                      lambda mod, inp, out: _PositiveGrad.apply(out))
+
+
+def _deconvnet(model: nn.Module, x: torch.Tensor, target: Target, score: str = "logit") -> Attribution:
+    return _relu_rule(model, x, target, score, "deconvnet", "The deconvnet",
+                      lambda mod, inp, out: _DeconvReLU.apply(inp[0], out))
 
 
 def default_cam_layer(model: nn.Module) -> str:
