@@ -39,20 +39,22 @@ def test_outputs_and_three_gradients_equal_pytorchs():
         assert r.ok and r.max_abs_error < 1e-12 * max(1, r.scale), r
 
 
+@pytest.mark.parametrize("stride", [1, 2])  # channels-last: dX as a flipped-kernel product (1) or by fold (2)
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_chunked_unfolding_gives_the_same_numbers(monkeypatch, layout):
+def test_chunked_unfolding_gives_the_same_numbers(monkeypatch, layout, stride):
     torch.manual_seed(0)
     x = torch.randn(7, 5, 13, 11).contiguous(memory_format=layout).requires_grad_()
-    conv = UnfoldConv2d(5, 6, 3, 2, 1)
+    conv = UnfoldConv2d(5, 6, 3, stride, 1)
     results = []
     for chunk in (0, 1, 3 * 45 * 42 * 4):  # whole batch, one image at a time, three images at a time
         monkeypatch.setattr(unfold_conv, "CHUNK_BYTES", chunk)
+        monkeypatch.setattr(unfold_conv, "NCHW_CHUNK_BYTES", chunk)
         x.grad = None
         conv.zero_grad()
         y = conv(x)
         (y * torch.arange(y.numel()).view_as(y).sin()).sum().backward()
         results.append([y.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()])
-    ref = nn.Conv2d(5, 6, 3, 2, 1)
+    ref = nn.Conv2d(5, 6, 3, stride, 1)
     ref.load_state_dict(conv.state_dict())
     x2 = x.detach().clone().requires_grad_()
     y = ref(x2)

@@ -33,6 +33,7 @@ SHAPE_GRID: list[tuple] = [
     (2, 3, 11, 11, 4, 4, 2, 2, True),
     (2, 3, 6, 9, 2, (1, 3), (2, 1), (0, 1), True),
     (1, 2, 3, 3, 3, 3, 1, 0, True),
+    (2, 2, 5, 6, 3, 3, 1, 3, True),   # stride 1 but P > K-1: dX by fold, not as a convolution
 ]
 
 

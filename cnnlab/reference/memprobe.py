@@ -47,7 +47,7 @@ def measure(variant: str, model: str, batch: int, size: int, threads: int, chunk
     if variant == "unfold":
         unfold_conv.convert_to_unfold(net.net)
         if chunk_bytes is not None:
-            unfold_conv.CHUNK_BYTES = chunk_bytes
+            unfold_conv.CHUNK_BYTES = unfold_conv.NCHW_CHUNK_BYTES = chunk_bytes
     elif variant != "native":
         raise SystemExit(f"unknown variant {variant!r}")
     x, y = torch.rand(batch, 3, size, size), torch.randint(0, net.num_classes, (batch,))

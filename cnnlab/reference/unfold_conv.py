@@ -8,10 +8,14 @@ With cols = unfold(X) (every K x K x C patch as a column, [N, C*K*K, L] for L ou
               dX   = fold(W^T @ dY)                   fold adds each patch's gradient back where it came from
 
 Memory: the unfolded matrix is K*K times the input (9x for 3x3), so the forward keeps only X and W
-for backward and unfolds X again there; the only extra memory is one reused buffer for one layer's
-cols (then dcols), chunked over the batch above CHUNK_BYTES. Channels-last inputs take a layout
-where each product is one large matrix multiply and the output stays channels-last. `UnfoldConv2d` is an nn.Conv2d (same parameters, same state-dict keys) whose forward
-uses this function; `convert_to_unfold(model)` swaps it in for every eligible nn.Conv2d.
+for backward and unfolds X again there; the only extra memory is reused buffers for one chunk of
+images' columns (CHUNK_BYTES). Channels-last inputs (what `cnnlab train` uses) unfold into rows
+[N*L, K*K*C] with C contiguous, so each product is one matrix multiply whose output is already
+channels-last, and chunks are cache-sized; there dX of a stride-1 layer is computed as the same
+unfold-and-multiply applied to dY padded by K-1-P with the kernel flipped in space (what fold(W^T dY)
+adds up, without K*K scattered additions). `UnfoldConv2d` is an nn.Conv2d (same parameters, same
+state-dict keys) whose forward uses this function; `convert_to_unfold(model)` swaps it in for every
+eligible nn.Conv2d.
 """
 from __future__ import annotations
 
@@ -36,11 +40,14 @@ def output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-#: At most this many bytes of unfolded columns exist at once: a larger batch is unfolded in chunks
-#: of images (one reused buffer), so the K*K-times-larger matrix never exists for a whole big batch.
-#: 0 = always the whole batch at once. (Smaller, cache-sized chunks were measured slower on 2 busy
-#: cores: every extra call synchronizes the threads.)
-CHUNK_BYTES = 256 << 20
+#: At most this many bytes of unfolded columns exist at once: a batch is unfolded in chunks of images
+#: (reused buffers), so the K*K-times-larger matrix never exists for a whole batch. 0 = whole batch.
+#: Channels-last: cache-sized chunks are fastest (measured on a quiet 2-core machine, ResNet-20 step:
+#: 4 MiB 1.8-2.0x native, 16 MiB 2.3x, 256 MiB 3.5x): the columns are written and read back while
+#: still in cache. NCHW, the textbook layout, goes through F.fold and batched products whose per-call
+#: cost makes small chunks slower (4.9x vs 0.7x of native NCHW), so it unfolds whole batches.
+CHUNK_BYTES = 4 << 20
+NCHW_CHUNK_BYTES = 256 << 20
 
 
 _local = threading.local()
@@ -65,8 +72,9 @@ def _workspace(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
 
 
 def release_workspace() -> None:
-    """Free the reusable column buffers of this thread (they are rebuilt on the next call)."""
+    """Free the reusable column and padding buffers of this thread (they are rebuilt on the next call)."""
     _local.__dict__.pop("buffers", None)
+    _local.__dict__.pop("padded", None)
 
 
 def _pad(x: torch.Tensor, padding: IntPair) -> torch.Tensor:
@@ -93,6 +101,37 @@ def _columns(patches: torch.Tensor, out: torch.Tensor | None = None) -> torch.Te
     out = out[:n]
     out.view(n, c, kh, kw, ho, wo).copy_(cols)
     return out
+
+
+_onednn_linear = None  # resolved on first use: torch.ops.mkldnn._linear_pointwise, or False
+
+
+def _mm_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """a @ b.T (+ bias), a new [M, N] tensor: the matrix product every step here is made of.
+
+    float32 on the CPU goes to oneDNN's matmul when PyTorch has it: on AVX-512 AMD CPUs (this
+    project's machines) MKL's sgemm, behind torch.mm, runs its AVX2 code at about half the rate
+    (measured 150-200 vs 300-450 GFLOP/s on these shapes). Anything else uses torch.mm.
+    """
+    global _onednn_linear
+    if _onednn_linear is None:
+        _onednn_linear = _probe_onednn_linear()
+    if _onednn_linear and a.dtype == torch.float32 and a.device.type == "cpu" and b.dtype == torch.float32:
+        return _onednn_linear(a, b, bias, "none", [], "")
+    out = a @ b.t()
+    return out.add_(bias) if bias is not None else out
+
+
+def _probe_onednn_linear():  # noqa: ANN202
+    """oneDNN's linear if this PyTorch build has it and it computes a @ b.T correctly; else False."""
+    try:
+        op = torch.ops.mkldnn._linear_pointwise
+        if not torch.backends.mkldnn.is_available():
+            return False
+        a, b = torch.arange(12.0).view(3, 4), torch.arange(8.0).view(2, 4)
+        return op if torch.equal(op(a, b, None, "none", [], ""), a @ b.t()) else False
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
@@ -142,7 +181,7 @@ def _forward_nchw(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     k, length = c * kh * kw, ho * wo
     wmat = weight.reshape(cout, k)
     y = x.new_empty(n, cout, length)
-    parts = _chunks(n, k * length * x.element_size(), CHUNK_BYTES)
+    parts = _chunks(n, k * length * x.element_size(), NCHW_CHUNK_BYTES)
     buf = _workspace((parts[0].stop if parts else 0, k, length), x)             # reused: every chunk, every layer
     for part in parts:
         cols = _columns(patches[part], buf)                                      # [n, C*K*K, L]
@@ -158,7 +197,7 @@ def _backward_nchw(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stri
     cout, _, kh, kw = weight.shape
     dy = dy.reshape(n, cout, dy.shape[2] * dy.shape[3])                          # [N, C_out, L]
     k, length = c * kh * kw, dy.shape[2]
-    parts = _chunks(n, k * length * dy.element_size(), CHUNK_BYTES)
+    parts = _chunks(n, k * length * dy.element_size(), NCHW_CHUNK_BYTES)
     dx = dy.new_zeros(n, c, h, w) if need_dx and len(parts) != 1 else None
     dw = weight.new_zeros(cout, k) if need_dw else None
     db = dy.sum(dim=(0, 2)) if need_db else None
@@ -180,67 +219,114 @@ def _backward_nchw(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stri
     return dx, (dw.view_as(weight) if need_dw else None), db
 
 
-def _rows_nhwc(x: torch.Tensor, kernel: IntPair, stride: IntPair, padding: IntPair) -> torch.Tensor:
-    """unfold of a channels-last input: a view [N, Ho, Wo, kh, kw, C] (C contiguous)."""
-    xh = x.permute(0, 2, 3, 1)                                                   # [N, H, W, C], a view
+def _padded_workspace(n: int, h: int, w: int, c: int, padding: IntPair, like: torch.Tensor) -> torch.Tensor:
+    """A reused [n, H+2P, W+2P, C] buffer whose border is zero (only its interior is ever written)."""
+    cache = _local.__dict__.setdefault("padded", {})
+    shape = (h + 2 * padding[0], w + 2 * padding[1], c)
+    key = (shape, like.dtype, like.device, torch.is_inference_mode_enabled())
+    buf = cache.get(key)
+    if buf is None or len(buf) < n:
+        if buf is None and len(cache) >= 32:  # a model with many distinct shapes: start over, don't grow forever
+            cache.clear()
+        buf = cache[key] = like.new_zeros((n, *shape))
+    return buf[:n]
+
+
+def _unfold_rows(xh: torch.Tensor, kernel: IntPair, stride: IntPair, padding: IntPair,
+                 rows: torch.Tensor) -> torch.Tensor:
+    """unfold of NHWC images [n, H, W, C] into `rows` [n*Ho*Wo, kh*kw*C] (C contiguous): one copy.
+
+    The images are first copied into a zero-bordered padded buffer (the padding), then every
+    kernel window of it is copied out as one row. Both buffers are reused and stay cache-sized.
+    """
+    n, h, w, c = xh.shape
     if padding[0] or padding[1]:
-        xh = F.pad(xh, (0, 0, padding[1], padding[1], padding[0], padding[0]))
-    return xh.unfold(1, kernel[0], stride[0]).unfold(2, kernel[1], stride[1]).permute(0, 1, 2, 4, 5, 3)
+        xp = _padded_workspace(n, h, w, c, padding, xh)
+        xp[:, padding[0]:padding[0] + h, padding[1]:padding[1] + w].copy_(xh)
+    else:
+        xp = xh
+    ho = output_size(xp.shape[1], kernel[0], stride[0], 0)
+    wo = output_size(xp.shape[2], kernel[1], stride[1], 0)
+    if xp.is_contiguous():
+        # within one kernel row the kw*C values of a window are contiguous in NHWC memory: copy
+        # runs of kw*C floats ([n, Ho, Wo, kh, kw*C] view) instead of runs of C
+        s_n, s_h, s_w, _ = xp.stride()
+        win = xp.as_strided((n, ho, wo, kernel[0], kernel[1] * c), (s_n, s_h * stride[0], s_w * stride[1], s_h, 1))
+        rows.view(n, ho, wo, kernel[0], kernel[1] * c).copy_(win)
+    else:
+        win = xp.unfold(1, kernel[0], stride[0]).unfold(2, kernel[1], stride[1])  # [n, Ho, Wo, C, kh, kw] view
+        rows.view(n, ho, wo, kernel[0], kernel[1], c).copy_(win.permute(0, 1, 2, 4, 5, 3))
+    return rows
 
 
 def _forward_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: IntPair,
                   padding: IntPair) -> torch.Tensor:
     n, c, h, w = x.shape
     cout, _, kh, kw = weight.shape
-    patches = _rows_nhwc(x, (kh, kw), stride, padding)                           # [N, Ho, Wo, kh, kw, C] view
-    ho, wo = patches.shape[1:3]
+    ho, wo = output_size(h, kh, stride[0], padding[0]), output_size(w, kw, stride[1], padding[1])
     k, length = kh * kw * c, ho * wo
-    wmat_t = weight.permute(2, 3, 1, 0).reshape(k, cout)                         # [kh*kw*C, C_out]
+    xh = x.permute(0, 2, 3, 1)                                                   # [N, H, W, C], a view
+    wmat = weight.permute(0, 2, 3, 1).reshape(cout, k)                           # [C_out, kh*kw*C]
     y = x.new_empty(n, length, cout)
     parts = _chunks(n, k * length * x.element_size(), CHUNK_BYTES)
     buf = _workspace(((parts[0].stop if parts else 0) * length, k), x)
     for part in parts:
         m = (part.stop - part.start) * length
-        rows = buf[:m]
-        rows.view(-1, ho, wo, kh, kw, c).copy_(patches[part])                    # the unfold: one copy
-        out = y[part].view(m, cout)
-        if bias is not None:
-            torch.addmm(bias, rows, wmat_t, out=out)                             # Y = cols^T W^T + b
-        else:
-            torch.mm(rows, wmat_t, out=out)
+        rows = _unfold_rows(xh[part], (kh, kw), stride, padding, buf[:m])        # the unfold
+        y[part].view(m, cout).copy_(_mm_nt(rows, wmat, bias))                      # Y = cols^T W^T + b
     return y.view(n, ho, wo, cout).permute(0, 3, 1, 2)                           # NCHW shape, channels-last memory
 
 
 def _backward_nhwc(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stride: IntPair, padding: IntPair,
                    shape: tuple, need_dx: bool, need_dw: bool, need_db: bool) -> tuple:
+    """dW = dY^T cols and dX chunk by chunk, so every unfolded matrix stays cache-sized.
+
+    For stride 1 (and P <= K-1), fold(dY W) is the same as unfolding dY padded by K-1-P and
+    multiplying by the kernel flipped in space (a transposed convolution is a convolution with the
+    flipped kernel): one copy and one product instead of K*K scattered additions. Other strides fold.
+    """
     n, c, h, w = shape
     cout, _, kh, kw = weight.shape
     ho, wo = dy.shape[2:]
     k, length = kh * kw * c, ho * wo
-    dy2 = dy.permute(0, 2, 3, 1).reshape(n * length, cout)                       # [N*L, C_out] (a view if channels-last)
+    dyh = dy.permute(0, 2, 3, 1).contiguous()                                    # [N, Ho, Wo, C_out] (a view if channels-last)
+    dy2 = dyh.view(n * length, cout)
     db = dy2.sum(0) if need_db else None
-    parts = _chunks(n, k * length * dy.element_size(), CHUNK_BYTES)
+    as_conv = stride == (1, 1) and padding[0] <= kh - 1 and padding[1] <= kw - 1
+    per_image = max(k * length, kh * kw * cout * h * w if as_conv else 0) * dy.element_size()
+    parts = _chunks(n, per_image, CHUNK_BYTES)
+    step = parts[0].stop if parts else 0
+    buf = _workspace((step * max(k * length, kh * kw * cout * h * w if as_conv else 0),), dy)
     dw = weight.new_zeros(cout, k) if need_dw else None
-    wmat = weight.permute(0, 2, 3, 1).reshape(cout, k)                           # [C_out, kh*kw*C]
-    buf = _workspace(((parts[0].stop if parts else 0) * length, k), dy)
-    patches = _rows_nhwc(x, (kh, kw), stride, padding) if need_dw else None
-    hp, wp = h + 2 * padding[0], w + 2 * padding[1]
-    dxp = dy.new_zeros(n, hp, wp, c) if need_dx else None
+    dx = dy.new_empty(n, h, w, c) if need_dx else None
+    xh = x.permute(0, 2, 3, 1) if need_dw else None
+    if need_dx and as_conv:
+        wflip = weight.flip(2, 3).permute(1, 2, 3, 0).reshape(c, kh * kw * cout)  # [C, kh*kw*C_out]
+        full = (kh - 1 - padding[0], kw - 1 - padding[1])
+    elif need_dx:
+        wmat = weight.permute(0, 2, 3, 1).reshape(cout, k)                       # [C_out, kh*kw*C]
     for part in parts:
-        rows_slice = slice(part.start * length, part.stop * length)
-        m = rows_slice.stop - rows_slice.start
+        nb = part.stop - part.start
+        m = nb * length
         if need_dw:
-            rows = buf[:m]
-            rows.view(-1, ho, wo, kh, kw, c).copy_(patches[part])                # recomputed, not stored
-            dw.addmm_(dy2[rows_slice].t(), rows)                                 # dW += dY^T cols: one product
-        if need_dx:
-            dcols = torch.mm(dy2[rows_slice], wmat, out=buf[:m]).view(-1, ho, wo, kh, kw, c)
-            target = dxp[part]
-            for i in range(kh):                                                  # fold: each kernel offset adds its
+            rows = _unfold_rows(xh[part], (kh, kw), stride, padding, buf[:m * k].view(m, k))  # recomputed, not stored
+            dw += _mm_nt(dy2[part.start * length:part.stop * length].t(), rows.t())  # dW += dY^T cols
+        if not need_dx:
+            continue
+        if as_conv:                                                              # dX = unfold(pad(dY)) @ flip(W)
+            mi = nb * h * w
+            rows = _unfold_rows(dyh[part], (kh, kw), (1, 1), full, buf[:mi * kh * kw * cout].view(mi, -1))
+            dx[part].view(mi, c).copy_(_mm_nt(rows, wflip))
+        else:                                                                    # dX = fold(dY W)
+            dcols = _mm_nt(dy2[part.start * length:part.stop * length], wmat.t()).view(nb, ho, wo, kh, kw, c)
+            hp, wp = h + 2 * padding[0], w + 2 * padding[1]
+            target = dy.new_zeros(nb, hp, wp, c)                                 # chunk-sized
+            for i in range(kh):                                                  # each kernel offset adds its
                 for j in range(kw):                                              # gradients back where it read
                     target[:, i:i + stride[0] * (ho - 1) + 1:stride[0], j:j + stride[1] * (wo - 1) + 1:stride[1]] \
                         += dcols[:, :, :, i, j]
-    dx = dxp[:, padding[0]:padding[0] + h, padding[1]:padding[1] + w].permute(0, 3, 1, 2) if need_dx else None
+            dx[part] = target[:, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+    dx = dx.permute(0, 3, 1, 2) if need_dx else None
     dw = dw.view(cout, kh, kw, c).permute(0, 3, 1, 2).contiguous() if need_dw else None
     return dx, dw, db
 
