@@ -1,18 +1,24 @@
 """Training throughput: ResNet-20, batch 128, real CIFAR-10 (../shared/data JPEG copy), images/s.
 
-Side by side, each configuration in its own fresh subprocess (the allocator setting is process-wide),
-alternating, `--reps` times; medians and ratios are printed:
+Side by side, each configuration in its own fresh subprocess (the allocator and OpenMP settings are
+process-wide), alternating, `--reps` times; medians and ratios are printed:
 
-  course      the course-notebook loop: a torchvision-style Dataset returning PIL images,
-              RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor + Normalize, DataLoader with
-              2 workers, model in channels_last (as in ANCHORS.md), plain SGD step.
+  course      the loop as the course notebooks write it (../shared/seeds): a torchvision-style Dataset
+              returning PIL images, RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor +
+              Normalize, DataLoader with 2 workers, the model in PyTorch's default (NCHW) memory
+              format, plain SGD step; torch imported before anything of cnnlab, and the allocator
+              left alone (CNNLAB_TUNE_MALLOC=0), as in a notebook that never imports cnnlab.
+  course-cl   the same loop with the model and batches in channels_last: ANCHORS.md's "course-style
+              loop" (a stricter reference than the notebooks).
   cnnlab      cnnlab.train.fit: uint8 dataset in memory, whole-batch crop/flip as tensor ops,
               channels_last, allocator tuned (glibc keeps freed buffers), the full loop (lr schedule,
               finite-loss check, metrics) — what `cnnlab train` runs.
   cnnlab-nomalloc   the same with CNNLAB_TUNE_MALLOC=0 (what the allocator setting is worth).
 
 Also: FLOP per training image (torch.utils.flop_counter over one step) -> achieved GFLOP/s against the
-fp32 2048x2048 matmul rate measured in the same run (ANCHORS.md: ~108 GFLOP/s), and peak RSS per configuration.
+fp32 2048x2048 matmul rate of torch.mm (MKL) and of oneDNN measured in the same run (on this AMD
+AVX-512 machine MKL's sgemm runs its AVX2 code, about half of what oneDNN's convolutions reach), and
+peak RSS per configuration.
 
     .venv/bin/python benchmarks/bench_train_throughput.py --steps 40 --reps 3
 """
@@ -38,13 +44,13 @@ def _train_arrays(n: int):
     return d.subset(range(n))
 
 
-def run_course(steps: int, warmup: int, batch: int) -> dict:
-    import torch
+def run_course(steps: int, warmup: int, batch: int, channels_last: bool) -> dict:
+    import torch  # first: OpenMP starts with its own defaults, not the setting `import cnnlab` makes
     import torch.nn.functional as F
     from PIL import Image
     from torchvision import transforms
 
-    import cnnlab
+    from cnnlab.models.cifar_resnet import CifarResNet  # the bare nn.Module: no Classifier, no allocator tuning
     data = _train_arrays(batch * (steps + warmup))
     x_nhwc = data.x.permute(0, 2, 3, 1).numpy()
     y = data.y.numpy()
@@ -63,13 +69,15 @@ def run_course(steps: int, warmup: int, batch: int) -> dict:
                              transforms.ToTensor(), transforms.Normalize((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261))])
     loader = torch.utils.data.DataLoader(CifarLike(tf), batch_size=batch, shuffle=True, num_workers=2, drop_last=True)
     torch.manual_seed(0)
-    net = cnnlab.create_model("cifar_resnet20").net.to(memory_format=torch.channels_last).train()
+    net = CifarResNet(20).train()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=layout)
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     t0, n = None, 0
     for i, (xb, yb) in enumerate(loader):
         if i == warmup:
             t0 = time.perf_counter()
-        xb = xb.contiguous(memory_format=torch.channels_last)
+        xb = xb.contiguous(memory_format=layout)
         loss = F.cross_entropy(net(xb), yb)
         opt.zero_grad()
         loss.backward()
@@ -110,23 +118,35 @@ def flop_per_image(batch: int) -> float:
     return fc.get_total_flops() / batch
 
 
-def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
-    """fp32 n x n matmul rate of this process now (the practical compute limit), median of reps."""
+def matmul_gflops(n: int = 2048, reps: int = 10) -> dict:
+    """fp32 n x n matmul rate of this process now (median of reps): torch.mm (MKL) and oneDNN's matmul."""
     import torch
     a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
+    engines = {"mkl": lambda: a @ b}
+    try:
+        onednn = torch.ops.mkldnn._linear_pointwise
+        engines["onednn"] = lambda: onednn(a, b, None, "none", [], "")
+    except (AttributeError, RuntimeError):
+        pass
+    rates = {}
+    for name, fn in engines.items():
+        fn()
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        rates[name] = 2 * n ** 3 / statistics.median(times) / 1e9
+    return rates
 
 
 def child(mode: str, steps: int, warmup: int, batch: int) -> None:
     import torch
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
-    out = run_course(steps, warmup, batch) if mode == "course" else run_cnnlab(steps, warmup, batch)
+    if mode.startswith("course"):
+        out = run_course(steps, warmup, batch, channels_last=mode == "course-cl")
+    else:
+        out = run_cnnlab(steps, warmup, batch)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["children_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print("RESULT " + json.dumps(out), flush=True)
@@ -143,13 +163,14 @@ def main() -> None:
     if a.child:
         child(a.child, a.steps, a.warmup, a.batch)
         return
-    modes = {"course": {}, "cnnlab": {}, "cnnlab-nomalloc": {"CNNLAB_TUNE_MALLOC": "0"}}
+    modes = {"course": {"CNNLAB_TUNE_MALLOC": "0"}, "course-cl": {"CNNLAB_TUNE_MALLOC": "0"}, "cnnlab": {},
+             "cnnlab-nomalloc": {"CNNLAB_TUNE_MALLOC": "0"}}
     results: dict[str, list[dict]] = {m: [] for m in modes}
     print(f"# ResNet-20 training, batch {a.batch}, {a.steps} timed steps, {a.reps} reps, real CIFAR-10 (JPEG copy)")
     print(f"# load average at start: {os.getloadavg()}  (the machine is shared: absolute numbers are noisy)")
     for rep in range(a.reps):
         for mode, env in modes.items():
-            cmd = [sys.executable, __file__, "--child", "course" if mode == "course" else "cnnlab",
+            cmd = [sys.executable, __file__, "--child", "cnnlab" if mode.startswith("cnnlab") else mode,
                    "--steps", str(a.steps), "--warmup", str(a.warmup), "--batch", str(a.batch)]
             done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, cwd=ROOT)
             line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
@@ -163,16 +184,18 @@ def main() -> None:
     flop = flop_per_image(a.batch)
     import torch
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
-    peak = matmul_gflops()
-    print(f"fp32 2048x2048 matmul now: {peak:.0f} GFLOP/s (ANCHORS.md measured ~108 on this machine earlier)")
+    rates = matmul_gflops()
+    peak = max(rates.values())
+    print("fp32 2048x2048 matmul now: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rates.items())
+          + " (ANCHORS.md measured ~108 with torch.mm earlier)")
     med = {m: statistics.median(r["images_per_s"] for r in rs) for m, rs in results.items() if rs}
     print(f"\nFLOP per training image (fwd+bwd, counted): {flop / 1e6:.0f} MFLOP")
-    print(f"{'config':16s} {'median img/s':>12s} {'vs course':>10s} {'GFLOP/s':>8s} {'% of matmul':>11s}")
+    print(f"{'config':16s} {'median img/s':>12s} {'vs course':>10s} {'GFLOP/s':>8s} {'% of peak':>11s}")
     for m, v in med.items():
         g = v * flop / 1e9
         print(f"{m:16s} {v:12.1f} {v / med.get('course', v):9.2f}x {g:8.1f} {100 * g / peak:10.1f}%")
     print(f"load average at end: {os.getloadavg()}")
-    print("JSON " + json.dumps({"median_images_per_s": med, "flop_per_image": flop, "matmul_gflops": peak, "reps": results}))
+    print("JSON " + json.dumps({"median_images_per_s": med, "flop_per_image": flop, "matmul_gflops": rates, "reps": results}))
 
 
 if __name__ == "__main__":

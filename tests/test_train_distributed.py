@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,12 @@ ARGS = ["train", "--model", "simple_cnn", "--epochs", "2", "--batch-size", "40",
         "--optimizer", "sgd", "--lr", "0.01", "--augment", "crop2,flip", "--no-channels-last", "--quiet"]
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _run(cmd: list[str], env: dict) -> None:
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -26,7 +33,7 @@ def test_two_processes_agree_with_one(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CNNLAB_DDP_BACKEND": "gloo"}
     env.pop("WORLD_SIZE", None)
     _run([sys.executable, "-m", "cnnlab", *ARGS, "--data", data, "--out", str(tmp_path / "one")], env)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port())]
     _run([*torchrun, "-m", "cnnlab", *ARGS, "--data", data, "--out", str(tmp_path / "two")], env)
     one = torch.load(tmp_path / "one/checkpoints/last.pt", weights_only=True)
     two = torch.load(tmp_path / "two/checkpoints/last.pt", weights_only=True)

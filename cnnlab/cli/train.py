@@ -9,6 +9,25 @@ import click
 from ..errors import CnnlabError
 from .common import FractionParam, echo_json
 
+#: cnnlab.train.config.TTA_MODES, repeated here so that parsing the command line does not import torch.
+TTA_CHOICES = ("none", "flip", "flip-translate")
+
+
+def tta_option(help_text: str, default: str | None):
+    """`--tta [none|flip|flip-translate]` (a bare `--tta` means flip, as the old flag did) and `--no-tta`."""
+    def wrap(f):
+        f = click.option("--no-tta", "no_tta", is_flag=True, help="Same as --tta none.")(f)
+        return click.option("--tta", type=click.Choice(TTA_CHOICES, case_sensitive=False), default=default,
+                            is_flag=False, flag_value="flip", show_default=default is not None,
+                            help=help_text)(f)
+    return wrap
+
+
+def _tta_value(tta: str | None, no_tta: bool) -> str | None:
+    if no_tta and tta not in (None, "none"):
+        raise CnnlabError(f"--no-tta contradicts --tta {tta}; give only one of them.")
+    return "none" if no_tta else tta
+
 
 def _model_kwargs(items: tuple[str, ...]) -> dict:
     """--model-arg strides=1,1,2 --model-arg bn=true -> {"strides": "1,1,2", "bn": True}."""
@@ -64,7 +83,8 @@ def _model_kwargs(items: tuple[str, ...]) -> dict:
 @click.option("--ema", type=float, default=None, help="Keep an EMA of the weights with this decay per step (e.g. 0.999).")
 @click.option("--augment", default=None, help="Batch augmentation: 'crop4,flip' (default), 'crop2,flip,cutout8', 'none'.")
 @click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format (faster on CPU).")
-@click.option("--tta/--no-tta", default=None, help="Flip test-time augmentation in validation.")
+@tta_option("Test-time augmentation in validation: flip (image + mirror), flip-translate (+ both shifted "
+            "1 px), none. [flip-translate for airbench, else none]", None)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--pretrained", is_flag=True, help="Start from the model's published weights (fine-tuning; new head).")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, help="Start from these weights (new head if needed).")
@@ -84,9 +104,9 @@ def _model_kwargs(items: tuple[str, ...]) -> dict:
 @click.pass_context
 def train_cmd(ctx: click.Context, model_name, model_args, data, val, val_split, data_dir, limit, num_classes, epochs,
               batch_size, optimizer, lr, momentum, nesterov, weight_decay, decay_norm_and_bias, schedule, step_every,
-              milestones, gamma, warmup_epochs, label_smoothing, clip_grad, ema, augment, channels_last, tta, seed,
-              pretrained, weights, freeze_epochs, backbone_lr_mult, custom_conv, adv, eps, adv_steps, adv_step_size,
-              workers, out, resume, quiet) -> None:
+              milestones, gamma, warmup_epochs, label_smoothing, clip_grad, ema, augment, channels_last, tta, no_tta,
+              seed, pretrained, weights, freeze_epochs, backbone_lr_mult, custom_conv, adv, eps, adv_steps,
+              adv_step_size, workers, out, resume, quiet) -> None:
     """Train a classifier into a run directory (config, metrics.jsonl, TensorBoard, checkpoints, figures).
 
     \b
@@ -98,6 +118,7 @@ def train_cmd(ctx: click.Context, model_name, model_args, data, val, val_split, 
       torchrun --nproc-per-node 2 -m cnnlab train ...     (data-parallel)
     """
     from .. import train as training
+    tta = _tta_value(tta, no_tta)
     if resume:
         explicit = [p.name for p in ctx.command.params if p.name not in ("resume", "epochs", "quiet")
                     and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
@@ -153,30 +174,33 @@ def _checkpoint_model(ckpt: str):
               help="Which split of a named dataset (or of a file with a 'split' array).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--tta", is_flag=True, help="Average the logits of each image and its mirror image.")
+@tta_option("Test-time augmentation: average the logits over the image and its mirror (flip), also over both "
+            "shifted by 1 px (flip-translate), or none.", "none")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write eval.json and confusion.png into this (new) directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_cmd(checkpoint, data, split, data_dir, batch_size, tta, out, as_json) -> None:
+def eval_cmd(checkpoint, data, split, data_dir, batch_size, tta, no_tta, out, as_json) -> None:
     """Evaluate a checkpoint (or run directory): loss, top-1/top-5, mean per-class accuracy, confusion."""
     from ..data import load_dataset
     from ..train import evaluate
     from .common import fresh_out_dir
     model = _checkpoint_model(checkpoint)
     dataset = load_dataset(data, split if split != "all" else "all", data_dir)
+    tta = _tta_value(tta, no_tta)
     res = evaluate(model, dataset, batch_size=batch_size, tta=tta)
     files = {}
     if out:
         d = fresh_out_dir(out)
-        (d / "eval.json").write_text(json.dumps({"checkpoint": str(checkpoint), "data": data, **res.to_dict()}, indent=2))
+        (d / "eval.json").write_text(json.dumps({"checkpoint": str(checkpoint), "data": data, "tta": tta,
+                                                 **res.to_dict()}, indent=2))
         files = {"json": str(d / "eval.json"),
                  "confusion": str(res.confusion_figure(d / "confusion.png", f"{model.name} on {dataset.name}"))}
     if as_json:
-        echo_json({"checkpoint": str(checkpoint), "data": data, "n": res.n, "loss": res.loss, "top1": res.top1,
-                   "top5": res.top5, "error": res.error, "mean_class_accuracy": res.mean_class_accuracy,
-                   "per_class": res.per_class, "confusion": res.confusion, "files": files})
+        echo_json({"checkpoint": str(checkpoint), "data": data, "tta": tta, "n": res.n, "loss": res.loss,
+                   "top1": res.top1, "top5": res.top5, "error": res.error,
+                   "mean_class_accuracy": res.mean_class_accuracy, "per_class": res.per_class, "confusion": res.confusion, "files": files})
         return
-    click.echo(f"{model.name} on {dataset.name} ({res.n} images)")
+    click.echo(f"{model.name} on {dataset.name} ({res.n} images{'' if tta == 'none' else f', TTA {tta}'})")
     click.echo(f"loss {res.loss:.4f}   top-1 {100 * res.top1:.2f}%   top-5 {100 * res.top5:.2f}%   "
                f"mean per-class accuracy {100 * res.mean_class_accuracy:.2f}%")
     click.echo(res.table())
@@ -189,10 +213,10 @@ def eval_cmd(checkpoint, data, split, data_dir, batch_size, tta, out, as_json) -
 @click.option("--data", required=True, help="Images to label: an .npy/.npz file (labels not needed) or a folder.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Text file: one label per line, input order.")
 @click.option("--names", is_flag=True, help="Write class names instead of class indices.")
-@click.option("--tta", is_flag=True, help="Average each image with its mirror image.")
+@tta_option("Test-time augmentation: flip (image + mirror), flip-translate (+ both shifted 1 px) or none.", "none")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @click.option("--batch-size", type=int, default=256, show_default=True)
-def predict_set_cmd(checkpoint, data, out, names, tta, force, batch_size) -> None:
+def predict_set_cmd(checkpoint, data, out, names, tta, no_tta, force, batch_size) -> None:
     """Write the predicted class of every image in a file, one per line in input order (the hand-in file)."""
     from ..data import load_dataset
     from ..train import predict_labels
@@ -201,7 +225,7 @@ def predict_set_cmd(checkpoint, data, out, names, tta, force, batch_size) -> Non
         raise CnnlabError(f"'{out_path}' already exists; choose another --out or pass --force to replace it.")
     model = _checkpoint_model(checkpoint)
     dataset = load_dataset(data, "all")
-    pred = predict_labels(model, dataset, batch_size=batch_size, tta=tta)
+    pred = predict_labels(model, dataset, batch_size=batch_size, tta=_tta_value(tta, no_tta))
     lines = [model.labels[int(i)] if names else str(int(i)) for i in pred]
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")

@@ -7,6 +7,24 @@ from ..errors import CnnlabError, unknown
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "multistep", "exponential", "cosine", "onecycle", "triangle")
+#: Test-time augmentation modes: "flip" averages each image with its mirror; "flip-translate" also
+#: averages the mirror pair shifted one pixel up-left and down-right (the unshifted pair weighs half).
+TTA_MODES = ("none", "flip", "flip-translate")
+
+
+def tta_mode(value: bool | str | None) -> str:
+    """The canonical TTA mode for `value`: False/None -> "none", True -> "flip" (older configs), or a name."""
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "flip"
+    name = str(value).strip().lower().replace("_", "-")
+    aliases = {"": "none", "off": "none", "false": "none", "no": "none", "true": "flip", "mirror": "flip",
+               "on": "flip", "flip+translate": "flip-translate"}
+    name = aliases.get(name, name)
+    if name not in TTA_MODES:
+        raise CnnlabError(f"Test-time augmentation '{value}' is unknown; use one of {', '.join(TTA_MODES)}.")
+    return name
 
 
 @dataclass
@@ -42,7 +60,7 @@ class TrainConfig:
     channels_last: bool = True
     seed: int = 0
     eval_batch_size: int = 512
-    tta: bool = False                  # flip test-time augmentation in validation
+    tta: bool | str = "none"           # test-time augmentation in validation: none, flip, flip-translate
     # fine-tuning
     pretrained: bool = False
     weights: str | None = None
@@ -62,6 +80,7 @@ class TrainConfig:
     log_every: int = 0                 # 0: progress bar only; N: also print every N steps
 
     def __post_init__(self) -> None:
+        self.tta = tta_mode(self.tta)
         if self.optimizer not in OPTIMIZERS:
             raise unknown("optimizer", self.optimizer, OPTIMIZERS)
         if self.schedule not in SCHEDULES:
@@ -104,7 +123,7 @@ RECOMMENDED: dict[str, dict] = {
     "course_resnet": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "step", "step_every": 10},
     "airbench": {"optimizer": "sgd", "nesterov": True, "lr": 2.0, "momentum": 0.85, "weight_decay": 5e-4,
                  "batch_size": 512, "schedule": "triangle", "label_smoothing": 0.2, "augment": "crop2,flip",
-                 "whiten": True, "bias_lr_mult": 4.0, "ema": 0.99, "tta": True, "channels_last": True},
+                 "whiten": True, "bias_lr_mult": 4.0, "ema": 0.99, "tta": "flip-translate", "channels_last": True},
 }
 
 

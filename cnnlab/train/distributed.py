@@ -8,8 +8,10 @@ directory and prints.
 """
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -39,7 +41,23 @@ def context() -> DistContext:
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and os.environ.get("CNNLAB_DDP_BACKEND") != "gloo" else "gloo"
         dist.init_process_group(backend=backend)
+        atexit.register(_leave)  # an orderly exit: a group torn down by interpreter shutdown can abort()
     return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _leave() -> None:
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        return
+    try:  # no rank tears the group down while another still talks to it (that abort()s), but never hang
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timedelta(seconds=60))
+        else:
+            dist.barrier()
+    except Exception:  # noqa: BLE001 - a rank that already left: nothing to wait for
+        pass
+    finally:
+        dist.destroy_process_group()
 
 
 def broadcast(obj: Any, ctx: DistContext) -> Any:

@@ -15,6 +15,9 @@ import torch.nn.functional as F
 from ..data.base import Dataset
 from ..data.loader import make_loader
 from ..errors import CnnlabError
+from .config import TTA_MODES, tta_mode
+
+__all__ = ["EvalResult", "evaluate", "predict_labels", "tta_views", "tta_logits", "TTA_MODES", "tta_mode"]
 
 
 @dataclass
@@ -77,6 +80,38 @@ class EvalResult:
         return path
 
 
+def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """`x` moved by (dy, dx) pixels (|d| <= 1), the uncovered border filled by reflection."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    return padded[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
+
+
+def tta_views(x: torch.Tensor, mode: bool | str = "flip") -> list[tuple[float, torch.Tensor]]:
+    """The (weight, images) views test-time augmentation `mode` averages over; weights sum to 1.
+
+    "flip": x and its mirror, 1/2 each. "flip-translate": that pair (1/4 each) plus the pair moved one
+    pixel towards the bottom-right and towards the top-left with reflected borders (1/8 each).
+    """
+    mode = tta_mode(mode)
+    if mode == "none":
+        return [(1.0, x)]
+    pair = [x, x.flip(3)]
+    if mode == "flip":
+        return [(0.5, v) for v in pair]
+    shifted = [_shift(v, d, d) for d in (1, -1) for v in pair]
+    return [(0.25, v) for v in pair] + [(0.125, v) for v in shifted]
+
+
+def tta_logits(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode: bool | str = "flip") -> torch.Tensor:
+    """The weighted mean of `fn`'s float logits over the views of `x` for TTA `mode`."""
+    out = None
+    for weight, view in tta_views(x, mode):
+        logits = fn(view).float()
+        out = weight * logits if out is None else out.add_(logits, alpha=weight)
+    return out
+
+
 def _all_reduce(t: torch.Tensor) -> torch.Tensor:
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
@@ -85,14 +120,15 @@ def _all_reduce(t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate(model, data: Dataset, batch_size: int = 512, tta: bool = False,
+def evaluate(model, data: Dataset, batch_size: int = 512, tta: bool | str = False,
              forward: Callable[[torch.Tensor], torch.Tensor] | None = None, rank: int = 0,
              world_size: int = 1, channels_last: bool = False, workers: int = 2) -> EvalResult:
     """Loss, top-1/top-5, mean per-class accuracy and confusion of `model` (a Classifier) on `data`.
 
-    `forward` replaces the model's forward (e.g. an EMA copy of the weights); `tta` averages the
-    logits of each image and its mirror image.
+    `forward` replaces the model's forward (e.g. an EMA copy of the weights); `tta` ("none", "flip"
+    or True, "flip-translate"; see `tta_views`) averages the logits over augmented views of each image.
     """
+    mode = tta_mode(tta)
     if len(data) == 0:
         raise CnnlabError("The evaluation data is empty.")
     if int(data.y.min()) < 0:
@@ -114,9 +150,7 @@ def evaluate(model, data: Dataset, batch_size: int = 512, tta: bool = False,
     confusion = torch.zeros(k, k, dtype=torch.float64)
     try:
         for x, y in loader:
-            logits = fn(x).float()
-            if tta:
-                logits = 0.5 * (logits + fn(x.flip(3)).float())
+            logits = tta_logits(fn, x, mode)
             sums[0] += F.cross_entropy(logits, y, reduction="sum").item()
             top = logits.topk(min(5, k), dim=1).indices
             sums[1] += (top[:, 0] == y).sum().item()
@@ -140,16 +174,16 @@ def evaluate(model, data: Dataset, batch_size: int = 512, tta: bool = False,
 
 
 @torch.inference_mode()
-def predict_labels(model, data: Dataset, batch_size: int = 512, tta: bool = False, workers: int = 2) -> torch.Tensor:
-    """Top-1 class index of every image of `data`, in input order."""
+def predict_labels(model, data: Dataset, batch_size: int = 512, tta: bool | str = False,
+                   workers: int = 2) -> torch.Tensor:
+    """Top-1 class index of every image of `data`, in input order (`tta` as in `evaluate`)."""
+    mode = tta_mode(tta)
     was_training = model.training
     model.eval()
     out = []
     try:
         for x, _ in make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers):
-            logits = model(x)
-            if tta:
-                logits = logits + model(x.flip(3))
+            logits = tta_logits(model, x, mode)
             out.append(logits.argmax(1))
     finally:
         model.train(was_training)

@@ -12,6 +12,7 @@ straight and k epochs + resume give the same weights.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ from . import distributed
 from .config import TrainConfig
 from .ema import EMA
 from .evaluate import evaluate
+from .inplace import inplace_activations
 from .optim import build_optimizer, set_lr
 
 
@@ -180,6 +182,8 @@ def fit(model, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run |
         sel = torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:k]
         robust_x = (val.subset(sel).x.float() / 255, val.subset(sel).y)
     frozen = None
+    scope = contextlib.ExitStack()
+    scope.enter_context(inplace_activations(model.net))  # no hooks while training: ReLUs may overwrite
     try:
         for epoch in range(start_epoch, cfg.epochs):
             want_frozen = bool(cfg.freeze_epochs) and epoch < cfg.freeze_epochs
@@ -238,6 +242,7 @@ def fit(model, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run |
             run.write_final(_final(status, history, train_s))
         raise
     finally:
+        scope.close()
         log.close()
     if ema is not None:  # the trained model is the averaged one (what best/last.pt hold too)
         model.net.load_state_dict(ema.model.state_dict())
@@ -271,7 +276,8 @@ def _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, correct, seen, lr, ep
         row.update(val_loss=res.loss, val_top1=res.top1, val_top5=res.top5, val_error=res.error,
                    val_mean_class_accuracy=res.mean_class_accuracy)
         if ema is not None:
-            raw = evaluate(model, val, cfg.eval_batch_size, tta=cfg.tta, rank=ctx.rank, world_size=ctx.world_size,
+            # the raw (non-averaged) weights, for comparison: one view only, so this costs one pass
+            raw = evaluate(model, val, cfg.eval_batch_size, tta="none", rank=ctx.rank, world_size=ctx.world_size,
                            channels_last=cfg.channels_last, workers=cfg.workers)
             row["val_top1_raw"] = raw.top1
     else:

@@ -1,0 +1,328 @@
+"""airbench94 (the CIFAR-10 speed record) side by side with cnnlab's airbench recipe, on this CPU.
+
+airbench94 is the published package (`pip install airbench==0.1.8`, the `bench` extra), run with its
+algorithm unchanged; only its CUDA/fp16 plumbing is replaced at runtime, in this process, by the shims
+in `install_cpu_shims` (fp32 on the CPU):
+  * `Tensor.cuda` / `Module.cuda` return the object itself; `Tensor.half` / `Module.half` convert to
+    float32 instead (its data loader and network are fp16 on the GPU);
+  * `torch.cuda.Event` becomes a perf_counter timer and `torch.cuda.synchronize` a no-op (its own
+    training-time accounting keeps working: training + whitening init, evaluation excluded);
+  * `CifarLoader`'s default device `gpu=0` becomes 'cpu' (it `torch.load`s its data file there).
+Data: ../shared/data CIFAR-10 (train: the 50k JPEG-75 copy, decoded by cnnlab.data.load_dataset;
+test: cifar10_test.npz), written in the file format its CifarLoader reads (`cifar10/train.pt`,
+`cifar10/test.pt`: uint8 NHWC images, labels, class names) into a temporary directory, which becomes
+the working directory (airbench opens 'cifar10/...' relative to it).
+
+Modes:
+  --steps N   throughput: N timed training steps (after 1 warm-up step) of airbench94 (batch 1024)
+              and of cnnlab's recipe (`TrainConfig` from RECOMMENDED['airbench'], batch 512, through
+              cnnlab.train.fit), alternating, each in a fresh subprocess, --reps times. A step is
+              timed from the end of one optimizer step to the end of the next (so it includes the
+              batch's augmentation and airbench's every-5-steps lookahead update). Prints images/s,
+              the per-epoch time each implies (its steps per 50,000-image epoch x the median step; airbench's
+              once-per-epoch augmentation pass is printed separately), medians and the ratios.
+  --full      airbench94's complete training (9.9 epochs, or --epochs), in this process: training
+              seconds (its own timer: whitening init + epochs, evaluation excluded), per-epoch test
+              accuracy without TTA (it evaluates after every epoch), final accuracy without TTA,
+              with flip TTA and with its 6-view TTA (tta_level 2), peak RSS.
+
+    .venv/bin/pip install airbench==0.1.8        # the `bench` extra; it declares no dependencies
+    nice -n 19 .venv/bin/python benchmarks/bench_train_vs_airbench94.py --steps 10 --reps 3
+    nice -n 19 .venv/bin/python benchmarks/bench_train_vs_airbench94.py --full
+    # smoke checks (not results): --steps 2 --reps 1 --limit 4096 ; --full --limit 2048 --test-limit 500 --epochs 1
+
+The machine is shared: run when it is quiet and quote ratios from one run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CNNLAB_SHARED", ROOT.parent / "shared")) / "data"
+EPOCH_IMAGES = 50_000
+
+
+# ---------------------------------------------------------------------------------------------------
+# data in airbench's format
+
+def prepare_data(workdir: Path, limit: int | None, test_limit: int | None) -> Path:
+    """Write workdir/cifar10/{train,test}.pt as airbench's CifarLoader reads them (uint8 NHWC)."""
+    import torch
+
+    from cnnlab.data import load_dataset
+    root = workdir / "cifar10"
+    root.mkdir(parents=True, exist_ok=True)
+    for split, name, n in (("train", "cifar10_train_jpeg.npz", limit), ("test", "cifar10_test.npz", test_limit)):
+        d = load_dataset(str(SHARED / name))
+        if n:  # a seeded random subset (the test file is sorted by class)
+            sel = torch.randperm(len(d), generator=torch.Generator().manual_seed(1))[:n].sort().values
+            d = d.subset(sel)
+        torch.save({"images": d.x.permute(0, 2, 3, 1).contiguous(), "labels": d.y.long(),
+                    "classes": list(d.classes)}, root / f"{split}.pt")
+    return workdir
+
+
+# ---------------------------------------------------------------------------------------------------
+# runtime shims: airbench94 on the CPU in fp32
+
+class _CpuEvent:
+    """Stands in for torch.cuda.Event(enable_timing=True): wall-clock marks, elapsed_time in ms."""
+
+    intervals: list[float] = []  # every elapsed_time() airbench asks for, in seconds, in order
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.t = None
+
+    def record(self, *args, **kwargs) -> None:
+        self.t = time.perf_counter()
+
+    def synchronize(self) -> None:
+        pass
+
+    def elapsed_time(self, end: "_CpuEvent") -> float:
+        s = end.t - self.t
+        _CpuEvent.intervals.append(s)
+        return 1e3 * s
+
+
+def install_cpu_shims() -> None:
+    """Make airbench's CUDA/fp16 code run on the CPU in float32 (algorithm unchanged)."""
+    import torch
+    from torch import nn
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    nn.Module.cuda = lambda self, *a, **k: self
+    torch.Tensor.half = lambda self, *a, **k: self.float(**k)
+    nn.Module.half = lambda self: self.float()
+    torch.cuda.Event = _CpuEvent
+    torch.cuda.synchronize = lambda *a, **k: None
+    import airbench.utils as abu
+    init = abu.CifarLoader.__init__
+    names = init.__code__.co_varnames[1:init.__code__.co_argcount]
+    defaults = dict(zip(names[-len(init.__defaults__):], init.__defaults__))
+    defaults["gpu"] = "cpu"
+    init.__defaults__ = tuple(defaults.values())
+
+
+def _threads(n: int) -> None:
+    import torch
+    torch.set_num_threads(n)
+
+
+def _timed(iterable, marks: list[float], stop_after: int | None = None):
+    """Yield from `iterable`, appending perf_counter() when each consumer step is done (the next
+    request) to `marks`; marks[0] is the start of the epoch's iteration."""
+    marks.append(time.perf_counter())
+    for i, batch in enumerate(iterable):
+        if stop_after is not None and i >= stop_after:
+            return
+        yield batch
+        marks.append(time.perf_counter())
+
+
+def _cycles(marks: list[float]) -> list[float]:
+    """Step times from `_timed` marks: end of step k-1 -> end of step k, for k >= 2 (step 1 is warm-up)."""
+    return [b - a for a, b in zip(marks[1:], marks[2:])]
+
+
+# ---------------------------------------------------------------------------------------------------
+# workers (each in a fresh subprocess)
+
+def worker_airbench_steps(steps: int, tune_malloc: bool = False) -> dict:
+    if tune_malloc:  # the process-wide glibc setting cnnlab's trainer makes (no change to the algorithm)
+        from cnnlab.models.fastpath import tune_allocator
+        tune_allocator()
+    install_cpu_shims()
+    import airbench.utils as abu
+    from airbench.lib_airbench94 import hyp, train94
+
+    marks: list[float] = []
+    first_yield: list[float] = []
+
+    class TimedLoader(abu.CifarLoader):
+        def __iter__(self):
+            t0 = time.perf_counter()
+            it = super().__iter__()
+            for i, b in enumerate(_timed(it, marks)):
+                if i == 0:
+                    first_yield.append(time.perf_counter() - t0)
+                yield b
+
+    batch = hyp["opt"]["batch_size"]
+    loader = TimedLoader("cifar10", train=True, batch_size=batch, aug=hyp["aug"], altflip=True)
+    if len(loader) < steps + 2:
+        raise SystemExit(f"airbench94: {len(loader)} batches per epoch; use fewer --steps or more data.")
+    # airbench trains ceil(len(loader) * epochs) steps: N+2 (the last one ends the loop unobserved)
+    train94(train_loader=loader, epochs=(steps + 1.5) / len(loader), verbose=False)
+    cyc = _cycles(marks)[:steps]
+    # its once-per-epoch augmentation pass over the whole training set (random crop of every image),
+    # done before an epoch's first batch: timed once more on a later epoch, outside training
+    t0 = time.perf_counter()
+    next(abu.CifarLoader.__iter__(loader))
+    aug_pass_s = time.perf_counter() - t0
+    return {"impl": "airbench94+malloc" if tune_malloc else "airbench94", "batch": batch, "step_s": cyc,
+            "epoch0_setup_s": first_yield[0], "epoch_aug_pass_s": aug_pass_s,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def worker_cnnlab_steps(steps: int) -> dict:
+    import torch
+
+    import importlib
+
+    from cnnlab.data.base import ImageArrays
+    from cnnlab.train import TrainConfig, prepare
+    from cnnlab.train.config import recommended
+    fit_mod = importlib.import_module("cnnlab.train.fit")  # the module (cnnlab.train.fit is also the function)
+    d = torch.load("cifar10/train.pt")
+    data = ImageArrays(d["images"].permute(0, 3, 1, 2).contiguous(), d["labels"], d["classes"], "cifar10-train-jpeg")
+    cfg = TrainConfig(model="airbench", epochs=1, **recommended("airbench"))
+    model, train_set, _ = prepare(cfg, data=data)
+    marks: list[float] = []
+    real_make_loader = fit_mod.make_loader
+
+    class TimedLoader:
+        def __init__(self, inner) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def __len__(self) -> int:
+            return len(self.inner)
+
+        def __iter__(self):
+            return _timed(iter(self.inner), marks, stop_after=steps + 1)
+
+    fit_mod.make_loader = lambda *a, **k: TimedLoader(real_make_loader(*a, **k))
+    if len(fit_mod.make_loader(train_set, cfg.batch_size)) < steps + 1:
+        raise SystemExit("cnnlab: too few batches per epoch; use fewer --steps or more data.")
+    marks.clear()
+    fit_mod.fit(model, train_set, None, cfg, None, progress=False)
+    return {"impl": "cnnlab", "batch": cfg.batch_size, "step_s": _cycles(marks)[:steps], "n_train": len(train_set),
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+# ---------------------------------------------------------------------------------------------------
+# modes
+
+def run_steps(a, workdir: Path) -> None:
+    impls = ("airbench94", "airbench94+malloc", "cnnlab") if a.airbench_tuned_malloc else ("airbench94", "cnnlab")
+    rows: dict[str, list[dict]] = {k: [] for k in impls}
+    for rep in range(a.reps):
+        for impl in impls:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--steps", str(a.steps),
+                   "--threads", str(a.threads)]
+            p = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+            if p.returncode != 0:
+                raise SystemExit(f"{impl} worker failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            med = statistics.median(r["step_s"])
+            r.update(median_step_s=med, images_per_s=r["batch"] / med,
+                     epoch_s=EPOCH_IMAGES // r["batch"] * med + r.get("epoch_aug_pass_s", 0.0))
+            rows[impl].append(r)
+            extra = (f" (incl. its per-epoch augmentation pass {r['epoch_aug_pass_s']:.1f} s; first epoch's "
+                     f"setup {r['epoch0_setup_s']:.1f} s)") if "epoch_aug_pass_s" in r else ""
+            print(f"rep {rep + 1} {impl:10s} batch {r['batch']:4d}: median step {med:.2f} s -> "
+                  f"{r['images_per_s']:.0f} img/s, {r['epoch_s'] / 60:.1f} min per 50k epoch{extra}; "
+                  f"peak RSS {r['rss_mb']:.0f} MB", flush=True)
+    med = {k: statistics.median(r["images_per_s"] for r in v) for k, v in rows.items()}
+    epoch_min = {k: statistics.median(r["epoch_s"] for r in v) / 60 for k, v in rows.items()}
+    print(json.dumps({"images_per_s_median": med, "epoch_min_median": epoch_min,
+                      "ratio_cnnlab_over_airbench94": med["cnnlab"] / med["airbench94"],
+                      "epoch_time_ratio_airbench94_over_cnnlab": epoch_min["airbench94"] / epoch_min["cnnlab"],
+                      "note": "shared machine: absolute figures are inflated; quote the ratios of one run",
+                      "steps": a.steps, "reps": a.reps, "threads": a.threads, "limit": a.limit,
+                      "load_average_end": os.getloadavg()}, indent=1))
+
+
+def run_full(a, workdir: Path) -> None:
+    os.chdir(workdir)
+    if a.airbench_tuned_malloc:
+        from cnnlab.models.fastpath import tune_allocator
+        tune_allocator()
+    install_cpu_shims()
+    _threads(a.threads)
+    import torch
+    import airbench.utils as abu
+    from airbench.lib_airbench94 import hyp, train94
+    epochs_log: list[dict] = []
+    original = abu.print_training_details
+
+    def record(variables, is_final_entry):  # noqa: ANN001
+        epochs_log.append({k: variables.get(k) for k in ("epoch", "train_loss", "train_acc", "val_acc",
+                                                         "tta_val_acc", "total_time_seconds")})
+        original(variables, is_final_entry)
+
+    abu.print_training_details = record
+    _CpuEvent.intervals.clear()
+    print(f"# load average at start: {os.getloadavg()} (shared machine: absolute times are inflated)", flush=True)
+    t0 = time.time()
+    n_train = len(torch.load("cifar10/train.pt")["labels"])
+    model = train94(epochs=a.epochs if a.epochs else hyp["opt"]["train_epochs"])
+    wall = time.time() - t0
+    # intervals: whitening init, one per epoch, then the final TTA evaluation
+    train_s = sum(_CpuEvent.intervals[:-1])
+    tta_eval_s = _CpuEvent.intervals[-1]
+    per_epoch = [r for r in epochs_log if isinstance(r["epoch"], int)]
+    final = epochs_log[-1]
+    test = abu.CifarLoader("cifar10", train=False, batch_size=2000)
+    t1 = time.time()
+    flip = abu.evaluate(model, test, tta_level=1)
+    flip_s = time.time() - t1
+    print(json.dumps({
+        "train_s": train_s, "train_min": train_s / 60, "epochs": a.epochs or hyp["opt"]["train_epochs"],
+        "per_epoch": [{"epoch": r["epoch"] + 1, "test_acc_no_tta": r["val_acc"],
+                       "train_min": r["total_time_seconds"] / 60} for r in per_epoch],
+        "final_acc_no_tta": per_epoch[-1]["val_acc"] if per_epoch else None, "final_acc_flip_tta": flip,
+        "final_acc_tta_level2": final.get("tta_val_acc"), "tta_level2_eval_s": tta_eval_s, "flip_eval_s": flip_s,
+        "wall_s": wall, "n_test": len(test.images), "n_train": n_train,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": a.threads,
+        "tuned_malloc": bool(a.airbench_tuned_malloc), "load_average_end": os.getloadavg()}, indent=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=None, help="throughput mode: timed steps per run")
+    ap.add_argument("--reps", type=int, default=3, help="alternating repetitions (steps mode)")
+    ap.add_argument("--full", action="store_true", help="airbench94's complete training")
+    ap.add_argument("--epochs", type=float, default=None, help="full mode: epochs instead of its 9.9 (smoke checks)")
+    ap.add_argument("--limit", type=int, default=None, help="seeded subset of the training images (smoke checks)")
+    ap.add_argument("--test-limit", type=int, default=None, help="seeded subset of the test images (smoke checks)")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "2")))
+    ap.add_argument("--airbench-tuned-malloc", action="store_true",
+                    help="also time airbench94 with the glibc malloc setting cnnlab's trainer makes "
+                         "(steps mode: a third configuration; full mode: instead of the plain one)")
+    ap.add_argument("--worker", choices=["airbench94", "airbench94+malloc", "cnnlab"], help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        _threads(a.threads)
+        if a.worker == "cnnlab":
+            print(json.dumps(worker_cnnlab_steps(a.steps)))
+        else:
+            print(json.dumps(worker_airbench_steps(a.steps, tune_malloc=a.worker == "airbench94+malloc")))
+        return
+    if bool(a.steps) == bool(a.full):
+        ap.error("choose one mode: --steps N or --full")
+    try:
+        import airbench  # noqa: F401
+    except ImportError:
+        raise SystemExit("airbench is not installed: .venv/bin/pip install airbench==0.1.8 (the bench extra)") from None
+    with tempfile.TemporaryDirectory(prefix="airbench94-") as tmp:
+        workdir = prepare_data(Path(tmp), a.limit, a.test_limit)
+        if a.steps:
+            run_steps(a, workdir)
+        else:
+            run_full(a, workdir)
+
+
+if __name__ == "__main__":
+    main()
