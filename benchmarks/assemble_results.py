@@ -12,10 +12,12 @@ HEADER = """# Benchmark results
 
 The latest figures for every performance claim, one section per area, each with the command that
 made it. The per-area sources are in `benchmarks/results/`; this file is assembled from them by
-`benchmarks/assemble_results.py`. Machine: 2 cores (AMD EPYC, AVX2), torch 2.14.1, no GPU.
-**Most figures were taken while several engineers shared these 2 cores (load average 3-24):
-quote the side-by-side ratios and medians, not absolute times** (see ../shared/ANCHORS.md for
-quiet-machine reference figures).
+`benchmarks/assemble_results.py`. Machine: 2 cores, AMD EPYC with AVX-512 (Zen 5), torch 2.14.1, no
+GPU. oneDNN, which runs PyTorch's convolutions, reaches ~450 GFLOP/s on a fp32 matmul there; MKL's
+sgemm behind `torch.mm` runs its AVX2 code on AMD (~200), and ANCHORS.md's "~108" was that.
+**Figures of the first session were mostly taken while several engineers shared these 2 cores
+(load average 3-24); each file says which figures come from a quiet machine. Quote the side-by-side
+ratios and medians, not absolute times.**
 
 """
 

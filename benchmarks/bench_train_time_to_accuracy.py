@@ -5,15 +5,16 @@ are the recipe: 2x2 whitening conv initialized from the data's patch covariance 
 frozen scale, GELU, Nesterov SGD with a short triangular lr schedule and a high bias lr, label
 smoothing 0.2, EMA of the weights, ±2 px translate + flip, flip TTA in evaluation), through the
 product's own `cnnlab.train`, evaluating on the full test set after every epoch. Prints the training
-minutes (evaluation excluded) at which test top-1 first reached 80/85/90%, and peak RSS.
+minutes (evaluation excluded) at which test top-1 first reached 80/85/90/90.5% (90.5%: the record's
+accuracy), and peak RSS.
 
     .venv/bin/python benchmarks/bench_train_time_to_accuracy.py --epochs 10 --out /tmp/tta
     # quick recipe checks on a subset:
     .venv/bin/python benchmarks/bench_train_time_to_accuracy.py --limit 5000 --test-limit 2000 --epochs 4 \
         --widths 32,64,64 --out /tmp/tta-small
 
-The record to beat (ANCHORS.md): airbench94 itself, fp32 eager on this machine, 90.50% (with TTA)
-after 65.4 min of training, 9.9 epochs.
+The record to beat (ANCHORS.md): airbench94 itself, fp32 eager on this machine, 90.50% (with its 6-view
+TTA) after 9.9 epochs; its time today comes from benchmarks/bench_train_vs_airbench94.py, side by side.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def main() -> None:
     ap.add_argument("--ema", type=float, default=None)
     ap.add_argument("--bias-lr-mult", type=float, default=None)
     ap.add_argument("--label-smoothing", type=float, default=None)
+    ap.add_argument("--tta", default=None, help="none|flip|flip-translate (default: the recipe's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -58,7 +60,7 @@ def main() -> None:
     import numpy as np
     np.savez(test_path, x=test.x.permute(0, 2, 3, 1).numpy(), y=test.y.numpy(), classes=np.array(test.classes))
     opts = {k: v for k, v in dict(batch_size=a.batch_size, lr=a.lr, weight_decay=a.wd, ema=a.ema,
-                                   bias_lr_mult=a.bias_lr_mult, label_smoothing=a.label_smoothing).items()
+                                   bias_lr_mult=a.bias_lr_mult, label_smoothing=a.label_smoothing, tta=a.tta).items()
             if v is not None}
     print(f"# load average at start: {os.getloadavg()} (shared machine: absolute times are inflated)", flush=True)
     t0 = time.time()
@@ -68,9 +70,9 @@ def main() -> None:
     wall = time.time() - t0
     rows = run.metrics()
     hits = {}
-    for thr in (0.80, 0.85, 0.90):
+    for thr in (0.80, 0.85, 0.90, 0.905):
         hit = next((r for r in rows if r["val_top1"] >= thr), None)
-        hits[f"{int(thr * 100)}%"] = None if hit is None else {"epoch": hit["epoch"], "train_min": hit["elapsed_s"] / 60}
+        hits[f"{100 * thr:g}%"] = None if hit is None else {"epoch": hit["epoch"], "train_min": hit["elapsed_s"] / 60}
     print(json.dumps({"config": run.config["config"], "per_epoch": [
         {"epoch": r["epoch"], "test_top1_tta": r["val_top1"], "raw_top1": r.get("val_top1_raw"),
          "train_min": r["elapsed_s"] / 60, "img_per_s": r["images_per_s"]} for r in rows]}, indent=1))

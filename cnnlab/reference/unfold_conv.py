@@ -219,17 +219,31 @@ def _backward_nchw(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stri
     return dx, (dw.view_as(weight) if need_dw else None), db
 
 
-def _padded_workspace(n: int, h: int, w: int, c: int, padding: IntPair, like: torch.Tensor) -> torch.Tensor:
-    """A reused [n, H+2P, W+2P, C] buffer whose border is zero (only its interior is ever written)."""
+def _padded_workspace(n: int, h: int, w: int, c: int, padding: IntPair, like: torch.Tensor,
+                      slot: int = 0) -> torch.Tensor:
+    """A reused [n, H+2P, W+2P, C] buffer whose border is zero (only its interior is ever written).
+
+    `slot` tells apart two buffers of the same shape that are used at the same time.
+    """
     cache = _local.__dict__.setdefault("padded", {})
     shape = (h + 2 * padding[0], w + 2 * padding[1], c)
-    key = (shape, like.dtype, like.device, torch.is_inference_mode_enabled())
+    key = (shape, slot, like.dtype, like.device, torch.is_inference_mode_enabled())
     buf = cache.get(key)
     if buf is None or len(buf) < n:
         if buf is None and len(cache) >= 32:  # a model with many distinct shapes: start over, don't grow forever
             cache.clear()
         buf = cache[key] = like.new_zeros((n, *shape))
     return buf[:n]
+
+
+def _padded(xh: torch.Tensor, padding: IntPair, slot: int = 0) -> torch.Tensor:
+    """NHWC images [n, H, W, C] copied into the interior of a reused zero-bordered padded buffer."""
+    if not (padding[0] or padding[1]):
+        return xh
+    n, h, w, c = xh.shape
+    xp = _padded_workspace(n, h, w, c, padding, xh, slot)
+    xp[:, padding[0]:padding[0] + h, padding[1]:padding[1] + w].copy_(xh)
+    return xp
 
 
 def _unfold_rows(xh: torch.Tensor, kernel: IntPair, stride: IntPair, padding: IntPair,
@@ -240,11 +254,7 @@ def _unfold_rows(xh: torch.Tensor, kernel: IntPair, stride: IntPair, padding: In
     kernel window of it is copied out as one row. Both buffers are reused and stay cache-sized.
     """
     n, h, w, c = xh.shape
-    if padding[0] or padding[1]:
-        xp = _padded_workspace(n, h, w, c, padding, xh)
-        xp[:, padding[0]:padding[0] + h, padding[1]:padding[1] + w].copy_(xh)
-    else:
-        xp = xh
+    xp = _padded(xh, padding)
     ho = output_size(xp.shape[1], kernel[0], stride[0], 0)
     wo = output_size(xp.shape[2], kernel[1], stride[1], 0)
     if xp.is_contiguous():
@@ -259,6 +269,39 @@ def _unfold_rows(xh: torch.Tensor, kernel: IntPair, stride: IntPair, padding: In
     return rows
 
 
+class _ChunkUnfolder:
+    """`_unfold_rows` for a stream of equal chunks of `nb` images, with every view made once.
+
+    A CIFAR batch is unfolded in ~20 cache-sized chunks per layer; building the padded, window and
+    row views anew for each chunk cost about as much as the copies themselves. A shorter last chunk
+    takes the general path.
+    """
+
+    def __init__(self, nb: int, h: int, w: int, c: int, kernel: IntPair, stride: IntPair, padding: IntPair,
+                 rows: torch.Tensor, like: torch.Tensor, slot: int = 0) -> None:
+        self.nb, self.kernel, self.stride, self.padding = nb, kernel, stride, padding
+        hp, wp = h + 2 * padding[0], w + 2 * padding[1]
+        ho, wo = output_size(hp, kernel[0], stride[0], 0), output_size(wp, kernel[1], stride[1], 0)
+        self.per_image = ho * wo
+        self.rows = rows[:nb * ho * wo * kernel[0] * kernel[1] * c].view(nb * ho * wo, -1)
+        self.padded = bool(padding[0] or padding[1])
+        if self.padded:
+            xp = _padded_workspace(nb, h, w, c, padding, like, slot)
+            self.xp = xp
+            self.interior = xp[:, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+            s_n, s_h, s_w, _ = xp.stride()
+            win = xp.as_strided((nb, ho, wo, kernel[0], kernel[1] * c), (s_n, s_h * stride[0], s_w * stride[1], s_h, 1))
+            self.win, self.dst = win, self.rows.view(nb, ho, wo, kernel[0], kernel[1] * c)
+
+    def __call__(self, xh: torch.Tensor) -> torch.Tensor:
+        """The rows [n*Ho*Wo, kh*kw*C] of the NHWC chunk `xh` (a reused buffer)."""
+        if self.padded and len(xh) == self.nb:
+            self.interior.copy_(xh)
+            self.dst.copy_(self.win)
+            return self.rows
+        return _unfold_rows(xh, self.kernel, self.stride, self.padding, self.rows[:len(xh) * self.per_image])
+
+
 def _forward_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: IntPair,
                   padding: IntPair) -> torch.Tensor:
     n, c, h, w = x.shape
@@ -269,11 +312,10 @@ def _forward_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     wmat = weight.permute(0, 2, 3, 1).reshape(cout, k)                           # [C_out, kh*kw*C]
     y = x.new_empty(n, length, cout)
     parts = _chunks(n, k * length * x.element_size(), CHUNK_BYTES)
-    buf = _workspace(((parts[0].stop if parts else 0) * length, k), x)
-    for part in parts:
-        m = (part.stop - part.start) * length
-        rows = _unfold_rows(xh[part], (kh, kw), stride, padding, buf[:m])        # the unfold
-        y[part].view(m, cout).copy_(_mm_nt(rows, wmat, bias))                      # Y = cols^T W^T + b
+    step = parts[0].stop if parts else 0
+    unfold = _ChunkUnfolder(step, h, w, c, (kh, kw), stride, padding, _workspace((step * length * k,), x), x)
+    for xc, yc in zip(xh.split(step), y.view(n * length, cout).split(step * length)) if step else ():
+        yc.copy_(_mm_nt(unfold(xc), wmat, bias))                                 # Y = unfold(X) W^T + b
     return y.view(n, ho, wo, cout).permute(0, 3, 1, 2)                           # NCHW shape, channels-last memory
 
 
@@ -305,18 +347,19 @@ def _backward_nhwc(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stri
         full = (kh - 1 - padding[0], kw - 1 - padding[1])
     elif need_dx:
         wmat = weight.permute(0, 2, 3, 1).reshape(cout, k)                       # [C_out, kh*kw*C]
+    unfold_x = _ChunkUnfolder(step, h, w, c, (kh, kw), stride, padding, buf, dy) if need_dw else None
+    unfold_dy = _ChunkUnfolder(step, ho, wo, cout, (kh, kw), (1, 1), full, buf, dy, slot=1) \
+        if need_dx and as_conv else None
     for part in parts:
         nb = part.stop - part.start
         m = nb * length
         if need_dw:
-            rows = _unfold_rows(xh[part], (kh, kw), stride, padding, buf[:m * k].view(m, k))  # recomputed, not stored
+            rows = unfold_x(xh[part])                                            # recomputed, not stored
             dw += _mm_nt(dy2[part.start * length:part.stop * length].t(), rows.t())  # dW += dY^T cols
         if not need_dx:
             continue
         if as_conv:                                                              # dX = unfold(pad(dY)) @ flip(W)
-            mi = nb * h * w
-            rows = _unfold_rows(dyh[part], (kh, kw), (1, 1), full, buf[:mi * kh * kw * cout].view(mi, -1))
-            dx[part].view(mi, c).copy_(_mm_nt(rows, wflip))
+            dx[part].view(nb * h * w, c).copy_(_mm_nt(unfold_dy(dyh[part]), wflip))
         else:                                                                    # dX = fold(dY W)
             dcols = _mm_nt(dy2[part.start * length:part.stop * length], wmat.t()).view(nb, ho, wo, kh, kw, c)
             hp, wp = h + 2 * padding[0], w + 2 * padding[1]
