@@ -335,10 +335,10 @@ def _backward_nhwc(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stri
     dy2 = dyh.view(n * length, cout)
     db = dy2.sum(0) if need_db else None
     as_conv = stride == (1, 1) and padding[0] <= kh - 1 and padding[1] <= kw - 1
-    per_image = max(k * length, kh * kw * cout * h * w if as_conv else 0) * dy.element_size()
-    parts = _chunks(n, per_image, CHUNK_BYTES)
+    per_image = max(k * length, kh * kw * cout * h * w if as_conv else 0)         # the larger unfolded matrix
+    parts = _chunks(n, per_image * dy.element_size(), CHUNK_BYTES)
     step = parts[0].stop if parts else 0
-    buf = _workspace((step * max(k * length, kh * kw * cout * h * w if as_conv else 0),), dy)
+    buf = _workspace((step * per_image,), dy)
     dw = weight.new_zeros(cout, k) if need_dw else None
     dx = dy.new_empty(n, h, w, c) if need_dx else None
     xh = x.permute(0, 2, 3, 1) if need_dw else None
@@ -352,7 +352,6 @@ def _backward_nhwc(dy: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stri
         if need_dx and as_conv else None
     for part in parts:
         nb = part.stop - part.start
-        m = nb * length
         if need_dw:
             rows = unfold_x(xh[part])                                            # recomputed, not stored
             dw += _mm_nt(dy2[part.start * length:part.stop * length].t(), rows.t())  # dW += dY^T cols
