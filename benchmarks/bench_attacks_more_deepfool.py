@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from bench_attacks_more_square import SHARED, data  # noqa: E402  (same images as the Square benchmark)
+from bench_attacks_more_square import alternate, pretrained_setup  # same model and images as Square
 
 
 def run_cnnlab(model, x, y):  # noqa: ANN001, ANN201
@@ -34,16 +34,8 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
-    torch.set_num_threads(1)
-    import cnnlab
-    model = cnnlab.create_model("cifar_resnet20", weights=SHARED / "weights/akamaster_cifar10_resnet20-12fca82f.th")
-    model.eval()
-    x, y = data(model, a.images)
-    runs = {"cnnlab": run_cnnlab, "torchattacks": run_torchattacks}
-    res: dict[str, list] = {k: [] for k in runs}
-    for rep in range(a.repeats):
-        for name in (list(runs) if rep % 2 == 0 else list(runs)[::-1]):
-            res[name].append(runs[name](model, x, y))
+    model, x, y = pretrained_setup(a.images)
+    res = alternate({"cnnlab": run_cnnlab, "torchattacks": run_torchattacks}, a.repeats, model, x, y)
     print(f"DeepFool L2, 50 steps, overshoot 0.02, {len(x)} correctly classified CIFAR-10 test images, "
           f"cifar_resnet20, 1 thread, {a.repeats} repeats (shared noisy machine)")
     print(f"{'library':14s} {'success':>8s} {'median L2 (fooled)':>19s} {'images/s (median)':>18s}")

@@ -43,6 +43,24 @@ def data(model, n: int):  # noqa: ANN001, ANN201
     return x[ok][:n], y[ok][:n]
 
 
+def pretrained_setup(n: int):  # noqa: ANN201
+    """The published CIFAR-10 ResNet-20 (eval mode, one thread) and `n` test images it classifies correctly."""
+    torch.set_num_threads(1)
+    import cnnlab
+    model = cnnlab.create_model("cifar_resnet20", weights=SHARED / "weights/akamaster_cifar10_resnet20-12fca82f.th")
+    model.eval()
+    return (model, *data(model, n))
+
+
+def alternate(runs: dict, repeats: int, *args) -> dict[str, list]:  # noqa: ANN002
+    """Each run's results over `repeats` rounds, the order reversed every other round."""
+    res: dict[str, list] = {k: [] for k in runs}
+    for rep in range(repeats):
+        for name in (list(runs) if rep % 2 == 0 else list(runs)[::-1]):
+            res[name].append(runs[name](*args))
+    return res
+
+
 def run_cnnlab(model, x, y, eps, queries):  # noqa: ANN001, ANN201
     from cnnlab.attacks import square
     c = Counted(model).eval()  # a fresh Module is in train mode; attacks restore it and its children
@@ -73,16 +91,9 @@ def main() -> None:
     ap.add_argument("--eps", type=float, default=8 / 255)
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
-    torch.set_num_threads(1)
-    import cnnlab
-    model = cnnlab.create_model("cifar_resnet20", weights=SHARED / "weights/akamaster_cifar10_resnet20-12fca82f.th")
-    model.eval()
-    x, y = data(model, a.images)
-    runs = {"cnnlab": run_cnnlab, "torchattacks": run_torchattacks}
-    res: dict[str, list] = {k: [] for k in runs}
-    for rep in range(a.repeats):
-        for name in (list(runs) if rep % 2 == 0 else list(runs)[::-1]):
-            res[name].append(runs[name](model, x, y, a.eps, a.queries))
+    model, x, y = pretrained_setup(a.images)
+    res = alternate({"cnnlab": run_cnnlab, "torchattacks": run_torchattacks}, a.repeats, model, x, y, a.eps,
+                    a.queries)
     print(f"Square Attack L-inf eps {a.eps * 255:.0f}/255, budget {a.queries} queries, {len(x)} correctly "
           f"classified CIFAR-10 test images, cifar_resnet20, 1 thread, {a.repeats} repeats (shared noisy machine)")
     print(f"{'library':14s} {'success':>8s} {'queries/image':>14s} {'queries/success':>16s} {'s/image (median)':>17s}")

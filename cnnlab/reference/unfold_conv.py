@@ -246,26 +246,36 @@ def _padded(xh: torch.Tensor, padding: IntPair, slot: int = 0) -> torch.Tensor:
     return xp
 
 
+def _windows(xp: torch.Tensor, kernel: IntPair, stride: IntPair) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every kernel window of padded NHWC images: (a view [n, Ho, Wo, kh, kw, C], the same with kw*C merged).
+
+    Within one kernel row the kw*C values of a window are contiguous in NHWC memory, so copying the
+    merged view moves runs of kw*C floats instead of runs of C. The merged view is None when `xp`
+    is not contiguous.
+    """
+    n, _, _, c = xp.shape
+    ho = output_size(xp.shape[1], kernel[0], stride[0], 0)
+    wo = output_size(xp.shape[2], kernel[1], stride[1], 0)
+    win = xp.unfold(1, kernel[0], stride[0]).unfold(2, kernel[1], stride[1]).permute(0, 1, 2, 4, 5, 3)
+    merged = None
+    if xp.is_contiguous():
+        s_n, s_h, s_w, _ = xp.stride()
+        merged = xp.as_strided((n, ho, wo, kernel[0], kernel[1] * c), (s_n, s_h * stride[0], s_w * stride[1], s_h, 1))
+    return win, merged
+
+
 def _unfold_rows(xh: torch.Tensor, kernel: IntPair, stride: IntPair, padding: IntPair,
-                 rows: torch.Tensor) -> torch.Tensor:
+                 rows: torch.Tensor, slot: int = 0) -> torch.Tensor:
     """unfold of NHWC images [n, H, W, C] into `rows` [n*Ho*Wo, kh*kw*C] (C contiguous): one copy.
 
     The images are first copied into a zero-bordered padded buffer (the padding), then every
     kernel window of it is copied out as one row. Both buffers are reused and stay cache-sized.
     """
-    n, h, w, c = xh.shape
-    xp = _padded(xh, padding)
-    ho = output_size(xp.shape[1], kernel[0], stride[0], 0)
-    wo = output_size(xp.shape[2], kernel[1], stride[1], 0)
-    if xp.is_contiguous():
-        # within one kernel row the kw*C values of a window are contiguous in NHWC memory: copy
-        # runs of kw*C floats ([n, Ho, Wo, kh, kw*C] view) instead of runs of C
-        s_n, s_h, s_w, _ = xp.stride()
-        win = xp.as_strided((n, ho, wo, kernel[0], kernel[1] * c), (s_n, s_h * stride[0], s_w * stride[1], s_h, 1))
-        rows.view(n, ho, wo, kernel[0], kernel[1] * c).copy_(win)
+    win, merged = _windows(_padded(xh, padding, slot), kernel, stride)
+    if merged is not None:
+        rows.view(merged.shape).copy_(merged)
     else:
-        win = xp.unfold(1, kernel[0], stride[0]).unfold(2, kernel[1], stride[1])  # [n, Ho, Wo, C, kh, kw] view
-        rows.view(n, ho, wo, kernel[0], kernel[1], c).copy_(win.permute(0, 1, 2, 4, 5, 3))
+        rows.view(win.shape).copy_(win)
     return rows
 
 
@@ -279,19 +289,17 @@ class _ChunkUnfolder:
 
     def __init__(self, nb: int, h: int, w: int, c: int, kernel: IntPair, stride: IntPair, padding: IntPair,
                  rows: torch.Tensor, like: torch.Tensor, slot: int = 0) -> None:
-        self.nb, self.kernel, self.stride, self.padding = nb, kernel, stride, padding
-        hp, wp = h + 2 * padding[0], w + 2 * padding[1]
-        ho, wo = output_size(hp, kernel[0], stride[0], 0), output_size(wp, kernel[1], stride[1], 0)
+        self.nb, self.kernel, self.stride, self.padding, self.slot = nb, kernel, stride, padding, slot
+        ho = output_size(h, kernel[0], stride[0], padding[0])
+        wo = output_size(w, kernel[1], stride[1], padding[1])
         self.per_image = ho * wo
         self.rows = rows[:nb * ho * wo * kernel[0] * kernel[1] * c].view(nb * ho * wo, -1)
         self.padded = bool(padding[0] or padding[1])
         if self.padded:
             xp = _padded_workspace(nb, h, w, c, padding, like, slot)
-            self.xp = xp
             self.interior = xp[:, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
-            s_n, s_h, s_w, _ = xp.stride()
-            win = xp.as_strided((nb, ho, wo, kernel[0], kernel[1] * c), (s_n, s_h * stride[0], s_w * stride[1], s_h, 1))
-            self.win, self.dst = win, self.rows.view(nb, ho, wo, kernel[0], kernel[1] * c)
+            self.win = _windows(xp, kernel, stride)[1]                          # the workspace is contiguous
+            self.dst = self.rows.view(self.win.shape)
 
     def __call__(self, xh: torch.Tensor) -> torch.Tensor:
         """The rows [n*Ho*Wo, kh*kw*C] of the NHWC chunk `xh` (a reused buffer)."""
@@ -299,7 +307,8 @@ class _ChunkUnfolder:
             self.interior.copy_(xh)
             self.dst.copy_(self.win)
             return self.rows
-        return _unfold_rows(xh, self.kernel, self.stride, self.padding, self.rows[:len(xh) * self.per_image])
+        return _unfold_rows(xh, self.kernel, self.stride, self.padding, self.rows[:len(xh) * self.per_image],
+                            self.slot)
 
 
 def _forward_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: IntPair,

@@ -38,8 +38,10 @@ def safe_inplace_activations(net: nn.Module) -> list[nn.Module]:
         if not isinstance(mod, _ACTIVATIONS):
             continue
         src = node.args[0] if node.args else None
-        ok = isinstance(src, torch.fx.Node) and len(src.users) == 1 and _overwritable(src, modules)
-        (safe.__setitem__(id(mod), mod) if ok else unsafe.add(id(mod)))
+        if isinstance(src, torch.fx.Node) and len(src.users) == 1 and _overwritable(src, modules):
+            safe[id(mod)] = mod
+        else:
+            unsafe.add(id(mod))
     return [m for k, m in safe.items() if k not in unsafe]
 
 
