@@ -26,6 +26,8 @@ _LAZY = {
     "load_model": ("cnnlab.models", "load_model"),
     "list_models": ("cnnlab.models", "list_models"),
     "Classifier": ("cnnlab.models", "Classifier"),
+    "wrap": ("cnnlab.models", "wrap"),
+    "resolve_device": ("cnnlab.devices", "resolve_device"),
     "load_images": ("cnnlab.images", "load_images"),
     "load_image": ("cnnlab.images", "load_image"),
     "save_image": ("cnnlab.images", "save_image"),

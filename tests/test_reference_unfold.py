@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -148,9 +149,29 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batc
     return losses
 
 
+def _snapshots(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int) -> list[tuple]:
+    """Train like `_train`, keeping (parameters, batch indices) before every step."""
+    torch.manual_seed(0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    snaps = []
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
+        for i in range(0, len(x), batch):
+            idx = order[i:i + batch]
+            snaps.append(({k: v.detach().clone() for k, v in model.state_dict().items()}, idx))
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return snaps
+
+
 def test_training_with_the_custom_conv_follows_the_same_loss_curve(cifar_test_small):
-    """float32: our curve stays within PyTorch's own rounding drift (its NCHW and channels-last
-    convolutions drift apart by ~4e-3 over 24 steps: they sum in different orders). float64: equal."""
+    """float64: the whole 24-step training run is equal. float32: at every point of that run, the
+    loss and every gradient equal the native convolution's to float32 rounding (each step is compared
+    from the same weights, so rounding is not amplified by training's chaos); the free-running float32
+    curves stay as close as PyTorch's own NCHW and channels-last curves, within a factor of five."""
     x, y = cifar_test_small  # 256 real CIFAR-10 test images, 3 epochs of 8 steps
     torch.manual_seed(0)
     base = cnnlab.create_model("simple_cnn_bn", channels=16)
@@ -174,6 +195,38 @@ def test_training_with_the_custom_conv_follows_the_same_loss_curve(cifar_test_sm
     assert gap((*f64, "native"), (*f64, "unfold")) < 1e-10
     for p, q in zip(params[(*f64, "native")], params[(*f64, "unfold")]):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-10)
+
+    # float32, one step at a time from the float64 run's weights: the loss equals native's to rounding,
+    # and the gradients are as close to float64's as native float32's are (median over the steps; a step
+    # where a max-pool or ReLU sits on a tie may differ in both, so a few such steps are allowed)
+    snaps = _snapshots(copy.deepcopy(base).to(torch.float64), x.double(), y, epochs=3, batch=32)
+    truth = copy.deepcopy(base).to(torch.float64)
+
+    def step(model: nn.Module, state: dict, xb: torch.Tensor, yb: torch.Tensor) -> tuple[float, list]:
+        model.load_state_dict({k: v.to(xb.dtype) for k, v in state.items()})
+        model.train()
+        model.zero_grad()
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        return float(loss.detach()), [p.grad.double() for p in model.parameters()]
+
+    def rel(gs: list, ref: list) -> float:
+        return max(float((g - r).abs().max() / r.abs().max().clamp_min(1e-30)) for g, r in zip(gs, ref))
+    for layout in (torch.contiguous_format, torch.channels_last):
+        native = copy.deepcopy(base).to(memory_format=layout)
+        unfold = copy.deepcopy(base).to(memory_format=layout)
+        convert_to_unfold(unfold.net)
+        err_native, err_unfold = [], []
+        for state, idx in snaps:
+            xb = x[idx].float().contiguous(memory_format=layout)
+            _, g64 = step(truth, state, x[idx].double(), y[idx])
+            loss_n, gn = step(native, state, xb, y[idx])
+            loss_u, gu = step(unfold, state, xb, y[idx])
+            assert abs(loss_n - loss_u) <= 1e-5 * max(1.0, abs(loss_n))
+            err_native.append(rel(gn, g64))
+            err_unfold.append(rel(gu, g64))
+        assert np.median(err_unfold) <= 2 * np.median(err_native) + 1e-6, (err_unfold, err_native)
+        assert sum(e > 1e-4 for e in err_unfold) <= 3, err_unfold
     pytorch_drift = gap((*f32, "native"), (*cl, "native"))
-    assert gap((*f32, "native"), (*f32, "unfold")) <= max(1e-4, 1.5 * pytorch_drift)
-    assert gap((*cl, "native"), (*cl, "unfold")) <= max(1e-4, 1.5 * pytorch_drift)
+    assert gap((*f32, "native"), (*f32, "unfold")) <= max(1e-3, 5 * pytorch_drift)
+    assert gap((*cl, "native"), (*cl, "unfold")) <= max(1e-3, 5 * pytorch_drift)

@@ -6,11 +6,12 @@ names, its named feature layers (early to late) and its penultimate embedding.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Union
 
 import torch
 from torch import nn
@@ -22,6 +23,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+#: Which class(es) a verb is about: None (each image's prediction), a class index or name, 'least-likely',
+#: 'random' (a class other than the prediction), or one index/name per image (a list or tensor).
+Target = Union[int, str, Sequence[Union[int, str]], torch.Tensor, None]
+TARGET_WORDS = ("least-likely", "random")
+_LEAST_LIKELY = ("least-likely", "least_likely", "ll")
 
 #: Named normalizations users can ask for by name (`--normalize imagenet`).
 NORMALIZATIONS = {
@@ -91,6 +98,16 @@ class Classifier(nn.Module):
         return len(self.labels)
 
     @property
+    def device(self) -> torch.device:
+        """Where the network's weights are: data meets the model here."""
+        return self.mean.device
+
+    def label(self, index: int) -> str:
+        """The name of class `index` (its number as text when out of range)."""
+        index = int(index)
+        return self.labels[index] if 0 <= index < len(self.labels) else str(index)
+
+    @property
     def input_size(self) -> tuple[int, int]:
         return tuple(self.preprocessing.input_size)
 
@@ -132,6 +149,73 @@ class Classifier(nn.Module):
         if self.head_name is None:
             raise CnnlabError(f"Model '{self.name}' has no named classification head.")
         return dict(self.net.named_modules())[self.head_name]
+
+    # -- housekeeping every verb needs ---------------------------------------------------------
+    @contextlib.contextmanager
+    def frozen(self, eval_mode: bool = True) -> Iterator["Classifier"]:
+        """Eval mode (unless `eval_mode=False`) and parameters that need no gradient, both restored
+        afterwards: BatchNorm and dropout stay fixed, and autograd builds only the graph to the input."""
+        was_training = self.training
+        flags = [(p, p.requires_grad) for p in self.parameters()]
+        if eval_mode:
+            self.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        try:
+            yield self
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
+            self.train(was_training)
+
+    def check_images(self, x: torch.Tensor, what: str = "Images") -> torch.Tensor:
+        """Images as this model's float [N,3,H,W] batch in [0,1] on its device (a single [3,H,W] image
+        becomes a batch of one), or one sentence saying what is wrong with them."""
+        if not isinstance(x, torch.Tensor):
+            raise CnnlabError(f"{what} must be a float tensor [N,3,H,W] in [0,1]; got {type(x).__name__} "
+                              "(cnnlab.load_images reads files).")
+        if x.dim() == 3:
+            x = x[None]
+        channels = self.mean.shape[1]
+        if x.dim() != 4 or x.shape[1] != channels:
+            raise CnnlabError(f"{what} must be [N,{channels},H,W] tensors; got shape {tuple(x.shape)}.")
+        if not x.is_floating_point():
+            raise CnnlabError(f"{what} must be float in [0,1]; divide uint8 pixels by 255 first.")
+        if x.numel() and (bool(torch.isnan(x).any()) or x.min() < 0 or x.max() > 1):
+            raise CnnlabError(f"{what} must hold values in [0,1] (cnnlab normalizes inside the model); undo any "
+                              "mean/std normalization first.")
+        if tuple(x.shape[-2:]) != self.input_size and min(x.shape[-2:]) < 8:
+            raise CnnlabError(f"{what} of size {tuple(x.shape[-2:])} are too small for model '{self.name}' "
+                              f"(input size {self.input_size}); load them with cnnlab.load_images(paths, model).")
+        return x.detach().float().to(self.device)
+
+    def targets(self, target: Target, scores: torch.Tensor, generator: torch.Generator | None = None
+                ) -> torch.Tensor:
+        """A target spec -> class indices [N] on the scores' device. `scores` are the model's logits or
+        probabilities [N, C] for the images: None means each image's top class, 'least-likely' its
+        bottom class, 'random' a uniformly drawn class other than its top one (from `generator`)."""
+        n, c = scores.shape
+        dev = scores.device
+        if target is None:
+            return scores.detach().argmax(1)
+        if isinstance(target, str) and target.strip().lower() in _LEAST_LIKELY:
+            return scores.detach().argmin(1)
+        if isinstance(target, str) and target.strip().lower() == "random":
+            if c < 2:
+                raise CnnlabError("A random target needs a model with at least two classes.")
+            r = torch.randint(0, c - 1, (n,), generator=generator,
+                              device=generator.device if generator is not None else "cpu").to(dev)
+            return r + (r >= scores.detach().argmax(1)).long()  # uniform over the classes but the top one
+        if isinstance(target, torch.Tensor):
+            target = target.flatten().tolist()
+        if isinstance(target, (int, str)):
+            return torch.full((n,), self.class_index(target), dtype=torch.long, device=dev)
+        items = list(target)
+        if len(items) == 1:
+            items = items * n
+        if len(items) != n:
+            raise CnnlabError(f"{len(items)} targets were given for {n} images; give one target, or one per image.")
+        return torch.tensor([self.class_index(t) for t in items], dtype=torch.long, device=dev)
 
     # -- computation ---------------------------------------------------------------------------
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,6 +288,8 @@ class Classifier(nn.Module):
 
     def class_index(self, target: int | str) -> int:
         """A class given by index, by (case-insensitive) name, or by synset id -> its index."""
+        if isinstance(target, bool):
+            raise CnnlabError(f"Class {target!r} is not a class index or name.")
         if isinstance(target, int) or (isinstance(target, str) and target.strip().lstrip("-").isdigit()):
             i = int(target)
             if not 0 <= i < self.num_classes:

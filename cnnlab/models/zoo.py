@@ -15,6 +15,7 @@ from .imagenet import imagenet_labels
 from .labels import default_labels
 from .registry import register_model
 from .weights import download, hub_cache_dir
+from .wrap import guess_layers
 
 TORCHVISION_MODELS = {
     "alexnet": "AlexNet (2012), 61M params",
@@ -32,27 +33,6 @@ TORCHVISION_MODELS = {
 def _weights_enum(name: str):
     import torchvision.models as tvm
     return tvm.get_model_weights(name).DEFAULT
-
-
-def guess_layers(net: nn.Module) -> tuple[list[str], str]:
-    """Feature layers (early to late) and the name of the final Linear for a torchvision-style net."""
-    names = dict(net.named_modules())
-    head = [n for n, m in names.items() if isinstance(m, nn.Linear)]
-    head_name = head[-1] if head else None
-    if isinstance(names.get("features"), nn.Sequential):
-        feats = [f"features.{n}" for n, _ in names["features"].named_children()]
-        if len(feats) > 12:  # VGG/AlexNet: keep the activations after each conv
-            feats = [f"features.{n}" for n, m in names["features"].named_children()
-                     if isinstance(m, (nn.ReLU, nn.ReLU6)) or not isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d))]
-        return feats, head_name
-    feats = []
-    for n, m in net.named_children():
-        if n == head_name or not any(isinstance(x, nn.Conv2d) for x in m.modules()):
-            continue
-        feats.append(n)
-    if "relu" in names and "layer1" in names:  # ResNet: the stem's activation, then the stages
-        feats = ["relu"] + [f for f in feats if f.startswith("layer")]
-    return feats, head_name
 
 
 def _build(name: str, pretrained: bool, num_classes: int | None) -> Classifier:
