@@ -3,14 +3,13 @@ rotation (+-30 degrees) and translation (+-3 px on 32x32, proportional on other 
 found by trying every point of a grid. No pixel noise: the image is only turned and shifted."""
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import CnnlabError
+from ..imageops import affine
 from .core import attack_mode, check_images
 from .gradient import clean_probs
 from .more import build_result
@@ -20,12 +19,7 @@ from .result import AttackResult
 def rotate_translate(x: torch.Tensor, degrees: float, dx: float, dy: float) -> torch.Tensor:
     """Rotate about the centre by `degrees` (counter-clockwise) then shift by (dx, dy) pixels
     (right, down); what comes in from outside the image is black, as in Engstrom et al."""
-    h, w = x.shape[-2:]
-    a = math.radians(degrees)
-    theta = torch.tensor([[math.cos(a), -math.sin(a) * h / w, -2 * dx / w],
-                          [math.sin(a) * w / h, math.cos(a), -2 * dy / h]], dtype=x.dtype, device=x.device)
-    grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp(0, 1)
+    return affine(x, degrees, dx, dy).clamp(0, 1)
 
 
 def spatial_grid(size: tuple[int, int], rotations: int = 31, translations: int = 5, max_degrees: float = 30.0,

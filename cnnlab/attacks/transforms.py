@@ -6,71 +6,19 @@ keeping ~80% of the area, a 30-degree rotation, grayscale replicated to 3 channe
 """
 from __future__ import annotations
 
-import io
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import CnnlabError, unknown
+from ..imageops import center_crop, gaussian_blur, grayscale, hflip, jpeg, rotate
 from .result import AttackResult
 
 
-def hflip(x: torch.Tensor) -> torch.Tensor:
-    return x.flip(-1)
-
-
-def center_crop(x: torch.Tensor, area: float = 0.8) -> torch.Tensor:
-    """Keep the central `area` fraction of the image and resize it back to the input size."""
-    h, w = x.shape[-2:]
-    s = math.sqrt(area)
-    ch, cw = max(1, round(h * s)), max(1, round(w * s))
-    top, left = (h - ch) // 2, (w - cw) // 2
-    crop = x[..., top:top + ch, left:left + cw]
-    return F.interpolate(crop, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
-
-
-def rotate(x: torch.Tensor, degrees: float = 30.0) -> torch.Tensor:
-    """Rotate about the centre (counter-clockwise), corners filled with black."""
-    a = math.radians(degrees)
-    h, w = x.shape[-2:]
-    theta = torch.tensor([[math.cos(a), -math.sin(a) * h / w, 0.0], [math.sin(a) * w / h, math.cos(a), 0.0]],
-                         dtype=x.dtype, device=x.device)
-    grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp(0, 1)
-
-
-def grayscale(x: torch.Tensor) -> torch.Tensor:
-    """ITU-R 601 luma replicated to three channels."""
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True).expand(-1, 3, -1, -1).contiguous()
-
-
-def jpeg(x: torch.Tensor, quality: int = 75) -> torch.Tensor:
-    """Encode each image as a JPEG at `quality` with Pillow and decode it again."""
-    from PIL import Image
-    out = []
-    for img in x:
-        arr = (img.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, format="JPEG", quality=quality)
-        dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.uint8)
-        out.append(torch.from_numpy(dec.copy()).permute(2, 0, 1).float() / 255)
-    return torch.stack(out).to(x.device)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
-    """Separable Gaussian blur (radius 2 sigma, reflect padding)."""
-    r = max(1, int(math.ceil(2 * sigma)))
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) ** 2 / (2 * sigma ** 2))
-    k = k / k.sum()
-    c = x.shape[1]
-    y = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    return gaussian_blur(x, 1.0, truncate=2.0)
 
 
 #: name -> transformation of a float [N,3,H,W] batch in [0,1] (same size out)
@@ -81,7 +29,7 @@ TRANSFORMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "rotate30": rotate,
     "grayscale": grayscale,
     "jpeg75": jpeg,
-    "blur": gaussian_blur,
+    "blur": _blur,
 }
 
 

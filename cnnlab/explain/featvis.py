@@ -15,7 +15,6 @@ size, so transforms move by sub-pixel amounts and the picture is drawn at a read
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CnnlabError, unknown
+from ..imageops import affine, gaussian_blur
 from .hooks import as_batch, capture, frozen_eval, model_device, reused_modules
 from .hooks import _StopForward
 from .objectives import LOGITS, Objective
@@ -115,17 +115,6 @@ class ImageParam(nn.Module):
             self.param.copy_(t)
 
 
-def gaussian_blur(img: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:
-    """Separable Gaussian blur of [N,C,H,W] images (reflect padding)."""
-    r = max(1, int(math.ceil(3 * sigma)))
-    k = torch.exp(-(torch.arange(-r, r + 1, dtype=img.dtype, device=img.device) ** 2) / (2 * sigma ** 2))
-    k = k / k.sum()
-    c = img.shape[1]
-    img = F.pad(img, (r, r, r, r), mode="reflect")
-    img = F.conv2d(img, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(img, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
 def total_variation(img: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference of neighbouring pixels (a high-frequency penalty)."""
     return (img[..., 1:, :] - img[..., :-1, :]).abs().mean() + (img[..., :, 1:] - img[..., :, :-1]).abs().mean()
@@ -134,17 +123,12 @@ def total_variation(img: torch.Tensor) -> torch.Tensor:
 def random_transform(img: torch.Tensor, reg: dict[str, float], out_size: tuple[int, int],
                      gen: torch.Generator, canvas_scale: float) -> torch.Tensor:
     """Jitter, zoom and rotate the canvas at random (one affine resample), then fit the model's input size."""
-    n = img.shape[0]
     jit = reg.get("jitter", 0.0) * canvas_scale
     if jit or reg.get("scale") or reg.get("rotate"):
         s = 1.0 + (torch.rand(1, generator=gen).item() * 2 - 1) * reg.get("scale", 0.0)
-        a = math.radians((torch.rand(1, generator=gen).item() * 2 - 1) * reg.get("rotate", 0.0))
-        size = img.shape[-1]
-        tx, ty = ((torch.rand(2, generator=gen) * 2 - 1) * jit * 2 / size).tolist()
-        theta = torch.tensor([[math.cos(a) / s, -math.sin(a) / s, tx], [math.sin(a) / s, math.cos(a) / s, ty]],
-                             dtype=img.dtype, device=img.device).expand(n, 2, 3)
-        grid = F.affine_grid(theta, list(img.shape), align_corners=False)
-        img = F.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        degrees = (torch.rand(1, generator=gen).item() * 2 - 1) * reg.get("rotate", 0.0)
+        shift = (torch.rand(2, generator=gen) * 2 - 1) * jit  # pixels of the canvas
+        img = affine(img, degrees, -float(shift[0]), -float(shift[1]), s, padding="reflection")
     if tuple(img.shape[-2:]) != tuple(out_size):
         img = F.interpolate(img, size=out_size, mode="area")
     return img

@@ -4,83 +4,12 @@ matplotlib is imported inside the functions that draw (cold start of `cnnlab pre
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from ..images import normalize01
-
-
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run small tensor work (figures) on one thread: on a busy 2-core machine every multi-threaded
-    elementwise op on a small image waits milliseconds for the other thread (measured 8 ms vs 0.006 ms)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
-def colorize(heat: torch.Tensor, cmap: str = "jet") -> torch.Tensor:
-    """[H,W] values (any range) -> [3,H,W] colours in [0,1], contrast-stretched first ('jet' needs no
-    matplotlib: it is three clipped ramps)."""
-    if cmap == "jet":
-        t = normalize01(heat.detach().float().cpu())
-        return torch.stack([(1.5 - (4 * t - c).abs()).clamp(0, 1) for c in (3.0, 2.0, 1.0)])
-    from matplotlib import colormaps
-    lut = torch.tensor(colormaps[cmap](torch.linspace(0, 1, 256).numpy())[:, :3], dtype=torch.float32)
-    idx = (normalize01(heat.detach().float().cpu()) * 255).round().long()
-    return lut[idx].permute(2, 0, 1)
-
-
-def overlay(image: torch.Tensor, heat: torch.Tensor, alpha: float = 0.5, cmap: str = "jet") -> torch.Tensor:
-    """Blend a heat map (resized to the image) over an image [3,H,W] in [0,1]."""
-    heat = heat.detach().float().cpu()
-    if tuple(heat.shape[-2:]) != tuple(image.shape[-2:]):
-        heat = torch.nn.functional.interpolate(heat[None, None], size=image.shape[-2:], mode="bilinear",
-                                               align_corners=False)[0, 0]
-    return ((1 - alpha) * image.detach().float().cpu() + alpha * colorize(heat, cmap)).clamp(0, 1)
-
-
-def save_figure(fig, path: str | Path) -> Path:  # noqa: ANN001
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return path
-
-
-def panel_figure(rows: Sequence[Sequence[torch.Tensor]], titles: Sequence[Sequence[str]] | None = None,
-                 row_labels: Sequence[str] | None = None, cell: float = 2.0, cmap: str = "gray"):
-    """A grid of image panels: each item [3,H,W] (colour), [H,W] (shown with `cmap`) or None (blank)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    nrows, ncols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows + 0.3), squeeze=False)
-    for i, row in enumerate(rows):
-        for j in range(ncols):
-            ax = axes[i][j]
-            ax.axis("off")
-            if j >= len(row) or row[j] is None:
-                continue
-            img = row[j].detach().float().cpu()
-            if img.dim() == 3:
-                ax.imshow(img.clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest")
-            else:
-                ax.imshow(img.numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-            if titles and j < len(titles[i]) and titles[i][j]:
-                ax.set_title(titles[i][j], fontsize=8)
-        if row_labels and i < len(row_labels):
-            axes[i][0].text(-0.08, 0.5, row_labels[i], transform=axes[i][0].transAxes, rotation=90,
-                            ha="right", va="center", fontsize=8)
-    fig.tight_layout()
-    return fig
+from ..figures import colorize, overlay, panel_figure, save_figure, single_threaded  # noqa: F401 (re-exported)
 
 
 def labeled_grid(rows: Sequence[Sequence[torch.Tensor]], titles: Sequence[Sequence[str]], pad: int = 4,
