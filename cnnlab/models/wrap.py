@@ -132,7 +132,9 @@ def wrap(module: nn.Module, *, labels: Sequence[str] | None = None, input_size: 
                           "with RGB classifiers (3 input channels).")
     cfg = _timm_cfg(module)
     feats, head_guess = guess_layers(module)
-    head = head if head is not None else head_guess
+    if head is None:
+        head = cfg["classifier"] if isinstance(cfg.get("classifier"), str) and cfg["classifier"] in dict(
+            module.named_modules()) else head_guess
     num_classes = None
     if head is not None and isinstance(module.get_submodule(head), nn.Linear):
         num_classes = module.get_submodule(head).out_features
