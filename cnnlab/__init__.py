@@ -33,10 +33,10 @@ _LAZY = {
     "save_image": ("cnnlab.images", "save_image"),
     "bundled_photo": ("cnnlab.images", "bundled_photo"),
     "CnnlabError": ("cnnlab.errors", "CnnlabError"),
-    "inspect_model": ("cnnlab.inspect", "inspect_model"),
+    "inspect_model": ("cnnlab.graph", "inspect_model"),
 }
 _SUBMODULES = {"attacks", "explain", "transfer", "reference", "data", "models", "images", "report", "runs",
-               "inspect", "serve", "train"}  # cnnlab.train is a callable module: cnnlab.train("cifar_resnet20", ...)
+               "graph", "serve", "train"}  # cnnlab.train is a callable module: cnnlab.train("cifar_resnet20", ...)
 
 
 def __getattr__(name: str) -> Any:

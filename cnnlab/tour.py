@@ -107,7 +107,7 @@ def run_tour(out: str | Path, force: bool = False, echo: Callable[[str], None] =
     `failed`; the other sections still run. Times of every part are in summary['timings_s'].
     """
     from .images import bundled_photo
-    from .inspect import inspect_model
+    from .graph import inspect_model
     from .models import create_model
 
     from .runs import fresh_out_dir, write_json

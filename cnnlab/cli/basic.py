@@ -96,7 +96,7 @@ def inspect_cmd(model_name: str | None, weights: str | None, normalize: str | No
                 input_size: tuple[int, int] | None, show_layers: bool, as_json: bool) -> None:
     """Answer graph questions about a model: nodes, op types, inputs, fan-in, logits, params, MACs,
     per-layer shapes and each stage's receptive field (traced with torch.fx; no weights needed)."""
-    from ..inspect import inspect_model
+    from ..graph import inspect_model
     from ..models import create_model
     from .common import DEFAULT_MODEL
     if weights is None:  # the graph does not depend on the weights: never download for inspect

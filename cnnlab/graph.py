@@ -1,24 +1,36 @@
-"""Graph statistics of any model: the seed's graph questions answered for a PyTorch graph.
+"""Graph statistics of any model: the questions one asks of a classifier's graph, answered on its
+PyTorch graph.
+
+How many nodes, of which op types; which nodes are graph inputs (placeholders); which nodes have the
+most inputs; which node holds the logits that feed the softmax, and which is the output. Besides these
+it reports parameters, per-layer output shapes and MACs, and the receptive field of each feature
+stage, computed analytically through the graph (kernel, stride, dilation of every convolution and
+pooling, strided slicing, global pooling).
 
 The network is traced with torch.fx inside a small wrapper that normalizes [0,1] images, runs the
-net and applies softmax, so the graph has one image input and a softmax node whose input is the
-logits node (as in the seed's TensorFlow graph: images:0 -> ... -> logits -> prob). Besides node
-and op counts it reports parameters, per-layer output shapes and MACs, and the receptive field of
-each feature stage, computed analytically through the graph (kernel, stride, dilation of every
-convolution and pooling, strided slicing, global pooling).
+net and applies softmax, so the graph reads images -> normalization -> network -> logits -> softmax.
+The wrapper's own nodes (the normalization, the softmax) count as graph nodes but never answer a
+question about the network (such as the node with the most inputs). `GraphReport` holds nothing
+specific to torch.fx: a graph read from another format fills the same report.
 """
 from __future__ import annotations
 
 import math
 import operator
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from .errors import CnnlabError
+from .models.classifier import Classifier
+from .models.wrap import as_classifier
+
+#: How many tied nodes `GraphReport.summary` names before it says "and N more".
+SHOWN_TIES = 6
 
 
 @dataclass
@@ -44,6 +56,30 @@ class StageInfo:
 
 
 @dataclass
+class NodeRef:
+    """A node of the graph by name, with its op type."""
+
+    node: str
+    op: str
+
+
+@dataclass
+class FanIn:
+    """The largest number of inputs any node of the network takes, and every node that takes that many."""
+
+    inputs: int
+    nodes: list[NodeRef]
+
+
+def most_inputs(nodes: Iterable[tuple[str, str, int]]) -> FanIn:
+    """(name, op, number of inputs) of each node of the network -> the largest count and all its nodes,
+    in graph order (ties are all reported: no node is more "the" answer than another)."""
+    nodes = list(nodes)
+    top = max((n for _, _, n in nodes), default=0)
+    return FanIn(top, [NodeRef(name, op) for name, op, n in nodes if n == top])
+
+
+@dataclass
 class GraphReport:
     """Answers about a model's graph; `to_dict()` gives the JSON of `cnnlab inspect --json`."""
 
@@ -53,7 +89,7 @@ class GraphReport:
     op_counts: dict[str, int]
     placeholders: int
     placeholder_names: list[str]
-    max_fan_in: dict[str, Any]
+    max_fan_in: FanIn
     logits_node: str
     logits_target: str
     output_node: str
@@ -71,13 +107,12 @@ class GraphReport:
         h, w = self.input_size
         lines = [
             f"model {self.model}, input 1x3x{h}x{w}",
-            f"graph nodes: {self.nodes}; graph inputs (placeholders): {self.placeholders} "
-            f"({', '.join(self.placeholder_names)})",
-            f"node with most inputs: {self.max_fan_in['node']} ({self.max_fan_in['op']}) with "
-            f"{self.max_fan_in['inputs']} inputs",
+            (f"graph nodes: {self.nodes}; graph inputs (placeholders): {self.placeholders} "
+             f"({', '.join(self.placeholder_names)})"),
+            self._fan_in_line(),
             f"logits node feeding the softmax ({self.output_node}): {self.logits_node} ({self.logits_target})",
-            f"parameters: {self.params:,} ({self.trainable_params:,} trainable); "
-            f"MACs per image: {self.macs:,} ({self.macs / 1e9:.3f} G)",
+            (f"parameters: {self.params:,} ({self.trainable_params:,} trainable); "
+             f"MACs per image: {self.macs:,} ({self.macs / 1e9:.3f} G)"),
             "op counts: " + ", ".join(f"{k} {v}" for k, v in sorted(self.op_counts.items(), key=lambda kv: -kv[1])),
         ]
         if self.stages:
@@ -87,9 +122,28 @@ class GraphReport:
                              f"{'x'.join(map(str, s.receptive_field)):<18}{'x'.join(map(str, s.stride))}")
         return "\n".join(lines)
 
+    def layer_table(self) -> str:
+        """Every computing node with its op, output shape (batch 1), parameters and MACs."""
+        lines = [f"{'node':<34}{'op':<20}{'output shape':<20}{'params':>10}{'MACs':>14}"]
+        for layer in self.layers:
+            shape = "x".join(map(str, layer.shape)) if layer.shape else "-"
+            lines.append(f"{layer.name:<34}{layer.op:<20}{shape:<20}{layer.params:>10,}{layer.macs:>14,}")
+        return "\n".join(lines)
+
+    def _fan_in_line(self) -> str:
+        fan = self.max_fan_in
+        if not fan.nodes:
+            return "node with the most inputs: none (the network has no nodes of its own)"
+        named = ", ".join(r.node if r.node.rstrip("_0123456789") == r.op else f"{r.node} ({r.op})"
+                          for r in fan.nodes[:SHOWN_TIES])
+        if len(fan.nodes) == 1:
+            return f"node with the most inputs: {named}, {fan.inputs} inputs"
+        more = f" and {len(fan.nodes) - SHOWN_TIES} more" if len(fan.nodes) > SHOWN_TIES else ""
+        return f"nodes with the most inputs, {fan.inputs} each ({len(fan.nodes)} tied): {named}{more}"
+
 
 class _Graph(nn.Module):
-    """[0,1] image -> normalize -> net -> softmax, the shape of the seed's graph (images -> prob)."""
+    """[0,1] images -> normalize -> net -> softmax: one image input, and a softmax fed by the logits."""
 
     def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
@@ -104,9 +158,7 @@ class _Graph(nn.Module):
         return torch.softmax(logits, dim=1)
 
 
-def _tracer():
-    import torch.fx as fx
-
+def _tracer() -> fx.Tracer:
     from .models.layers import Conv2dSame
 
     class Tracer(fx.Tracer):
@@ -118,31 +170,28 @@ def _tracer():
     return Tracer()
 
 
-def trace(model: nn.Module):
-    """The torch.fx GraphModule of `model` (a Classifier or any nn.Module), wrapped with a softmax."""
-    import torch.fx as fx
-    net, mean, std = _parts(model)
-    root = _Graph(net, mean, std).eval()
-    try:
-        graph = _tracer().trace(root)
-    except Exception as e:  # noqa: BLE001 - data-dependent control flow and the like
-        raise CnnlabError(f"Model '{_model_name(model)}' cannot be traced by torch.fx "
-                          f"({type(e).__name__}: {str(e).splitlines()[0][:150]}).") from None
+def trace(model: Classifier | nn.Module) -> fx.GraphModule:
+    """The torch.fx GraphModule of `model` (a bare module is wrapped first), with its normalization in
+    front and a softmax behind. Tracing runs nothing; the model's mode is left as it was."""
+    clf = as_classifier(model)
+    root = _Graph(clf.net, clf.mean, clf.std)
+    with clf.frozen():
+        try:
+            graph = _tracer().trace(root)
+        except Exception as e:  # noqa: BLE001 - data-dependent control flow and the like
+            raise CnnlabError(f"Model '{clf.name}' cannot be traced by torch.fx "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:150]}).") from None
     return fx.GraphModule(root, graph)
 
 
-def _parts(model: nn.Module) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    from .models.classifier import Classifier
-    if isinstance(model, Classifier):
-        return model.net, model.mean, model.std
-    return model, torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)
+def _in_network(node: fx.Node) -> bool:
+    """True for the network's own nodes; False for the wrapper's input, normalization, softmax, output."""
+    if node.op == "call_module":
+        return node.target.startswith("net.")
+    return any(path == "net" for path, _ in (node.meta.get("nn_module_stack") or {}).values())
 
 
-def _model_name(model: nn.Module) -> str:
-    return getattr(model, "name", None) or type(model).__name__
-
-
-def _op_type(node, modules: dict[str, nn.Module]) -> str:
+def _op_type(node: fx.Node, modules: dict[str, nn.Module]) -> str:
     if node.op == "call_module":
         return type(modules[node.target]).__name__
     if node.op in ("call_function", "call_method"):
@@ -151,12 +200,12 @@ def _op_type(node, modules: dict[str, nn.Module]) -> str:
     return node.op  # placeholder, get_attr, output
 
 
-def _target(node) -> str:
+def _target(node: fx.Node) -> str:
     t = node.target
     return t if isinstance(t, str) else getattr(t, "__name__", str(t))
 
 
-def _shape(node) -> list[int] | None:
+def _shape(node: fx.Node) -> list[int] | None:
     tm = node.meta.get("tensor_meta")
     return list(tm.shape) if tm is not None and hasattr(tm, "shape") else None
 
@@ -173,17 +222,12 @@ def _macs_of(module: nn.Module, out_shape: list[int] | None) -> int:
     return 0
 
 
-def count_macs(model: nn.Module, input_size: tuple[int, int]) -> int:
+def count_macs(model: Classifier | nn.Module, input_size: tuple[int, int]) -> int:
     """MACs for one image, counted by torch's FLOP counter (convolutions and matrix products)."""
     from torch.utils.flop_counter import FlopCounterMode
-    x = torch.rand(1, 3, *input_size)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
-    finally:
-        model.train(was_training)
+    clf = as_classifier(model)
+    with clf.frozen(), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        clf(torch.rand(1, 3, *input_size, device=clf.device))
     return int(counter.get_total_flops() // 2)
 
 
@@ -192,7 +236,7 @@ def _pair(v: Any) -> tuple[int, int]:
     return (int(v), int(v)) if not isinstance(v, (tuple, list)) else (int(v[0]), int(v[-1]))
 
 
-def _window(node, modules: dict[str, nn.Module]) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None:
+def _window(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None:
     """(kernel, stride, dilation) of a sliding-window node, or None if it is not one."""
     import torch.nn.functional as F
     if node.op == "call_module":
@@ -221,7 +265,7 @@ def _window(node, modules: dict[str, nn.Module]) -> tuple[tuple[int, int], tuple
     return None
 
 
-def _adaptive_window(node):
+def _adaptive_window(node: fx.Node) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None:
     src = node.all_input_nodes[0]
     sin, sout = _shape(src), _shape(node)
     if not sin or not sout or len(sin) != 4:
@@ -231,7 +275,7 @@ def _adaptive_window(node):
     return k, s, (1, 1)
 
 
-def _slice_steps(node) -> tuple[int, int]:
+def _slice_steps(node: fx.Node) -> tuple[int, int]:
     """Steps of a strided slice x[:, :, ::a, ::b] on the spatial dims (1, 1 when none)."""
     if node.op == "call_function" and node.target is operator.getitem and len(node.args) > 1:
         idx = node.args[1]
@@ -241,7 +285,7 @@ def _slice_steps(node) -> tuple[int, int]:
     return 1, 1
 
 
-def receptive_fields(gm, modules: dict[str, nn.Module]) -> dict[str, tuple[tuple[int, int], tuple[int, int]]]:
+def receptive_fields(gm: fx.GraphModule, modules: dict[str, nn.Module]) -> dict[str, tuple[tuple[int, int], tuple[int, int]]]:
     """For every node: ((rf_h, rf_w), (jump_h, jump_w)) in input pixels, propagated through the graph.
 
     A window of kernel k, stride s, dilation d grows the field by (k-1)*d*jump and multiplies the jump
@@ -275,7 +319,7 @@ def receptive_fields(gm, modules: dict[str, nn.Module]) -> dict[str, tuple[tuple
     return rf
 
 
-def _broadcast_onto(src, node) -> bool:
+def _broadcast_onto(src: fx.Node, node: fx.Node) -> bool:
     """True when `src` is a spatial 1x1 map and `node`'s output is a larger map."""
     a, b = _shape(src), _shape(node)
     return (a is not None and b is not None and len(a) == 4 and len(b) == 4
@@ -283,37 +327,33 @@ def _broadcast_onto(src, node) -> bool:
 
 
 # -- the report ------------------------------------------------------------------------------------
-def inspect_model(model: nn.Module, input_size: tuple[int, int] | None = None) -> GraphReport:
-    """Trace `model` (a Classifier or any nn.Module taking [N,3,H,W]) and answer the graph questions.
+def inspect_model(model: Classifier | nn.Module, input_size: tuple[int, int] | None = None) -> GraphReport:
+    """Trace `model` (a Classifier, or any nn.Module taking [N,3,H,W], wrapped with `as_classifier`) and
+    answer the graph questions.
 
-    input_size: (H, W) for shapes, MACs and receptive fields; default the classifier's input size
-    (224x224 for a plain module).
+    input_size: (H, W) for shapes, MACs and receptive fields; default the classifier's input size.
     """
     from torch.fx.passes.shape_prop import ShapeProp
-
-    if input_size is None:
-        input_size = tuple(getattr(model, "input_size", (224, 224)))
-    input_size = (int(input_size[0]), int(input_size[1]))
-    if min(input_size) < 1:
-        raise CnnlabError(f"Input size {input_size[0]}x{input_size[1]} is not a valid image size.")
     from torch.utils.flop_counter import FlopCounterMode
-    gm = trace(model)
-    was_training = model.training
-    model.eval()
-    try:  # one forward pass gives the shapes of every node and the FLOPs of the whole graph
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            ShapeProp(gm).propagate(torch.rand(1, 3, *input_size))
-    except Exception as e:  # noqa: BLE001 - e.g. an input too small for the network's pooling
-        raise CnnlabError(f"Model '{_model_name(model)}' cannot run on a {input_size[0]}x{input_size[1]} input "
-                          f"({str(e).splitlines()[0][:150]}); try another --input-size.") from None
-    finally:
-        model.train(was_training)
+
+    clf = as_classifier(model)
+    h, w = (int(input_size[0]), int(input_size[1])) if input_size is not None else clf.input_size
+    if min(h, w) < 1:
+        raise CnnlabError(f"Input size {h}x{w} is not a valid image size.")
+    gm = trace(clf)
+    with clf.frozen():  # one forward pass gives the shapes of every node and the FLOPs of the whole graph
+        try:
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                ShapeProp(gm).propagate(torch.rand(1, 3, h, w, device=clf.device))
+        except Exception as e:  # noqa: BLE001 - e.g. an input too small for the network's pooling
+            raise CnnlabError(f"Model '{clf.name}' cannot run on a {h}x{w} input "
+                              f"({str(e).splitlines()[0][:150]}); try another --input-size.") from None
     modules = dict(gm.named_modules())
     nodes = list(gm.graph.nodes)
 
     ops = Counter(_op_type(n, modules) for n in nodes)
     placeholders = [n.name for n in nodes if n.op == "placeholder"]
-    fan = max((n for n in nodes if n.op != "output"), key=lambda n: len(n.all_input_nodes))
+    fan = most_inputs((n.name, _op_type(n, modules), len(n.all_input_nodes)) for n in nodes if _in_network(n))
     softmax = [n for n in nodes if n.op == "call_function" and n.target is torch.softmax]
     logits = softmax[-1].all_input_nodes[0]
 
@@ -328,28 +368,25 @@ def inspect_model(model: nn.Module, input_size: tuple[int, int] | None = None) -
             macs=_macs_of(m, _shape(n)) if m is not None else 0))
 
     return GraphReport(
-        model=_model_name(model), input_size=list(input_size), nodes=len(nodes), op_counts=dict(ops),
-        placeholders=len(placeholders), placeholder_names=placeholders,
-        max_fan_in={"node": fan.name, "op": _op_type(fan, modules), "inputs": len(fan.all_input_nodes)},
+        model=clf.name, input_size=[h, w], nodes=len(nodes), op_counts=dict(ops),
+        placeholders=len(placeholders), placeholder_names=placeholders, max_fan_in=fan,
         logits_node=logits.name, logits_target=_strip(_target(logits)), output_node=softmax[-1].name,
-        params=sum(p.numel() for p in model.parameters()),
-        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        params=sum(p.numel() for p in clf.parameters()),
+        trainable_params=sum(p.numel() for p in clf.parameters() if p.requires_grad),
         macs=int(counter.get_total_flops() // 2), layers=layers,
-        stages=_stages(model, gm, nodes, modules))
+        stages=_stages(clf, gm, nodes, modules))
 
 
 def _strip(target: str) -> str:
-    return target[4:] if target.startswith("net.") else target
+    return target.removeprefix("net.")
 
 
-def _stages(model: nn.Module, gm, nodes, modules) -> list[StageInfo]:
+def _stages(clf: Classifier, gm: fx.GraphModule, nodes: list[fx.Node], modules: dict[str, nn.Module]
+            ) -> list[StageInfo]:
     """Output shape and receptive field of each named feature layer (the last node inside it)."""
-    from .models.classifier import Classifier
-    layer_names = list(model.layers()) if isinstance(model, Classifier) else [  # a plain module: its conv children
-        n for n, m in model.named_children() if any(isinstance(x, nn.Conv2d) for x in m.modules())]
     rf = receptive_fields(gm, modules)
     out = []
-    for name in layer_names:
+    for name in clf.layers():
         path = "net." + name  # the traced wrapper holds the network as `net`
         inside = [n for n in nodes if n.name in rf and (
             (n.op == "call_module" and (n.target == path or n.target.startswith(path + "."))) or

@@ -1,5 +1,7 @@
-"""inspect_model: numbers equal those counted by hand on a small model, receptive fields agree with an
-independent gradient measurement, and the real networks (Lite0, ResNet-20, torchvision) trace."""
+"""cnnlab.graph (inspect_model): numbers equal those counted by hand on a small model, ties for the
+node with the most inputs are all reported and never the normalization in front, receptive fields agree
+with an independent gradient measurement, the real networks (Lite0, ResNet-20, torchvision) trace, and a
+bare module gives the same answers as the same module wrapped."""
 from __future__ import annotations
 
 import copy
@@ -9,7 +11,7 @@ from torch import nn
 
 import cnnlab
 from cnnlab.images import Preprocessing
-from cnnlab.inspect import count_macs, inspect_model
+from cnnlab.graph import FanIn, NodeRef, count_macs, inspect_model, most_inputs
 from cnnlab.models.classifier import Classifier
 
 
@@ -43,7 +45,7 @@ def test_tiny_model_numbers_equal_hand_counts():
     assert r.op_counts == {"placeholder": 1, "get_attr": 2, "sub": 1, "truediv": 1, "Conv2d": 3, "ReLU": 1,
                            "MaxPool2d": 1, "cat": 1, "mean": 1, "Linear": 1, "softmax": 1, "output": 1}
     assert r.placeholders == 1 and r.placeholder_names == ["images"]
-    assert r.max_fan_in == {"node": "cat", "op": "cat", "inputs": 3}
+    assert r.max_fan_in == FanIn(3, [NodeRef("cat", "cat")])
     assert r.logits_node == "net_fc" and r.logits_target == "fc" and r.output_node == "softmax"
     # params: conv1 3*4*9+4, conv2 4*6*9+6, conv3 4*6+6, fc 16*5+5
     assert r.params == 112 + 222 + 30 + 85 == r.trainable_params
@@ -59,7 +61,42 @@ def test_tiny_model_numbers_equal_hand_counts():
                       "pool": ([1, 4, 8, 8], [4, 4], [2, 2])}
     d = r.to_dict()
     assert {"nodes", "op_counts", "placeholders", "max_fan_in", "logits_node", "params", "macs", "layers"} <= set(d)
-    assert "cat" in r.summary() and "net_fc" in r.summary()
+    assert d["max_fan_in"] == {"inputs": 3, "nodes": [{"node": "cat", "op": "cat"}]}
+    assert "node with the most inputs: cat, 3 inputs" in r.summary() and "net_fc" in r.summary()
+    assert "net_conv2" in r.layer_table() and "1x6x8x8" in r.layer_table()
+
+
+class TwoAdds(nn.Module):
+    """Two residual adds (2 inputs each): as many inputs as the normalization's subtraction in front."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        a = self.conv1(x)
+        b = a + self.conv2(a)
+        c = b + self.conv2(b)
+        return self.fc(c.mean((2, 3)))
+
+
+def test_ties_are_all_reported_and_the_normalization_never_answers():
+    model = Classifier(TwoAdds(), ["a", "b", "c"], preprocessing=Preprocessing((8, 8), None), spec={"name": "adds"})
+    r = inspect_model(model)
+    assert r.op_counts["sub"] == 1 and r.op_counts["truediv"] == 1  # the normalization is in the graph ...
+    assert r.max_fan_in == FanIn(2, [NodeRef("add", "add"), NodeRef("add_1", "add")])  # ... but not the answer
+    assert "nodes with the most inputs, 2 each (2 tied): add, add_1" in r.summary()
+    resnet = inspect_model(cnnlab.create_model("cifar_resnet20"))
+    assert resnet.max_fan_in.inputs == 2 and len(resnet.max_fan_in.nodes) == 9  # one add per residual block
+    assert {n.op for n in resnet.max_fan_in.nodes} == {"add"}
+
+
+def test_most_inputs_takes_any_graph():
+    nodes = [("x", "Placeholder", 0), ("concat", "Concat", 3), ("add", "Add", 2), ("concat_1", "Concat", 3)]
+    assert most_inputs(nodes) == FanIn(3, [NodeRef("concat", "Concat"), NodeRef("concat_1", "Concat")])
+    assert most_inputs([]) == FanIn(0, [])
 
 
 class SqueezeShuffle(nn.Module):
@@ -90,7 +127,9 @@ def test_receptive_field_through_squeeze_excite_and_channel_shuffle():
 
 
 def test_plain_module_and_other_input_size():
-    r = inspect_model(Tiny(), input_size=(32, 24))
+    tiny = Tiny()
+    r = inspect_model(tiny, input_size=(32, 24))
+    assert tiny.training  # the module's mode is left as it was
     assert r.macs == 4 * 32 * 24 * 27 + 6 * 16 * 12 * 36 + 6 * 16 * 12 * 4 + 80
     assert r.macs == count_macs(Tiny(), (32, 24))
     assert r.placeholders == 1 and r.logits_node == "net_fc"
@@ -143,6 +182,17 @@ def test_efficientnet_lite0_graph(lite0):
 
 def test_torchvision_googlenet_without_weights():
     r = inspect_model(cnnlab.create_model("googlenet"), input_size=(96, 96))
-    assert r.max_fan_in["op"] == "cat" and r.max_fan_in["inputs"] == 4  # the inception branches
+    assert r.max_fan_in.inputs == 4 and len(r.max_fan_in.nodes) == 9  # the inception branches, one cat each
+    assert {n.op for n in r.max_fan_in.nodes} == {"cat"}
     assert r.logits_node == "net_fc" and r.op_counts["cat"] == 9
     assert r.params == 6_624_904
+
+
+def test_bare_torchvision_module_equals_the_wrapped_one():
+    import torchvision
+    net = torchvision.models.resnet18(weights=None)
+    bare = inspect_model(net, input_size=(64, 64)).to_dict()
+    wrapped = inspect_model(cnnlab.wrap(net), input_size=(64, 64)).to_dict()
+    assert bare == wrapped
+    assert bare["params"] == 11_689_512 and bare["logits_node"] == "net_fc"
+    assert [s["name"] for s in bare["stages"]] == ["relu", "layer1", "layer2", "layer3", "layer4"]
