@@ -5,8 +5,8 @@
     x = cnnlab.load_images(["cat.jpg"], model)                           # [1,3,224,224] in [0,1]
     model.predict(x, k=3)
 
-Submodules (attacks, explain, train, transfer, reference, data) are imported on first use so that
-`import cnnlab` stays fast.
+Submodules (attacks, explain, train, transfer, reference, data, ...) and the functions above are
+imported on first use so that `import cnnlab` stays fast.
 """
 from __future__ import annotations
 
@@ -34,9 +34,10 @@ _LAZY = {
     "bundled_photo": ("cnnlab.images", "bundled_photo"),
     "CnnlabError": ("cnnlab.errors", "CnnlabError"),
     "inspect_model": ("cnnlab.graph", "inspect_model"),
+    "predict_files": ("cnnlab.predictions", "predict_files"),
 }
 _SUBMODULES = {"attacks", "explain", "transfer", "reference", "data", "models", "images", "report", "runs",
-               "graph", "serve", "train"}  # cnnlab.train is a callable module: cnnlab.train("cifar_resnet20", ...)
+               "graph", "predictions", "serve", "train"}  # cnnlab.train is a callable module: cnnlab.train("cifar_resnet20", ...)
 
 
 def __getattr__(name: str) -> Any:

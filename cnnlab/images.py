@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -16,12 +16,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import CnnlabError, ImageError
 
 if TYPE_CHECKING:
     from .models.classifier import Classifier
 
 ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray, torch.Tensor]
+
+#: File suffixes taken for images when a directory stands for the images inside it.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 #: Images with more pixels than this are refused as likely decompression bombs (about 8k x 8k).
 MAX_PIXELS = 64_000_000
@@ -183,7 +186,8 @@ def _array_to_tensor(arr: np.ndarray) -> torch.Tensor:
         arr = arr[..., :3]
     if arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
-    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+    arr = np.ascontiguousarray(arr)
+    t = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1)
     return t.float() / 255.0 if arr.dtype == np.uint8 else _check_tensor(t.float())
 
 
@@ -249,6 +253,31 @@ def load_many(paths: Iterable[str | Path], model: "Classifier | Preprocessing | 
     if tensors and len({tuple(t.shape) for t in tensors}) > 1:
         raise ImageError("Images have different sizes; pass a model so they are resized to its input size.")
     return good, (torch.stack(tensors) if tensors else None), bad
+
+
+def expand_image_paths(items: Iterable[str | Path], recursive: bool = False) -> list[str]:
+    """Image arguments -> file paths: a directory stands for the image files inside it (sorted; with
+    `recursive`, in its subdirectories too), anything else is kept as given (a bad file fails later,
+    with its own reason, when it is loaded)."""
+    out: list[str] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = p.rglob("*") if recursive else p.iterdir()
+            out.extend(str(f) for f in sorted(found) if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        else:
+            out.append(str(item))
+    return out
+
+
+def load_batches(paths: Sequence[str | Path], model: "Classifier | Preprocessing | None" = None,
+                 batch_size: int = 32) -> Iterator[tuple[list[str], torch.Tensor | None, list[tuple[str, str]]]]:
+    """`load_many` over `batch_size` files at a time, so that memory holds one batch of images however
+    many files there are."""
+    if batch_size < 1:
+        raise CnnlabError(f"The batch size must be at least 1, not {batch_size}.")
+    for start in range(0, len(paths), batch_size):
+        yield load_many(paths[start:start + batch_size], model)
 
 
 def bundled_photo(name: str) -> Path:

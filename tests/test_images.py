@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from cnnlab.errors import CnnlabError, ImageError
-from cnnlab.images import (Preprocessing, bundled_photo, load_image, load_images, load_many, make_grid,
-                           normalize01, open_image, save_image, to_uint8)
+from cnnlab.images import (Preprocessing, bundled_photo, expand_image_paths, load_batches, load_image, load_images,
+                           load_many, make_grid, normalize01, open_image, save_image, to_uint8)
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +182,36 @@ def test_load_many_skips_and_counts_bad_files(tmp_path, photo):
     assert [p for p, _ in failed] == [str(bad)] and str(bad) in failed[0][1]
     good, x, failed = load_many([bad], Preprocessing((64, 64), 72))
     assert good == [] and x is None and len(failed) == 1
+
+
+def test_directories_stand_for_their_image_files(tmp_path, photo):
+    (tmp_path / "sub").mkdir()
+    for name in ("b.JPG", "a.png", "sub/c.webp"):
+        photo.save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "folder.png").mkdir()  # a directory named like an image is not a file
+    missing = str(tmp_path / "missing.jpg")  # kept: loading it gives its own error
+    assert expand_image_paths([tmp_path, missing]) == [str(tmp_path / "a.png"), str(tmp_path / "b.JPG"), missing]
+    assert expand_image_paths([str(tmp_path)], recursive=True)[-1] == str(tmp_path / "sub" / "c.webp")
+    assert expand_image_paths([tmp_path / "notes.txt"]) == [str(tmp_path / "notes.txt")]
+
+
+def test_load_batches_equal_one_load_many(tmp_path, photo):
+    paths = []
+    for i in range(5):
+        photo.rotate(30 * i).save(tmp_path / f"{i}.png")
+        paths.append(tmp_path / f"{i}.png")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"")
+    paths.insert(2, bad)
+    pre = Preprocessing((32, 32), None)
+    batches = list(load_batches(paths, pre, batch_size=4))
+    assert [len(good) for good, _, _ in batches] == [3, 2] and [len(b) for _, _, b in batches] == [1, 0]
+    good, x, failed = load_many(paths, pre)
+    assert sum((g for g, _, _ in batches), []) == good
+    assert torch.equal(torch.cat([b for _, b, _ in batches]), x)
+    with pytest.raises(CnnlabError, match="batch size"):
+        next(load_batches(paths, pre, batch_size=0))
 
 
 def test_preprocessing_matches_torchvision(tmp_path, photo):
