@@ -5,14 +5,12 @@ import sys
 
 import click
 
-from .common import echo_json
+from .common import echo_json, model_name_option, weights_option
 
 
 @click.command("scratch-check")
-@click.option("--model", "model_name", default="simple_cnn", show_default=True,
-              help="Registered model to check (random weights unless --weights).")
-@click.option("--weights", type=click.Path(dir_okay=False), default=None,
-              help="Weights file for the model (a cnnlab checkpoint or state dict).")
+@model_name_option(default="simple_cnn", help_text="Registered model to check (random weights unless --weights).")
+@weights_option()
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096),
               help="Images per comparison and per timed training step.")
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(1, 100),

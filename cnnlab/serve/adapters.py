@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import CnnlabError
 
 #: Options the explorer passes to each attribution method (kept quick for an interactive page).
 EXPLAIN_OPTIONS = {"smoothgrad": {"samples": 12}, "ig": {"steps": 24}}
@@ -56,7 +55,4 @@ def run_attack(model: torch.nn.Module, x: torch.Tensor, method: str, *, eps: flo
                target: str | None):
     """cnnlab.attacks.attack by name (its own checks and defaults); returns its AttackResult."""
     from ..attacks import attack
-    try:
-        return attack(model, x, method.strip().lower(), target=target, eps=eps, steps=steps)
-    except ImportError as e:  # a method listed by cnnlab.attacks whose module is not installed
-        raise CnnlabError(f"Attack '{method}' is not available in this installation ({e}); choose another.") from None
+    return attack(model, x, method.strip().lower(), target=target, eps=eps, steps=steps)

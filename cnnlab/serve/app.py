@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from ..errors import CnnlabError
+from ..errors import CnnlabError, unknown
+from ..parsing import parse_fraction
 from .engine import ExpiredImage, Explorer, InputImage
 
 STATIC = Path(__file__).with_name("static")
@@ -120,7 +121,6 @@ def create_app(explorer: Explorer, max_upload_mb: float = 16, check_host: bool =
         item = _image(explorer)
         method = _param("method", "gradient")
         if method not in (m := explorer.info()["explain_methods"]):
-            from ..errors import unknown
             raise unknown("explanation method", method, m)
         return jsonify(explorer.explain(item, method, _param("target") or None, _param("layer") or None))
 
@@ -133,7 +133,6 @@ def create_app(explorer: Explorer, max_upload_mb: float = 16, check_host: bool =
     @app.post("/api/attack")
     def attack():
         item = _image(explorer)
-        from ..cli.common import parse_fraction
         method = _param("method", "pgd") or "pgd"
         l2 = method.endswith("-l2")  # L2 radii are in pixel units summed over the image: may exceed 1
         eps = parse_fraction(_param("eps", "0.5" if l2 else "4/255"), "eps", hi=100.0 if l2 else 1.0)

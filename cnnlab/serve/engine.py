@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import CnnlabError, ImageError, unknown
-from ..images import BUNDLED_PHOTOS, MAX_PIXELS, bundled_photo, make_grid, normalize01, open_image, to_uint8
+from ..figures import colorize, overlay
+from ..images import (BUNDLED_PHOTOS, MAX_PIXELS, bundled_photo, make_grid, normalize01, open_image,
+                      pil_to_tensor, to_uint8)
 from . import adapters
 
 MAX_STEPS = 200
@@ -98,7 +100,6 @@ class Explorer:
                 except CnnlabError:
                     continue
                 img.thumbnail((96, 96))
-                from ..images import pil_to_tensor
                 thumbs.append({"name": name, "thumb": png_data_uri(pil_to_tensor(img))})
             self._thumbs = thumbs
         return self._thumbs
@@ -156,7 +157,6 @@ class Explorer:
         cls = self.model.class_index(target) if target not in (None, "") else None
         with self.lock:
             heat, cls = adapters.attribution(self.model, item.x, cls, method, layer)
-        from ..explain.figures import colorize, overlay  # matplotlib colormaps, imported lazily
         shown = overlay(item.x[0], heat, alpha=0.5) if method == "gradcam" else _sparse_overlay(item.x[0], heat)
         return {"method": method, "target": {"index": cls, "label": self.model.labels[cls]},
                 "overlay": png_data_uri(shown), "heatmap": png_data_uri(colorize(heat, "inferno")), "ms": _ms(t0)}
@@ -203,7 +203,6 @@ class Explorer:
 def _sparse_overlay(image: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
     """Pixel attributions are sparse: colour each pixel by its heat (clipped at the 99th percentile) and
     let the dimmed image show through where there is none, so the few strong pixels stay visible."""
-    from ..explain.figures import colorize
     h = heat.detach().float().cpu().clamp_min(0)
     top = torch.quantile(h.flatten(), 0.99).clamp_min(1e-12)
     h = (h / top).clamp(0, 1)

@@ -12,13 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from cnnlab.errors import CnnlabError
 from cnnlab.report import build_report, discover
-from cnnlab.report.charts import curve_series
-from cnnlab.report.discover import caption_from_name, section_of
 from tests.conftest import shared
 
 CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -103,8 +100,6 @@ def cell(page: Page, section: str, key: str) -> str:
 
 
 def savefig(path: Path, kind: str = "image") -> None:
-    import matplotlib
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
     fig = Figure(figsize=(3, 2), dpi=80)
     ax = fig.subplots()
@@ -133,8 +128,11 @@ def epoch_rows(n: int = 12, percent: bool = False) -> list[dict]:
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
+    return make_run_dir(tmp_path / "run")
+
+
+def make_run_dir(d: Path) -> Path:
     """A run directory such as train + eval + attack + explain would leave behind."""
-    d = tmp_path / "run"
     (d / "checkpoints").mkdir(parents=True)
     (d / "checkpoints" / "last.pt").write_bytes(b"\0" * 2048)
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in epoch_rows()))
@@ -216,17 +214,7 @@ def test_report_escapes_text_from_files(run_dir: Path) -> None:
     assert "&lt;script&gt;" in out.read_text()
 
 
-def test_curve_series_reads_error_from_val_error_or_top1() -> None:
-    rows = epoch_rows(5)
-    panels = curve_series(rows)
-    assert set(panels) == {"objective", "error", "lr"}
-    assert panels["error"]["val_error"][1] == [r["val_error"] for r in rows]
-    assert "1 - val_top1" not in panels["error"]  # val_error is logged: no duplicate
-    assert panels["lr"]["lr"][0] == [1.0, 2.0, 3.0, 4.0, 5.0]
-    pct = curve_series(epoch_rows(5, percent=True))
-    assert pct["error"]["100 - val_top1"][1] == pytest.approx([100 - r["val_top1"] for r in epoch_rows(5, True)])
-
-
+@pytest.mark.slow
 def test_report_from_a_real_training_run(tmp_path: Path) -> None:
     """cnnlab.train on 64 real CIFAR-10 images for 2 epochs, then the report of its directory."""
     import cnnlab
@@ -296,26 +284,6 @@ def test_big_and_many_images_are_listed_not_embedded(run_dir: Path, monkeypatch)
     page = parse(build_report(run_dir))
     assert len([a for s, a in page.section_of_img if s != "curves" and s != "confusion"]) == 1
     assert "too large to embed" in (run_dir / "report.html").read_text()
-
-
-def test_captions_and_sections_from_file_names() -> None:
-    assert caption_from_name("figures/gradcam_chelsea-layer4.png") == "Gradcam chelsea layer4"
-    assert caption_from_name("attack/rows.png") == "Rows (attack)"
-    assert section_of("figures/confusion.png") == "confusion"
-    assert section_of("figures/curves.png") == "curves"
-    assert section_of("figures/pgd_toaster.png") == "adversarial"
-
-
-def test_cli_report(run_dir: Path, tmp_path: Path) -> None:
-    from cnnlab.cli import main
-    r = CliRunner().invoke(main, ["report", str(run_dir), "--json"])
-    assert r.exit_code == 0, r.output
-    info = json.loads(r.output)
-    assert info["report"] == str(run_dir / "report.html") and len(info["figures"]) == 8
-    r = CliRunner().invoke(main, ["report", str(run_dir), "--out", str(run_dir / "report.html")])
-    assert r.exit_code == 1 and "already exists" in r.output
-    r = CliRunner().invoke(main, ["report", str(tmp_path / "nope")])
-    assert r.exit_code == 1 and r.output.startswith("error: Run directory")
 
 
 def test_report_of_a_real_attack_directory(resnet20, cifar_test_small, tmp_path: Path) -> None:  # noqa: ANN001

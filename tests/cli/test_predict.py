@@ -1,4 +1,5 @@
-"""`cnnlab models`, `predict`, `inspect` end to end, and the predict path's imports (cold start)."""
+"""`cnnlab predict` end to end (JSON shape, bad files counted, directories, --weights, batches), and the
+predict path's imports (cold start)."""
 from __future__ import annotations
 
 import json
@@ -65,34 +66,15 @@ def test_predict_directory_human_output_and_weights(tmp_path, resnet20):
     assert json.loads(r.stdout)[0]["top"][0]["label"] in resnet20.labels
 
 
-def test_models_json_and_table():
-    r = run("models", "--json")
-    assert r.exit_code == 0
-    rows = {row["name"]: row for row in json.loads(r.stdout)}
-    assert rows["efficientnet_lite0"]["offline"] is True and rows["efficientnet_lite0"]["pretrained"] == "bundled"
-    assert rows["resnet50"]["family"] == "imagenet" and "description" in rows["vgg16"]
-    table = run("models").stdout
-    assert "efficientnet_lite0" in table and "bundled (offline)" in table
-
-
-def test_inspect_json_keys_and_input_size():
-    r = run("inspect", "--model", "cifar_resnet20", "--json")
-    assert r.exit_code == 0, r.output
-    d = json.loads(r.stdout)
-    assert {"nodes", "op_counts", "placeholders", "max_fan_in", "logits_node", "params", "macs", "layers"} <= set(d)
-    assert d["params"] == 269_722 and d["logits_node"] == "net_linear" and d["placeholders"] == 1
-    assert d["max_fan_in"]["inputs"] == 2 and {n["op"] for n in d["max_fan_in"]["nodes"]} == {"add"}
-    r2 = run("inspect", "--model", "cifar_resnet20", "--input-size", "64", "64", "--json")
-    d2 = json.loads(r2.stdout)
-    assert d2["macs"] == 4 * d["macs"] - 3 * 640  # convs scale with area; the 64x10 linear does not
-    r3 = run("inspect", "--model", "cifar_resnet20", "--layers")
-    assert "receptive field" in r3.stdout and "net_layer3_2_conv2" in r3.stdout
-
-
-def test_inspect_unknown_model_is_one_sentence():
-    r = run("inspect", "--model", "resnet_20")
-    assert r.exit_code == 1 and r.stderr.startswith("error: Unknown model 'resnet_20'")
-    assert r.stderr.count("\n") == 1
+def test_predict_batches_do_not_change_results_and_an_empty_directory_is_one_error(tmp_path):
+    photos = [str(cnnlab.bundled_photo(n)) for n in ("chelsea", "coffee", "rocket")]
+    one = json.loads(run("predict", *photos, "--batch-size", "1", "--json").stdout)
+    three = json.loads(run("predict", *photos, "--batch-size", "3", "--json").stdout)
+    assert [o["image"] for o in one] == photos
+    assert [[p["index"] for p in o["top"]] for o in one] == [[p["index"] for p in o["top"]] for o in three]
+    (tmp_path / "empty").mkdir()
+    r = run("predict", str(tmp_path / "empty"))
+    assert r.exit_code == 1 and r.stderr.startswith("error: No image files found in") and r.stderr.count("\n") == 1
 
 
 def test_predict_path_imports_nothing_heavy():
