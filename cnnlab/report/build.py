@@ -6,18 +6,24 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import CnnlabError
 from . import charts
 from .discover import KNOWN_JSON, Figure, JsonDoc, RunContents, discover
-from .html import (CSS, compact_json, esc, figure, flatten, fmt, is_scalar, kv_table, records_table,
-                   render_value)
+from .html import compact_json, esc, figure, flatten, fmt, is_scalar, kv_table, records_table, render_value
+
+if TYPE_CHECKING:
+    import jinja2
 
 GENERATOR = "cnnlab report"
+#: The page (templates/page.html, Jinja2) and its style sheet, inlined so the file needs no network.
+TEMPLATES = Path(__file__).with_name("templates")
 SECTIONS = [  # id, title (the order of the report)
     ("overview", "Overview"), ("config", "Configuration"), ("curves", "Training curves"),
     ("metrics", "Metrics"), ("confusion", "Confusion matrix"), ("predictions", "Predictions"),
@@ -41,21 +47,24 @@ class ReportPage:
         self.parts.setdefault(section, []).append(html_text)
 
     def render(self, subtitle: str) -> str:
-        present = [(sid, title) for sid, title in SECTIONS if self.parts.get(sid)]
-        nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title in present)
-        body = "".join(f'<section id="{sid}"><h2>{esc(title)}</h2>{"".join(self.parts[sid])}</section>'
-                       for sid, title in present)
+        """The whole page: the sections that have content, in the report's order, with a link bar.
+        Every part was built escaped (cnnlab.report.html); text given here is escaped by the template."""
+        from markupsafe import Markup
+
         from .. import __version__
-        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-                f"<meta name=\"generator\" content=\"{GENERATOR} {esc(__version__)}\">"
-                "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
-                "style-src 'unsafe-inline'\">"
-                f"<title>{esc(self.title)}</title><style>{CSS}</style></head><body>"
-                f"<header><h1>{esc(self.title)}</h1><p class=\"meta\">{esc(subtitle)}</p></header>"
-                f"<nav>{nav}</nav>{body}"
-                f"<footer>Made by cnnlab {esc(__version__)} from the files of the run directory alone; "
-                "this file needs no network.</footer></body></html>\n")
+        sections = [{"id": sid, "title": title, "parts": [Markup(part) for part in self.parts[sid]]}
+                    for sid, title in SECTIONS if self.parts.get(sid)]
+        return _template().render(generator=GENERATOR, version=__version__, title=self.title, subtitle=subtitle,
+                                  css=Markup((TEMPLATES / "report.css").read_text(encoding="utf-8").strip()),
+                                  sections=sections)
+
+
+@functools.cache
+def _template() -> jinja2.Template:
+    import jinja2
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.get_template("page.html")
 
 
 def render_report(run: RunContents) -> str:

@@ -1,13 +1,14 @@
 """Figures the report draws itself from a run's data: training curves and the confusion matrix.
 
-Drawn with matplotlib (Agg, imported lazily) straight to PNG bytes, so the report needs no figure
-files from the trainer: metrics.jsonl alone gives the curves.
+Drawn with cnnlab.figures (matplotlib's object API, imported lazily) straight to PNG bytes, so the
+report needs no figure files from the trainer: metrics.jsonl alone gives the curves.
 """
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
+
+from ..figures import figure_png, new_figure
 
 #: Panels of the training-curves figure: title, y label, and how to get each series from a row.
 LOSS_KEYS = ("train_loss", "loss", "objective", "train_objective", "val_loss", "test_loss")
@@ -71,14 +72,11 @@ def training_curves_png(rows: list[dict]) -> bytes | None:
     panels = curve_series(rows)
     if not panels:
         return None
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
     titles = {"objective": ("Objective (loss)", "loss"), "error": ("Validation error", "error"),
               "lr": ("Learning rate", "lr")}
-    fig = Figure(figsize=(4.2 * len(panels), 3.3), dpi=110, layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    fig, axes = new_figure(1, len(panels), figsize=(4.2 * len(panels), 3.3))
+    fig.set_layout_engine("constrained")
+    axes = axes[0]
     xlabel = "epoch" if all(_num(r.get("epoch")) is not None for r in rows) else "log entry"
     for ax, (panel, series) in zip(axes, panels.items()):
         for name, (x, y) in series.items():
@@ -93,21 +91,19 @@ def training_curves_png(rows: list[dict]) -> bytes | None:
             if span > 30:
                 ax.set_yscale("log")
         ax.legend(fontsize=8)
-    return _png(fig)
+    return figure_png(fig, dpi=110)
 
 
 def confusion_png(matrix: Sequence[Sequence[float]], labels: Sequence[str] | None = None) -> bytes:
     """A confusion matrix (rows: true class, columns: predicted) as a PNG, counts written when small."""
-    import matplotlib
-    matplotlib.use("Agg")
     import numpy as np
-    from matplotlib.figure import Figure
 
     m = np.asarray(matrix, dtype=float)
     n = m.shape[0]
     side = min(12.0, max(4.0, 0.45 * n + 2))
-    fig = Figure(figsize=(side + 1, side), dpi=100, layout="constrained")
-    ax = fig.subplots()
+    fig, axes = new_figure(figsize=(side + 1, side))
+    fig.set_layout_engine("constrained")
+    ax = axes[0, 0]
     rowsum = m.sum(axis=1, keepdims=True)
     frac = np.divide(m, rowsum, out=np.zeros_like(m), where=rowsum > 0)
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
@@ -123,10 +119,4 @@ def confusion_png(matrix: Sequence[Sequence[float]], labels: Sequence[str] | Non
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix")
-    return _png(fig)
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return figure_png(fig, dpi=100)

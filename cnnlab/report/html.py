@@ -1,7 +1,9 @@
-"""Small HTML builders for the report: escaped text, tables from any JSON value, embedded images.
+"""Small HTML builders for the report's sections: escaped text, tables from any JSON value, embedded
+images. The page around them is the Jinja2 template templates/page.html.
 
 Every string that came from a file passes through `esc` (html.escape), so a class name or config
-value can never inject markup into the report.
+value can never inject markup into the report. (These builders stay Python rather than template
+macros: rendering any JSON value is a recursive choice by type, which reads better as code.)
 """
 from __future__ import annotations
 
@@ -177,36 +179,3 @@ def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
         else:
             out.append((key, v))
     return out
-
-
-CSS = """
-:root{--fg:#1d232b;--muted:#5b6573;--line:#d9dee5;--bg:#fff;--band:#f4f6f9;--accent:#2657a6}
-*{box-sizing:border-box}
-body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);background:var(--bg);
- margin:0 auto;max-width:1180px;padding:24px}
-h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.25em;margin:36px 0 10px;padding-bottom:4px;
- border-bottom:2px solid var(--line)}h3{font-size:1.05em;margin:18px 0 6px}h4{font-size:.98em;margin:12px 0 4px}
-nav{background:var(--band);padding:8px 12px;border-radius:6px;margin:12px 0}
-nav a{margin-right:14px;color:var(--accent);text-decoration:none;white-space:nowrap}
-.meta{color:var(--muted);font-size:.9em}
-table{border-collapse:collapse;margin:6px 0 12px;font-size:.9em}
-table.grid{display:block;overflow-x:auto;max-width:100%}
-th,td{border:1px solid var(--line);padding:3px 8px;text-align:left;vertical-align:top}
-table.grid thead th{background:var(--band);position:sticky;top:0}
-table.grid td{font-variant-numeric:tabular-nums}
-table.kv>tbody>tr>th,table.kv>tr>th{background:var(--band);font-weight:600;white-space:nowrap}
-table.matrix td{text-align:right}
-caption{text-align:left;font-weight:600;padding:4px 0}
-.figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
-figure{margin:0;max-width:100%}
-figure img{max-width:100%;max-height:560px;border:1px solid var(--line);display:block}
-figure.wide img{max-height:none}
-figure.pixelated img{image-rendering:pixelated}
-figcaption{font-size:.85em;color:var(--muted);max-width:520px}
-pre.json{background:var(--band);padding:8px;white-space:pre-wrap;word-break:break-word;font-size:.82em;
- max-height:320px;overflow:auto}
-.note{color:var(--muted);font-size:.88em}
-.warn{color:#8a4b00}
-details{margin:8px 0}summary{cursor:pointer;color:var(--accent)}
-footer{margin-top:40px;color:var(--muted);font-size:.85em}
-"""
