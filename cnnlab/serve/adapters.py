@@ -5,7 +5,13 @@ feature maps, an AttackResult. Options the page offers are limited to what the l
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from ..attacks import AttackResult
+    from ..models import Classifier
 
 
 #: Options the explorer passes to each attribution method (kept quick for an interactive page).
@@ -51,8 +57,8 @@ def feature_maps(model: torch.nn.Module, x: torch.Tensor, layer: str, k: int) ->
     return fm.maps[name].detach().float().cpu(), [int(c) for c in fm.channels[name]]
 
 
-def run_attack(model: torch.nn.Module, x: torch.Tensor, method: str, *, eps: float, steps: int,
-               target: str | None):
+def run_attack(model: Classifier, x: torch.Tensor, method: str, *, eps: float, steps: int,
+               target: str | None) -> AttackResult:
     """cnnlab.attacks.attack by name (its own checks and defaults); returns its AttackResult."""
     from ..attacks import attack
     return attack(model, x, method.strip().lower(), target=target, eps=eps, steps=steps)

@@ -15,11 +15,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ..errors import CnnlabError, ImageError, unknown
 from ..figures import colorize, overlay
 from ..images import (BUNDLED_PHOTOS, MAX_PIXELS, bundled_photo, make_grid, normalize01, open_image,
                       pil_to_tensor, to_uint8)
+from ..models import Classifier, as_classifier
 from . import adapters
 
 MAX_STEPS = 200
@@ -46,8 +48,8 @@ class InputImage:
 class Explorer:
     """One model behind the explorer page: predict, explain, feature maps, attacks, class search."""
 
-    def __init__(self, model: torch.nn.Module, max_pixels: int | None = None) -> None:
-        self.model = model.eval()
+    def __init__(self, model: Classifier | nn.Module, max_pixels: int | None = None) -> None:
+        self.model = as_classifier(model).eval()
         self.lock = threading.Lock()
         self._cache: OrderedDict[str, InputImage] = OrderedDict()
         self._cache_lock = threading.Lock()

@@ -6,9 +6,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
+from torch import nn
 
 from ..errors import CnnlabError
+from ..models import Classifier
 from .app import create_app, is_loopback
 from .engine import Explorer
 
@@ -28,7 +29,7 @@ class RunningServer:
         self._server.server_close()
 
 
-def _make(model: torch.nn.Module, host: str, port: int, max_upload_mb: float):
+def _make(model: Classifier | nn.Module, host: str, port: int, max_upload_mb: float):
     from werkzeug.serving import make_server
     explorer = Explorer(model)
     app = create_app(explorer, max_upload_mb=max_upload_mb, check_host=is_loopback(host))
@@ -62,7 +63,7 @@ def _cannot_bind(host: str, port: int) -> str | None:
     return None
 
 
-def start_server(model: torch.nn.Module, host: str = "127.0.0.1", port: int = 0,
+def start_server(model: Classifier | nn.Module, host: str = "127.0.0.1", port: int = 0,
                  max_upload_mb: float = 16, quiet: bool = True) -> RunningServer:
     """Serve the explorer from a daemon thread; port 0 picks a free port (see `.url`).
     `quiet` silences werkzeug's one-line-per-request log (errors are still logged)."""
@@ -75,7 +76,7 @@ def start_server(model: torch.nn.Module, host: str = "127.0.0.1", port: int = 0,
     return RunningServer(url, explorer, server, thread)
 
 
-def serve(model: torch.nn.Module, host: str = "127.0.0.1", port: int = 8000, max_upload_mb: float = 16,
+def serve(model: Classifier | nn.Module, host: str = "127.0.0.1", port: int = 8000, max_upload_mb: float = 16,
           announce: Callable[[str], None] = print) -> None:
     """Serve the explorer in the foreground until Ctrl+C."""
     _, server, url = _make(model, host, port, max_upload_mb)

@@ -257,3 +257,16 @@ def test_loopback_detection_and_busy_port(resnet20) -> None:  # noqa: ANN001
             start_server(resnet20, port=port)
     finally:
         srv.stop()
+
+
+def test_a_bare_torchvision_module_is_served_like_the_wrapped_one(chelsea_bytes: bytes) -> None:
+    import torchvision
+    torch.manual_seed(0)
+    net = torchvision.models.mobilenet_v3_small(weights=None)
+    client = create_app(Explorer(net)).test_client()
+    info = client.get("/api/model").json
+    assert info["num_classes"] == 1000 and info["input_size"] == [224, 224] and info["layers"]
+    r = post(client, "/api/predict", image=(io.BytesIO(chelsea_bytes), "chelsea.png"))
+    assert r.status_code == 200, r.json
+    expected = cnnlab.wrap(net).predict(cnnlab.load_images(cnnlab.bundled_photo("chelsea"), cnnlab.wrap(net)), k=5)[0]
+    assert [p["index"] for p in r.json["top"]] == [p.index for p in expected]
