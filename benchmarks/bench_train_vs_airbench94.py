@@ -15,7 +15,7 @@ the working directory (airbench opens 'cifar10/...' relative to it).
 
 Modes:
   --steps N   throughput: N timed training steps (after 1 warm-up step) of airbench94 (batch 1024)
-              and of cnnlab's recipe (`TrainConfig` from RECOMMENDED['airbench'], batch 512, through
+              and of cnnlab's recipe (`TrainConfig` from the airbench family's recipe, batch 512, through
               cnnlab.train.fit), alternating, each in a fresh subprocess, --reps times. A step is
               timed from the end of one optimizer step to the end of the next (so it includes the
               batch's augmentation and airbench's every-5-steps lookahead update). Prints images/s,
@@ -179,12 +179,12 @@ def worker_cnnlab_steps(steps: int) -> dict:
     import importlib
 
     from cnnlab.data.base import ImageArrays
+    from cnnlab.models import recipe
     from cnnlab.train import TrainConfig, prepare
-    from cnnlab.train.config import recommended
     fit_mod = importlib.import_module("cnnlab.train.fit")  # the module (cnnlab.train.fit is also the function)
     d = torch.load("cifar10/train.pt")
     data = ImageArrays(d["images"].permute(0, 3, 1, 2).contiguous(), d["labels"], d["classes"], "cifar10-train-jpeg")
-    cfg = TrainConfig(model="airbench", epochs=1, **recommended("airbench"))
+    cfg = TrainConfig(model="airbench", epochs=1, **recipe("airbench"))
     model, train_set, _ = prepare(cfg, data=data)
     marks: list[float] = []
     real_make_loader = fit_mod.make_loader

@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from cnnlab.cli import main
 from cnnlab.data.base import ImageArrays
 from cnnlab.errors import CnnlabError
+from cnnlab.models import recipe
 from cnnlab.train import TrainConfig, evaluate, predict_labels
-from cnnlab.train.config import recommended, tta_mode
+from cnnlab.train.config import tta_mode
 from cnnlab.train.evaluate import tta_logits, tta_views
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -31,7 +32,7 @@ def test_modes_and_backward_compatible_values():
     assert tta_mode("flip-translate") == tta_mode("flip_translate") == "flip-translate"
     assert TrainConfig(tta=True).tta == "flip"  # configs and checkpoints written with tta: true
     assert TrainConfig.from_dict({"tta": False}).tta == "none"
-    assert recommended("airbench")["tta"] == "flip-translate"
+    assert recipe("airbench")["tta"] == "flip-translate"
 
 
 @pytest.mark.parametrize("bad", ["mirror-crop", "flip-translate-5", 3])

@@ -131,13 +131,9 @@ def _labels(y: np.ndarray | None, n: int, path: Path) -> torch.Tensor:
 
 
 def _default_classes(labels: torch.Tensor) -> list[str]:
-    from ..models.labels import default_labels
+    """'class 0' ... 'class K' for labels 0..K of a file that names no classes (never guessed from K)."""
     n = int(labels.max()) + 1 if len(labels) and int(labels.max()) >= 0 else 0
-    if n <= 10 and n > 0:
-        n = 10 if n > 2 else n
-    elif n > 10 and n <= 100:
-        n = 100 if n > 50 else n
-    return default_labels(n) if n else []
+    return [f"class {i}" for i in range(n)]
 
 
 def decode_jpeg_cached(jpeg: np.ndarray, offsets: np.ndarray, source: Path) -> np.ndarray:

@@ -11,13 +11,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..images import Preprocessing
-from .classifier import CIFAR10_MEAN, CIFAR10_STD, Classifier
-from .labels import default_labels
+from .classifier import Classifier
+from .configs import ModelCfg, build_classifier
+from .normalization import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 from .registry import register_model
-from .weights import KNOWN_WEIGHTS, download, extract_state_dict, hub_cache_dir, read_checkpoint
+from .weights import download, extract_state_dict, read_checkpoint
 
-CIFAR_PREPROCESSING = Preprocessing(input_size=(32, 32), resize=None)
+#: The untrained network: 32x32 inputs normalized with CIFAR-10's statistics, head 'linear'.
+CFG = ModelCfg(num_classes=10, input_size=(32, 32), resize=None, mean=CIFAR10_MEAN, std=CIFAR10_STD,
+               classifier="linear")
+_AKAMASTER = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
+#: The published CIFAR-10 weights of each depth, trained by akamaster (BSD-2) with inputs normalized
+#: by ImageNet's mean/std: a local copy is recognized by its file name (e.g. resnet20-12fca82f.th).
+WEIGHTS = {
+    depth: CFG.replace(url=_AKAMASTER + filename, mean=IMAGENET_MEAN, std=IMAGENET_STD, dataset="cifar10",
+                       source="akamaster/pytorch_resnet_cifar10 (BSD-2-Clause)")
+    for depth, filename in [(20, "resnet20-12fca82f.th"), (32, "resnet32-d509ac18.th"), (44, "resnet44-014dd654.th"),
+                            (56, "resnet56-4bfd9763.th"), (110, "resnet110-1d1ed7c2.th")]
+}
 
 
 class ShortcutA(nn.Module):
@@ -87,25 +98,29 @@ class CifarResNet(nn.Module):
 def _builder(depth: int):
     def build(pretrained: bool = False, num_classes: int | None = None, shortcut: bool = True,
               width: int = 16) -> Classifier:
-        num_classes = num_classes or 10
+        """ResNet-{depth} for 32x32 images.
+
+        Args:
+            shortcut: add each block's input to its output (false: a plain network of the same depth).
+            width: channels of the first stage (the next two stages have 2x and 4x as many).
+        """
+        num_classes = num_classes or CFG.num_classes
         net = CifarResNet(depth, 10 if pretrained else num_classes, width, shortcut)
-        mean, std, weights_name = CIFAR10_MEAN, CIFAR10_STD, None
+        cfg = CFG
         if pretrained:
-            kw = KNOWN_WEIGHTS[f"cifar_resnet{depth}"]
-            path = download(kw.url, f"cifar_resnet{depth}")
+            cfg = WEIGHTS[depth]
+            path = download(cfg.url, f"cifar_resnet{depth}")
             net.load_state_dict(extract_state_dict(read_checkpoint(path), path))
-            mean, std, weights_name = kw.mean, kw.std, kw.filename
-            if num_classes != 10:
+            if num_classes != cfg.num_classes:
                 net.linear = nn.Linear(net.linear.in_features, num_classes)
         kwargs = {} if shortcut and width == 16 else {"shortcut": shortcut, "width": width}
-        return Classifier(net, default_labels(num_classes), preprocessing=CIFAR_PREPROCESSING, mean=mean,
-                          std=std, feature_layers=["act", "layer1", "layer2", "layer3"], head="linear",
-                          spec={"name": f"cifar_resnet{depth}", "kwargs": kwargs}, weights_name=weights_name)
+        return build_classifier(net, cfg, name=f"cifar_resnet{depth}", kwargs=kwargs, pretrained=pretrained,
+                                feature_layers=["act", "layer1", "layer2", "layer3"])
+    build.__doc__ = build.__doc__.format(depth=depth)
     return build
 
 
 for _depth in (20, 32, 44, 56, 110):
-    register_model(f"cifar_resnet{_depth}", family="cifar", pretrained="download", default_classes=10,
-                   cached_weights=(lambda d=_depth: (hub_cache_dir() / KNOWN_WEIGHTS[f"cifar_resnet{d}"].filename).exists()),
+    register_model(f"cifar_resnet{_depth}", family="cifar", cfg=CFG, weights=WEIGHTS[_depth],
                    description=f"ResNet-{_depth} for 32x32 CIFAR (He et al. 2016, option-A shortcuts)"
                    )(_builder(_depth))

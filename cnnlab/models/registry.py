@@ -1,7 +1,9 @@
-"""Models by name: `create_model(name, pretrained=..., num_classes=..., weights=PATH)`.
+"""Models by name: `create_model(name, pretrained=..., num_classes=..., weights=PATH, **arguments)`.
 
-Each model family registers builder functions in its own module (like timm's @register_model).
-A builder returns a `Classifier`; from then on every cnnlab verb works with it.
+Each model family registers builder functions in its own module (like timm's @register_model), with
+the configuration of the untrained network and of its published weights (configs.py), the training
+recipe it trains best with and its data-dependent initialization. A builder returns a `Classifier`;
+from then on every cnnlab verb works with it.
 """
 from __future__ import annotations
 
@@ -11,45 +13,78 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CnnlabError, WeightsError, unknown
-from .classifier import NORMALIZATIONS, Classifier
-from .weights import extract_state_dict, known_weights_for_file, load_state_into, read_checkpoint
+from .arguments import ModelArgument, builder_arguments, check_arguments
+from .classifier import Classifier
+from .configs import DataInit, ModelCfg
+from .normalization import Normalization, resolve_normalization
+from .weights import extract_state_dict, hub_cache_dir, load_state_into, read_checkpoint
 
 #: Modules that register models when imported (imported lazily, on the first lookup).
-_MODEL_MODULES = ("efficientnet_lite", "cifar_resnet", "course", "zoo")
+_MODEL_MODULES = ("efficientnet_lite", "cifar_resnet", "course", "airbench", "zoo")
 
 
 @dataclass
 class ModelEntry:
-    """A registered architecture and where its pretrained weights come from."""
+    """A registered architecture: its builder, its configuration, its published weights and its recipe.
+
+    Attributes:
+        cfg: input/output configuration of the untrained network (input size, mean/std, head name).
+        weights: configuration of its published weights (None: none are published).
+        recipe: TrainConfig options `cnnlab.train` uses where the caller leaves them unset.
+        init: data-dependent initialization `cnnlab.train` runs before the first step.
+    """
 
     name: str
     builder: Callable[..., Classifier]
     family: str
     description: str
-    pretrained: str = "none"  # "bundled" (offline), "download", or "none"
-    default_classes: int = 10
-    tags: tuple[str, ...] = field(default_factory=tuple)
+    cfg: ModelCfg = field(default_factory=ModelCfg)
+    weights: ModelCfg | None = None
+    recipe: dict = field(default_factory=dict)
+    init: DataInit | None = None
+
+    @property
+    def pretrained(self) -> str:
+        """'bundled' (offline), 'download', or 'none'."""
+        return self.weights.pretrained if self.weights is not None else "none"
+
+    @property
+    def default_classes(self) -> int:
+        return self.cfg.num_classes
+
+    def arguments(self) -> list[ModelArgument]:
+        """The builder's own arguments (besides pretrained and num_classes), with defaults and meanings."""
+        return builder_arguments(self.builder)
 
     def weights_available_offline(self) -> bool:
         if self.pretrained == "bundled":
             return True
         if self.pretrained == "download":
-            probe = getattr(self.builder, "cached_weights", None)
-            return bool(probe and probe())
+            return (hub_cache_dir() / self.weights.filename).exists()
         return False
+
+    def to_dict(self) -> dict:
+        """JSON-able: name, family, description, weights and their availability, arguments, recipe."""
+        return {"name": self.name, "family": self.family, "description": self.description,
+                "pretrained": self.pretrained, "offline": self.weights_available_offline(),
+                "classes": self.default_classes, "cfg": self.cfg.to_dict(),
+                "weights": self.weights.to_dict() if self.weights is not None else None,
+                "arguments": [a.to_dict() for a in self.arguments()], "recipe": dict(self.recipe),
+                "init": self.init.description if self.init is not None else None}
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _loaded = False
 
 
-def register_model(name: str, *, family: str, description: str, pretrained: str = "none",
-                   default_classes: int = 10, cached_weights: Callable[[], bool] | None = None):
-    """Decorator: register `builder(pretrained: bool, num_classes: int, **kwargs) -> Classifier`."""
+def register_model(name: str, *, family: str, description: str, cfg: ModelCfg, weights: ModelCfg | None = None,
+                   recipe: dict | None = None, init: DataInit | None = None
+                   ) -> Callable[[Callable[..., Classifier]], Callable[..., Classifier]]:
+    """Decorator: register `builder(pretrained: bool, num_classes: int | None, **arguments) -> Classifier`.
+
+    The builder documents its own arguments in its docstring's `Args:` section (see arguments.py)."""
     def deco(fn: Callable[..., Classifier]) -> Callable[..., Classifier]:
-        if cached_weights is not None:
-            fn.cached_weights = cached_weights  # type: ignore[attr-defined]
-        _REGISTRY[name] = ModelEntry(name, fn, family, description, pretrained, default_classes)
+        _REGISTRY[name] = ModelEntry(name, fn, family, description, cfg, weights, dict(recipe or {}), init)
         return fn
     return deco
 
@@ -61,11 +96,7 @@ def _ensure_loaded(name: str | None = None) -> None:
     if _loaded or (name is not None and name in _REGISTRY):
         return
     for mod in _MODEL_MODULES:
-        try:
-            importlib.import_module(f"{__package__}.{mod}")
-        except ModuleNotFoundError as e:  # a family module not written yet is simply absent
-            if e.name != f"{__package__}.{mod}":
-                raise
+        importlib.import_module(f"{__package__}.{mod}")
         if name is not None and name in _REGISTRY:
             return
     _loaded = True
@@ -78,28 +109,44 @@ def list_models() -> list[ModelEntry]:
 
 
 def get_entry(name: str) -> ModelEntry:
-    _ensure_loaded(name)
+    """The registered model `name` (or `timm/NAME` for any timm model), or an error suggesting names."""
     if name.startswith("timm/"):
-        from .zoo import timm_model
-        return ModelEntry(name, lambda pretrained=False, num_classes=None: timm_model(name[5:], pretrained, num_classes),
-                          "imagenet", "a timm model", "download", 1000)
+        from .zoo import timm_entry
+        return timm_entry(name[5:])
+    _ensure_loaded(name)
     if name not in _REGISTRY:
         raise unknown("model", name, _REGISTRY)
     return _REGISTRY[name]
 
 
-def resolve_normalization(normalize: str | tuple[Sequence[float], Sequence[float]] | None
-                          ) -> tuple[Sequence[float], Sequence[float]] | None:
-    if normalize is None or isinstance(normalize, tuple):
-        return normalize
-    if normalize not in NORMALIZATIONS:
-        raise unknown("normalization", normalize, NORMALIZATIONS)
-    return NORMALIZATIONS[normalize]
+def model_arguments(name: str) -> list[ModelArgument]:
+    """The arguments model `name` takes (activation, bn, shortcut, dropout, width, strides, ...), each
+    with its default and meaning; `create_model(name, **arguments)` accepts exactly these."""
+    return get_entry(name).arguments()
+
+
+def _registered(name: str) -> ModelEntry | None:
+    if name.startswith("timm/"):
+        return None
+    _ensure_loaded(name)
+    return _REGISTRY.get(name)
+
+
+def recipe(name: str) -> dict:
+    """The training options model `name` trains best with ({} for unregistered or wrapped models)."""
+    entry = _registered(name)
+    return dict(entry.recipe) if entry is not None else {}
+
+
+def data_init(name: str) -> DataInit | None:
+    """The data-dependent initialization of model `name`, if its family has one."""
+    entry = _registered(name)
+    return entry.init if entry is not None else None
 
 
 def create_model(name: str | None = None, pretrained: bool = False, num_classes: int | None = None,
                  weights: str | Path | None = None, labels: Sequence[str] | None = None,
-                 normalize: str | tuple | None = None, **kwargs) -> Classifier:
+                 normalize: str | Normalization | None = None, **kwargs) -> Classifier:
     """Build a registered model as a `Classifier`.
 
     Args:
@@ -108,8 +155,11 @@ def create_model(name: str | None = None, pretrained: bool = False, num_classes:
         pretrained: load the published weights (bundled, or downloaded into torch.hub's cache).
         num_classes: size of the classification head (a new head when it differs from the weights').
         weights: a local state dict / checkpoint / .safetensors file (loaded without unpickling code).
-        labels: class names; default: the dataset's names for 10/100/1000 classes.
+            A cnnlab checkpoint brings its class names and normalization, and so does a copy of a
+            published file recognized by its name (e.g. resnet20-12fca82f.th).
+        labels: class names (default: those of the weights, else 'class 0', 'class 1', ...).
         normalize: 'imagenet', 'cifar10', ... or (mean, std) to override the input normalization.
+        **kwargs: the model's own arguments (`model_arguments(name)` lists them).
     """
     meta, state = None, None
     if weights is not None:
@@ -129,22 +179,28 @@ def create_model(name: str | None = None, pretrained: bool = False, num_classes:
     if name is None:
         raise CnnlabError("Name a model (--model NAME; `cnnlab models` lists them) or pass a cnnlab checkpoint.")
     entry = get_entry(name)
+    kwargs = check_arguments(name, entry.arguments(), kwargs)
+    if pretrained and weights is None and entry.pretrained == "none" and entry.family != "timm":
+        raise CnnlabError(f"Model '{name}' has no published weights; train it (`cnnlab train --model {name}`) "
+                          "or pass --weights CHECKPOINT.")
     if labels is not None and num_classes is None:
         num_classes = len(labels)
     if labels is not None and num_classes != len(labels):
         raise CnnlabError(f"{len(labels)} labels were given for a model with num_classes={num_classes}.")
     model = entry.builder(pretrained=pretrained and weights is None, num_classes=num_classes, **kwargs)
-    if labels is not None:
-        model.labels = list(labels)
     model.spec = {"name": name, "kwargs": {"num_classes": model.num_classes, **kwargs}}
     if state is not None:
         load_state_into(model.net, state, str(weights), name)
         model.weights_name = str(weights)
-        known = known_weights_for_file(weights)
+        published = entry.weights if entry.weights is not None and entry.weights.matches_file(weights) else None
         if meta:
             model.set_normalization(meta["mean"], meta["std"])
-        elif known:
-            model.set_normalization(known.mean, known.std)
+        elif published is not None:
+            model.set_normalization(published.mean, published.std)
+            model.preprocessing = published.preprocessing
+            model.labels = published.class_names(model.num_classes)
+    if labels is not None:
+        model.labels = list(labels)
     norm = resolve_normalization(normalize)
     if norm is not None:
         model.set_normalization(*norm)

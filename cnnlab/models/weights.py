@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,40 +17,6 @@ from ..errors import WeightsError
 
 _STATE_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "net", "weights")
 _PREFIXES = ("module.", "_orig_mod.", "net.")
-
-
-@dataclass(frozen=True)
-class KnownWeights:
-    """A published weights file: where it comes from and the normalization it was trained with."""
-
-    arch: str
-    url: str
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    note: str = ""
-
-    @property
-    def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
-
-
-_IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-_AKAMASTER = "https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/"
-#: CIFAR-10 ResNets of He et al. (2016) trained by akamaster (BSD-2): inputs normalized with ImageNet stats.
-KNOWN_WEIGHTS = {
-    f"cifar_resnet{d}": KnownWeights(f"cifar_resnet{d}", _AKAMASTER + f, *_IMAGENET, "akamaster/pytorch_resnet_cifar10")
-    for d, f in [(20, "resnet20-12fca82f.th"), (32, "resnet32-d509ac18.th"), (44, "resnet44-014dd654.th"),
-                 (56, "resnet56-4bfd9763.th"), (110, "resnet110-1d1ed7c2.th")]
-}
-
-
-def known_weights_for_file(path: str | Path) -> KnownWeights | None:
-    """Recognize a published weights file by its name (e.g. '...resnet20-12fca82f.th')."""
-    name = Path(path).name
-    for kw in KNOWN_WEIGHTS.values():
-        if name.endswith(kw.filename):
-            return kw
-    return None
 
 
 def hub_cache_dir() -> Path:

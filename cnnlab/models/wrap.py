@@ -20,17 +20,13 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..images import Preprocessing
-from .classifier import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS, Classifier
-from .imagenet import imagenet_labels
+from .classifier import Classifier
+from .labels import class_names
+from .normalization import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS, resolve_normalization
 
 #: Input sizes tried, in order, for a module whose input size nobody stated.
 _PROBE_SIZES = (32, 224, 28, 64, 96, 128, 299)
 _WRAPPED: "weakref.WeakKeyDictionary[nn.Module, Classifier]" = weakref.WeakKeyDictionary()
-
-
-def class_names(num_classes: int) -> list[str]:
-    """Names for a head nobody named: ImageNet's for 1000 outputs, else 'class 0', 'class 1', ..."""
-    return imagenet_labels() if num_classes == 1000 else [f"class {i}" for i in range(num_classes)]
 
 
 def guess_layers(net: nn.Module) -> tuple[list[str], str | None]:
@@ -111,10 +107,7 @@ def wrap(module: nn.Module, *, labels: Sequence[str] | None = None, input_size: 
             (default: guessed from the module's structure).
     """
     if normalize is not None:
-        if normalize not in NORMALIZATIONS:
-            from ..errors import unknown
-            raise unknown("normalization", normalize, NORMALIZATIONS)
-        mean, std = NORMALIZATIONS[normalize]
+        mean, std = resolve_normalization(normalize)
     if isinstance(module, Classifier):
         if labels is not None:
             if len(labels) != module.num_classes:

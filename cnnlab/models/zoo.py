@@ -1,89 +1,103 @@
 """torchvision's ImageNet classifiers by name (and timm's, as `timm/NAME`, when timm is installed).
 
-Weights come through torchvision's normal download into torch.hub's cache; offline, the error names
-the file, the cache directory and how to put the file there. Input size, resize/crop and
-normalization are read from the weights' own transforms, so preprocessing always matches.
+Each name's published weights are torchvision's DEFAULT weights, configured below as torchvision's
+own transforms state them (input size, resize, interpolation, mean/std; tests/models check the table
+against torchvision). Weights come through torchvision's normal download into torch.hub's cache;
+offline, the error names the file, the cache directory and how to put the file there.
 """
 from __future__ import annotations
 
 from torch import nn
 
 from ..errors import CnnlabError
-from ..images import Preprocessing
-from .classifier import IMAGENET_MEAN, IMAGENET_STD, Classifier
-from .imagenet import imagenet_labels
-from .labels import default_labels
-from .registry import register_model
-from .weights import download, hub_cache_dir
-from .wrap import guess_layers
+from .classifier import Classifier
+from .configs import ModelCfg, build_classifier
+from .registry import ModelEntry, register_model
+from .weights import download
+from .wrap import guess_layers, wrap
 
+_TORCHVISION = "https://download.pytorch.org/models/"
+_SOURCE = "torchvision (BSD-3-Clause)"
+
+#: name -> (description, weights file, head module, resize (short side), input size, interpolation)
 TORCHVISION_MODELS = {
-    "alexnet": "AlexNet (2012), 61M params",
-    "vgg16": "VGG-16 (2014), 138M params", "vgg19": "VGG-19 (2014), 144M params",
-    "vgg16_bn": "VGG-16 with BatchNorm", "googlenet": "GoogLeNet / Inception v1 (2014)",
-    "inception_v3": "Inception v3, 299 px", "resnet18": "ResNet-18 (2015)", "resnet34": "ResNet-34",
-    "resnet50": "ResNet-50", "resnet101": "ResNet-101", "resnet152": "ResNet-152",
-    "densenet121": "DenseNet-121", "mobilenet_v2": "MobileNetV2", "mobilenet_v3_small": "MobileNetV3-Small",
-    "mobilenet_v3_large": "MobileNetV3-Large", "efficientnet_b0": "EfficientNet-B0",
-    "convnext_tiny": "ConvNeXt-Tiny", "regnet_y_400mf": "RegNetY-400MF", "squeezenet1_1": "SqueezeNet 1.1",
-    "shufflenet_v2_x1_0": "ShuffleNetV2 1.0x", "wide_resnet50_2": "Wide ResNet-50-2",
+    "alexnet": ("AlexNet (2012), 61M params", "alexnet-owt-7be5be79.pth", "classifier.6", 256, 224, "bilinear"),
+    "vgg16": ("VGG-16 (2014), 138M params", "vgg16-397923af.pth", "classifier.6", 256, 224, "bilinear"),
+    "vgg19": ("VGG-19 (2014), 144M params", "vgg19-dcbb9e9d.pth", "classifier.6", 256, 224, "bilinear"),
+    "vgg16_bn": ("VGG-16 with BatchNorm", "vgg16_bn-6c64b313.pth", "classifier.6", 256, 224, "bilinear"),
+    "googlenet": ("GoogLeNet / Inception v1 (2014)", "googlenet-1378be20.pth", "fc", 256, 224, "bilinear"),
+    "inception_v3": ("Inception v3, 299 px", "inception_v3_google-0cc3c7bd.pth", "fc", 342, 299, "bilinear"),
+    "resnet18": ("ResNet-18 (2015)", "resnet18-f37072fd.pth", "fc", 256, 224, "bilinear"),
+    "resnet34": ("ResNet-34", "resnet34-b627a593.pth", "fc", 256, 224, "bilinear"),
+    "resnet50": ("ResNet-50", "resnet50-11ad3fa6.pth", "fc", 232, 224, "bilinear"),
+    "resnet101": ("ResNet-101", "resnet101-cd907fc2.pth", "fc", 232, 224, "bilinear"),
+    "resnet152": ("ResNet-152", "resnet152-f82ba261.pth", "fc", 232, 224, "bilinear"),
+    "densenet121": ("DenseNet-121", "densenet121-a639ec97.pth", "classifier", 256, 224, "bilinear"),
+    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2-7ebf99e0.pth", "classifier.1", 232, 224, "bilinear"),
+    "mobilenet_v3_small": ("MobileNetV3-Small", "mobilenet_v3_small-047dcff4.pth", "classifier.3", 256, 224,
+                           "bilinear"),
+    "mobilenet_v3_large": ("MobileNetV3-Large", "mobilenet_v3_large-5c1a4163.pth", "classifier.3", 232, 224,
+                           "bilinear"),
+    "efficientnet_b0": ("EfficientNet-B0", "efficientnet_b0_rwightman-7f5810bc.pth", "classifier.1", 256, 224,
+                        "bicubic"),
+    "convnext_tiny": ("ConvNeXt-Tiny", "convnext_tiny-983f1562.pth", "classifier.2", 236, 224, "bilinear"),
+    "regnet_y_400mf": ("RegNetY-400MF", "regnet_y_400mf-e6988f5f.pth", "fc", 232, 224, "bilinear"),
+    # SqueezeNet classifies with a 1x1 convolution: no linear head, so no penultimate embedding
+    "squeezenet1_1": ("SqueezeNet 1.1", "squeezenet1_1-b8a52dc0.pth", "classifier.1", 256, 224, "bilinear"),
+    "shufflenet_v2_x1_0": ("ShuffleNetV2 1.0x", "shufflenetv2_x1-5666bf0f80.pth", "fc", 256, 224, "bilinear"),
+    "wide_resnet50_2": ("Wide ResNet-50-2", "wide_resnet50_2-9ba9bcbe.pth", "fc", 232, 224, "bilinear"),
 }
 
 
-def _weights_enum(name: str):
-    import torchvision.models as tvm
-    return tvm.get_model_weights(name).DEFAULT
+def _cfgs(name: str) -> tuple[ModelCfg, ModelCfg]:
+    """(untrained, published weights) configurations of a torchvision model."""
+    _, filename, head, resize, size, interpolation = TORCHVISION_MODELS[name]
+    untrained = ModelCfg(input_size=(size, size), resize=342 if size == 299 else 256, classifier=head)
+    weights = untrained.replace(url=_TORCHVISION + filename, resize=resize, interpolation=interpolation,
+                                dataset="imagenet", source=_SOURCE)
+    return untrained, weights
 
 
-def _build(name: str, pretrained: bool, num_classes: int | None) -> Classifier:
-    import torchvision.models as tvm
-    weights = _weights_enum(name) if pretrained else None
-    kwargs = {}
-    if weights is not None:
-        download(weights.url, f"torchvision {name}")  # clear offline error before torchvision tries
-    elif name in ("googlenet", "inception_v3"):
-        kwargs = {"aux_logits": False, "init_weights": True}
-    net = tvm.get_model(name, weights=weights, **kwargs)
-    feats, head = guess_layers(net)
-    labels = imagenet_labels()
-    if num_classes and num_classes != 1000:
-        parent, _, attr = head.rpartition(".")
-        holder = net.get_submodule(parent) if parent else net
-        old = getattr(holder, attr)
-        setattr(holder, attr, nn.Linear(old.in_features, num_classes))
-        labels = default_labels(num_classes)
-    if weights is not None:
-        t = weights.transforms()
-        pre = Preprocessing((t.crop_size[0], t.crop_size[0]), t.resize_size[0], t.interpolation.value)
-        mean, std = tuple(t.mean), tuple(t.std)
-    else:
-        size = 299 if name == "inception_v3" else 224
-        pre, mean, std = Preprocessing((size, size), 342 if size == 299 else 256), IMAGENET_MEAN, IMAGENET_STD
-    return Classifier(net, labels, preprocessing=pre, mean=mean, std=std, feature_layers=feats, head=head,
-                      spec={"name": name, "kwargs": {}},
-                      weights_name=weights.url.rsplit("/", 1)[-1] if weights is not None else None)
+def _new_head(net: nn.Module, head: str, num_classes: int) -> None:
+    """Replace the final linear layer (or SqueezeNet's 1x1 classifier convolution) by a fresh one."""
+    parent, _, attr = head.rpartition(".")
+    holder = net.get_submodule(parent) if parent else net
+    old = getattr(holder, attr)
+    new = (nn.Linear(old.in_features, num_classes) if isinstance(old, nn.Linear)
+           else nn.Conv2d(old.in_channels, num_classes, old.kernel_size))
+    setattr(holder, attr, new)
 
 
-def _cached(name: str):
-    def probe() -> bool:
-        try:
-            return (hub_cache_dir() / _weights_enum(name).url.rsplit("/", 1)[-1]).exists()
-        except Exception:  # noqa: BLE001
-            return False
-    return probe
+def _builder(name: str):
+    untrained, published = _cfgs(name)
+
+    def build(pretrained: bool = False, num_classes: int | None = None) -> Classifier:
+        """A torchvision ImageNet classifier (torchvision's DEFAULT weights when pretrained)."""
+        import torchvision.models as tvm
+        weights = tvm.get_model_weights(name).DEFAULT if pretrained else None
+        kwargs = {}
+        if weights is not None:
+            download(published.url, f"torchvision {name}")  # clear offline error before torchvision tries
+        elif name in ("googlenet", "inception_v3"):
+            kwargs = {"aux_logits": False, "init_weights": True}
+        net = tvm.get_model(name, weights=weights, **kwargs)
+        if num_classes and num_classes != 1000:
+            _new_head(net, published.classifier, num_classes)
+        return build_classifier(net, published if pretrained else untrained, name=name, kwargs={},
+                                feature_layers=guess_layers(net)[0], pretrained=pretrained)
+    return build
 
 
-for _name, _desc in TORCHVISION_MODELS.items():
-    register_model(_name, family="imagenet", pretrained="download", default_classes=1000,
-                   description=f"{_desc} (torchvision)", cached_weights=_cached(_name)
-                   )(lambda pretrained=False, num_classes=None, _n=_name: _build(_n, pretrained, num_classes))
+for _name, (_desc, *_) in TORCHVISION_MODELS.items():
+    _untrained, _published = _cfgs(_name)
+    register_model(_name, family="imagenet", cfg=_untrained, weights=_published,
+                   description=f"{_desc} (torchvision)")(_builder(_name))
 
 
 def timm_model(name: str, pretrained: bool = False, num_classes: int | None = None) -> Classifier:
     """A timm model (needs `pip install timm`; weights from the Hugging Face hub when online)."""
     try:
         import timm
-        from timm.data import resolve_data_config
     except ImportError:
         raise CnnlabError(f"Model 'timm/{name}' needs timm: `pip install timm`.") from None
     try:
@@ -91,10 +105,14 @@ def timm_model(name: str, pretrained: bool = False, num_classes: int | None = No
     except Exception as e:  # noqa: BLE001 - download or name errors from timm
         raise CnnlabError(f"timm could not create '{name}' ({str(e).splitlines()[0][:150]}); "
                           "check the name (timm.list_models()) and the network.") from None
-    cfg = resolve_data_config({}, model=net)
-    size = cfg["input_size"][1:]
-    pre = Preprocessing(tuple(size), int(round(size[0] / cfg.get("crop_pct", 0.875))), cfg.get("interpolation", "bilinear"))
-    feats, head = guess_layers(net)
-    return Classifier(net, imagenet_labels() if (num_classes or 1000) == 1000 else default_labels(num_classes),
-                      preprocessing=pre, mean=cfg["mean"], std=cfg["std"], feature_layers=feats, head=head,
-                      spec={"name": f"timm/{name}", "kwargs": {}})
+    model = wrap(net, name=f"timm/{name}")  # timm's own cfg: input size, crop, mean/std, classifier
+    model.spec = {"name": f"timm/{name}", "kwargs": {}}
+    return model
+
+
+def timm_entry(name: str) -> ModelEntry:
+    """A registry entry for timm's model `name` (built on demand; timm's own cfg configures it)."""
+    def build(pretrained: bool = False, num_classes: int | None = None) -> Classifier:
+        """A timm model."""
+        return timm_model(name, pretrained, num_classes)
+    return ModelEntry(f"timm/{name}", build, "timm", "a timm model")

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import CnnlabError
 from ..runs import Run
-from .config import TrainConfig, recommended
+from .config import TrainConfig
 from .evaluate import EvalResult, evaluate, predict_labels
 from .fit import FitResult, TrainingDiverged, fit
 
@@ -48,13 +48,8 @@ def prepare(cfg: TrainConfig, model=None, data=None):  # noqa: ANN001
     check_labels(train_set, model.num_classes, "training data")
     if val_set is not None and len(val_set):
         check_labels(val_set, model.num_classes, "validation data")
-    if cfg.whiten:
-        from ..data.arrays import ImageArrays
-        from ..models.course import whiten_init
-        if not hasattr(model.net, "whiten") or not isinstance(train_set, ImageArrays):
-            raise CnnlabError("--whiten needs the airbench model and in-memory training data.")
-        sel = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed))[:5000]
-        whiten_init(model, train_set.x[sel].float() / 255)
+    if cfg.data_init and not (cfg.weights or cfg.pretrained):
+        _data_init(model, train_set, cfg.seed)
     return model, train_set, val_set
 
 
@@ -63,22 +58,25 @@ def _build_model(cfg: TrainConfig, num_classes: int):  # noqa: ANN001
     if cfg.weights:
         model = create_model(cfg.model or None, weights=cfg.weights, **cfg.model_kwargs)
         if model.num_classes != num_classes:
-            replace_head(model, num_classes)
+            model.replace_head(num_classes)
         return model
     return create_model(cfg.model, pretrained=cfg.pretrained, num_classes=num_classes, **cfg.model_kwargs)
 
 
-def replace_head(model, num_classes: int) -> None:  # noqa: ANN001
-    """Give a Classifier a new, freshly initialized final linear layer with `num_classes` outputs."""
-    from torch import nn
-
-    from ..models.labels import default_labels
-    head = model.head()
-    parent, _, attr = model.head_name.rpartition(".")
-    holder = model.net.get_submodule(parent) if parent else model.net
-    setattr(holder, attr, nn.Linear(head.in_features, num_classes, bias=head.bias is not None))
-    model.labels = default_labels(num_classes)
-    model.spec = {**model.spec, "kwargs": {**model.spec.get("kwargs", {}), "num_classes": num_classes}}
+def _data_init(model, train_set, seed: int) -> None:  # noqa: ANN001
+    """Run the model family's data-dependent initialization (airbench: its whitening conv) on up to the
+    number of seeded training images it asks for."""
+    from ..data.arrays import ImageArrays
+    from ..models import data_init
+    init = data_init(model.name)
+    if init is None:
+        return
+    if not isinstance(train_set, ImageArrays):
+        raise CnnlabError(f"Model '{model.name}' initializes from the training data ({init.description}), which "
+                          "needs in-memory training data (arrays, not an image folder streamed from disk); "
+                          "pass data_init=False to skip it.")
+    sel = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed))[:init.images]
+    init.fn(model, train_set.floats(sel))
 
 
 def _describe_data(train_set, val_set) -> dict:  # noqa: ANN001
@@ -92,14 +90,14 @@ def train(model: str | object = "cifar_resnet20", data: str | object = "cifar10"
     """Train a model (a registry name or a Classifier) on data (a name, file, folder or dataset) into a
     new run directory `out` (see cnnlab.runs for its layout). Options are TrainConfig fields;
     `stop_after` ends the run after that epoch as if it were interrupted (resume it later)."""
-    from ..models import Classifier
+    from ..models import Classifier, recipe
     from . import distributed
     name = model.name if isinstance(model, Classifier) else str(model)
     if "model_kwargs" not in options and isinstance(model, Classifier):
         options["model_kwargs"] = dict(model.spec.get("kwargs", {}))
     data_name = str(data) if isinstance(data, (str, Path)) else (getattr(data, "name", "") or "data")
-    options = {**recommended(name), **{k: v for k, v in options.items() if v is not None}}
-    cfg = TrainConfig(model=name, data=data_name, epochs=epochs, **options)
+    options = {**recipe(name), **{k: v for k, v in options.items() if v is not None}}
+    cfg = TrainConfig.from_dict({"model": name, "data": data_name, "epochs": epochs, **options})
     out = Path(out) if out is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     ctx = distributed.context()
     err = None
@@ -141,7 +139,7 @@ def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True
         raise CnnlabError(f"Run '{run.path}' already finished its {cfg.epochs} epochs; pass --epochs N (more) "
                           "to train on.")
     try:
-        model, train_set, val_set = prepare(cfg.replace(whiten=False), data=data)
+        model, train_set, val_set = prepare(cfg.replace(data_init=False), data=data)
     except CnnlabError as e:
         if data is None and run.config.get("data", {}).get("in_memory"):
             raise CnnlabError(f"Run '{run.path}' was trained on an in-memory dataset ('{cfg.data}'); pass it again: "

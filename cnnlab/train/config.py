@@ -29,7 +29,9 @@ def tta_mode(value: bool | str | None) -> str:
 
 @dataclass
 class TrainConfig:
-    """A training run's settings. Defaults follow He et al. (2016) for CIFAR ResNets, but shorter."""
+    """A training run's settings. Defaults follow He et al. (2016) for CIFAR ResNets, but shorter; where
+    the caller leaves an option unset, `cnnlab.train` takes it from the model family's recipe
+    (`cnnlab.models.recipe(name)`)."""
 
     model: str = "cifar_resnet20"
     model_kwargs: dict = field(default_factory=dict)
@@ -73,8 +75,7 @@ class TrainConfig:
     adv_steps: int = 7
     adv_step_size: float | None = None
     robust_eval_images: int = 500
-    # airbench recipe extras
-    whiten: bool = False               # initialize an airbench net's whitening conv from the data
+    data_init: bool = True             # run the model family's data-dependent initialization, if it has one
     workers: int = 2                   # decoding processes for image folders streamed from disk
     checkpoint_every: int = 1
     log_every: int = 0                 # 0: progress bar only; N: also print every N steps
@@ -101,6 +102,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        if "whiten" in d:  # configs written before families owned their initialization
+            d.setdefault("data_init", d.pop("whiten"))
         names = {f.name for f in fields(cls)}
         bad = [k for k in d if k not in names]
         if bad:
@@ -109,24 +113,3 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return TrainConfig.from_dict({**self.to_dict(), **changes})
-
-
-_ADAM = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant"}
-#: Per-model defaults used where the caller leaves an option unset: SGD at lr 0.1 suits BN ResNets but
-#: blows up flatten+dense nets (a 4096-input linear layer moves its logits by ~lr*|x|^2 per step),
-#: so the course nets default to the Adam 1e-3 of the course notebooks.
-RECOMMENDED: dict[str, dict] = {
-    "softmax_regression": {**_ADAM, "augment": "none"},
-    "mlp": {**_ADAM, "augment": "none"},
-    "simple_cnn": _ADAM, "simple_cnn_bn": _ADAM, "simple_cnn_strided": _ADAM, "simple_cnn_gap": _ADAM,
-    "cnn11": _ADAM,
-    "course_resnet": {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "step", "step_every": 10},
-    "airbench": {"optimizer": "sgd", "nesterov": True, "lr": 2.0, "momentum": 0.85, "weight_decay": 5e-4,
-                 "batch_size": 512, "schedule": "triangle", "label_smoothing": 0.2, "augment": "crop2,flip",
-                 "whiten": True, "bias_lr_mult": 4.0, "ema": 0.99, "tta": "flip-translate", "channels_last": True},
-}
-
-
-def recommended(model: str) -> dict:
-    """The per-model defaults for options the caller did not set (empty for ResNets: the defaults fit)."""
-    return dict(RECOMMENDED.get(model, {}))

@@ -63,7 +63,7 @@ def test_predict_directory_human_output_and_weights(tmp_path, resnet20):
     torch.save({"state_dict": resnet20.net.state_dict()}, w)
     r = run("predict", str(photos / "cat.png"), "--model", "cifar_resnet20", "--weights", str(w), "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)[0]["top"][0]["label"] in resnet20.labels
+    assert json.loads(r.stdout)[0]["top"][0]["label"].startswith("class ")  # a bare state dict names no classes
 
 
 def test_predict_batches_do_not_change_results_and_an_empty_directory_is_one_error(tmp_path):

@@ -1,4 +1,4 @@
-"""The course networks: shapes, named layers, options, checkpoints that rebuild them."""
+"""The small teaching networks: shapes, named layers, options, checkpoints that rebuild them."""
 from __future__ import annotations
 
 import pytest
@@ -6,11 +6,12 @@ import torch
 
 import cnnlab
 from cnnlab.errors import CnnlabError
-from cnnlab.models.course import parse_strides, whiten_init
+from cnnlab.models.course import parse_strides
 
 CASES = [("softmax_regression", {}), ("mlp", {"widths": "64,32", "activation": "tanh"}), ("simple_cnn", {}),
          ("simple_cnn_bn", {}), ("simple_cnn_strided", {}), ("simple_cnn_gap", {}), ("cnn11", {}),
          ("cnn11", {"bn": True}), ("course_resnet", {}), ("course_resnet", {"strides": "1,2", "bn": True}),
+         ("simple_cnn", {"bn": True, "channels": 16}), ("course_resnet", {"shortcut": False, "dropout": 0.0}),
          ("airbench", {"widths": "16,32,32", "whiten_width": 8})]
 
 
@@ -34,7 +35,7 @@ def test_every_course_model_is_a_working_classifier(name, kwargs, cifar_lossless
     assert torch.allclose(again(x), logits, atol=1e-5)
 
 
-def test_seed001_cnn_layout():
+def test_cnn11_layout():
     m = cnnlab.create_model("cnn11")
     convs = [mod for mod in m.net.modules() if isinstance(mod, torch.nn.Conv2d)]
     assert [tuple(c.weight.shape) for c in convs] == [(64, 3, 11, 11), (128, 64, 3, 3), (128, 128, 3, 3)]
@@ -43,13 +44,13 @@ def test_seed001_cnn_layout():
     assert sum(isinstance(mod, torch.nn.BatchNorm2d) for mod in cnnlab.create_model("cnn11", bn=True).net.modules()) == 3
 
 
-def test_seed000_resnet_strides_shortcuts_and_shapes():
-    assert parse_strides("3-3-3") == [1, 1, 2, 1, 1, 2, 1, 1, 1]  # the seed's own name for its net
+def test_course_resnet_strides_shortcuts_and_shapes():
+    assert parse_strides("3-3-3") == [1, 1, 2, 1, 1, 2, 1, 1, 1]  # blocks per stage
     assert parse_strides("5-5-5") == [1, 1, 1, 1, 2, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1]
     assert parse_strides("1,1,2,1,1,2,1,1,1") == [1, 1, 2, 1, 1, 2, 1, 1, 1]
     with pytest.raises(CnnlabError, match="1s and 2s"):
         parse_strides("1,3")
-    m = cnnlab.create_model("course_resnet")  # the seed's 3-3-3 net with 100 classes
+    m = cnnlab.create_model("course_resnet")  # the 3-3-3 net with 100 classes
     assert m.num_classes == 100 and m.net.conv1.out_channels == 16
     blocks = list(m.net.blocks)
     assert [b.conv1.stride[0] for b in blocks] == [1, 1, 2, 1, 1, 2, 1, 1, 1]
@@ -78,7 +79,7 @@ def test_mlp_he_init_scale_and_activation():
         cnnlab.create_model("mlp", activation="sigmoid")
 
 
-def test_simple_cnn_variants_follow_the_notebook():
+def test_simple_cnn_variants():
     plain = cnnlab.create_model("simple_cnn").net
     strided = cnnlab.create_model("simple_cnn_strided").net
     gap = cnnlab.create_model("simple_cnn_gap").net
@@ -89,16 +90,14 @@ def test_simple_cnn_variants_follow_the_notebook():
     assert sum(p.numel() for p in gap.parameters()) < sum(p.numel() for p in plain.parameters())
 
 
-def test_whitening_init_decorrelates_real_patches(cifar_test_small):
-    x = cifar_test_small[0]
-    m = cnnlab.create_model("airbench")
-    whiten_init(m, x)
-    with torch.no_grad():
-        out = m.net.whiten(m.normalize(x))  # [N, 24, 31, 31]
-    half = out[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)
-    cov = torch.cov(half.T)
-    var = torch.diag(cov)  # unit variance along the strong directions; eps damps the weakest ones
-    assert torch.allclose(var[:6], torch.ones(6), atol=0.05) and bool((var <= 1.01).all())
-    off = cov - torch.diag(torch.diag(cov))
-    assert off.abs().max() < 0.15
-    assert not m.net.whiten.weight.requires_grad
+def test_variant_arguments_and_what_the_checkpoint_records():
+    """simple_cnn with bn/strided/gap turned on is the same network as the variant that has them."""
+    a, b = cnnlab.create_model("simple_cnn", bn=True, strided=True), cnnlab.create_model("simple_cnn_strided")
+    assert [(n, tuple(p.shape)) for n, p in a.net.named_parameters()] == \
+        [(n, tuple(p.shape)) for n, p in b.net.named_parameters()]
+    assert a.spec["kwargs"] == {"num_classes": 10, "bn": True, "strided": True} and b.spec["kwargs"] == {"num_classes": 10}
+    plain = cnnlab.create_model("simple_cnn_bn", bn=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.net.modules())
+    small = cnnlab.create_model("softmax_regression", input_size=28)
+    assert small.input_size == (28, 28) and small(torch.rand(1, 3, 28, 28)).shape == (1, 10)
+    assert cnnlab.create_model("course_resnet").labels[:2] == ["class 0", "class 1"]  # never CIFAR-100's names
