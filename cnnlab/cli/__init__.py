@@ -15,7 +15,7 @@ from ..errors import CnnlabError
 
 #: command name -> (module under cnnlab.cli, function name)
 COMMANDS = {
-    "models": ("basic", "models_cmd"),
+    "models": ("models", "models_cmd"),
     "predict": ("predict", "predict_cmd"),
     "inspect": ("graph", "inspect_cmd"),
     "tour": ("tour", "tour_cmd"),

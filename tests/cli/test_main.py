@@ -16,7 +16,7 @@ from cnnlab.cli.common import MODEL_OPTIONS, ModelChoice, model_options
 
 
 #: Command modules whose every option is checked for help text here (the others: their own tests).
-DOCUMENTED = {"predict", "graph", "serve", "report", "tour", "scratch", "basic"}
+DOCUMENTED = {"predict", "graph", "serve", "report", "tour", "scratch", "models"}
 
 
 def test_help_lists_every_command_and_every_command_has_help():
