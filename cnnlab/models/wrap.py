@@ -30,7 +30,14 @@ _WRAPPED: "weakref.WeakKeyDictionary[nn.Module, Classifier]" = weakref.WeakKeyDi
 
 
 def guess_layers(net: nn.Module) -> tuple[list[str], str | None]:
-    """Feature layers (early to late) and the name of the final Linear of a torchvision/timm-style net."""
+    """Feature layers (early to late) and the name of the final Linear of a torchvision/timm-style net.
+
+    The feature layers are the top-level children holding a convolution (not the head): VGG-style
+    `features` blocks after each activation, a ResNet's stem activation and stages. In a timm net, a
+    container of stages (EfficientNet's `blocks`, ConvNeXt's `stages`; not the stem) is replaced by its
+    stages, and the classifier its `pretrained_cfg` names (a 1x1 convolution in some) is never a
+    feature layer.
+    """
     names = dict(net.named_modules())
     head = [n for n, m in names.items() if isinstance(m, nn.Linear)]
     head_name = head[-1] if head else None
@@ -40,16 +47,32 @@ def guess_layers(net: nn.Module) -> tuple[list[str], str | None]:
             feats = [f"features.{n}" for n, m in names["features"].named_children()
                      if isinstance(m, (nn.ReLU, nn.ReLU6)) or not isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d))]
         return feats, head_name
+    timm = type(net).__module__.startswith("timm.")
+    heads = {h for h in (head_name, _timm_cfg(net).get("classifier") if timm else None) if isinstance(h, str)}
     feats = []
     for n, m in net.named_children():
-        if n == head_name or not any(isinstance(x, nn.Conv2d) for x in m.modules()):
+        if any(h == n or h.startswith(f"{n}.") for h in heads) or not _has_conv(m):
             continue
         feats.append(n)
     if "relu" in names and "layer1" in names:  # ResNet: the stem's activation, then the stages
-        feats = ["relu"] + [f for f in feats if f.startswith("layer")]
-    if "act1" in names and "layer1" in names and "relu" not in names:  # timm ResNet
-        feats = ["act1"] + [f for f in feats if f.startswith("layer")]
+        return ["relu"] + [f for f in feats if f.startswith("layer")], head_name
+    if "act1" in names and "layer1" in names:  # timm ResNet
+        return ["act1"] + [f for f in feats if f.startswith("layer")], head_name
+    if timm:
+        feats = [s for f in feats for s in ([f] if f.endswith("stem") else _stages(names[f], f))]
     return feats, head_name
+
+
+def _has_conv(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in module.modules())
+
+
+def _stages(module: nn.Module, name: str) -> list[str]:
+    """A container of two or more stages holding convolutions -> the stages' names; else [name]."""
+    if not isinstance(module, (nn.Sequential, nn.ModuleList)):
+        return [name]
+    stages = [f"{name}.{n}" for n, m in module.named_children() if _has_conv(m)]
+    return stages if len(stages) >= 2 else [name]
 
 
 def _in_channels(net: nn.Module) -> int:
