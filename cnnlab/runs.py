@@ -32,9 +32,13 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CnnlabError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 CONFIG, METRICS, FINAL = "config.json", "metrics.jsonl", "final.json"
 
@@ -236,32 +240,19 @@ def plot_curves(runs: list[Run], out: Path, labels: list[str] | None = None) -> 
     return out
 
 
-def first_conv_filters(net) -> "Any | None":  # noqa: ANN001
+def first_conv_filters(net: nn.Module) -> torch.Tensor | None:
     """The weights [out, 3, k, k] of the first convolution over RGB input, or None (e.g. an MLP)."""
-    from torch import nn
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d) and m.in_channels == 3 and m.groups == 1:
-            return m.weight.detach().float().cpu()
-    return None
+    from .explain.filters import first_rgb_conv
+    found = first_rgb_conv(net)
+    return None if found is None else found[1].weight.detach().float().cpu()
 
 
-def save_filters(net, path: str | Path, scale: int = 0) -> Path | None:  # noqa: ANN001
-    """First-layer filters as one RGB image: each contrast-stretched, 16 per row (4x16 for 64 filters)."""
-    from PIL import Image
-
-    from .images import make_grid, normalize01, to_uint8
-    w = first_conv_filters(net)
-    if w is None:
-        return None
-    w = normalize01(w, dims=(1, 2, 3))
-    k = w.shape[-1]
-    scale = scale or max(1, 48 // k)
-    w = w.repeat_interleave(scale, 2).repeat_interleave(scale, 3)
-    grid = make_grid(w, nrow=min(16, len(w)), padding=2, pad_value=1.0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_uint8(grid)).save(path)
-    return path
+def save_filters(net: nn.Module, path: str | Path, scale: int = 0) -> Path | None:
+    """The first convolution's filters as the titled grid of `cnnlab.explain` (each contrast-stretched,
+    16 per row for 32+ filters), or None when the network has no convolution over RGB."""
+    from .explain.filters import conv_filters, first_rgb_conv
+    found = first_rgb_conv(net)
+    return None if found is None else conv_filters(*found).figure(path, scale=scale)
 
 
 def compare_runs(paths: list[str | Path], out: str | Path) -> Path:

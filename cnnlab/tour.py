@@ -79,11 +79,11 @@ def predictions_figure(photos: dict[str, torch.Tensor], top: dict[str, list], pa
 
 
 def _section(area: str) -> Callable[..., dict] | None:
-    """cnnlab.<area>.tour_section, or None when the area's module does not exist (yet)."""
+    """cnnlab.<area>.tour.tour_section, or None when the area or its tour module does not exist (yet)."""
     try:
-        mod = importlib.import_module(f"cnnlab.{area}")
+        mod = importlib.import_module(f"cnnlab.{area}.tour")
     except ModuleNotFoundError as e:
-        if e.name in (f"cnnlab.{area}", "cnnlab"):
+        if e.name in (f"cnnlab.{area}.tour", f"cnnlab.{area}", "cnnlab"):
             return None
         raise
     return getattr(mod, "tour_section", None)

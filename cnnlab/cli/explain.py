@@ -5,18 +5,50 @@ Each writes PNG figures (and a JSON summary) into --out, optionally TensorBoard 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import CnnlabError
-from .common import echo_json, fresh_out_dir, load_cli_model, model_options
+from .common import ModelChoice, echo_json, fresh_out_dir, model_options
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+if TYPE_CHECKING:
+    import torch
+
+    from ..models import Classifier
+
+class LibraryHelp(click.Option):
+    """An option whose help text is read from the library when --help is shown: the attribution
+    registry owns the method names and their defaults, and importing this module stays free of torch."""
+
+    def __init__(self, *args: Any, help_from: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help_from = help_from
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = self.help_from()
+        return super().get_help_record(ctx)
 
 
-def _out_options(default: str):  # noqa: ANN202
-    def deco(fn):  # noqa: ANN001, ANN202
+def _method_default(method: str, option: str) -> str:
+    from ..explain import method_spec
+    return f"[default: {method_spec(method).options[option]}]"
+
+
+def _scores() -> str:
+    from ..explain.attribution import SCORES
+    return " or ".join(SCORES)
+
+
+def _method_names() -> str:
+    from ..explain import METHODS
+    return ", ".join(METHODS)
+
+
+def _out_options(default: str) -> Callable[[Callable], Callable]:
+    def deco(fn: Callable) -> Callable:
         fn = click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")(fn)
         fn = click.option("--tensorboard", type=click.Path(file_okay=False), default=None,
                           help="Also write the figures as TensorBoard images into this log directory.")(fn)
@@ -68,7 +100,7 @@ def _finish(out: Path, summary: dict, images: dict, tensorboard: str | None, as_
             click.echo(f"TensorBoard images in {tensorboard} (tensorboard --logdir {tensorboard})")
 
 
-def _image_or_default(image: str | None, model):  # noqa: ANN001, ANN202
+def _image_or_default(image: str | None, model: Classifier) -> tuple[torch.Tensor, str]:
     from ..images import bundled_photo, load_images
     src = image if image is not None else bundled_photo("chelsea")
     if image is None:
@@ -87,13 +119,13 @@ def _image_or_default(image: str | None, model):  # noqa: ANN001, ANN202
 @click.option("--rank", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
               help="Rank channels by mean or max activation.")
 @_out_options("featmaps")
-def featmaps_cmd(image: str | None, model_name: str | None, weights: str | None, normalize: str | None,
+def featmaps_cmd(image: str | None, model_choice: ModelChoice,
                  layers: tuple[str, ...], k: int, channels: str | None, rank: str, out: str | None, force: bool,
                  tensorboard: str | None, as_json: bool) -> None:
     """Feature maps of IMAGE at early/middle/late layers, each normalized to [0,1], as one figure."""
     from ..explain import feature_maps
     from ..images import save_image
-    model = load_cli_model(model_name, weights, normalize)
+    model = model_choice.load()
     x, stem = _image_or_default(image, model)
     chans = _int_list(channels, "--channels") if channels else None
     fm = feature_maps(model, x, list(layers) or ["early", "middle", "late"], k=k, channels=chans, rank=rank)
@@ -117,68 +149,64 @@ def featmaps_cmd(image: str | None, model_name: str | None, weights: str | None,
 @click.option("--columns", type=click.IntRange(1, 256), default=None,
               help="Filters per row [default: 16 for 32+ filters, so 64 filters make 4 rows x 16].")
 @_out_options("filters")
-def filters_cmd(model_name: str | None, weights: str | None, normalize: str | None, layer: str | None,
+def filters_cmd(model_choice: ModelChoice, layer: str | None,
                 columns: int | None, out: str | None, force: bool, tensorboard: str | None, as_json: bool) -> None:
-    """First-layer filters as one RGB array, each contrast-stretched; a linear model's class templates."""
+    """First-layer filters as one titled RGB grid, each contrast-stretched; a linear model's class templates."""
     from ..explain import filters
-    from ..images import save_image
-    model = load_cli_model(model_name, weights, normalize)
+    model = model_choice.load()
     f = filters(model, layer)
     d = _out_dir(out, force, "filters")
-    img = f.image(ncols=columns)
-    figs = [save_image(img, d / "filters.png")]
+    figs = [f.figure(d / "filters.png", ncols=columns)]
     if f.kind == "templates":
-        figs.append(f.figure(d / "templates.png"))
+        figs.append(f.panels(d / "templates.png"))
     summary = {**f.to_dict(), "figures": [str(p) for p in figs]}
     if not as_json:
         click.echo(f"{f.kind} of layer '{f.layer}': {len(f.filters)} filters, weight shape {f.weight_shape}")
-    _finish(d, summary, {"filters": img}, tensorboard, as_json, "filters")
+    _finish(d, summary, {"filters": f.image(ncols=columns)}, tensorboard, as_json, "filters")
 
 
 @click.command("saliency")
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 @model_options
-@click.option("--method", default="gradient", show_default=True,
-              help="gradient, smoothgrad, ig, guided, gradcam, deconvnet, a comma list, or all.")
+@click.option("--method", default="gradient", show_default=True, cls=LibraryHelp,
+              help_from=lambda: f"{_method_names()}, a comma list, or all.")
 @click.option("--target", default=None, help="Class to explain: a name or index [default: each image's prediction].")
 @click.option("--layer", default=None, help="Grad-CAM layer: a name or early/middle/late [default: last feature layer].")
-@click.option("--steps", type=click.IntRange(1, 10000), default=50, show_default=True, help="Integrated Gradients steps.")
-@click.option("--samples", type=click.IntRange(1, 10000), default=25, show_default=True, help="SmoothGrad samples.")
-@click.option("--sigma", type=float, default=0.15, show_default=True, help="SmoothGrad noise std (pixel units).")
-@click.option("--score", type=click.Choice(["logit", "loss"]), default="logit", show_default=True,
-              help="Gradient of the target logit, or of its cross-entropy loss (the seed exercise's variant).")
+@click.option("--steps", type=click.IntRange(1, 10000), default=None, cls=LibraryHelp,
+              help_from=lambda: f"Integrated Gradients steps {_method_default('ig', 'steps')}.")
+@click.option("--samples", type=click.IntRange(1, 10000), default=None, cls=LibraryHelp,
+              help_from=lambda: f"SmoothGrad samples {_method_default('smoothgrad', 'samples')}.")
+@click.option("--sigma", type=float, default=None, cls=LibraryHelp,
+              help_from=lambda: f"SmoothGrad noise std in pixel units {_method_default('smoothgrad', 'sigma')}.")
+@click.option("--score", default=None, cls=LibraryHelp,
+              help_from=lambda: f"What gradient methods differentiate, {_scores()}: the target's logit or its "
+                                f"cross-entropy loss {_method_default('gradient', 'score')}.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=None,
               help="Interpolation points / noisy copies per forward pass (bounds memory) [default: by image size].")
 @_out_options("saliency")
-def saliency_cmd(images: tuple[str, ...], model_name: str | None, weights: str | None, normalize: str | None,
-                 method: str, target: str | None, layer: str | None, steps: int, samples: int, sigma: float,
-                 score: str, batch_size: int | None, out: str | None, force: bool, tensorboard: str | None,
-                 as_json: bool) -> None:
+def saliency_cmd(images: tuple[str, ...], model_choice: ModelChoice,
+                 method: str, target: str | None, layer: str | None, steps: int | None, samples: int | None,
+                 sigma: float | None, score: str | None, batch_size: int | None, out: str | None, force: bool,
+                 tensorboard: str | None, as_json: bool) -> None:
     """Attribution maps of IMAGES (gradient saliency by default), with overlays, in --out."""
-    from ..explain import METHODS, attribute
-    from ..explain.attribution import ALIASES
-    from ..errors import unknown
+    from ..explain import attribute
+    from ..explain.attribution import method_specs
     from ..images import bundled_photo, load_images, save_image
-    methods = list(METHODS) if method.strip() == "all" else [m.strip() for m in method.split(",") if m.strip()]
-    for m in methods:
-        if ALIASES.get(m, m) not in METHODS:
-            raise unknown("--method", m, [*METHODS, "all"])
-    model = load_cli_model(model_name, weights, normalize)
+    specs = method_specs(method, "--method")
+    model = model_choice.load()
     srcs = list(images) or [bundled_photo("chelsea")]
     if not images:
         click.echo("no IMAGES given: using scikit-image's photo 'chelsea' (a cat)", err=True)
     x = load_images(srcs, model)
     _check_out(out, force)
-    results = []
-    for m in dict.fromkeys(ALIASES.get(m, m) for m in methods):
-        opts = {"gradient": {"score": score}, "guided": {"score": score}, "deconvnet": {"score": score},
-                "smoothgrad": {"samples": samples, "sigma": sigma, "batch_size": batch_size, "score": score},
-                "ig": {"steps": steps, "batch_size": batch_size}, "gradcam": {"layer": layer}}[m]
-        results.append((m, attribute(model, x, target=target, method=m, **opts)))
+    given = {"layer": layer, "steps": steps, "samples": samples, "sigma": sigma, "score": score,
+             "batch_size": batch_size}
+    results = [attribute(model, x, target=target, method=spec.name, **spec.pick(given)) for spec in specs]
     d = _out_dir(out, force, "saliency")
     summary: dict = {"images": [str(s) for s in srcs], "methods": {}, "figures": []}
     tb: dict = {}
-    for key, a in results:
+    for a in results:
+        key = a.method
         summary["methods"][key] = a.to_dict()
         summary["figures"].append(str(a.figure(d / f"saliency_{key}.png")))
         for i, (ov, s) in enumerate(zip(a.overlays(), srcs)):
@@ -186,11 +214,7 @@ def saliency_cmd(images: tuple[str, ...], model_name: str | None, weights: str |
             tb[f"{key}/{i:02d}_{Path(str(s)).stem}"] = ov
             summary["figures"].append(str(p))
         if not as_json:
-            extra = ""
-            if key == "ig":
-                extra = f"; completeness error {max(a.extras['completeness_relative_error']):.1%}"
-            click.echo(f"{key}: " + ", ".join(f"{lab} ({sc:.2f})" for lab, sc in zip(a.labels, a.scores)) + extra
-                       + (f"; layer {a.layer}" if a.layer else ""))
+            click.echo(a.summary())
             for note in a.notes:
                 click.echo(f"note: {note}", err=True)
     _finish(d, summary, tb, tensorboard, as_json, "saliency")
@@ -213,14 +237,14 @@ def saliency_cmd(images: tuple[str, ...], model_name: str | None, weights: str |
               help="Side of the optimized image [default: the model's input, 4x for small inputs].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_out_options("dream")
-def dream_cmd(image: str | None, model_name: str | None, weights: str | None, normalize: str | None,
+def dream_cmd(image: str | None, model_choice: ModelChoice,
               objective: str | None, steps: int, lr: float, regs: tuple[str, ...], compare: bool,
               canvas: int | None, seed: int, out: str | None, force: bool, tensorboard: str | None,
               as_json: bool) -> None:
     """Feature visualization: optimize an image (from noise, or from IMAGE) to excite a unit."""
     from ..explain import compare_regularization, parse_objective, visualize
     from ..images import load_images
-    model = load_cli_model(model_name, weights, normalize)
+    model = model_choice.load()
     obj = parse_objective(model, objective or "middle")
     start = load_images(image, model) if image else None
     reg = list(regs) or "default"
@@ -255,13 +279,13 @@ def dream_cmd(image: str | None, model_name: str | None, weights: str | None, no
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Scan at most this many images.")
 @_out_options("top-activations")
-def top_activations_cmd(data: tuple[str, ...], model_name: str | None, weights: str | None, normalize: str | None,
+def top_activations_cmd(data: tuple[str, ...], model_choice: ModelChoice,
                         layer: str, channel: int, k: int, reduce: str, batch_size: int, limit: int | None,
                         out: str | None, force: bool, tensorboard: str | None, as_json: bool) -> None:
     """The DATA images (files, folders, or an .npz with uint8 'x') that most excite one channel, with the
     receptive-field patch of the strongest position."""
     from ..explain import top_activations
-    model = load_cli_model(model_name, weights, normalize)
+    model = model_choice.load()
     items = _scan_source(data, limit)
     _check_out(out, force)
     ta = top_activations(model, items, layer, channel, k=k, batch_size=batch_size, reduce=reduce)
@@ -277,7 +301,7 @@ def top_activations_cmd(data: tuple[str, ...], model_name: str | None, weights: 
     _finish(d, summary, {"top_activations/patches": make_grid(ta.images)}, tensorboard, as_json, "top_activations")
 
 
-def _scan_source(data: tuple[str, ...], limit: int | None):  # noqa: ANN202
+def _scan_source(data: tuple[str, ...], limit: int | None) -> torch.Tensor | list[str]:
     """Paths -> a uint8 [N,3,H,W] tensor (one .npz) or a sorted list of image files."""
     import numpy as np
     import torch
@@ -292,12 +316,8 @@ def _scan_source(data: tuple[str, ...], limit: int | None):  # noqa: ANN202
             raise CnnlabError(f"'{data[0]}:{key}' must be uint8 images [N,H,W,3] or [N,3,H,W]; got {arr.dtype} {arr.shape}.")
         t = torch.from_numpy(arr)
         return t.permute(0, 3, 1, 2).contiguous() if t.shape[-1] == 3 else t
-    files: list[str] = []
-    for p in map(Path, data):
-        if p.is_dir():
-            files += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            files.append(str(p))
+    from ..images import expand_image_paths
+    files = expand_image_paths(data, recursive=True)
     if not files:
         raise CnnlabError(f"No image files found in {', '.join(data)}; pass image files, folders or an .npz.")
     return files[:limit] if limit else files

@@ -1,39 +1,47 @@
-"""Attributions with one call shape: `attribute(model, x, target=None, method=..., **opts)`.
+"""Attributions with one call shape: `attribute(model, x, target=None, method=..., **options)`.
 
 Methods: gradient saliency (Simonyan et al. 2014), SmoothGrad (Smilkov et al. 2017), Integrated
 Gradients (Sundararajan et al. 2017; interpolation steps batched with a bounded internal batch so
-memory does not grow with steps x images), guided backpropagation (Springenberg et al. 2015), the
-deconvnet (Zeiler & Fergus 2014) and Grad-CAM (Selvaraju et al. 2017) on any named layer. Every
+memory does not grow with steps x images), guided backpropagation (Springenberg et al. 2015),
+Grad-CAM (Selvaraju et al. 2017) on any named layer, and the deconvnet (Zeiler & Fergus 2014).
+
+Each method is declared once, by the `@attribution_method` decorator on its function: its name,
+aliases, figure title, and its options with their defaults (the function's keyword-only
+parameters). `attribute()`, the `saliency` command and the explorer all read that registry. Every
 method runs in eval mode with frozen parameters, so autograd builds only the graph the method needs
 (Grad-CAM builds none before its layer).
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CnnlabError, unknown
-from .hooks import as_batch, capture, frozen_eval
-from .targets import Target, resolve_targets
+from ..models import Classifier, as_classifier
+from ..models.classifier import Target
+from .cam import LayerCam, class_activation_map
 
-METHODS = ("gradient", "smoothgrad", "ig", "guided", "gradcam", "deconvnet")
-ALIASES = {"saliency": "gradient", "vanilla": "gradient", "grad": "gradient", "integrated_gradients": "ig",
-           "integrated-gradients": "ig", "guided_backprop": "guided", "guided-backprop": "guided",
-           "grad-cam": "gradcam", "grad_cam": "gradcam", "deconv": "deconvnet"}
-#: Modules whose backward guided backpropagation rectifies.
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: Modules whose backward guided backpropagation and the deconvnet rectify.
 RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.RReLU)
+#: What a gradient method differentiates: the target's logit, or its cross-entropy loss.
+SCORES = ("logit", "loss")
 
 
 @dataclass
 class Attribution:
     """Attributions of N images: signed per-pixel values and a non-negative map per image for display.
 
-    attributions: [N,3,H,W] (gradient, smoothgrad, ig, guided) or [N,1,H,W] (gradcam, upsampled).
+    attributions: [N,3,H,W] (gradient, smoothgrad, ig, guided, deconvnet) or [N,1,H,W] (gradcam, upsampled).
     maps: [N,H,W] non-negative (|.| max over channels; IG: |.| summed over channels; Grad-CAM: itself).
     """
 
@@ -49,7 +57,13 @@ class Attribution:
     extras: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def title(self) -> str:
+        """The method's display title (Grad-CAM's names its layer)."""
+        return REGISTRY[self.method].title.format(layer=self.layer)
+
     def to_dict(self) -> dict:
+        """A JSON-able summary: method, targets and scores, the shape and the peak of each map."""
         peaks = []
         for m in self.maps:
             i = int(m.flatten().argmax())
@@ -57,6 +71,13 @@ class Attribution:
         return {"method": self.method, "targets": self.targets, "labels": self.labels, "scores": self.scores,
                 "layer": self.layer, "shape": list(self.attributions.shape), "peaks_yx": peaks,
                 **{k: v for k, v in self.extras.items()}, "notes": self.notes}
+
+    def summary(self) -> str:
+        """One line: the method, each image's explained class with its logit, and what else to know."""
+        line = f"{self.method}: " + ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(self.labels, self.scores))
+        if "completeness_relative_error" in self.extras:
+            line += f"; completeness error {max(self.extras['completeness_relative_error']):.1%}"
+        return line + (f"; layer {self.layer}" if self.layer else "")
 
     def display_maps(self, percentile: float = 99.5) -> torch.Tensor:
         """[N,H,W] maps scaled to [0,1] for viewing: pixel attributions are divided by their `percentile`
@@ -67,61 +88,120 @@ class Attribution:
 
     def overlays(self, alpha: float = 0.5) -> torch.Tensor:
         """[N,3,H,W] heat maps over their images."""
-        from .figures import overlay, single_threaded
+        from ..figures import overlay, single_threaded
         with single_threaded():
             return torch.stack([overlay(img, m, alpha) for img, m in zip(self.images, self.display_maps())])
 
     def heatmaps(self) -> torch.Tensor:
         """[N,3,H,W] the maps in colour."""
-        from .figures import colorize
+        from ..figures import colorize
         return torch.stack([colorize(m) for m in self.display_maps()])
 
-    def figure(self, path: str | Path | None = None, alpha: float = 0.5):
+    def figure(self, path: str | Path | None = None, alpha: float = 0.5) -> "Figure | Path":
         """One row per image: image, map, overlay (titled with the target class); saved when `path`."""
-        from .figures import panel_figure, save_figure
+        from ..figures import finish, panel_figure
         ov = self.overlays(alpha)
         rows = [[img, m, o] for img, m, o in zip(self.images, self.display_maps(), ov)]
-        name = {"gradient": "gradient saliency", "smoothgrad": "SmoothGrad", "ig": "integrated gradients",
-                "guided": "guided backprop", "gradcam": f"Grad-CAM ({self.layer})",
-                "deconvnet": "deconvnet"}[self.method]
-        titles = [[f"{lab} ({s:.2f})", name, "overlay"] for lab, s in zip(self.labels, self.scores)]
-        fig = panel_figure(rows, titles, cmap="inferno", cell=2.4)
-        return save_figure(fig, path) if path is not None else fig
+        titles = [[f"{lab} ({s:.2f})", self.title, "overlay"] for lab, s in zip(self.labels, self.scores)]
+        return finish(panel_figure(rows, titles, cmap="inferno", cell=2.4), path)
 
 
-def attribute(model: nn.Module, x: torch.Tensor, target: Target = None, method: str = "gradient",
-              **opts) -> Attribution:
+# -- the registry ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AttributionMethod:
+    """One attribution method as `attribute()`, the `saliency` command and the explorer see it.
+
+    fn(model, x, target, **options) explains a checked batch inside `model.frozen()`; its keyword-only
+    parameters are the method's options and their defaults. `quick` holds lighter settings for an
+    interactive page; `title` names the method in figures ('{layer}' becomes the explained layer).
+    """
+
+    name: str
+    title: str
+    fn: Callable[..., Attribution]
+    aliases: tuple[str, ...] = ()
+    quick: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options this method takes, with their defaults."""
+        params = inspect.signature(self.fn).parameters.values()
+        return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    def pick(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Of `given` options (e.g. every attribution option of a command line), those this method takes
+        and that are set (not None)."""
+        return {k: v for k, v in given.items() if k in self.options and v is not None}
+
+
+#: Every attribution method by name, in the order they are offered.
+REGISTRY: dict[str, AttributionMethod] = {}
+
+
+def attribution_method(name: str, title: str, aliases: Sequence[str] = (),
+                       quick: dict[str, Any] | None = None) -> Callable[[Callable[..., Attribution]],
+                                                                        Callable[..., Attribution]]:
+    """Register the decorated function as the attribution method `name`."""
+    def register(fn: Callable[..., Attribution]) -> Callable[..., Attribution]:
+        REGISTRY[name] = AttributionMethod(name, title, fn, tuple(aliases), dict(quick or {}))
+        return fn
+    return register
+
+
+def _find(name: str) -> AttributionMethod | None:
+    key = name.strip().lower()
+    return next((m for m in REGISTRY.values() if key == m.name or key in m.aliases), None)
+
+
+def method_spec(name: str, what: str = "attribution method") -> AttributionMethod:
+    """The method called `name` or one of its aliases (any case), or one error listing the methods."""
+    spec = _find(name)
+    if spec is None:
+        raise unknown(what, name, list(REGISTRY))
+    return spec
+
+
+def method_specs(text: str, what: str = "attribution method") -> list[AttributionMethod]:
+    """'gradient,gradcam' (names or aliases, comma-separated) or 'all' -> the methods, each once."""
+    if text.strip().lower() == "all":
+        return list(REGISTRY.values())
+    specs: dict[str, AttributionMethod] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        spec = _find(part)
+        if spec is None:
+            raise unknown(what, part, [*REGISTRY, "all"])
+        specs.setdefault(spec.name, spec)
+    if not specs:
+        raise CnnlabError(f"No {what} was given; choose from {', '.join(REGISTRY)} or 'all'.")
+    return list(specs.values())
+
+
+def attribute(model: Classifier | nn.Module, x: torch.Tensor, target: Target = None, method: str = "gradient",
+              **options: Any) -> Attribution:
     """Explain the model's score for `target` (None: the predicted class) on images `x` in [0,1].
 
-    method: gradient | smoothgrad | ig | guided | gradcam | deconvnet. Options per method:
-      gradient/guided/deconvnet: score='logit' (default) or 'loss' (cross-entropy of the target, as in the seed
-        exercise; same map up to the softmax factor).
-      smoothgrad: samples=25, sigma=0.15 (noise std in pixel units), seed=0, batch_size.
+    method: gradient | smoothgrad | ig | guided | gradcam | deconvnet (or an alias). Options per method:
+      gradient/guided/deconvnet: score='logit' (default) or 'loss' (cross-entropy of the target; the same
+        map up to the softmax factor).
+      smoothgrad: samples=25, sigma=0.15 (noise std in pixel units), seed=0, batch_size, score.
       ig: steps=50, baseline=None (black) | float | tensor, integration='riemann_middle' (default: ReLU nets
         have piecewise-constant path gradients, where the midpoint rule measured closer to completeness
         than Gauss-Legendre) | 'gausslegendre' (Captum's default) | 'riemann_trapezoid' | 'riemann_left'
         | 'riemann_right'; batch_size (interpolation points per forward; memory stays bounded).
-      gradcam: layer=None (the last feature layer) or any layer name / early / middle / late.
+      gradcam: layer=None (the last feature layer) or any layer name / early / middle / late; relu=True.
+    A bare nn.Module is wrapped with `cnnlab.wrap`'s defaults first.
     """
-    key = method.lower()
-    key = ALIASES.get(key, key)
-    if key not in METHODS:
-        raise unknown("attribution method", method, METHODS)
-    x = as_batch(x, model)
-    fn: Callable[..., Attribution] = {"gradient": _gradient, "smoothgrad": _smoothgrad, "ig": _ig,
-                                      "guided": _guided, "gradcam": _gradcam, "deconvnet": _deconvnet}[key]
-    allowed = _OPTIONS[key]
-    bad = set(opts) - allowed
+    spec = method_spec(method)
+    bad = set(options) - set(spec.options)
     if bad:
-        raise CnnlabError(f"Option '{sorted(bad)[0]}' does not apply to method '{key}'; "
-                          f"it takes: {', '.join(sorted(allowed)) or 'no options'}.")
-    with frozen_eval(model), torch.enable_grad():  # works inside a user's no_grad block too
-        return fn(model, x, target, **opts)
-
-
-_OPTIONS = {"gradient": {"score"}, "guided": {"score"}, "deconvnet": {"score"},
-            "smoothgrad": {"samples", "sigma", "seed", "batch_size", "score"},
-            "ig": {"steps", "baseline", "integration", "batch_size"}, "gradcam": {"layer", "relu"}}
+        raise CnnlabError(f"Option '{sorted(bad)[0]}' does not apply to method '{spec.name}'; "
+                          f"it takes: {', '.join(sorted(spec.options)) or 'no options'}.")
+    if options.get("score", "logit") not in SCORES:
+        raise CnnlabError(f"score '{options['score']}' is not known; use {' or '.join(map(repr, SCORES))}.")
+    model = as_classifier(model)
+    x = model.check_images(x)
+    with model.frozen(), torch.enable_grad():  # works inside a user's no_grad block too
+        return spec.fn(model, x, target, **options)
 
 
 # -- shared pieces ---------------------------------------------------------------------------------
@@ -131,29 +211,31 @@ def _score(logits: torch.Tensor, targets: torch.Tensor, score: str = "logit") ->
         return logits.gather(1, targets[:, None])[:, 0]
     if score == "loss":
         return F.cross_entropy(logits, targets, reduction="none")
-    raise CnnlabError(f"score '{score}' is not known; use 'logit' or 'loss'.")
+    raise CnnlabError(f"score '{score}' is not known; use {' or '.join(map(repr, SCORES))}.")
 
 
-def input_gradients(model: nn.Module, x: torch.Tensor, targets: torch.Tensor,
+def input_gradients(model: Classifier | nn.Module, x: torch.Tensor, targets: torch.Tensor,
                     score: str = "logit") -> tuple[torch.Tensor, torch.Tensor]:
-    """(d score / d x [N,3,H,W], logits [N,C]) for a batch; images are independent in eval mode.
+    """(d score / d x [N,3,H,W], logits [N,C]) for a batch of class indices `targets`; images are
+    independent in eval mode (`attribute` runs it inside `model.frozen()`).
 
     The input goes in channels-last: the convolutions then run their channels-last kernels forward and
     backward, measured 2-2.7x faster for EfficientNet-Lite0 on this CPU (16 images, 224 px), with the
     model itself left untouched."""
+    model = as_classifier(model)
     x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
     logits = model(x)
     (grad,) = torch.autograd.grad(_score(logits, targets, score).sum(), x)
     return grad.contiguous(), logits.detach()
 
 
-def _targets_and_logits(model: nn.Module, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, torch.Tensor]:
+def _targets_and_logits(model: Classifier, x: torch.Tensor, target: Target) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         logits = _batched_logits(model, x)
-    return resolve_targets(model, target, logits), logits
+    return model.targets(target, logits), logits
 
 
-def _batched_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+def _batched_logits(model: Classifier, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
@@ -163,21 +245,28 @@ def default_batch_size(x: torch.Tensor) -> int:
     return max(1, min(256, 800_000 // (x.shape[-1] * x.shape[-2])))
 
 
-def _result(method: str, model: nn.Module, x: torch.Tensor, attr: torch.Tensor, maps: torch.Tensor,
-            targets: torch.Tensor, logits: torch.Tensor, **kw) -> Attribution:
+def _result(method: str, model: Classifier, x: torch.Tensor, attr: torch.Tensor, maps: torch.Tensor,
+            targets: torch.Tensor, logits: torch.Tensor, **kw: Any) -> Attribution:
     t = targets.tolist()
     return Attribution(method, x.detach().cpu(), attr.detach().cpu(), maps.detach().cpu(), t,
-                       [model.labels[i] for i in t], logits.gather(1, targets[:, None])[:, 0].tolist(), **kw)
+                       [model.label(i) for i in t], logits.gather(1, targets[:, None])[:, 0].tolist(), **kw)
+
+
+def _cam_result(model: Classifier, x: torch.Tensor, cam: LayerCam) -> Attribution:
+    return _result("gradcam", model, x, cam.upsampled, cam.upsampled[:, 0], cam.targets, cam.logits,
+                   layer=cam.layer, layer_maps=cam.maps, notes=cam.notes, extras={"layer_shape": cam.layer_shape})
 
 
 # -- methods ------------------------------------------------------------------------------------------
-def _gradient(model: nn.Module, x: torch.Tensor, target: Target, score: str = "logit") -> Attribution:
+@attribution_method("gradient", "gradient saliency", aliases=("saliency", "vanilla", "grad"))
+def _gradient(model: Classifier, x: torch.Tensor, target: Target, *, score: str = "logit") -> Attribution:
     targets, logits = _targets_and_logits(model, x, target)
     grad, _ = input_gradients(model, x, targets, score)
     return _result("gradient", model, x, grad, grad.abs().amax(1), targets, logits, extras={"score": score})
 
 
-def _smoothgrad(model: nn.Module, x: torch.Tensor, target: Target, samples: int = 25, sigma: float = 0.15,
+@attribution_method("smoothgrad", "SmoothGrad", quick={"samples": 12})
+def _smoothgrad(model: Classifier, x: torch.Tensor, target: Target, *, samples: int = 25, sigma: float = 0.15,
                 seed: int = 0, batch_size: int | None = None, score: str = "logit") -> Attribution:
     if samples < 1 or sigma < 0:
         raise CnnlabError(f"SmoothGrad needs samples >= 1 and sigma >= 0; got samples={samples}, sigma={sigma}.")
@@ -194,6 +283,9 @@ def _smoothgrad(model: nn.Module, x: torch.Tensor, target: Target, samples: int 
     mean = total / samples
     return _result("smoothgrad", model, x, mean, mean.abs().amax(1), targets, logits,
                    extras={"samples": samples, "sigma": sigma, "score": score})
+
+
+INTEGRATION_RULES = ("gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right")
 
 
 def ig_alphas(steps: int, integration: str = "gausslegendre") -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,8 +307,7 @@ def ig_alphas(steps: int, integration: str = "gausslegendre") -> tuple[torch.Ten
         off = {"riemann_middle": 0.5, "riemann_left": 0.0, "riemann_right": 1.0}[integration]
         a = (torch.arange(steps, dtype=torch.float64) + off) / steps
         return a, torch.full((steps,), 1.0 / steps, dtype=torch.float64)
-    raise unknown("integration rule", integration,
-                  ["gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right"])
+    raise unknown("integration rule", integration, INTEGRATION_RULES)
 
 
 def _baseline(x: torch.Tensor, baseline: float | torch.Tensor | None) -> torch.Tensor:
@@ -232,7 +323,9 @@ def _baseline(x: torch.Tensor, baseline: float | torch.Tensor | None) -> torch.T
                           f"{tuple(x.shape)}.") from None
 
 
-def _ig(model: nn.Module, x: torch.Tensor, target: Target, steps: int = 50,
+@attribution_method("ig", "integrated gradients", aliases=("integrated_gradients", "integrated-gradients"),
+                    quick={"steps": 24})
+def _ig(model: Classifier, x: torch.Tensor, target: Target, *, steps: int = 50,
         baseline: float | torch.Tensor | None = None, integration: str = "riemann_middle",
         batch_size: int | None = None) -> Attribution:
     alphas, weights = ig_alphas(steps, integration)
@@ -265,11 +358,11 @@ class _PositiveGrad(torch.autograd.Function):
     """Identity forward; backward passes only positive gradients (the 'guided' part of guided backprop)."""
 
     @staticmethod
-    def forward(ctx, t: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx: Any, t: torch.Tensor) -> torch.Tensor:
         return t.view_as(t)
 
     @staticmethod
-    def backward(ctx, g: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
         return g.clamp_min(0)
 
 
@@ -277,16 +370,16 @@ class _DeconvReLU(torch.autograd.Function):
     """Returns the activation's output; backward rectifies the gradient and ignores the forward mask."""
 
     @staticmethod
-    def forward(ctx, inp: torch.Tensor, out: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx: Any, inp: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return out.detach().clone()
 
     @staticmethod
-    def backward(ctx, g: torch.Tensor):  # noqa: ANN001, ANN205
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None]:
         return g.clamp_min(0), None
 
 
-def _relu_rule(model: nn.Module, x: torch.Tensor, target: Target, score: str, method: str, what: str,
-               hook) -> Attribution:  # noqa: ANN001
+def _relu_rule(model: Classifier, x: torch.Tensor, target: Target, score: str, method: str, what: str,
+               hook: Callable[[nn.Module, tuple, torch.Tensor], torch.Tensor]) -> Attribution:
     """Input gradients with every ReLU-like module's backward replaced by `hook` (a forward hook, so
     modules reused within one forward are rewritten at every call): guided backprop and deconvnet."""
     relus = [m for m in model.net.modules() if isinstance(m, RELU_LIKE)]
@@ -304,66 +397,41 @@ def _relu_rule(model: nn.Module, x: torch.Tensor, target: Target, score: str, me
                    extras={"score": score, "relu_modules": len(relus)})
 
 
-def _guided(model: nn.Module, x: torch.Tensor, target: Target, score: str = "logit") -> Attribution:
+@attribution_method("guided", "guided backprop", aliases=("guided_backprop", "guided-backprop"))
+def _guided(model: Classifier, x: torch.Tensor, target: Target, *, score: str = "logit") -> Attribution:
     return _relu_rule(model, x, target, score, "guided", "Guided backprop",
                       lambda mod, inp, out: _PositiveGrad.apply(out))
 
 
-def _deconvnet(model: nn.Module, x: torch.Tensor, target: Target, score: str = "logit") -> Attribution:
+@attribution_method("gradcam", "Grad-CAM ({layer})", aliases=("grad-cam", "grad_cam"))
+def _gradcam(model: Classifier, x: torch.Tensor, target: Target, *, layer: str | None = None,
+             relu: bool = True) -> Attribution:
+    return _cam_result(model, x, class_activation_map(model, x, target, layer, relu=relu))
+
+
+@attribution_method("deconvnet", "deconvnet", aliases=("deconv",))
+def _deconvnet(model: Classifier, x: torch.Tensor, target: Target, *, score: str = "logit") -> Attribution:
     return _relu_rule(model, x, target, score, "deconvnet", "The deconvnet",
                       lambda mod, inp, out: _DeconvReLU.apply(inp[0], out))
 
 
-def default_cam_layer(model: nn.Module) -> str:
-    names = list(model.layers())
-    if not names:
-        raise CnnlabError(f"Model '{model.name}' names no feature layers; pass --layer with a convolutional layer.")
-    return names[-1]
+#: The method names, in the order they are offered.
+METHODS = tuple(REGISTRY)
 
 
-def _gradcam(model: nn.Module, x: torch.Tensor, target: Target, layer: str | None = None,
-             relu: bool = True) -> Attribution:
-    name = model.resolve_layer_name(layer) if layer else default_cam_layer(model)
-    with capture(model, [name], leaf=True) as got:
-        logits = model(x)
-    act = got.get(name)
-    if act.dim() != 4 or act.shape[-1] * act.shape[-2] < 2:
-        raise CnnlabError(f"Layer '{name}' outputs shape {list(act.shape)} with no spatial map; Grad-CAM needs a "
-                          f"convolutional layer such as: {', '.join(list(model.layers())[-3:])}.")
-    targets = resolve_targets(model, target, logits)
-    (grad,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), act)
-    weights = grad.mean((2, 3), keepdim=True)
-    cam = (weights * act).sum(1, keepdim=True).detach()
-    if relu:
-        cam = cam.clamp_min(0)
-    up = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    return _result("gradcam", model, x, up, up[:, 0], targets, logits.detach(), layer=name,
-                   layer_maps=cam[:, 0], notes=got.notes(), extras={"layer_shape": list(act.shape[1:])})
-
-
-def saliency_and_gradcam(model: nn.Module, x: torch.Tensor, target: Target = None, layer: str | None = None,
-                         capture_layers: Sequence[str] = ()) -> tuple[Attribution, Attribution, dict]:
+def saliency_and_gradcam(model: Classifier | nn.Module, x: torch.Tensor, target: Target = None,
+                         layer: str | None = None, capture_layers: Sequence[str] = ()
+                         ) -> tuple[Attribution, Attribution, dict[str, torch.Tensor]]:
     """Gradient saliency and Grad-CAM from ONE forward and ONE backward pass (the tour's fast path),
     plus the outputs of `capture_layers` from that same forward. Equal to the two separate methods."""
-    x = as_batch(x, model)
-    name = model.resolve_layer_name(layer) if layer else default_cam_layer(model)
+    model = as_classifier(model)
+    x = model.check_images(x)
     extra = [model.resolve_layer_name(n) for n in capture_layers]
-    with frozen_eval(model), torch.enable_grad(), capture(model, [name, *extra]) as got:
-        xg = x.detach().requires_grad_(True)
-        logits = model(xg)
-        act = got.get(name)
-        if act.dim() != 4 or act.shape[-1] * act.shape[-2] < 2:
-            raise CnnlabError(f"Layer '{name}' outputs shape {list(act.shape)} with no spatial map; Grad-CAM needs "
-                              "a convolutional layer.")
-        targets = resolve_targets(model, target, logits)
-        gx, ga = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), [xg, act])
-    logits = logits.detach()
-    sal = _result("gradient", model, x, gx, gx.abs().amax(1), targets, logits, extras={"score": "logit"})
-    cam = (ga.mean((2, 3), keepdim=True) * act.detach()).sum(1, keepdim=True).clamp_min(0)
-    up = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    gc = _result("gradcam", model, x, up, up[:, 0], targets, logits, layer=name, layer_maps=cam[:, 0],
-                 notes=got.notes(), extras={"layer_shape": list(act.shape[1:])})
-    return sal, gc, {n: got.get(n).detach() for n in extra}
+    with model.frozen(), torch.enable_grad():
+        cam = class_activation_map(model, x, target, layer, input_gradient=True, capture_layers=extra)
+    gx = cam.input_gradient
+    sal = _result("gradient", model, x, gx, gx.abs().amax(1), cam.targets, cam.logits, extras={"score": "logit"})
+    return sal, _cam_result(model, x, cam), cam.captured
 
 
 def mass_fraction(maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -372,7 +440,6 @@ def mass_fraction(maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (maps * mask).flatten(1).sum(1) / maps.flatten(1).sum(1).clamp_min(1e-12)
 
 
-__all__ = ["Attribution", "attribute", "input_gradients", "ig_alphas", "mass_fraction", "METHODS",
-           "saliency_and_gradcam",
-           "default_batch_size", "default_cam_layer"]
-
+__all__ = ["METHODS", "REGISTRY", "SCORES", "Attribution", "AttributionMethod", "attribute",
+           "attribution_method", "default_batch_size", "ig_alphas", "input_gradients", "mass_fraction",
+           "method_spec", "method_specs", "saliency_and_gradcam"]

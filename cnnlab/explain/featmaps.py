@@ -1,16 +1,21 @@
-"""Feature maps of one image at chosen layers, each map contrast-stretched to [0,1] (seed 001, 1.2)."""
+"""Feature maps of one image at chosen layers, each map contrast-stretched to [0,1] on its own."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..errors import CnnlabError
 from ..images import make_grid, normalize01
-from .hooks import as_batch, frozen_eval, resolve_layers, run_until
+from ..models import Classifier, as_classifier
+from .hooks import run_until
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 RANKINGS = ("mean", "max")
 
@@ -53,9 +58,9 @@ class FeatureMaps:
             titles.append([head] + [f"ch {c}" for c in self.channels[name]])
         return labeled_grid(rows, titles)
 
-    def figure(self, path: str | Path | None = None, cmap: str = "gray"):
+    def figure(self, path: str | Path | None = None, cmap: str = "gray") -> "Figure | Path":
         """Rows of layers (with the image first): each panel titled with its channel and mean activation."""
-        from .figures import panel_figure, save_figure
+        from ..figures import finish, panel_figure
         rows, titles, labels = [], [], []
         for i, name in enumerate(self.layers):
             maps = list(self.maps[name])
@@ -68,16 +73,17 @@ class FeatureMaps:
         # keep columns aligned: later rows get an empty first cell
         rows = [r if i == 0 else [None] + r for i, r in enumerate(rows)]
         titles = [t if i == 0 else [""] + t for i, t in enumerate(titles)]
-        fig = panel_figure(rows, titles, labels, cmap=cmap, cell=1.8)
-        return save_figure(fig, path) if path is not None else fig
+        return finish(panel_figure(rows, titles, labels, cmap=cmap, cell=1.8), path)
 
 
-def feature_maps(model: nn.Module, x: torch.Tensor, layers: Sequence[str] = ("early", "middle", "late"),
+def feature_maps(model: Classifier | nn.Module, x: torch.Tensor, layers: Sequence[str] = ("early", "middle", "late"),
                  k: int = 5, channels: Sequence[int] | dict[str, Sequence[int]] | None = None,
                  rank: str = "mean") -> FeatureMaps:
     """Capture `layers` (names, or early/middle/late) for one image [1,3,H,W] and keep, per layer,
-    the `k` channels with the highest `rank` ('mean' or 'max' activation) or the given `channels`."""
-    x = as_batch(x, model)
+    the `k` channels with the highest `rank` ('mean' or 'max' activation) or the given `channels`.
+    A bare nn.Module is wrapped with `cnnlab.wrap`'s defaults first."""
+    model = as_classifier(model)
+    x = model.check_images(x)
     if len(x) != 1:
         raise CnnlabError(f"Feature maps are drawn for one image at a time; got a batch of {len(x)}.")
     if rank not in RANKINGS:
@@ -85,19 +91,20 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layers: Sequence[str] = ("ea
     if k < 1:
         raise CnnlabError(f"k must be at least 1; got {k}.")
     requested = list(layers) if not isinstance(layers, str) else [layers]
-    names = resolve_layers(model, requested)
-    with frozen_eval(model), torch.no_grad():
+    names = [model.resolve_layer_name(n) for n in requested]
+    with model.frozen(), torch.no_grad():
         got = run_until(model, x, names)
     return maps_from_activations(model, x[0], {n: got.get(n)[0] for n in names}, requested, names, k, channels,
                                  rank, got.notes())
 
 
-def maps_from_activations(model: nn.Module, image: torch.Tensor, acts: dict[str, torch.Tensor],
+def maps_from_activations(model: Classifier | nn.Module, image: torch.Tensor, acts: dict[str, torch.Tensor],
                           requested: Sequence[str], names: Sequence[str], k: int = 5,
                           channels: Sequence[int] | dict[str, Sequence[int]] | None = None, rank: str = "mean",
                           notes: list[str] | None = None) -> FeatureMaps:
     """FeatureMaps from already captured [C,h,w] activations of one image (so a caller that runs the
     model anyway, like the tour, needs no second forward pass)."""
+    model = as_classifier(model)
     maps, chans, means, shapes = {}, {}, {}, {}
     for req, name in zip(requested, names):
         a = acts[name].detach()

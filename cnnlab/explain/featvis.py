@@ -7,7 +7,7 @@ result is high-frequency noise that excites the unit; regularizers chosen by nam
   jitter[:D]   random translation by up to D px each step          (default 8 at 224 px, 2 at 32 px)
   scale[:S]    random zoom by a factor in [1-S, 1+S]                (default 0.1)
   rotate[:A]   random rotation by up to A degrees                  (default 10)
-  blur[:K]     Gaussian blur of the image every K steps (Yosinski et al.; seed 003)   (default 4)
+  blur[:K]     Gaussian blur of the image every K steps (Yosinski et al. 2015)        (default 4)
   tv[:W]       total-variation (high-frequency) penalty with weight W                  (default 0.05)
 Presets: 'none', 'default' (fft, decorrelate, jitter, scale, rotate), 'classic' (blur, tv, jitter).
 Small inputs (CIFAR's 32 px) are optimized on a 4x larger canvas and area-downsampled to the model's
@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +27,12 @@ from torch import nn
 
 from ..errors import CnnlabError, unknown
 from ..imageops import affine, gaussian_blur
-from .hooks import as_batch, capture, frozen_eval, model_device, reused_modules
-from .hooks import _StopForward
+from ..models import Classifier, as_classifier
+from .hooks import run_until
 from .objectives import LOGITS, Objective
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 REGULARIZERS = ("fft", "decorrelate", "jitter", "scale", "rotate", "blur", "tv")
 PRESETS = {"none": [], "default": ["fft", "decorrelate", "jitter", "scale", "rotate"],
@@ -155,17 +159,16 @@ class Visualization:
                 "image_size": list(self.image.shape[-2:]), "notes": self.notes}
 
     def save(self, path: str | Path) -> Path:
+        """The optimized image as a PNG at canvas size."""
         from ..images import save_image
         return save_image(self.image, path)
 
-    def figure(self, path: str | Path | None = None):
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
         """The image beside the objective's curve over the steps."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from .figures import save_figure
-        fig, (a, b) = plt.subplots(1, 2, figsize=(7, 3.3))
-        a.imshow(self.image.permute(1, 2, 0).numpy())
+        from ..figures import finish, hwc, new_figure
+        fig, axes = new_figure(1, 2, figsize=(7, 3.3))
+        a, b = axes[0]
+        a.imshow(hwc(self.image))
         a.set_title(self.objective, fontsize=9)
         a.axis("off")
         b.plot(self.history)
@@ -173,32 +176,28 @@ class Visualization:
         b.set_ylabel("objective")
         b.set_title(f"{self.start_value:.2f} -> {self.final_value:.2f}", fontsize=9)
         fig.tight_layout()
-        return save_figure(fig, path) if path is not None else fig
+        return finish(fig, path)
 
 
-def objective_value(model: nn.Module, objective: Objective, x: torch.Tensor) -> torch.Tensor:
+def objective_value(model: Classifier | nn.Module, objective: Objective, x: torch.Tensor) -> torch.Tensor:
     """The objective's per-image value on images x [N,3,H,W] in [0,1] (no gradient)."""
-    with frozen_eval(model), torch.no_grad():
-        return _evaluate(model, objective, as_batch(x, model))
+    model = as_classifier(model)
+    with model.frozen(), torch.no_grad():
+        return _evaluate(model, objective, model.check_images(x))
 
 
-def _evaluate(model: nn.Module, objective: Objective, x: torch.Tensor) -> torch.Tensor:
+def _evaluate(model: Classifier, objective: Objective, x: torch.Tensor) -> torch.Tensor:
     names = {n: model.resolve_layer_name(n) for n in objective.layers if n != LOGITS}
     needs_logits = LOGITS in objective.layers
-    stop = not needs_logits and not (set(names.values()) & reused_modules(model, x))
-    with capture(model, list(names.values()), stop_after=stop) as got:
-        try:
-            logits = model(x)
-        except _StopForward:
-            logits = None
+    got = run_until(model, x, list(names.values()), logits=needs_logits)
     acts = {n: got.get(r) for n, r in names.items()}
     if needs_logits:
-        acts[LOGITS] = logits
+        acts[LOGITS] = got.logits
     objective.check(acts)
     return objective(acts)
 
 
-def visualize(model: nn.Module, objective: Objective, *, steps: int = 256, lr: float = 0.05,
+def visualize(model: Classifier | nn.Module, objective: Objective, *, steps: int = 256, lr: float = 0.05,
               regularizers: str | Sequence[str] | None = "default", start: torch.Tensor | None = None,
               canvas: int | None = None, seed: int = 0,
               callback: Callable[[int, float], None] | None = None) -> Visualization:
@@ -206,24 +205,26 @@ def visualize(model: nn.Module, objective: Objective, *, steps: int = 256, lr: f
 
     start: None (noise) or an image [1,3,H,W] in [0,1] (resized to the canvas). canvas: side of the
     optimized image (default: the model's input side, or 4x it below 100 px). Returns the image at
-    canvas size, its model-size version, and the objective per step.
+    canvas size, its model-size version, and the objective per step. A bare nn.Module is wrapped with
+    `cnnlab.wrap`'s defaults first.
     """
+    model = as_classifier(model)
     if steps < 1:
         raise CnnlabError(f"steps must be at least 1; got {steps}.")
     h, w = model.input_size
     side = max(h, w)
     reg = parse_regularizers(regularizers, side)
     size = canvas or (side * 4 if side < 100 else side)
-    dev = model_device(model)
+    dev = model.device
     gen = torch.Generator().manual_seed(seed)
     if start is not None:
-        start = as_batch(start, model)[:1]
+        start = model.check_images(start, "The start image")[:1]
         start = F.interpolate(start, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     param = ImageParam(size, "fft" in reg, "decorrelate" in reg, start, generator=gen).to(dev)
     opt = torch.optim.Adam(param.parameters(), lr=lr)
     history: list[float] = []
     t0 = time.perf_counter()
-    with frozen_eval(model), torch.enable_grad():
+    with model.frozen(), torch.enable_grad():
         with torch.no_grad():
             start_value = float(_evaluate(model, objective, _fit(param(), (h, w)))[0])
         for step in range(steps):
@@ -253,15 +254,15 @@ def _fit(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return img if tuple(img.shape[-2:]) == tuple(size) else F.interpolate(img, size=size, mode="area")
 
 
-def compare_regularization(model: nn.Module, objective: Objective, steps: int = 256,
+def compare_regularization(model: Classifier | nn.Module, objective: Objective, steps: int = 256,
                            regularizers: str | Sequence[str] = "default", path: str | Path | None = None,
-                           **kw) -> tuple[Visualization, Visualization, Path | None]:
+                           **kw: Any) -> tuple[Visualization, Visualization, Path | None]:
     """The same unit optimized without and with regularization, side by side (and saved when `path`)."""
     plain = visualize(model, objective, steps=steps, regularizers="none", **kw)
     nice = visualize(model, objective, steps=steps, regularizers=regularizers, **kw)
     out = None
     if path is not None:
-        from .figures import panel_figure, save_figure
+        from ..figures import panel_figure, save_figure
         fig = panel_figure([[plain.image, nice.image]],
                            [[f"no regularization ({plain.final_value:.1f})",
                              f"{'+'.join(nice.regularizers)} ({nice.final_value:.1f})"]], cell=3.2)

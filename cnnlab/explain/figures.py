@@ -1,6 +1,5 @@
-"""Pictures of explanations: heat maps, overlays, labelled grids, TensorBoard images.
-
-matplotlib is imported inside the functions that draw (cold start of `cnnlab predict` matters).
+"""Pictures only explanations draw: labelled grids drawn with PIL (no matplotlib, milliseconds) and
+TensorBoard images. Heat maps, overlays and matplotlib figures come from cnnlab.figures.
 """
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..figures import colorize, overlay, panel_figure, save_figure, single_threaded  # noqa: F401 (re-exported)
+from ..figures import colorize, overlay  # noqa: F401 - tests/serve/test_app.py imports colorize from here
 
 
 def labeled_grid(rows: Sequence[Sequence[torch.Tensor]], titles: Sequence[Sequence[str]], pad: int = 4,

@@ -1,14 +1,14 @@
-"""Capture named layers' outputs with forward hooks, and run a model the way explanations need it.
+"""Capture named layers' outputs with forward hooks, and stop a forward once they are captured.
 
-Every explanation runs the model in eval mode with its parameters frozen (gradients flow to the
-input or to one layer only), and restores both afterwards. Modules called more than once in one
-forward (a shared ReLU) are detected: we keep the last call and say so in `notes`.
+Modules called more than once in one forward (a shared ReLU) are detected: we keep the last call and
+say so in `notes`. Eval mode, frozen parameters and the device are the Classifier's business
+(`model.frozen()`, `model.check_images`).
 """
 from __future__ import annotations
 
 import weakref
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import CnnlabError
+from ..models import Classifier
 
 
 class _StopForward(Exception):
@@ -24,10 +25,12 @@ class _StopForward(Exception):
 
 @dataclass
 class Captured:
-    """Outputs of hooked layers (last call of each) and how often each layer was called."""
+    """Outputs of hooked layers (last call of each), how often each layer was called, and the logits
+    when the forward ran to its end."""
 
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)
     calls: Counter = field(default_factory=Counter)
+    logits: torch.Tensor | None = None
 
     def notes(self) -> list[str]:
         return [f"layer '{n}' ran {c} times in one forward (a reused module); its last call was used"
@@ -49,13 +52,8 @@ def first_tensor(out: object) -> torch.Tensor | None:
     return None
 
 
-def resolve_layers(model: nn.Module, names: Sequence[str]) -> list[str]:
-    """early/middle/late and module paths -> module paths of the model's net (unknown names: one error)."""
-    return [model.resolve_layer_name(n) for n in names]
-
-
 @contextmanager
-def capture(model: nn.Module, names: Sequence[str], *, leaf: bool = False,
+def capture(model: Classifier, names: Sequence[str], *, leaf: bool = False,
             stop_after: bool = False) -> Iterator[Captured]:
     """Hook the named layers of `model.net` while the block runs; yield the Captured outputs.
 
@@ -67,8 +65,8 @@ def capture(model: nn.Module, names: Sequence[str], *, leaf: bool = False,
     modules = dict(model.net.named_modules())
     wanted = set(names)
 
-    def make_hook(name: str):
-        def hook(module: nn.Module, inp: tuple, out: object):
+    def make_hook(name: str) -> Callable[[nn.Module, tuple, object], torch.Tensor | None]:
+        def hook(module: nn.Module, inp: tuple, out: object) -> torch.Tensor | None:
             t = first_tensor(out)
             if t is None:
                 raise CnnlabError(f"Layer '{name}' returns {type(out).__name__}, not a tensor; choose another layer.")
@@ -91,10 +89,10 @@ def capture(model: nn.Module, names: Sequence[str], *, leaf: bool = False,
             h.remove()
 
 
-_REUSED: "weakref.WeakKeyDictionary[nn.Module, set[str]]" = weakref.WeakKeyDictionary()
+_REUSED: "weakref.WeakKeyDictionary[Classifier, set[str]]" = weakref.WeakKeyDictionary()
 
 
-def reused_modules(model: nn.Module, x: torch.Tensor) -> set[str]:
+def reused_modules(model: Classifier, x: torch.Tensor) -> set[str]:
     """Names of modules that run more than once in one forward (found once per model, then cached)."""
     if model not in _REUSED:
         counts: Counter = Counter()
@@ -110,50 +108,14 @@ def reused_modules(model: nn.Module, x: torch.Tensor) -> set[str]:
     return _REUSED[model]
 
 
-def run_until(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> Captured:
-    """Forward `x` only as far as needed to capture the named layers (the head is skipped), unless one
-    of them is a reused module, whose last call is only known at the end of the forward."""
-    stop = not (set(names) & reused_modules(model, x))
+def run_until(model: Classifier, x: torch.Tensor, names: Sequence[str], logits: bool = False) -> Captured:
+    """Forward `x` only as far as needed to capture the named layers (the head is skipped), unless the
+    `logits` are wanted too or one of the layers is a reused module, whose last call is only known at
+    the end of the forward."""
+    stop = not logits and not (set(names) & reused_modules(model, x))
     with capture(model, names, stop_after=stop) as got:
         try:
-            model(x)
+            got.logits = model(x)
         except _StopForward:
             pass
     return got
-
-
-@contextmanager
-def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode with parameters that need no gradient, restored afterwards (BN/dropout stay fixed,
-    and autograd builds only the graph the explanation needs)."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, f in flags:
-            p.requires_grad_(f)
-        model.train(was_training)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    for t in model.buffers():
-        return t.device
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-def as_batch(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """[3,H,W] or [N,3,H,W] float images in [0,1] -> [N,3,H,W] on the model's device."""
-    if not isinstance(x, torch.Tensor):
-        raise CnnlabError(f"Images must be a float tensor [N,3,H,W] in [0,1]; got {type(x).__name__} "
-                          "(use cnnlab.load_images to read files).")
-    if x.dim() == 3:
-        x = x[None]
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise CnnlabError(f"Images must be a float tensor [N,3,H,W] in [0,1]; got shape {tuple(x.shape)}.")
-    return x.detach().float().to(model_device(model))

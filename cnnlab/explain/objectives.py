@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import CnnlabError
+from ..models import Classifier, as_classifier
 
 LOGITS = "logits"
 
@@ -117,10 +118,11 @@ def channels(layer: str, weights: dict[int, float]) -> Objective:
 _TERM = re.compile(r"^\s*(?:(?P<w1>[-+]?\d*\.?\d+)\s*\*\s*)?(?P<body>[^*]+?)\s*(?:\*\s*(?P<w2>[-+]?\d*\.?\d+))?\s*$")
 
 
-def parse_objective(model: nn.Module, spec: str) -> Objective:
+def parse_objective(model: Classifier | nn.Module, spec: str) -> Objective:
     """Text -> Objective, for the CLI. Terms joined by '+', each optionally weighted ('2*T' or 'T*2'):
     LAYER:CH (channel), LAYER:CH@Y,X (neuron), LAYER (DeepDream on the layer), class:NAME-OR-INDEX.
     LAYER may be a module path or early/middle/late. Example: 'middle:5*2 + middle:16'."""
+    model = as_classifier(model)
     terms = [t for t in spec.split("+") if t.strip()]
     if not terms:
         raise CnnlabError(f"Objective '{spec}' is empty; write e.g. 'middle:5', 'class:tabby' or 'late:3*2 + late:7'.")
@@ -137,11 +139,11 @@ def parse_objective(model: nn.Module, spec: str) -> Objective:
     return out
 
 
-def _parse_term(model: nn.Module, body: str) -> Objective:
+def _parse_term(model: Classifier, body: str) -> Objective:
     if body.lower().startswith(("class:", "logit:")):
         name = body.split(":", 1)[1].strip()
         i = model.class_index(name)
-        return class_logit(i, model.labels[i])
+        return class_logit(i, model.label(i))
     layer, _, rest = body.rpartition(":") if ":" in body else (body, "", "")
     layer = model.resolve_layer_name(layer.strip())
     if not rest:

@@ -1,4 +1,4 @@
-"""Most-activating inputs of a unit (Zeiler & Fergus 2014; seed 003): scan a dataset once, keep the
+"""Most-activating inputs of a unit (Zeiler & Fergus 2014): scan a dataset once, keep the
 top-k images for one channel of one layer, and the patch of the input that position depends on.
 
 The patch is the support of the activation's input gradient for that image: exactly the pixels
@@ -10,12 +10,17 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..errors import CnnlabError
-from .hooks import frozen_eval, model_device, run_until
+from ..models import Classifier, as_classifier
+from .hooks import run_until
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -44,14 +49,14 @@ class TopActivations:
         """The receptive-field patch of each top image, [3,h,w]."""
         return [img[:, t:b, l:r] for img, (t, l, b, r) in zip(self.images, self.boxes)]
 
-    def figure(self, path: str | Path | None = None):
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
         """Top row: the images with their patch outlined; bottom row: the patches themselves."""
-        from .figures import panel_figure, save_figure
+        from ..figures import finish, panel_figure
         outlined = [_outline(img, box) for img, box in zip(self.images, self.boxes)]
         titles = [f"#{i} ({v:.2f})" for i, v in zip(self.indices, self.values)]
         fig = panel_figure([outlined, self.patches()], [titles, ["patch"] * len(titles)],
                            [f"{self.layer}:{self.channel}", "receptive field"], cell=1.7)
-        return save_figure(fig, path) if path is not None else fig
+        return finish(fig, path)
 
 
 def _outline(img: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
@@ -65,7 +70,7 @@ def _outline(img: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
     return out
 
 
-def _batches(data: object, model: nn.Module, batch_size: int) -> Iterator[torch.Tensor]:
+def _batches(data: object, model: Classifier, batch_size: int) -> Iterator[torch.Tensor]:
     """Float [B,3,H,W] batches in [0,1] at the model's input size from a tensor, ImageArrays, ImageFiles
     or a list of image paths."""
     from ..data.base import ImageArrays, ImageFiles
@@ -91,25 +96,26 @@ def _batches(data: object, model: nn.Module, batch_size: int) -> Iterator[torch.
                           "or a list of image paths.")
 
 
-def top_activations(model: nn.Module, data: object, layer: str, channel: int, k: int = 9,
+def top_activations(model: Classifier | nn.Module, data: object, layer: str, channel: int, k: int = 9,
                     batch_size: int = 64, reduce: str = "max") -> TopActivations:
     """Scan `data` once (no gradients, forward stopped at `layer`) and keep the top-k images by the
-    channel's spatial max ('max') or mean ('mean'), then find each winner's receptive-field patch."""
+    channel's spatial max ('max') or mean ('mean'), then find each winner's receptive-field patch.
+    A bare nn.Module is wrapped with `cnnlab.wrap`'s defaults first."""
+    model = as_classifier(model)
     if reduce not in ("max", "mean"):
         raise CnnlabError(f"reduce '{reduce}' is not known; use 'max' or 'mean'.")
     if k < 1:
         raise CnnlabError(f"k must be at least 1; got {k}.")
     name = model.resolve_layer_name(layer)
-    dev = model_device(model)
     t0 = time.perf_counter()
     best_v = torch.empty(0)
     best_i = torch.empty(0, dtype=torch.long)
     best_img = torch.empty(0)
     best_pos = torch.empty(0, dtype=torch.long)
     seen, notes, map_size = 0, [], []
-    with frozen_eval(model), torch.inference_mode():
+    with model.frozen(), torch.inference_mode():
         for xb in _batches(data, model, batch_size):
-            got = run_until(model, xb.to(dev), [name])
+            got = run_until(model, model.check_images(xb), [name])
             a = got.get(name)
             notes = got.notes()
             if a.dim() != 4:
@@ -134,17 +140,19 @@ def top_activations(model: nn.Module, data: object, layer: str, channel: int, k:
         raise CnnlabError("No images were scanned; the data is empty.")
     w = map_size[1]
     positions = [(int(p) // w, int(p) % w) for p in best_pos]
-    boxes = receptive_boxes(model, best_img.to(dev), name, channel, positions)
+    boxes = receptive_boxes(model, best_img, name, channel, positions)
     return TopActivations(name, channel, best_v.tolist(), best_i.tolist(), positions, boxes, best_img,
                           map_size, seen, time.perf_counter() - t0, reduce, notes)
 
 
-def receptive_boxes(model: nn.Module, x: torch.Tensor, layer: str, channel: int,
+def receptive_boxes(model: Classifier | nn.Module, x: torch.Tensor, layer: str, channel: int,
                     positions: Sequence[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
     """(top, left, bottom, right) of the input pixels with a non-zero gradient of each image's activation
     at its position (images are independent in eval mode, so one backward serves the batch)."""
-    with frozen_eval(model):
-        xg = x.detach().clone().requires_grad_(True)
+    model = as_classifier(model)
+    layer = model.resolve_layer_name(layer)
+    with model.frozen():
+        xg = model.check_images(x).clone().requires_grad_(True)
         with torch.enable_grad():
             a = run_until(model, xg, [layer]).get(layer)
         ys = torch.tensor([p[0] for p in positions])

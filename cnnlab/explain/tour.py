@@ -11,18 +11,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..figures import single_threaded
 from ..images import save_image
-from .attribution import mass_fraction, saliency_and_gradcam
+from ..models import Classifier, as_classifier
+from .attribution import Attribution, mass_fraction, saliency_and_gradcam
 from .featmaps import maps_from_activations
-from .figures import single_threaded
+from .figures import labeled_grid
 
 DEPTHS = ("early", "middle", "late")
 
 
-def tour_section(model: nn.Module, photos: dict[str, torch.Tensor], out: str | Path) -> dict:
+def tour_section(model: Classifier | nn.Module, photos: dict[str, torch.Tensor], out: str | Path) -> dict:
     """Write figures to out/figures/ and return what they show (JSON-able; paths relative to out): per
     photo the 5 most active feature maps of the early/middle/late layers; for all photos one figure of
     gradient saliency and Grad-CAM of the predicted class."""
+    model = as_classifier(model)
     t0 = time.perf_counter()
     out = Path(out)
     figs = out / "figures"
@@ -37,8 +40,8 @@ def tour_section(model: nn.Module, photos: dict[str, torch.Tensor], out: str | P
     return result
 
 
-def _summarize(model: nn.Module, out: Path, figs: Path, names: list[str], x: torch.Tensor, layers: list[str],
-               sal, cam, acts: dict) -> dict:  # noqa: ANN001
+def _summarize(model: Classifier, out: Path, figs: Path, names: list[str], x: torch.Tensor, layers: list[str],
+               sal: Attribution, cam: Attribution, acts: dict[str, torch.Tensor]) -> dict:
     result: dict = {"featmaps": {}, "saliency": {}, "gradcam": {}, "figures": []}
     for i, n in enumerate(names):
         fm = maps_from_activations(model, x[i], {l: a[i] for l, a in acts.items()}, DEPTHS, layers, k=5)
@@ -58,8 +61,7 @@ def _summarize(model: nn.Module, out: Path, figs: Path, names: list[str], x: tor
     return result
 
 
-def _saliency_figure(names: list[str], sal, cam, path: Path) -> Path:  # noqa: ANN001
-    from .figures import labeled_grid
+def _saliency_figure(names: list[str], sal: Attribution, cam: Attribution, path: Path) -> Path:
     sal_ov, cam_ov = sal.overlays(0.6), cam.overlays(0.5)
     rows = [[img, s.expand(3, -1, -1), so, co]
             for img, s, so, co in zip(sal.images, sal.display_maps(), sal_ov, cam_ov)]

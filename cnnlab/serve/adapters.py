@@ -14,15 +14,9 @@ if TYPE_CHECKING:
     from ..models import Classifier
 
 
-#: Options the explorer passes to each attribution method (kept quick for an interactive page).
-EXPLAIN_OPTIONS = {"smoothgrad": {"samples": 12}, "ig": {"steps": 24}}
-
-
 def explain_methods() -> list[str]:
-    try:
-        from ..explain import METHODS
-    except ImportError:
-        return []
+    """Every attribution method cnnlab.explain offers by name, in its registry's order."""
+    from ..explain import METHODS
     return list(METHODS)
 
 
@@ -37,19 +31,19 @@ def attack_methods() -> list[dict]:
             for n in method_names()]
 
 
-def attribution(model: torch.nn.Module, x: torch.Tensor, target: int | str | None, method: str,
+def attribution(model: Classifier | torch.nn.Module, x: torch.Tensor, target: int | str | None, method: str,
                 layer: str | None = None) -> tuple[torch.Tensor, int]:
-    """cnnlab.explain.attribute -> (display map [H,W], non-negative; the explained class) of the first image.
-    target None explains the predicted class."""
-    from ..explain import attribute
-    opts = dict(EXPLAIN_OPTIONS.get(method, {}))
-    if layer and method == "gradcam":
-        opts["layer"] = layer
-    result = attribute(model, x, target=target, method=method, **opts)
+    """cnnlab.explain.attribute with the method's quick settings (an interactive page) -> (display map
+    [H,W], non-negative; the explained class) of the first image. target None explains the predicted class."""
+    from ..explain import attribute, method_spec
+    spec = method_spec(method)
+    options = spec.pick({**spec.quick, "layer": layer or None})
+    result = attribute(model, x, target=target, method=spec.name, **options)
     return result.maps[0].detach().float().cpu(), int(result.targets[0])
 
 
-def feature_maps(model: torch.nn.Module, x: torch.Tensor, layer: str, k: int) -> tuple[torch.Tensor, list[int]]:
+def feature_maps(model: Classifier | torch.nn.Module, x: torch.Tensor, layer: str,
+                 k: int) -> tuple[torch.Tensor, list[int]]:
     """cnnlab.explain.feature_maps of one layer: the k most active channels [k,h,w] in [0,1] and their indices."""
     from ..explain import feature_maps as explain_feature_maps
     fm = explain_feature_maps(model, x, [layer], k=k)

@@ -55,6 +55,7 @@ def test_gradient_saliency_lite0_and_training_mode_restored(lite0, chelsea):
     torch.testing.assert_close(a.attributions, g, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_ig_completeness_within_one_percent(resnet20, cifar8):
     a = explain.attribute(resnet20, cifar8[:3], method="ig", steps=256)
     with torch.no_grad():
@@ -189,3 +190,20 @@ def test_one_pass_saliency_and_gradcam_equal_the_separate_methods(resnet20, cifa
     torch.testing.assert_close(sal.attributions, explain.attribute(resnet20, cifar8[:3]).attributions)
     torch.testing.assert_close(cam.attributions, explain.attribute(resnet20, cifar8[:3], method="gradcam").attributions)
     assert acts["act"].shape == (3, 16, 32, 32)
+
+
+def test_each_method_is_declared_once_and_read_by_the_cli_and_the_explorer():
+    from click.testing import CliRunner
+
+    from cnnlab.cli import main
+    from cnnlab.explain.attribution import method_specs
+    from cnnlab.serve.adapters import explain_methods
+    assert explain_methods() == list(explain.METHODS) == list(explain.REGISTRY)
+    assert explain.method_spec("Grad-CAM").name == "gradcam" and explain.method_spec("saliency").name == "gradient"
+    assert explain.REGISTRY["ig"].options["steps"] == 50
+    assert explain.REGISTRY["gradcam"].options == {"layer": None, "relu": True}
+    assert explain.REGISTRY["smoothgrad"].pick({"samples": 3, "steps": 9, "sigma": None}) == {"samples": 3}
+    assert [m.name for m in method_specs("all")] == list(explain.METHODS)
+    assert [m.name for m in method_specs("ig, grad,gradient")] == ["ig", "gradient"]
+    text = CliRunner().invoke(main, ["saliency", "--help"]).output
+    assert all(m in text for m in explain.METHODS) and "Integrated Gradients steps [default: 50]" in text

@@ -20,6 +20,7 @@ def _run(args):
     return res
 
 
+@pytest.mark.slow
 def test_featmaps_filters_saliency(r20_args, tmp_path):
     from tests.conftest import shared
     cat = str(shared("seed_images/glow_imagenet_cat_285.png"))

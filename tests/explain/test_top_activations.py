@@ -49,17 +49,3 @@ def test_scans_image_arrays_and_files(lite0, resnet20, cifar_test_small):
     assert tb.scanned == 3 and tb.images.shape == (2, 3, 224, 224)
     with pytest.raises(CnnlabError, match="Channel 40 is out of range"):
         explain.top_activations(resnet20, x[:8], "layer1", 40)
-
-
-def test_tour_section(lite0, tmp_path):
-    import json
-
-    import cnnlab
-    photos = {n: cnnlab.load_images(cnnlab.bundled_photo(n), lite0) for n in ("chelsea", "coffee")}
-    out = explain.tour_section(lite0, photos, tmp_path)
-    json.dumps(out)
-    assert set(out["featmaps"]) == {"chelsea", "coffee"}
-    assert out["saliency"]["chelsea"]["target"] in ("tiger cat", "Egyptian cat", "tabby")
-    assert out["gradcam"]["coffee"]["layer"] == list(lite0.layers())[-1]
-    for f in out["figures"]:
-        assert (tmp_path / f).stat().st_size > 5000
