@@ -7,8 +7,10 @@ import math
 
 import torch
 
+from ..models.classifier import Classifier, Target
 from .core import LoopOutput, direction, is_success, objective, project, random_start
-from .gradient import Target, run_attack
+from .gradient import run_attack
+from .registry import AttackSpec, register
 from .result import AttackResult
 
 
@@ -22,7 +24,7 @@ def checkpoints(steps: int) -> list[int]:
 
 def apgd_engine(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, *, targeted: bool, loss: str = "ce",
                 norm: str = "linf", eps: float = 8 / 255, steps: int = 100, rand_init: bool = True,
-                stop_on_success: bool = True, record: bool = False, generator: torch.Generator | None = None,
+                early_stop: bool = True, record: bool = False, generator: torch.Generator | None = None,
                 rho: float = 0.75, alpha: float = 0.75, **_: object) -> LoopOutput:
     """The APGD loop on one batch; returns the same LoopOutput as the core's gradient_attack."""
     n = len(x)
@@ -38,7 +40,7 @@ def apgd_engine(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, *, t
     def clip(x0: torch.Tensor, xa: torch.Tensor) -> torch.Tensor:
         return (x0 + project(xa - x0, eps, norm)).clamp(0, 1)
 
-    def evaluate(xa: torch.Tensor, c: torch.Tensor):  # noqa: ANN202
+    def evaluate(xa: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         xa = xa.detach().requires_grad_(True)
         logits = model(xa)
         f = objective(logits, c, loss, targeted)
@@ -69,7 +71,7 @@ def apgd_engine(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, *, t
                 traj[i].append({"step": k, "class": int(pred[j]), "prob": float(probs[j, pred[j]]),
                                 "objective": float(st["f"][j]), "grad_norm": float(gn[j]) if k < steps else float("nan")})
         # images that are done keep this iterate; unsuccessful ones at the end keep their best-loss point
-        stop = ok if stop_on_success else torch.zeros_like(ok)
+        stop = ok if early_stop else torch.zeros_like(ok)
         if k == steps:
             stop = torch.ones_like(ok)
         if stop.any():
@@ -116,7 +118,7 @@ def apgd_engine(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, *, t
     return LoopOutput(adv.detach(), success, taken, first, passes, probs_at, traj)
 
 
-def apgd(model: torch.nn.Module, x: torch.Tensor, eps: float | None = None, *, steps: int = 100,
+def apgd(model: Classifier | torch.nn.Module, x: torch.Tensor, eps: float | None = None, *, steps: int = 100,
          norm: str = "linf", y: torch.Tensor | None = None, target: Target = None, restarts: int = 1,
          seed: int | None = 0, batch_size: int = 256) -> AttackResult:
     """APGD with the cross-entropy loss (targeted: CE towards the target), L-inf or L2, random start.
@@ -125,5 +127,18 @@ def apgd(model: torch.nn.Module, x: torch.Tensor, eps: float | None = None, *, s
     eps = eps if eps is not None else (8 / 255 if norm == "linf" else 0.5)
     return run_attack("apgd" if norm == "linf" else "apgd-l2", model, x, y=y, target=target, loss="ce",
                       rule="sign" if norm == "linf" else "l2", norm=norm, eps=eps, steps=steps, step_size=None,
-                      rand_init=True, restarts=restarts, stop_on_success=True, seed=seed, batch_size=batch_size,
+                      rand_init=True, restarts=restarts, early_stop=True, seed=seed, batch_size=batch_size,
                       engine=apgd_engine)
+
+
+_APGD = dict(kind="gradient", target="allows", options=("eps", "steps"), steps=100,
+             step_rule="adaptive: 2 * eps, halved where progress stalls")
+register(AttackSpec(
+    "apgd", norm="linf", eps=8 / 255, **_APGD,
+    description="APGD-CE in the L-inf ball: PGD with momentum and a self-tuning step (Croce & Hein 2020)",
+    run=lambda m, x, o, **kw: apgd(m, x, o.eps, steps=o.steps, y=o.y, target=o.target, seed=o.seed, **kw)))
+register(AttackSpec(
+    "apgd-l2", norm="l2", eps=0.5, **_APGD,
+    description="APGD-CE in the L2 ball: PGD with momentum and a self-tuning step (Croce & Hein 2020)",
+    run=lambda m, x, o, **kw: apgd(m, x, o.eps, steps=o.steps, norm="l2", y=o.y, target=o.target, seed=o.seed,
+                                   **kw)))

@@ -8,8 +8,6 @@ succeeded can stop early (it keeps its first successful iterate), so the cost pe
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -22,47 +20,7 @@ NORMS = ("linf", "l2")
 RULES = ("raw", "sign", "l2")
 
 
-# -- housekeeping done once for every attack (torchattacks' Attack.__call__ idea) ----------------
-@contextlib.contextmanager
-def attack_mode(model: torch.nn.Module, eval_mode: bool = True) -> Iterator[None]:
-    """Eval mode (unless told to keep the mode) and frozen parameters for the attack; both restored."""
-    was_training = model.training
-    params = [p for p in model.parameters() if p.requires_grad]
-    if eval_mode:
-        model.eval()
-    for p in params:
-        p.requires_grad_(False)  # input gradients only: no weight gradients are computed
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-        model.train(was_training)
-
-
-def check_images(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Images as the model's float [N,3,H,W] batch in [0,1] on its device, or one clear error."""
-    if not isinstance(x, torch.Tensor):
-        raise CnnlabError(f"Attacks take images as a float tensor [N,3,H,W] in [0,1]; got {type(x).__name__}.")
-    if x.dim() == 3:
-        x = x[None]
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise CnnlabError(f"Attacks take images as [N,3,H,W] RGB tensors; got shape {tuple(x.shape)}.")
-    if not x.is_floating_point():
-        raise CnnlabError("Attacks take float images in [0,1]; divide uint8 pixels by 255 first.")
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise CnnlabError("Attack images must hold values in [0,1] (cnnlab normalizes inside the model); "
-                          "undo any mean/std normalization first.")
-    size = tuple(getattr(model, "input_size", ()) or ())
-    if size and getattr(model, "preprocessing", None) is not None and tuple(x.shape[-2:]) != size \
-            and min(x.shape[-2:]) < 8:
-        raise CnnlabError(f"Images of size {tuple(x.shape[-2:])} are too small for model "
-                          f"'{getattr(model, 'name', '?')}' (input size {size}); load them with "
-                          "cnnlab.load_images(paths, model).")
-    device = next((b.device for b in model.buffers()), x.device)
-    return x.detach().float().to(device)
-
-
+# -- budgets ------------------------------------------------------------------------------------
 def check_eps(eps: float | None, what: str = "eps", norm: str | None = "linf") -> float | None:
     """eps in pixel units: in [0, 1] for L-inf (8/255 = 8 grey levels); any non-negative size for L2."""
     if eps is None:
@@ -75,9 +33,10 @@ def check_eps(eps: float | None, what: str = "eps", norm: str | None = "linf") -
     return eps
 
 
-def check_steps(steps: int) -> int:
+def check_steps(steps: int, what: str = "steps") -> int:
+    """A positive whole number of steps (or queries), or one clear error."""
     if int(steps) != steps or steps <= 0:
-        raise CnnlabError(f"steps must be a positive whole number, got {steps}.")
+        raise CnnlabError(f"{what} must be a positive whole number, got {steps}.")
     return int(steps)
 
 
@@ -104,7 +63,7 @@ def _flat_norm(t: torch.Tensor) -> torch.Tensor:
 
 
 def direction(g: torch.Tensor, rule: str) -> torch.Tensor:
-    """The step direction from the gradient: raw (seed 000), sign (L-inf), unit L2 (L2)."""
+    """The step direction from the gradient: raw (plain gradient steps), sign (L-inf), unit L2 (L2)."""
     if rule == "raw":
         return g
     if rule == "sign":
@@ -138,6 +97,7 @@ def random_start(x: torch.Tensor, eps: float, norm: str, generator: torch.Genera
 
 
 def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    """A generator on `device` seeded with `seed` (0 when None): same seed, same random starts and targets."""
     gen = torch.Generator(device=device)
     gen.manual_seed(0 if seed is None else int(seed))
     return gen
@@ -160,12 +120,12 @@ class LoopOutput:
 def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, *, targeted: bool,
                     loss: str = "ce", rule: str = "sign", norm: str | None = "linf", eps: float | None = None,
                     steps: int = 10, step_size: float = 2 / 255, rand_init: bool = False,
-                    stop_on_success: bool = True, record: bool = False,
+                    early_stop: bool = True, record: bool = False,
                     generator: torch.Generator | None = None) -> LoopOutput:
     """Iterate x <- clip01(x0 + project(x - x0 + step_size * direction(grad objective))).
 
     Each iteration runs one forward+backward at the current iterate, checks success there, and steps
-    the images still running. With `stop_on_success` an image stops at its first success (its
+    the images still running. With `early_stop` an image stops at its first success (its
     iterate is kept); otherwise all run `steps` steps and success is judged on the last iterate.
     `record` keeps, per image and step, the predicted class, its probability, the objective and the
     gradient's L2 norm (why probability descent stalls: its gradient vanishes when p is near 1).
@@ -208,7 +168,7 @@ def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, 
                 traj[i].append({"step": t, "class": int(pred[j]), "prob": float(probs[j, pred[j]]),
                                 "attacked_class_prob": float(cp[j]),
                                 "objective": float(gain[j].detach()), "grad_norm": float(gn[j])})
-        if stop_on_success:
+        if early_stop:
             done[idx[ok]] = True
             keep = ~ok
         else:
@@ -226,5 +186,5 @@ def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, 
         delta[run] = (x[run] + d).clamp(0, 1) - x[run]
         taken[run] += 1
     adv = (x + delta).detach()
-    success = first >= 0 if stop_on_success else now_ok
+    success = first >= 0 if early_stop else now_ok
     return LoopOutput(adv, success, taken, first, passes, probs_at, traj)

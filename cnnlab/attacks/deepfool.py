@@ -3,15 +3,15 @@ nearest decision boundary, found by linearizing the classifier again at every st
 minimal norm, and its median over a dataset, measure robustness without choosing an eps."""
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
 from ..errors import CnnlabError
-from .core import attack_mode, check_images, check_steps
-from .gradient import clean_probs
-from .more import build_result
+from ..models.classifier import Classifier
+from .core import check_steps
+from .prologue import setup_attack
+from .registry import AttackSpec, register
 from .result import AttackResult
 
 
@@ -50,8 +50,9 @@ def deepfool_step(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, ca
     return best_r, pred, probs
 
 
-def deepfool(model: torch.nn.Module, x: torch.Tensor, *, y: torch.Tensor | None = None, steps: int = 50,
-             overshoot: float = 0.02, norm: str = "l2", candidates: int = 10, batch_size: int = 128) -> AttackResult:
+def deepfool(model: Classifier | torch.nn.Module, x: torch.Tensor, *, y: torch.Tensor | None = None,
+             steps: int = 50, overshoot: float = 0.02, norm: str = "l2", candidates: int = 10,
+             batch_size: int = 128) -> AttackResult:
     """Untargeted DeepFool from each image's label `y` (default: its predicted class).
 
     Each step moves every not-yet-fooled image to its nearest linearized boundary among the
@@ -62,14 +63,9 @@ def deepfool(model: torch.nn.Module, x: torch.Tensor, *, y: torch.Tensor | None 
         raise CnnlabError(f"DeepFool norm must be l2 or linf, got '{norm}'.")
     if overshoot < 0:
         raise CnnlabError(f"DeepFool overshoot must be >= 0, got {overshoot}.")
-    x = check_images(model, x)
     steps = check_steps(steps)
-    t0 = time.perf_counter()
-    with attack_mode(model):
-        probs0 = clean_probs(model, x, batch_size)
-        cls = probs0.argmax(1) if y is None else torch.as_tensor(y, dtype=torch.long, device=x.device).flatten()
-        if len(cls) != len(x):
-            raise CnnlabError(f"{len(x)} images but {len(cls)} labels were given.")
+    with setup_attack(model, x, y=y, batch_size=batch_size) as s:
+        x, cls, probs0 = s.x, s.cls, s.probs0
         k = min(candidates, probs0.shape[1])
         order = probs0.argsort(1, descending=True)[:, :k]
         adv, final, taken, ok = x.clone(), probs0.clone(), torch.zeros(len(x), dtype=torch.long), \
@@ -77,18 +73,18 @@ def deepfool(model: torch.nn.Module, x: torch.Tensor, *, y: torch.Tensor | None 
         passes = 0
         for i in range(0, len(x), batch_size):
             sl = slice(i, i + batch_size)
-            a, p, t, s, n = _deepfool_batch(model, x[sl], cls[sl], order[sl], steps, overshoot, norm)
-            adv[sl], final[sl], taken[sl], ok[sl] = a, p, t, s
+            a, p, t, f, n = _deepfool_batch(s.model, x[sl], cls[sl], order[sl], steps, overshoot, norm)
+            adv[sl], final[sl], taken[sl], ok[sl] = a, p, t, f
             passes += n
     params = {"norm": norm, "steps": steps, "overshoot": overshoot, "candidates": k}
-    res = build_result("deepfool" if norm == "l2" else "deepfool-linf", model, x, adv, cls, False, probs0, final,
-                       ok, taken, passes, params, t0)
+    res = s.result("deepfool" if norm == "l2" else "deepfool-linf", adv, final, ok, taken, passes, params)
     res.params["median_l2"] = minimal_perturbation(res).median_l2
     res.params["median_linf"] = minimal_perturbation(res).median_linf
     return res
 
 
-def _deepfool_batch(model, x, cls, cand, steps, overshoot, norm):  # noqa: ANN001, ANN202
+def _deepfool_batch(model: Classifier, x: torch.Tensor, cls: torch.Tensor, cand: torch.Tensor, steps: int,
+                    overshoot: float, norm: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
     n = len(x)
     r_tot = torch.zeros_like(x)
     adv = x.clone()
@@ -122,7 +118,7 @@ def _deepfool_batch(model, x, cls, cand, steps, overshoot, norm):  # noqa: ANN00
     return adv.detach(), final, taken.cpu(), (pred != cls).cpu(), passes
 
 
-def _put(final, idx, probs, n):  # noqa: ANN001, ANN202
+def _put(final: torch.Tensor | None, idx: torch.Tensor, probs: torch.Tensor, n: int) -> torch.Tensor:
     if final is None:
         final = torch.zeros(n, probs.shape[1], device=probs.device)
     final[idx] = probs
@@ -142,7 +138,7 @@ class MinimalPerturbation:
     linf: list[float]
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return asdict(self)
 
 
 def minimal_perturbation(result: AttackResult) -> MinimalPerturbation:
@@ -154,3 +150,15 @@ def minimal_perturbation(result: AttackResult) -> MinimalPerturbation:
     return MinimalPerturbation(n=len(result), fooled=int(result.success.sum()), median_l2=med(l2),
                                median_linf=med(li), median_linf_255=med(li) * 255,
                                l2=[round(float(v), 6) for v in l2], linf=[round(float(v), 6) for v in li])
+
+
+_DEEPFOOL = dict(kind="minimal-perturbation", target="refuses", options=("steps",), steps=50,
+                 step_rule="to the nearest linearized boundary, times 1.02")
+register(AttackSpec(
+    "deepfool", norm="l2", **_DEEPFOOL,
+    description="DeepFool: the smallest L2 step across the nearest decision boundary, no eps (Moosavi-Dezfooli 2016)",
+    run=lambda m, x, o, **kw: deepfool(m, x, y=o.y, steps=o.steps, **kw)))
+register(AttackSpec(
+    "deepfool-linf", norm="linf", **_DEEPFOOL,
+    description="DeepFool measuring L-inf: the smallest L-inf step across the nearest decision boundary, no eps",
+    run=lambda m, x, o, **kw: deepfool(m, x, y=o.y, steps=o.steps, norm="linf", **kw)))

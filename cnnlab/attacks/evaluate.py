@@ -1,7 +1,20 @@
-"""Accuracy under attack on a labelled dataset: clean accuracy, robust accuracy, success rate, norms, speed."""
+"""Accuracy under attack on a labelled dataset: clean accuracy, robust accuracy, success rate, norms,
+cost; for one eps, or a list of them in one call (robust accuracy against eps, as Foolbox answers).
+
+    attack_eval(model, "cifar10_test.npz", "pgd", eps=8/255, limit=500)             # AttackEval
+    attack_eval(model, "cifar10_test.npz", "pgd", eps=[2/255, 4/255, 8/255])         # RobustnessCurve
+
+With a list, each eps attacks only the images still robust at the previous (smaller) eps: an
+adversarial example inside the smaller ball lies inside the larger one too, so it counts as fooled
+there. Robust accuracy therefore never rises with eps (independent runs of a random or early-stopping
+attack can show small bumps), and the whole curve costs about what the largest eps alone would.
+A minimal-perturbation attack (DeepFool) runs once; an image is robust at eps when the perturbation it
+needed is larger than eps.
+"""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -9,18 +22,22 @@ import numpy as np
 import torch
 
 from ..errors import CnnlabError
-from .methods import attack
+from ..models.classifier import Classifier, Target
+from ..models.wrap import as_classifier
+from .core import check_eps
+from .registry import AttackSpec, attack, attack_spec, format_eps, method_names
 
 
 @dataclass
 class AttackEval:
-    """What an attack does to a model on a dataset.
+    """What an attack does to a model on a dataset, at one budget.
 
     clean_acc / robust_acc are over all n images (an image misclassified before the attack is not
     robust); success_rate is over the images the model got right (the ones attacked); linf and l2
     are the mean (median_linf, median_l2: the median) perturbation norms of the successful adversarial
-    examples -- for DeepFool, the median minimal perturbation; images_per_s counts all
-    n images over the attack's wall time; passes_per_image counts forward+backward passes.
+    examples -- for DeepFool, the median minimal perturbation; images_per_s counts all n images over
+    the attack's wall time; passes_per_image counts `cost_unit` (forward+backward passes for gradient
+    attacks, model queries for the others) per image.
     """
 
     method: str
@@ -35,16 +52,15 @@ class AttackEval:
     seconds: float
     median_linf: float = 0.0
     median_l2: float = 0.0
+    budget: str = ""
+    cost_unit: str = "forward+backward passes"
     params: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def lines(self) -> list[str]:
-        p = self.params
-        eps = p.get("eps")
-        eps_s = f"eps {eps * 255:.3g}/255" if isinstance(eps, float) and p.get("norm", "linf") == "linf" else f"eps {eps}"
-        return [f"{self.method} ({eps_s}, {p.get('steps')} steps) on {self.n} images of {p.get('data', '?')}",
+        return [f"{self.method} ({self.budget}) on {self.n} images of {self.params.get('data', '?')}",
                 f"clean accuracy    {self.clean_acc:7.2%}",
                 f"robust accuracy   {self.robust_acc:7.2%}",
                 f"success rate      {self.success_rate:7.2%}  (of the {round(self.clean_acc * self.n)} "
@@ -52,14 +68,54 @@ class AttackEval:
                 f"mean L-inf        {self.linf * 255:7.3f}/255   mean L2 {self.l2:.4f}  (successful examples)",
                 f"median L-inf      {self.median_linf * 255:7.3f}/255   median L2 {self.median_l2:.4f}",
                 f"speed             {self.images_per_s:7.1f} images/s, {self.passes_per_image:.2f} "
-                "forward+backward passes per image"]
+                f"{self.cost_unit} per image"]
 
 
-def load_eval_data(data, model: torch.nn.Module, limit: int | None = None,  # noqa: ANN001
+@dataclass
+class RobustnessCurve:
+    """Robust accuracy against eps: one AttackEval per eps, ascending, sharing the data and clean accuracy.
+
+    Each point's robust accuracy, success rate and norms count every image fooled within its eps; its
+    cost (passes_per_image, seconds) is that of its own step, which attacked only the images still
+    robust at the smaller eps (for DeepFool: the one run, shared by every point)."""
+
+    method: str
+    n: int
+    clean_acc: float
+    points: list[AttackEval]
+    seconds: float
+    norm: str | None = "linf"
+
+    @property
+    def eps(self) -> list[float]:
+        return [p.params["eps"] for p in self.points]
+
+    @property
+    def robust_acc(self) -> list[float]:
+        return [p.robust_acc for p in self.points]
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "n": self.n, "clean_acc": self.clean_acc, "norm": self.norm,
+                "eps": self.eps, "robust_acc": self.robust_acc,
+                "success_rate": [p.success_rate for p in self.points], "seconds": self.seconds,
+                "points": [p.to_dict() for p in self.points]}
+
+    def lines(self) -> list[str]:
+        first = self.points[0]
+        head = [f"{self.method} on {self.n} images of {first.params.get('data', '?')}: clean accuracy "
+                f"{self.clean_acc:.2%}"]
+        return head + [f"eps {format_eps(p.params['eps'], self.norm):>9}  robust accuracy {p.robust_acc:7.2%}  "
+                       f"success rate {p.success_rate:7.2%}  median L-inf {p.median_linf * 255:6.3f}/255  "
+                       f"median L2 {p.median_l2:.4f}  {p.passes_per_image:.2f} {p.cost_unit} per image"
+                       for p in self.points]
+
+
+def load_eval_data(data: object, model: Classifier | torch.nn.Module, limit: int | None = None,
                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(images [N,3,H,W] in [0,1] at the model's input size, labels, name) from a tensor pair, a Dataset,
     or a spec cnnlab.data.load_dataset understands (.npz file, folder, 'cifar10'); a seeded random subset
     of `limit` images (test files are often sorted by class)."""
+    model = as_classifier(model)
     if isinstance(data, tuple) and len(data) == 2:
         x, y = data
         name = "tensors"
@@ -82,60 +138,133 @@ def load_eval_data(data, model: torch.nn.Module, limit: int | None = None,  # no
         else:
             from ..images import load_images
             x, y = load_images(ds.paths, model), torch.as_tensor(ds.y, dtype=torch.long)
-        num = getattr(model, "num_classes", None)
-        if num is not None and len(y) and (int(y.min()) < 0 or int(y.max()) >= num):
-            raise CnnlabError(f"Data '{name}' has labels outside 0..{num - 1} (model '{getattr(model, 'name', '?')}' "
-                              f"has {num} classes); evaluate with a model trained on these classes.")
+        num = model.num_classes
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= num):
+            raise CnnlabError(f"Data '{name}' has labels outside 0..{num - 1} (model '{model.name}' has {num} "
+                              "classes); evaluate with a model trained on these classes.")
     if len(x) == 0:
         raise CnnlabError("The evaluation data holds no images.")
-    pre = getattr(model, "preprocessing", None)
-    if pre is not None and tuple(x.shape[-2:]) != tuple(model.input_size):
-        x = pre.apply_tensor(x)
+    if tuple(x.shape[-2:]) != model.input_size:
+        x = model.preprocessing.apply_tensor(x)
     return x, y, name
 
 
-def attack_eval(model: torch.nn.Module, data, method: str = "pgd", *, eps: float | None = 8 / 255,  # noqa: ANN001
-                steps: int | None = 10, step_size: float | None = None, target=None,  # noqa: ANN001
-                limit: int | None = None, batch_size: int = 256, seed: int = 0) -> AttackEval:
-    """Attack the correctly classified images of `data` and measure what survives."""
+def attack_eval(model: Classifier | torch.nn.Module, data: object, method: str = "pgd", *,
+                eps: float | Sequence[float] | None = None, steps: int | None = None,
+                step_size: float | None = None, target: Target = None, limit: int | None = None,
+                batch_size: int = 256, seed: int = 0, **method_options: object) -> AttackEval | RobustnessCurve:
+    """Attack the correctly classified images of `data` and measure what survives.
+
+    `eps` is one budget (default: the method's) and gives an AttackEval, or a list of budgets and gives
+    a RobustnessCurve (see the module's docstring for how the list is attacked). `method_options` go
+    to the attack function (e.g. `rotations=` for the spatial attack)."""
+    model = as_classifier(model)
+    spec = attack_spec(method)
+    if not spec.evaluable:
+        raise CnnlabError(f"--method {method} is not an evaluation attack ({spec.description}); evaluate with one "
+                          f"of: {', '.join(method_names(evaluable=True))}.")
+    curve = isinstance(eps, Sequence) and not isinstance(eps, str)
+    budgets = _budgets(spec, list(eps) if curve else [eps])
     x, y, name = load_eval_data(data, model, limit, seed)
     n = len(x)
-    device = next((b.device for b in model.buffers()), torch.device("cpu"))
     t0 = time.perf_counter()
-    with torch.no_grad():
-        was = model.training
-        model.eval()
-        pred = torch.cat([model(x[i:i + batch_size].to(device)).argmax(1).cpu() for i in range(0, n, batch_size)])
-        model.train(was)
-    correct = pred == y
+    with model.frozen(), torch.no_grad():
+        scores = torch.cat([model(x[i:i + batch_size].to(model.device)).cpu() for i in range(0, n, batch_size)])
+    correct = scores.argmax(1) == y
     todo = correct.nonzero()[:, 0]
-    fooled, linf, l2, passes, params = 0, [], [], 0, {}
+    per_image_target = target is not None and not isinstance(target, (int, str))
     if target is not None:  # a targeted attack only counts images not already of the target class
-        todo = todo[(y[todo] != _target_index(model, target)) if isinstance(target, (int, str)) and
-                    target not in ("least-likely", "random") else slice(None)]
-    for i in range(0, len(todo), batch_size):
-        idx = todo[i:i + batch_size]
-        r = attack(model, x[idx], method, y=y[idx] if target is None else None, target=target, eps=eps,
-                   steps=steps, step_size=step_size, seed=seed + i)
-        ok = r.success
+        wanted = model.targets(target, scores, torch.Generator().manual_seed(seed))
+        todo = todo[wanted[todo] != y[todo]]
+        if per_image_target:
+            target = wanted.cpu()
+    run = dict(model=model, x=x, y=y, method=method, steps=steps, step_size=step_size, target=target,
+               per_image_target=per_image_target, batch_size=batch_size, seed=seed, options=method_options)
+    common = dict(spec=spec, n=n, correct=int(correct.sum()), clean_acc=float(correct.float().mean()),
+                  attacked=len(todo), steps=steps,
+                  extra={"data": name, "limit": limit, "target": target})
+    points = []
+    if spec.kind == "minimal-perturbation":  # one run; robust at eps where the perturbation needed is larger
+        found = _attack_batches(todo, eps=None, **run)
+        seconds = time.perf_counter() - t0
+        norm = found.linf if spec.norm == "linf" else found.l2
+        for e in budgets:
+            within = found.fooled & (norm <= e) if e is not None else found.fooled
+            points.append(_point(eps=e, fooled=within, linf=found.linf, l2=found.l2, passes=found.passes,
+                                 seconds=seconds, params=found.params, **common))
+    else:
+        alive, fooled, linf, l2 = todo, torch.zeros(n, dtype=torch.bool), torch.zeros(n), torch.zeros(n)
+        for e in budgets:
+            found = _attack_batches(alive, eps=e, **run)
+            won = alive[found.fooled[alive]]
+            fooled[won], linf[won], l2[won] = True, found.linf[won], found.l2[won]
+            alive = alive[~found.fooled[alive]]
+            seconds, t0 = time.perf_counter() - t0, time.perf_counter()
+            points.append(_point(eps=e, fooled=fooled.clone(), linf=linf, l2=l2, passes=found.passes,
+                                 seconds=seconds, params=found.params, **common))
+    if not curve:
+        return points[0]
+    return RobustnessCurve(method=method, n=n, clean_acc=float(correct.float().mean()), points=points,
+                           seconds=round(sum(p.seconds for p in points), 3), norm=spec.norm)
+
+
+def _budgets(spec: AttackSpec, eps: list[float | None]) -> list[float | None]:
+    """The eps values to evaluate, checked and ascending; [None] means the method's own budget."""
+    if eps == [None]:
+        return [spec.eps]
+    if not eps:
+        raise CnnlabError("Give at least one eps.")
+    if not spec.takes("eps") and spec.kind != "minimal-perturbation":
+        raise CnnlabError(f"--method {spec.name} has no eps ({spec.description}); drop --eps.")
+    if any(e is None for e in eps):
+        raise CnnlabError("A list of eps values cannot hold None.")
+    return sorted(check_eps(e, "--eps", spec.norm) for e in eps)
+
+
+@dataclass
+class _Found:
+    """Per image (over the whole dataset): fooled by the attack, and the norms of its perturbation."""
+
+    fooled: torch.Tensor
+    linf: torch.Tensor
+    l2: torch.Tensor
+    passes: int
+    params: dict
+
+
+def _attack_batches(idx: torch.Tensor, *, model: Classifier, x: torch.Tensor, y: torch.Tensor, method: str,
+                    eps: float | None, steps: int | None, step_size: float | None, target: Target,
+                    per_image_target: bool, batch_size: int, seed: int, options: dict) -> _Found:
+    """Attack images `idx` of x in batches (batch at offset i seeded with seed + i)."""
+    n = len(x)
+    fooled, linf, l2 = torch.zeros(n, dtype=torch.bool), torch.zeros(n), torch.zeros(n)
+    passes, params = 0, {}
+    for i in range(0, len(idx), batch_size):
+        b = idx[i:i + batch_size]
+        t = target[b] if per_image_target else target
+        r = attack(model, x[b], method, y=y[b] if target is None else None, target=t, eps=eps, steps=steps,
+                   step_size=step_size, seed=seed + i, **options)
+        ok = r.success.cpu()
         if target is not None:  # a targeted success must also leave the true class
-            ok = ok & (r.final_class != y[idx])
-        fooled += int(ok.sum())
-        linf.append(r.linf[ok])
-        l2.append(r.l2[ok])
+            ok = ok & (r.final_class.cpu() != y[b])
+        fooled[b], linf[b], l2[b] = ok, r.linf.cpu(), r.l2.cpu()
         passes += r.passes
         params = r.params
-    seconds = time.perf_counter() - t0
-    attacked = len(todo)
-    robust = int(correct.sum()) - fooled
-    cat = (lambda v: float(torch.cat(v).mean()) if v and sum(len(t) for t in v) else 0.0)
-    med = (lambda v: float(torch.cat(v).median()) if v and sum(len(t) for t in v) else 0.0)
-    params = {**params, "data": name, "limit": limit, "target": target}
-    return AttackEval(method=method, n=n, clean_acc=float(correct.float().mean()), robust_acc=robust / n,
-                      success_rate=fooled / attacked if attacked else 0.0, linf=cat(linf), l2=cat(l2),
+    return _Found(fooled, linf, l2, passes, params)
+
+
+def _point(*, spec: AttackSpec, eps: float | None, n: int, correct: int, clean_acc: float, attacked: int,
+           fooled: torch.Tensor,
+           linf: torch.Tensor, l2: torch.Tensor, passes: int, seconds: float, steps: int | None, params: dict,
+           extra: dict) -> AttackEval:
+    """One AttackEval from the images fooled within this eps and their perturbation norms."""
+    li, l2s = linf[fooled], l2[fooled]
+    mean = (lambda v: float(v.mean()) if len(v) else 0.0)
+    median = (lambda v: float(v.median()) if len(v) else 0.0)
+    k = int(fooled.sum())
+    params = {**params, "eps": eps, **extra}
+    return AttackEval(method=spec.name, n=n, clean_acc=clean_acc, robust_acc=(correct - k) / n,
+                      success_rate=k / attacked if attacked else 0.0, linf=mean(li), l2=mean(l2s),
                       images_per_s=n / seconds if seconds > 0 else 0.0, passes_per_image=passes / n,
-                      seconds=seconds, median_linf=med(linf), median_l2=med(l2), params=params)
-
-
-def _target_index(model: torch.nn.Module, target) -> int:  # noqa: ANN001
-    return model.class_index(target) if hasattr(model, "class_index") else int(target)
+                      seconds=seconds, median_linf=median(li), median_l2=median(l2s),
+                      budget=spec.budget(eps, steps), cost_unit=spec.cost_unit, params=params)

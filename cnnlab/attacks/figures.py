@@ -1,74 +1,53 @@
-"""Pictures of attacks (matplotlib Agg, imported lazily): the seed's original | noise | adversarial rows,
-the pixelwise-difference heat map, the trajectory of a descent, the transformation-robustness grid."""
+"""Pictures of attacks, through cnnlab.figures (matplotlib's object API; no pyplot, no backend switch):
+original | perturbation | adversarial rows, the pixelwise-difference heat map, the trajectory of a
+descent, the transformation-robustness grid, an adversarial patch and fooling images."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
+from ..figures import finish, hwc, new_figure, short_label
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .fooling import FoolingResult
+    from .patch import PatchResult
     from .result import AttackResult
     from .transforms import RobustnessTable
 
 
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _hwc(t: torch.Tensor):  # noqa: ANN202
-    return t.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
-
-
-def _finish(fig, path: str | Path | None):  # noqa: ANN001, ANN202
-    if path is None:
-        return fig
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return path
-
-
-def _short(label: str, n: int = 22) -> str:
-    label = label.split(",")[0]
-    return label if len(label) <= n else label[: n - 1] + "…"
-
-
-def attack_rows(result: "AttackResult", path: str | Path | None = None, magnify: float | None = None,
-                max_rows: int = 8):
+def attack_rows(result: AttackResult, path: str | Path | None = None, magnify: float | None = None,
+                max_rows: int = 8) -> Figure | Path:
     """One row per image: original (class, p) | perturbation, magnified around grey | adversarial (class, p)."""
-    plt = _plt()
     n = min(len(result), max_rows)
-    fig, axes = plt.subplots(n, 3, figsize=(9, 3.1 * n), squeeze=False)
+    fig, axes = new_figure(n, 3, figsize=(9, 3.1 * n))
     for i in range(n):
         d = result.perturbations[i]
         peak = float(d.abs().max())
         m = magnify or (0.5 / peak if peak > 0 else 1.0)
         oc, fc = int(result.original_class[i]), int(result.final_class[i])
         panels = [
-            (result.originals[i], f"original: {_short(result.name_of(oc))}\np = {float(result.original_prob[i]):.3f}"),
+            (result.originals[i], f"original: {short_label(result.name_of(oc))}\n"
+                                  f"p = {float(result.original_prob[i]):.3f}"),
             ((0.5 + d * m).clamp(0, 1), f"perturbation ×{m:.0f}\nL∞ = {peak * 255:.2f}/255, L2 = {float(d.norm()):.3f}"),
             (result.images[i], f"{'adversarial' if bool(result.success[i]) else 'attack failed'}: "
-                               f"{_short(result.name_of(fc))}\np = {float(result.final_prob[i]):.3f}"),
+                               f"{short_label(result.name_of(fc))}\np = {float(result.final_prob[i]):.3f}"),
         ]
         for ax, (img, title) in zip(axes[i], panels):
-            ax.imshow(_hwc(img))
+            ax.imshow(hwc(img))
             ax.set_title(title, fontsize=9)
             ax.axis("off")
     fig.suptitle(f"{result.method}: {result.success[:n].sum()}/{n} succeeded", fontsize=11)
     fig.tight_layout()
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
-def difference_heatmap(result: "AttackResult", path: str | Path | None = None, max_images: int = 8):
+def difference_heatmap(result: AttackResult, path: str | Path | None = None,
+                       max_images: int = 8) -> Figure | Path:
     """|adversarial - original| per pixel (max over RGB), in grey levels out of 255, one panel per image."""
-    plt = _plt()
     n = min(len(result), max_images)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), squeeze=False)
+    fig, axes = new_figure(1, n, figsize=(3.6 * n, 3.2))
     for i in range(n):
         diff = result.perturbations[i].abs().amax(0).cpu() * 255
         ax = axes[0, i]
@@ -77,14 +56,15 @@ def difference_heatmap(result: "AttackResult", path: str | Path | None = None, m
         ax.axis("off")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
-def trajectory_figure(results: list["AttackResult"], path: str | Path | None = None, image: int = 0):
+def trajectory_figure(results: list[AttackResult], path: str | Path | None = None,
+                      image: int = 0) -> Figure | Path:
     """Per step: gradient norm (log scale) and the probability of the original class, for each result;
     shows why descent on the probability stalls (its gradient vanishes while p is near 1)."""
-    plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = new_figure(1, 2, figsize=(10, 3.6))
+    a1, a2 = axes[0]
     for r in results:
         traj = (r.trajectory or [[]])[image]
         if not traj:
@@ -101,30 +81,69 @@ def trajectory_figure(results: list["AttackResult"], path: str | Path | None = N
         a.legend(fontsize=8)
         a.grid(alpha=0.3)
     fig.tight_layout()
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
-def robustness_figure(table: "RobustnessTable", path: str | Path | None = None):
+def robustness_figure(table: RobustnessTable, path: str | Path | None = None) -> Figure | Path:
     """Rows: images (original and adversarial); columns: the transformations; titles: top-1 class, p."""
-    plt = _plt()
     names = table.transforms
     rows = table.rows
-    fig, axes = plt.subplots(len(rows), len(names), figsize=(2.3 * len(names), 2.5 * len(rows)), squeeze=False)
+    fig, axes = new_figure(len(rows), len(names), figsize=(2.3 * len(names), 2.5 * len(rows)))
     for i, row in enumerate(rows):
         for j, t in enumerate(names):
             cell = row["cells"][t]
             ax = axes[i, j]
-            ax.imshow(_hwc(table.images[i][t]))
+            ax.imshow(hwc(table.images[i][t]))
             colour = "tab:red" if cell.get("is_target") else ("tab:green" if cell.get("is_original") else "black")
-            ax.set_title(f"{_short(cell['label'], 16)}\np = {cell['prob']:.2f}", fontsize=8, color=colour)
+            ax.set_title(f"{short_label(cell['label'], 16)}\np = {cell['prob']:.2f}", fontsize=8, color=colour)
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(row["name"], fontsize=8)
             if i == 0:
                 ax.set_xlabel("")
-                ax.set_title(f"[{t}]\n{_short(cell['label'], 16)}\np = {cell['prob']:.2f}", fontsize=8, color=colour)
+                ax.set_title(f"[{t}]\n{short_label(cell['label'], 16)}\np = {cell['prob']:.2f}", fontsize=8,
+                             color=colour)
     fig.suptitle("top-1 after each transformation (red: adversarial class kept; green: original class back)",
                  fontsize=9)
     fig.tight_layout()
-    return _finish(fig, path)
+    return finish(fig, path)
+
+
+def patch_figure(result: PatchResult, path: str | Path | None = None) -> Figure | Path:
+    """The patch, then held-out images before / with the patch (predicted class and probability)."""
+    k = 0 if result.examples is None else min(6, len(result.examples))
+    fig, axes = new_figure(2, k + 1, figsize=(2.2 * (k + 1), 4.6))
+    axes[0, 0].imshow(hwc(result.patch))
+    axes[0, 0].set_title(f"patch → {short_label(result.target_label)}\n{result.area:.0%} of the image", fontsize=8)
+    axes[1, 0].axis("off")
+    axes[1, 0].text(0, 0.5, f"held-out success\n{result.heldout_success:.1%}\n({result.heldout_n} images ×\n"
+                            f"{result.heldout_placements} placements)", fontsize=8)
+    for j in range(k):
+        axes[0, j + 1].imshow(hwc(result.example_originals[j]))
+        axes[0, j + 1].set_title("original", fontsize=8)
+        lab, p = result.example_pred[j]
+        axes[1, j + 1].imshow(hwc(result.examples[j]))
+        axes[1, j + 1].set_title(f"{short_label(lab, 14)} {p:.2f}", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return finish(fig, path)
+
+
+def fooling_figure(result: FoolingResult, path: str | Path | None = None) -> Figure | Path:
+    """The fooling images in a row, each titled with the class and the model's confidence."""
+    n = len(result.images)
+    cols = min(n, 5)
+    rows = (n + cols - 1) // cols
+    fig, axes = new_figure(rows, cols, figsize=(2.4 * cols, 2.6 * rows))
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        ax = axes.flat[i]
+        ax.imshow(hwc(result.images[i]), interpolation="nearest")
+        ax.set_title(f"{short_label(result.target_labels[i], 16)}\n{result.confidence[i]:.2%}", fontsize=8)
+    fig.suptitle(f"fooling images ({result.method})", fontsize=9)
+    fig.tight_layout()
+    return finish(fig, path)

@@ -1,116 +1,53 @@
-"""Gradient attacks as thin choices over the shared core: logit/probability descent and ascent (seed
-000/001), FGSM, BIM and PGD (L-inf and L2, random start, targeted or untargeted)."""
+"""Gradient attacks as thin choices over the shared core: logit/probability descent and ascent with
+plain gradient steps, FGSM, BIM and PGD (L-inf and L2, random start, targeted or untargeted)."""
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import torch
 
 from ..errors import CnnlabError
-from .core import (LoopOutput, attack_mode, check_eps, check_images, check_steps, gradient_attack,
-                   make_generator)
+from ..models.classifier import Classifier, Target
+from .core import LoopOutput, check_eps, check_steps, gradient_attack
+from .prologue import setup_attack
+from .registry import AttackSpec, register
 from .result import AttackResult
 
-Target = int | str | Sequence[int] | torch.Tensor | None
 
-TARGET_WORDS = ("least-likely", "random")
-
-
-@torch.no_grad()
-def clean_probs(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Softmax of the model on x, batched, in whatever mode the caller set."""
-    return torch.cat([torch.softmax(model(x[i:i + batch_size]).float(), 1) for i in range(0, len(x), batch_size)])
-
-
-def resolve_target(model: torch.nn.Module, target: Target, probs: torch.Tensor,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-image target classes from a class name/index, 'least-likely', 'random' or a tensor/list."""
-    n, c = probs.shape
-    if isinstance(target, torch.Tensor) or (isinstance(target, Sequence) and not isinstance(target, str)):
-        t = torch.as_tensor(target, dtype=torch.long, device=probs.device).flatten()
-        if len(t) == 1:
-            t = t.expand(n).clone()
-        if len(t) != n or t.min() < 0 or t.max() >= c:
-            raise CnnlabError(f"Targets must be {n} class indices in 0..{c - 1}; got {t.tolist()[:10]}.")
-        return t
-    if isinstance(target, str) and target.strip().lower() in ("least-likely", "least_likely", "ll"):
-        return probs.argmin(1)
-    if isinstance(target, str) and target.strip().lower() == "random":
-        pred = probs.argmax(1)
-        r = torch.randint(0, c - 1, (n,), generator=generator, device=generator.device if generator else None)
-        r = r.to(probs.device)
-        return r + (r >= pred).long()  # uniform over the classes other than the current one
-    if hasattr(model, "class_index"):
-        idx = model.class_index(target)
-    else:
-        idx = int(target)
-        if not 0 <= idx < c:
-            raise CnnlabError(f"Class index {idx} is out of range 0..{c - 1}.")
-    return torch.full((n,), idx, dtype=torch.long, device=probs.device)
-
-
-def _labels(model: torch.nn.Module, c: int) -> list[str]:
-    labels = list(getattr(model, "labels", []) or [])
-    return labels if len(labels) == c else [str(i) for i in range(c)]
-
-
-def run_attack(method: str, model: torch.nn.Module, x: torch.Tensor, *, y: torch.Tensor | None = None,
+def run_attack(method: str, model: Classifier | torch.nn.Module, x: torch.Tensor, *, y: Target = None,
                target: Target = None, loss: str = "ce", rule: str = "sign", norm: str | None = "linf",
                eps: float | None = None, steps: int = 10, step_size: float = 2 / 255,
-               rand_init: bool = False, restarts: int = 1, stop_on_success: bool = True,
+               rand_init: bool = False, restarts: int = 1, early_stop: bool = True,
                record: bool | None = None, seed: int | None = 0, batch_size: int = 256,
-               eval_mode: bool = True, engine=gradient_attack, **engine_kw) -> AttackResult:  # noqa: ANN001
-    """Checks, eval mode, targets, batching and the result object around one attack engine."""
-    x = check_images(model, x)
+               engine: Callable[..., LoopOutput] = gradient_attack, **engine_kw: object) -> AttackResult:
+    """The shared prologue, batching and restarts around one attack engine (the core's loop or APGD's).
+
+    `restarts` > 1 gives the images that resisted new random starts; `record` (default: for up to
+    16 images) keeps the per-step trajectory."""
     eps = check_eps(eps, norm=norm)
     steps = check_steps(steps)
     if step_size is not None and not 0 < float(step_size) <= 10:
         raise CnnlabError(f"step size {step_size} must be positive (pixel units, e.g. 2/255).")
-    gen = make_generator(seed, x.device)
-    t0 = time.perf_counter()
-    with attack_mode(model, eval_mode):
-        probs0 = clean_probs(model, x, batch_size)
-        pred0 = probs0.argmax(1)
-        labels = _labels(model, probs0.shape[1])
-        targeted = target is not None
-        if targeted:
-            cls = resolve_target(model, target, probs0, gen)
-            already = cls == pred0
-            if bool(already.all()):
-                name = labels[int(cls[0])]
-                raise CnnlabError(f"The {'image is' if len(x) == 1 else 'images are'} already classified as "
-                                  f"'{name}' ({int(cls[0])}); choose a different target.")
-        else:
-            cls = pred0 if y is None else torch.as_tensor(y, dtype=torch.long, device=x.device).flatten()
-            if len(cls) != len(x):
-                raise CnnlabError(f"{len(x)} images but {len(cls)} labels were given.")
-        record = len(x) <= 16 if record is None else record
+    with setup_attack(model, x, y=y, target=target, seed=seed, batch_size=batch_size) as s:
+        record = len(s.x) <= 16 if record is None else record
+        kw = dict(targeted=s.targeted, loss=loss, rule=rule, norm=norm, eps=eps, steps=steps, step_size=step_size,
+                  rand_init=rand_init, early_stop=early_stop, generator=s.generator, **engine_kw)
         outs = []
-        for i in range(0, len(x), batch_size):
-            sl = slice(i, i + batch_size)
-            out = engine(model, x[sl], cls[sl], targeted=targeted, loss=loss, rule=rule, norm=norm, eps=eps,
-                         steps=steps, step_size=step_size, rand_init=rand_init, stop_on_success=stop_on_success,
-                         record=record, generator=gen, **engine_kw)
+        for i in range(0, len(s.x), batch_size):
+            xb, cb = s.x[i:i + batch_size], s.cls[i:i + batch_size]
+            out = engine(s.model, xb, cb, record=record, **kw)
             for _ in range(restarts - 1):  # new random starts for the images that resisted
-                out = _restart(engine, model, x[sl], cls[sl], out, targeted=targeted, loss=loss, rule=rule,
-                               norm=norm, eps=eps, steps=steps, step_size=step_size, rand_init=rand_init,
-                               stop_on_success=stop_on_success, generator=gen, **engine_kw)
+                out = _restart(engine, s.model, xb, cb, out, **kw)
             outs.append(out)
     out = _cat(outs)
-    final = out.probs
     params = {"loss": loss, "rule": rule, "norm": norm, "eps": eps, "steps": steps, "step_size": step_size,
-              "random_start": rand_init, "restarts": restarts, "stop_on_success": stop_on_success, "seed": seed}
-    return AttackResult(
-        method=method, images=out.adv, originals=x, success=out.success.cpu(), steps=out.steps.cpu(),
-        first_success=out.first_success.cpu(), original_class=pred0.cpu(),
-        original_prob=probs0.gather(1, pred0[:, None])[:, 0].cpu(), final_class=final.argmax(1).cpu(),
-        final_prob=final.amax(1).cpu(), labels=labels, target=cls.cpu() if targeted else None,
-        label=None if targeted else cls.cpu(), passes=out.passes, params=params, trajectory=out.trajectory,
-        seconds=time.perf_counter() - t0)
+              "random_start": rand_init, "restarts": restarts, "early_stop": early_stop, "seed": seed}
+    return s.result(method, out.adv, out.probs, out.success, out.steps, out.passes, params,
+                    first_success=out.first_success, trajectory=out.trajectory)
 
 
-def _restart(engine, model, x, cls, prev: LoopOutput, **kw) -> LoopOutput:  # noqa: ANN001
+def _restart(engine: Callable[..., LoopOutput], model: Classifier, x: torch.Tensor, cls: torch.Tensor,
+             prev: LoopOutput, **kw: object) -> LoopOutput:
     todo = (~prev.success).nonzero()[:, 0]
     if len(todo) == 0:
         return prev
@@ -134,53 +71,46 @@ def _cat(outs: list[LoopOutput]) -> LoopOutput:
                       passes=sum(o.passes for o in outs), probs=torch.cat([o.probs for o in outs]), trajectory=traj)
 
 
-# -- seed 000: descent on the current class, raw gradient steps ---------------------------------
-def logit_descent(model: torch.nn.Module, x: torch.Tensor, label: Target = None, *, step_size: float = 0.1,
-                  steps: int = 100, until_change: bool = True, seed: int | None = 0) -> AttackResult:
+# -- descent on the current class with plain gradient steps ------------------------------------------
+def logit_descent(model: Classifier | torch.nn.Module, x: torch.Tensor, label: Target = None, *,
+                  step_size: float = 0.1, steps: int = 100, early_stop: bool = True,
+                  seed: int | None = 0) -> AttackResult:
     """Minimize the logit of the current (or given) class with raw-gradient steps x <- clip(x - eta*grad).
 
-    Stops at the first label change unless `until_change=False` (then the trajectory shows which
+    Stops at the first label change unless `early_stop=False` (then the trajectory shows which
     classes appear as the descent goes on)."""
-    y = _label_tensor(model, x, label)
-    return run_attack("logit-descent", model, x, y=y, loss="logit", rule="raw", norm=None, steps=steps,
-                      step_size=step_size, stop_on_success=until_change, record=True, seed=seed)
+    return run_attack("logit-descent", model, x, y=label, loss="logit", rule="raw", norm=None,
+                      steps=steps, step_size=step_size, early_stop=early_stop, record=True, seed=seed)
 
 
-def prob_descent(model: torch.nn.Module, x: torch.Tensor, label: Target = None, *, step_size: float = 0.1,
-                 steps: int = 100, until_change: bool = True, seed: int | None = 0) -> AttackResult:
+def prob_descent(model: Classifier | torch.nn.Module, x: torch.Tensor, label: Target = None, *,
+                 step_size: float = 0.1, steps: int = 100, early_stop: bool = True,
+                 seed: int | None = 0) -> AttackResult:
     """The same descent on the softmax probability: its gradient p(1-p)*... vanishes when p is near 1,
     so the steps are tiny and the attack stalls (see the gradient norms in the trajectory)."""
-    y = _label_tensor(model, x, label)
-    return run_attack("prob-descent", model, x, y=y, loss="prob", rule="raw", norm=None, steps=steps,
-                      step_size=step_size, stop_on_success=until_change, record=True, seed=seed)
+    return run_attack("prob-descent", model, x, y=label, loss="prob", rule="raw", norm=None,
+                      steps=steps, step_size=step_size, early_stop=early_stop, record=True, seed=seed)
 
 
-def _label_tensor(model: torch.nn.Module, x: torch.Tensor, label: Target) -> torch.Tensor | None:
-    if label is None:
-        return None
-    if isinstance(label, (int, str)):
-        idx = model.class_index(label) if hasattr(model, "class_index") else int(label)
-        return torch.full((len(x) if x.dim() == 4 else 1,), idx, dtype=torch.long)
-    return torch.as_tensor(label, dtype=torch.long).flatten()
+# -- ascent towards a target, optionally inside an eps-ball ---------------------------------------
+def logit_ascent(model: Classifier | torch.nn.Module, x: torch.Tensor, target: Target, *,
+                 eps: float | None = None, steps: int = 100, step_size: float | None = None,
+                 rule: str | None = None, early_stop: bool = True, seed: int | None = 0) -> AttackResult:
+    """Gradient ascent on the target's logit. Without eps: raw gradient steps of size 0.1; with eps:
+    signed steps projected onto the L-inf ball ||x' - x|| <= eps."""
+    return _ascent("logit-ascent", "logit", model, x, target, eps, steps, step_size, rule, early_stop, seed)
 
 
-# -- seed 000 §5 / seed 001: ascent towards a target, optionally inside an eps-ball -------------
-def logit_ascent(model: torch.nn.Module, x: torch.Tensor, target: Target, *, eps: float | None = None,
-                 steps: int = 100, step_size: float | None = None, rule: str | None = None,
-                 until_success: bool = True, seed: int | None = 0) -> AttackResult:
-    """Gradient ascent on the target's logit. Without eps: raw steps of size 0.1 (seed 000);
-    with eps: signed steps projected onto the L-inf ball ||x' - x|| <= eps (seed 001)."""
-    return _ascent("logit-ascent", "logit", model, x, target, eps, steps, step_size, rule, until_success, seed)
+def prob_ascent(model: Classifier | torch.nn.Module, x: torch.Tensor, target: Target, *,
+                eps: float | None = None, steps: int = 100, step_size: float | None = None,
+                rule: str | None = None, early_stop: bool = True, seed: int | None = 0) -> AttackResult:
+    """Gradient ascent on P(target | x), raw or signed steps, optionally in an L-inf ball."""
+    return _ascent("prob-ascent", "prob", model, x, target, eps, steps, step_size, rule, early_stop, seed)
 
 
-def prob_ascent(model: torch.nn.Module, x: torch.Tensor, target: Target, *, eps: float | None = None,
-                steps: int = 100, step_size: float | None = None, rule: str | None = None,
-                until_success: bool = True, seed: int | None = 0) -> AttackResult:
-    """Gradient ascent on P(target | x) (seed 001), raw or signed steps, optionally in an L-inf ball."""
-    return _ascent("prob-ascent", "prob", model, x, target, eps, steps, step_size, rule, until_success, seed)
-
-
-def _ascent(method, loss, model, x, target, eps, steps, step_size, rule, until_success, seed) -> AttackResult:  # noqa: ANN001
+def _ascent(method: str, loss: str, model: Classifier | torch.nn.Module, x: torch.Tensor, target: Target,
+            eps: float | None, steps: int, step_size: float | None, rule: str | None, early_stop: bool,
+            seed: int | None) -> AttackResult:
     if target is None:
         raise CnnlabError(f"{method} needs a target class (a name, an index, least-likely or random).")
     eps = check_eps(eps)
@@ -188,28 +118,28 @@ def _ascent(method, loss, model, x, target, eps, steps, step_size, rule, until_s
     if step_size is None:
         step_size = 0.1 if rule == "raw" else max(eps / 10, 0.25 / 255)
     return run_attack(method, model, x, target=target, loss=loss, rule=rule, norm="linf", eps=eps, steps=steps,
-                      step_size=step_size, stop_on_success=until_success, record=None, seed=seed)
+                      step_size=step_size, early_stop=early_stop, record=None, seed=seed)
 
 
 # -- FGSM, BIM, PGD -----------------------------------------------------------------------------
-def fgsm(model: torch.nn.Module, x: torch.Tensor, eps: float = 8 / 255, *, y: torch.Tensor | None = None,
-         target: Target = None, seed: int | None = 0) -> AttackResult:
+def fgsm(model: Classifier | torch.nn.Module, x: torch.Tensor, eps: float = 8 / 255, *,
+         y: torch.Tensor | None = None, target: Target = None, seed: int | None = 0) -> AttackResult:
     """Fast gradient sign method (Goodfellow et al. 2015): one signed step of size eps on the CE loss."""
     return run_attack("fgsm", model, x, y=y, target=target, loss="ce", rule="sign", norm="linf", eps=eps,
-                      steps=1, step_size=eps, stop_on_success=False, seed=seed, record=False)
+                      steps=1, step_size=eps, early_stop=False, seed=seed, record=False)
 
 
-def bim(model: torch.nn.Module, x: torch.Tensor, eps: float = 8 / 255, *, steps: int = 10,
+def bim(model: Classifier | torch.nn.Module, x: torch.Tensor, eps: float = 8 / 255, *, steps: int = 10,
         step_size: float | None = None, y: torch.Tensor | None = None, target: Target = None,
         early_stop: bool = False, seed: int | None = 0) -> AttackResult:
     """Basic iterative method (Kurakin et al. 2017): iterated FGSM from the image, kept in the L-inf ball."""
     eps = check_eps(eps)
     step_size = step_size if step_size is not None else eps / check_steps(steps) * 2.5
     return run_attack("bim", model, x, y=y, target=target, loss="ce", rule="sign", norm="linf", eps=eps,
-                      steps=steps, step_size=step_size, stop_on_success=early_stop, seed=seed)
+                      steps=steps, step_size=step_size, early_stop=early_stop, seed=seed)
 
 
-def pgd(model: torch.nn.Module, x: torch.Tensor, eps: float | None = None, *, steps: int = 10,
+def pgd(model: Classifier | torch.nn.Module, x: torch.Tensor, eps: float | None = None, *, steps: int = 10,
         step_size: float | None = None, norm: str = "linf", y: torch.Tensor | None = None, target: Target = None,
         random_start: bool = True, restarts: int = 1, loss: str = "ce", early_stop: bool = True,
         seed: int | None = 0, batch_size: int = 256) -> AttackResult:
@@ -222,5 +152,50 @@ def pgd(model: torch.nn.Module, x: torch.Tensor, eps: float | None = None, *, st
     step_size = step_size if step_size is not None else 2.5 * eps / check_steps(steps)
     return run_attack("pgd" if norm == "linf" else "pgd-l2", model, x, y=y, target=target, loss=loss,
                       rule="sign" if norm == "linf" else "l2", norm=norm, eps=eps, steps=steps, step_size=step_size,
-                      rand_init=random_start, restarts=restarts, stop_on_success=early_stop, seed=seed,
+                      rand_init=random_start, restarts=restarts, early_stop=early_stop, seed=seed,
                       batch_size=batch_size)
+
+
+# -- the registry entries -----------------------------------------------------------------------------
+def _run_descent(fn: Callable[..., AttackResult]) -> Callable[..., AttackResult]:
+    return lambda m, x, o, **kw: fn(m, x, o.y, step_size=o.step_size, steps=o.steps, early_stop=o.early_stop,
+                                    seed=o.seed, **kw)
+
+
+def _run_ascent(fn: Callable[..., AttackResult]) -> Callable[..., AttackResult]:
+    return lambda m, x, o, **kw: fn(m, x, o.target, eps=o.eps, steps=o.steps, step_size=o.step_size,
+                                    early_stop=o.early_stop, seed=o.seed, **kw)
+
+
+def _run_iterated(fn: Callable[..., AttackResult], **fixed: object) -> Callable[..., AttackResult]:
+    return lambda m, x, o, **kw: fn(m, x, o.eps, steps=o.steps, step_size=o.step_size, y=o.y, target=o.target,
+                                    early_stop=o.early_stop, seed=o.seed, **fixed, **kw)
+
+
+_BALL = ("eps", "steps", "step_size", "early_stop")
+_DESCENT = dict(kind="gradient", norm=None, target="refuses", options=("steps", "step_size", "early_stop"),
+                steps=100, step_size=0.1, early_stop=True, evaluable=False)
+_ASCENT = dict(kind="gradient", norm="linf", target="needs", options=_BALL, steps=100, early_stop=True,
+               step_rule="0.1 plain gradient steps, or with eps signed steps of max(eps/10, 0.25/255)",
+               evaluable=False)
+register(AttackSpec("logit-descent", **_DESCENT, run=_run_descent(logit_descent),
+                    description="descent on the logit of the current class with plain gradient steps (no eps bound)"))
+register(AttackSpec("prob-descent", **_DESCENT, run=_run_descent(prob_descent),
+                    description="descent on the probability of the current class: stalls where the gradient "
+                                "vanishes (p near 1)"))
+register(AttackSpec("logit-ascent", **_ASCENT, run=_run_ascent(logit_ascent),
+                    description="ascent on the target's logit; unbounded, or inside an L-inf ball with eps"))
+register(AttackSpec("prob-ascent", **_ASCENT, run=_run_ascent(prob_ascent),
+                    description="ascent on the target's probability; unbounded, or inside an L-inf ball with eps"))
+register(AttackSpec(
+    "fgsm", kind="gradient", norm="linf", target="allows", options=("eps",), eps=8 / 255, steps=1,
+    step_rule="eps", description="fast gradient sign method: one signed step of size eps (Goodfellow et al. 2015)",
+    run=lambda m, x, o, **kw: fgsm(m, x, o.eps, y=o.y, target=o.target, seed=o.seed, **kw)))
+_ITERATED = dict(kind="gradient", target="allows", options=_BALL, steps=10, step_rule="2.5 * eps / steps")
+register(AttackSpec("bim", **_ITERATED, norm="linf", eps=8 / 255, early_stop=False, run=_run_iterated(bim),
+                    description="basic iterative method: iterated FGSM from the image (Kurakin et al. 2017)"))
+register(AttackSpec("pgd", **_ITERATED, norm="linf", eps=8 / 255, early_stop=True, run=_run_iterated(pgd),
+                    description="projected gradient descent from a random start in the L-inf ball "
+                                "(Madry et al. 2018)"))
+register(AttackSpec("pgd-l2", **_ITERATED, norm="l2", eps=0.5, early_stop=True, run=_run_iterated(pgd, norm="l2"),
+                    description="projected gradient descent in the L2 ball, unit-L2 steps from a random start"))

@@ -7,16 +7,20 @@ from pathlib import Path
 import torch
 
 from ..images import load_images, save_image
+from ..models.classifier import Classifier
+from ..models.wrap import as_classifier
+from .figures import trajectory_figure
 from .result import AttackResult
 from .transforms import transform_robustness
 
 
-def save_attack(result: AttackResult, model: torch.nn.Module, out: str | Path, names: list[str] | None = None,
-                robustness: bool = True) -> dict:
+def save_attack(result: AttackResult, model: Classifier | torch.nn.Module, out: str | Path,
+                names: list[str] | None = None, robustness: bool = True) -> dict:
     """Save `result` under `out` and return what attack.json holds (plus the paths written).
 
     The adversarial PNGs are 8-bit, so rounding can undo a tiny perturbation: each saved file is
     reloaded and classified again, and `png_still_adversarial` says whether it still fools the model."""
+    model = as_classifier(model)
     out = Path(out)
     figs = out / "figures"
     figs.mkdir(parents=True, exist_ok=True)
@@ -44,7 +48,6 @@ def save_attack(result: AttackResult, model: torch.nn.Module, out: str | Path, n
     files["attack"] = str(result.figure(figs / "attack.png"))
     files["difference"] = str(result.difference_figure(figs / "difference.png"))
     if result.trajectory is not None and any(len(t) > 1 for t in result.trajectory):
-        from .figures import trajectory_figure
         files["trajectory"] = str(trajectory_figure([result], figs / "trajectory.png"))
     if robustness:
         table = transform_robustness(model, result)

@@ -3,16 +3,25 @@ wherever it is put. Optimized by expectation over transformation: every image of
 patch at a random location, scale and rotation, so the patch works on images and placements it never saw."""
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import CnnlabError
-from .core import attack_mode, check_images, make_generator
+from ..models.classifier import Classifier
+from ..models.wrap import as_classifier
+from .core import make_generator
+from .evaluate import load_eval_data
+from .figures import patch_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def place_patch(x: torch.Tensor, patch: torch.Tensor, side: torch.Tensor, angle: torch.Tensor,
@@ -67,36 +76,32 @@ class PatchResult:
     examples: torch.Tensor | None = None        # a few held-out images with the patch placed at random
     example_originals: torch.Tensor | None = None
     example_pred: list[tuple[str, float]] = field(default_factory=list)
+    model_name: str = ""
+    data: str | None = None                     # the dataset the images came from (patch_from_data)
 
     def to_dict(self) -> dict:
         return {"target": {"index": self.target, "label": self.target_label}, "area": self.area,
                 "patch_px": list(self.patch.shape[-2:]), "train_success": self.train_success,
                 "heldout_success": self.heldout_success, "heldout_n": self.heldout_n,
                 "heldout_placements": self.heldout_placements, "steps": self.steps,
-                "seconds": round(self.seconds, 3), "params": self.params, "history": self.history}
+                "seconds": round(self.seconds, 3), "params": self.params, "history": self.history,
+                "model": self.model_name, "data": self.data}
 
-    def figure(self, path: str | Path | None = None):
+    def figure(self, path: str | Path | None = None) -> Figure | Path:
         """The patch, then held-out images before / with the patch (predicted class and probability)."""
-        from .figures import _finish, _hwc, _plt, _short
-        plt = _plt()
-        k = 0 if self.examples is None else min(6, len(self.examples))
-        fig, axes = plt.subplots(2, k + 1, figsize=(2.2 * (k + 1), 4.6), squeeze=False)
-        axes[0, 0].imshow(_hwc(self.patch))
-        axes[0, 0].set_title(f"patch → {_short(self.target_label)}\n{self.area:.0%} of the image", fontsize=8)
-        axes[1, 0].axis("off")
-        axes[1, 0].text(0, 0.5, f"held-out success\n{self.heldout_success:.1%}\n({self.heldout_n} images ×\n"
-                                f"{self.heldout_placements} placements)", fontsize=8)
-        for j in range(k):
-            axes[0, j + 1].imshow(_hwc(self.example_originals[j]))
-            axes[0, j + 1].set_title("original", fontsize=8)
-            lab, p = self.example_pred[j]
-            axes[1, j + 1].imshow(_hwc(self.examples[j]))
-            axes[1, j + 1].set_title(f"{_short(lab, 14)} {p:.2f}", fontsize=8)
-        for ax in axes.flat:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.tight_layout()
-        return _finish(fig, path)
+        return patch_figure(self, path)
+
+    def save(self, out: str | Path) -> dict:
+        """Write patch.png, figures/patch.png and patch.json under `out`; returns what patch.json holds,
+        with the paths."""
+        from ..images import save_image
+        out = Path(out)
+        doc = self.to_dict()
+        doc["patch_png"] = str(save_image(self.patch, out / "patch.png"))
+        doc["figure"] = str(self.figure(out / "figures" / "patch.png"))
+        (out / "patch.json").write_text(json.dumps(doc, indent=2))
+        doc["json"] = str(out / "patch.json")
+        return doc
 
 
 def _patch_side(size: tuple[int, int], area: float) -> int:
@@ -106,45 +111,50 @@ def _patch_side(size: tuple[int, int], area: float) -> int:
 
 
 @torch.no_grad()
-def patch_success(model: torch.nn.Module, patch: torch.Tensor, x: torch.Tensor, target: int, *,
+def patch_success(model: Classifier | torch.nn.Module, patch: torch.Tensor, x: torch.Tensor, target: int | str, *,
                   placements: int = 4, scale: tuple[float, float] = (0.8, 1.2), max_degrees: float = 45.0,
                   seed: int = 1, batch_size: int = 256) -> float:
     """Fraction of (image, random placement) pairs the patched model calls `target`."""
+    model = as_classifier(model)
+    x = model.check_images(x)
+    target = model.class_index(target)
+    patch = patch.to(x.device)
     gen = make_generator(seed, torch.device("cpu"))
     side = float(patch.shape[-1])
     hits = total = 0
-    for _ in range(placements):
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size]
-            pl = random_placement(len(xb), tuple(xb.shape[-2:]), side, scale, max_degrees, gen, xb.device)
-            pred = model(place_patch(xb, patch, *pl)).argmax(1)
-            hits += int((pred == target).sum())
-            total += len(xb)
+    with model.frozen():
+        for _ in range(placements):
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size]
+                pl = random_placement(len(xb), tuple(xb.shape[-2:]), side, scale, max_degrees, gen, xb.device)
+                pred = model(place_patch(xb, patch, *pl)).argmax(1)
+                hits += int((pred == target).sum())
+                total += len(xb)
     return hits / max(1, total)
 
 
-def adversarial_patch(model: torch.nn.Module, x_train: torch.Tensor, target, *,  # noqa: ANN001
+def adversarial_patch(model: Classifier | torch.nn.Module, x_train: torch.Tensor, target: int | str, *,
                       x_test: torch.Tensor | None = None, area: float = 0.1, steps: int = 300, batch_size: int = 32,
                       lr: float = 0.05, scale: tuple[float, float] = (0.8, 1.2), max_degrees: float = 45.0,
                       placements: int = 4, seed: int = 0) -> PatchResult:
     """Optimize a patch covering `area` of the image that makes `model` predict `target` on x_train
     (Adam on the mean targeted cross-entropy over random placements), then measure its success on
     x_test (images never used to optimize it; pass images not of the target class)."""
-    x_train = check_images(model, x_train)
-    x_test = check_images(model, x_test) if x_test is not None else None
+    model = as_classifier(model)
+    x_train = model.check_images(x_train)
+    x_test = model.check_images(x_test) if x_test is not None else None
     steps = int(steps)
     if steps < 1:
         raise CnnlabError(f"Patch steps must be a positive whole number, got {steps}.")
-    tgt = model.class_index(target) if hasattr(model, "class_index") else int(target)
+    tgt = model.class_index(target)
     size = tuple(x_train.shape[-2:])
     side = _patch_side(size, area)
     gen = make_generator(seed, torch.device("cpu"))
     patch = torch.rand((3, side, side), generator=gen).to(x_train.device).requires_grad_(True)
     opt = torch.optim.Adam([patch], lr=lr)
-    labels = list(getattr(model, "labels", []) or [])
     t0 = time.perf_counter()
     history = []
-    with attack_mode(model):
+    with model.frozen():
         for t in range(steps):
             pick = torch.randint(0, len(x_train), (min(batch_size, len(x_train)),), generator=gen).to(x_train.device)
             xb = x_train[pick]
@@ -168,18 +178,36 @@ def adversarial_patch(model: torch.nn.Module, x_train: torch.Tensor, target, *, 
         show = x_test if x_test is not None and len(x_test) else x_train
         if len(show):
             ex0 = show[:6]
-            pl = random_placement(len(ex0), size, float(side), scale, max_degrees, make_generator(seed + 7, torch.device("cpu")),
-                                  ex0.device)
+            pl = random_placement(len(ex0), size, float(side), scale, max_degrees,
+                                  make_generator(seed + 7, torch.device("cpu")), ex0.device)
             ex = place_patch(ex0, p, *pl)
             with torch.no_grad():
                 pr = torch.softmax(model(ex).float(), 1)
-            preds = [(labels[int(c)] if int(c) < len(labels) else str(int(c)), float(pr[j, c]))
-                     for j, c in enumerate(pr.argmax(1))]
-    return PatchResult(patch=p.cpu(), target=tgt, target_label=labels[tgt] if tgt < len(labels) else str(tgt),
+            preds = [(model.label(int(c)), float(pr[j, c])) for j, c in enumerate(pr.argmax(1))]
+    return PatchResult(patch=p.cpu(), target=tgt, target_label=model.label(tgt),
                        area=side * side / (size[0] * size[1]), train_success=train_ok, heldout_success=test_ok,
                        heldout_n=0 if x_test is None else len(x_test), heldout_placements=placements, steps=steps,
                        seconds=time.perf_counter() - t0,
                        params={"lr": lr, "batch_size": batch_size, "scale": list(scale), "max_degrees": max_degrees,
                                "seed": seed, "train_n": len(x_train)},
                        history=history, examples=None if ex is None else ex.cpu(),
-                       example_originals=None if ex0 is None else ex0.cpu(), example_pred=preds)
+                       example_originals=None if ex0 is None else ex0.cpu(), example_pred=preds,
+                       model_name=model.name)
+
+
+def patch_from_data(model: Classifier | torch.nn.Module, data: object, target: int | str, *, limit: int = 400,
+                    seed: int = 0, **options: object) -> PatchResult:
+    """An adversarial patch for `target` from a labelled dataset: a seeded random subset of `limit` images,
+    those of the target class dropped, the first half optimizes the patch and the second half tests it
+    (`options` go to `adversarial_patch`: area, steps, batch_size, ...)."""
+    model = as_classifier(model)
+    tgt = model.class_index(target)
+    x, y, name = load_eval_data(data, model, limit, seed)
+    x = x[y != tgt]
+    if len(x) < 4:
+        raise CnnlabError(f"Data '{name}' has fewer than 4 images outside class '{model.label(tgt)}'; give more "
+                          "images (or a larger --limit).")
+    half = len(x) // 2
+    result = adversarial_patch(model, x[:half], tgt, x_test=x[half:], seed=seed, **options)
+    result.data = name
+    return result

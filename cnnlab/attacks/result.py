@@ -1,11 +1,17 @@
 """AttackResult: what an attack did to each image, as data first (JSON via .to_dict()), figures second."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from .figures import attack_rows, difference_heatmap
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -105,18 +111,16 @@ class AttackResult:
         return d
 
     # -- pictures ------------------------------------------------------------------------------------
-    def figure(self, path: str | Path | None = None, magnify: float | None = None):
+    def figure(self, path: str | Path | None = None, magnify: float | None = None) -> Figure | Path:
         """Rows of [original (class, p) | perturbation, magnified | adversarial (class, p)]."""
-        from .figures import attack_rows
         return attack_rows(self, path, magnify)
 
-    def difference_figure(self, path: str | Path | None = None):
+    def difference_figure(self, path: str | Path | None = None) -> Figure | Path:
         """Heat map of the pixelwise difference |adv - original| (max over channels), per image."""
-        from .figures import difference_heatmap
         return difference_heatmap(self, path)
 
 
-def _classes_seen(traj: list[dict], name_of) -> list[dict]:  # noqa: ANN001
+def _classes_seen(traj: list[dict], name_of: Callable[[int], str]) -> list[dict]:
     """The sequence of predicted classes over the steps, each with the first step it appeared."""
     seen, out = None, []
     for s in traj:

@@ -10,9 +10,10 @@ import torch
 
 from ..errors import CnnlabError
 from ..imageops import affine
-from .core import attack_mode, check_images
-from .gradient import clean_probs
-from .more import build_result
+from ..models.classifier import Classifier
+from ..models.wrap import as_classifier
+from .prologue import check_labels, clean_probs, setup_attack
+from .registry import AttackSpec, register
 from .result import AttackResult
 
 
@@ -61,7 +62,8 @@ class SpatialEval:
                 f"accuracy under the spatial attack {self.worst_acc:7.2%}  (worst transform per image)"]
 
 
-def _search(model, x, y, grid, batch_size):  # noqa: ANN001, ANN202
+def _search(model: Classifier, x: torch.Tensor, y: torch.Tensor, grid: list[tuple[float, float, float]],
+            batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[float]]:
     """Per image: lowest true-class margin over the grid and where; per grid point: accuracy."""
     n = len(x)
     worst = torch.full((n,), float("inf"), device=x.device)
@@ -85,17 +87,16 @@ def _search(model, x, y, grid, batch_size):  # noqa: ANN001, ANN202
     return worst, where, correct_all, accs
 
 
-def spatial_eval(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, rotations: int = 31,
+def spatial_eval(model: Classifier | torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, rotations: int = 31,
                  translations: int = 5, batch_size: int = 256) -> SpatialEval:
     """Accuracy of `model` on (x, y) under the grid-search spatial attack, next to the clean accuracy
     and the accuracy under each fixed transform (the attack can only be worse than any one of them)."""
-    x = check_images(model, x)
-    y = torch.as_tensor(y, dtype=torch.long, device=x.device).flatten()
-    if len(y) != len(x):
-        raise CnnlabError(f"{len(x)} images but {len(y)} labels were given.")
+    model = as_classifier(model)
+    x = model.check_images(x)
+    y = check_labels(model, x, y)
     grid = spatial_grid(tuple(x.shape[-2:]), rotations, translations)
     t0 = time.perf_counter()
-    with attack_mode(model), torch.no_grad():
+    with model.frozen(), torch.no_grad():
         clean = clean_probs(model, x, batch_size).argmax(1) == y
         _, where, correct_all, accs = _search(model, x, y, grid, batch_size)
     robust = correct_all & clean
@@ -108,26 +109,27 @@ def spatial_eval(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, ro
                        seconds=time.perf_counter() - t0)
 
 
-def spatial_attack(model: torch.nn.Module, x: torch.Tensor, *, y: torch.Tensor | None = None, rotations: int = 31,
-                   translations: int = 5, batch_size: int = 256) -> AttackResult:
+def spatial_attack(model: Classifier | torch.nn.Module, x: torch.Tensor, *, y: torch.Tensor | None = None,
+                   rotations: int = 31, translations: int = 5, batch_size: int = 256) -> AttackResult:
     """Each image turned and shifted by its worst grid transform (lowest margin of its label, default
     the predicted class); success where that transform changes the label. Norms in the result are
     pixel differences, large by nature: the budget here is the angle and shift, in params['transforms']."""
-    x = check_images(model, x)
-    grid = spatial_grid(tuple(x.shape[-2:]), rotations, translations)
-    t0 = time.perf_counter()
-    with attack_mode(model), torch.no_grad():
-        probs0 = clean_probs(model, x, batch_size)
-        cls = probs0.argmax(1) if y is None else torch.as_tensor(y, dtype=torch.long, device=x.device).flatten()
-        if len(cls) != len(x):
-            raise CnnlabError(f"{len(x)} images but {len(cls)} labels were given.")
-        _, where, _, _ = _search(model, x, cls, grid, batch_size)
+    with setup_attack(model, x, y=y, batch_size=batch_size) as s, torch.no_grad():
+        x = s.x
+        grid = spatial_grid(tuple(x.shape[-2:]), rotations, translations)
+        _, where, _, _ = _search(s.model, x, s.cls, grid, batch_size)
         adv = torch.stack([rotate_translate(x[i:i + 1], *grid[int(g)])[0] for i, g in enumerate(where)])
-        final = clean_probs(model, adv, batch_size)
-    ok = final.argmax(1) != cls
+        final = clean_probs(s.model, adv, batch_size)
+    ok = final.argmax(1) != s.cls
     params = {"rotations": rotations, "translations": translations, "grid_points": len(grid),
               "max_degrees": 30.0, "max_shift_px": 3.0 * x.shape[-1] / 32,
               "transforms": [{"degrees": grid[int(g)][0], "dx": grid[int(g)][1], "dy": grid[int(g)][2]} for g in where]}
     steps = torch.full((len(x),), len(grid), dtype=torch.long)
-    return build_result("spatial", model, x, adv, cls, False, probs0, final, ok, steps, len(grid) * len(x),
-                        params, t0)
+    return s.result("spatial", adv, final, ok, steps, len(grid) * len(x), params)
+
+
+register(AttackSpec(
+    "spatial", kind="spatial", norm=None, target="refuses",
+    description="spatial attack: the worst rotation (+-30 deg) and shift (+-3 px at 32 px) of a 775-point grid, "
+                "no pixel noise (Engstrom et al. 2019)",
+    run=lambda m, x, o, **kw: spatial_attack(m, x, y=o.y, **kw)))

@@ -4,14 +4,14 @@ the square shrinks on a fixed schedule. Every forward is a query; no gradient is
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 
 from ..errors import CnnlabError
-from .core import attack_mode, check_eps, check_images, make_generator
-from .gradient import Target, clean_probs, resolve_target
-from .more import build_result
+from ..models.classifier import Classifier, Target
+from .core import check_eps, check_steps
+from .prologue import setup_attack
+from .registry import AttackSpec, register
 from .result import AttackResult
 
 
@@ -33,7 +33,7 @@ def square_size_fraction(p_init: float, it: int, budget: int) -> float:
     return p_init / 2 ** 9
 
 
-def square(model: torch.nn.Module, x: torch.Tensor, eps: float = 8 / 255, *, queries: int = 1000,
+def square(model: Classifier | torch.nn.Module, x: torch.Tensor, eps: float = 8 / 255, *, queries: int = 1000,
            y: torch.Tensor | None = None, target: Target = None, p_init: float = 0.8, seed: int | None = 0,
            batch_size: int = 256) -> AttackResult:
     """Square Attack under the L-inf ball of radius eps with at most `queries` model calls per image.
@@ -42,35 +42,23 @@ def square(model: torch.nn.Module, x: torch.Tensor, eps: float = 8 / 255, *, que
     not yet fooled, a random square whose channels are set to +-eps, and keeps it if the margin
     drops. `result.steps` is the number of queries each image used (counting the clean one);
     `result.params['queries_per_success']` is their mean over the fooled images."""
-    x = check_images(model, x)
     eps = check_eps(eps)
-    if int(queries) != queries or queries < 1:
-        raise CnnlabError(f"Square Attack needs a positive whole query budget, got {queries}.")
+    queries = check_steps(queries, "Square Attack's query budget")
     if not 0 < p_init <= 1:
         raise CnnlabError(f"p_init {p_init} must be in (0, 1].")
-    gen = make_generator(seed, x.device)
-    t0 = time.perf_counter()
-    with attack_mode(model), torch.no_grad():
-        probs0 = clean_probs(model, x, batch_size)
-        targeted = target is not None
-        if targeted:
-            cls = resolve_target(model, target, probs0, gen)
-        else:
-            cls = probs0.argmax(1) if y is None else torch.as_tensor(y, dtype=torch.long, device=x.device).flatten()
-            if len(cls) != len(x):
-                raise CnnlabError(f"{len(x)} images but {len(cls)} labels were given.")
-        parts = [_square_batch(model, x[i:i + batch_size], cls[i:i + batch_size], targeted, eps, int(queries),
-                               p_init, gen) for i in range(0, len(x), batch_size)]
+    with setup_attack(model, x, y=y, target=target, seed=seed, batch_size=batch_size) as s, torch.no_grad():
+        parts = [_square_batch(s.model, s.x[i:i + batch_size], s.cls[i:i + batch_size], s.targeted, eps, queries,
+                               p_init, s.generator) for i in range(0, len(s.x), batch_size)]
     adv, final, used, ok = (torch.cat([p[k] for p in parts]) for k in range(4))
     qps = float(used[ok].float().mean()) if bool(ok.any()) else float("nan")
-    params = {"norm": "linf", "eps": eps, "queries": int(queries), "p_init": p_init, "seed": seed,
+    params = {"norm": "linf", "eps": eps, "queries": queries, "p_init": p_init, "seed": seed,
               "queries_per_success": qps,
               "median_queries_per_success": float(used[ok].float().median()) if bool(ok.any()) else float("nan")}
-    return build_result("square", model, x, adv, cls, targeted, probs0, final, ok, used, int(used.sum()),
-                        params, t0)
+    return s.result("square", adv, final, ok, used, int(used.sum()), params)
 
 
-def _square_batch(model, x, cls, targeted, eps, budget, p_init, gen):  # noqa: ANN001, ANN202
+def _square_batch(model: Classifier, x: torch.Tensor, cls: torch.Tensor, targeted: bool, eps: float, budget: int,
+                  p_init: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     n, c, h, w = x.shape
     dev = x.device
     stripes = eps * (torch.randint(0, 2, (n, c, 1, w), generator=gen, device=dev) * 2 - 1).float()
@@ -104,3 +92,11 @@ def _square_batch(model, x, cls, targeted, eps, budget, p_init, gen):  # noqa: A
         probs[keep] = torch.softmax(out[better].float(), 1)
         used[idx] += 1
     return best, probs, used.cpu(), (loss < 0).cpu()
+
+
+register(AttackSpec(
+    "square", kind="query-black-box", norm="linf", target="allows", options=("eps", "steps"), eps=8 / 255,
+    steps=1000, step_rule="random squares of +-eps, shrinking on a fixed schedule",
+    description="Square Attack: random +-eps squares kept when they lower the margin; outputs only, no "
+                "gradient (Andriushchenko et al. 2020)",
+    run=lambda m, x, o, **kw: square(m, x, o.eps, queries=o.steps, y=o.y, target=o.target, seed=o.seed, **kw)))

@@ -1,5 +1,6 @@
-"""The attacks section of `cnnlab tour`: a photo forced to 'toaster' (seed 000 §5) and the untargeted
-descent on its logit (seed 000 §4), with figures; a few seconds on two CPU cores."""
+"""The attacks section of `cnnlab tour`: a photo forced to 'toaster' by gradient ascent on that logit,
+and the untargeted descent on the logit (and on the probability) of its own class, with figures; a
+few seconds on two CPU cores."""
 from __future__ import annotations
 
 import time
@@ -7,11 +8,13 @@ from pathlib import Path
 
 import torch
 
+from ..models.classifier import Classifier
 from .figures import trajectory_figure
 from .gradient import logit_ascent, logit_descent, prob_descent
+from .result import AttackResult
 
 
-def tour_section(model: torch.nn.Module, photos: dict[str, torch.Tensor], out: str | Path,
+def tour_section(model: Classifier | torch.nn.Module, photos: dict[str, torch.Tensor], out: str | Path,
                  target: str = "toaster", photo: str = "chelsea", max_steps: int = 20) -> dict:
     """Force `photo` (default chelsea) to `target` by gradient ascent on its logit (raw steps, eta 0.1,
     clipped to [0,1]), and run the untargeted descent on the logit and on the probability of its class.
@@ -35,7 +38,7 @@ def tour_section(model: torch.nn.Module, photos: dict[str, torch.Tensor], out: s
         "attack_descent_gradients": str(trajectory_figure([descent, pdescent], figs / "attack_descent_gradients.png")),
     }
 
-    def brief(r) -> dict:  # noqa: ANN001
+    def brief(r: AttackResult) -> dict:
         d = r.to_dict()
         return {k: d[k] for k in ("method", "success", "steps", "original", "final", "linf", "l2")} | {
             "classes_seen": d["images"][0].get("classes_seen", []),

@@ -14,20 +14,23 @@ from collections.abc import Callable
 import torch
 
 from ..errors import CnnlabError
-from .core import attack_mode, check_eps, check_steps, gradient_attack, make_generator
+from ..models.classifier import Classifier
+from ..models.wrap import as_classifier
+from .core import check_eps, check_steps, gradient_attack, make_generator
 
-Adversary = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+Adversary = Callable[[Classifier | torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 ADVERSARIES = ("pgd", "fgsm-rs")
 
 
-def _pgd_batch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
+def _pgd_batch(model: Classifier | torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
                step_size: float, rand_init: bool, generator: torch.Generator, eval_mode: bool) -> torch.Tensor:
     """Full-length PGD on one batch (no early stop: training wants the high-loss point, not the first miss)."""
-    with attack_mode(model, eval_mode=eval_mode):
+    model = as_classifier(model)
+    with model.frozen(eval_mode=eval_mode):
         out = gradient_attack(model, x.detach(), y, targeted=False, loss="ce", rule="sign", norm="linf",
                               eps=eps, steps=steps, step_size=step_size, rand_init=rand_init,
-                              stop_on_success=False, generator=generator)
+                              early_stop=False, generator=generator)
     return out.adv
 
 
@@ -40,7 +43,7 @@ class PGDAdversary:
         self.seed, self._gen = seed, None
         self.passes = 0
 
-    def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, model: Classifier | torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         gen = self._generator(x.device)
         self.passes += len(x) * self.steps
         return _pgd_batch(model, x, y, self.eps, self.steps, self.step_size, True, gen, eval_mode=False)
@@ -75,7 +78,7 @@ class FGSMRSAdversary(PGDAdversary):
         self.fallback = False
         self.history: list[dict] = []
 
-    def __call__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, model: Classifier | torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         gen = self._generator(x.device)
         self.calls += 1
         if self.fallback:
@@ -87,13 +90,14 @@ class FGSMRSAdversary(PGDAdversary):
             self._check(model, x, y, gen)
         return x_adv
 
-    def _check(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> None:
+    def _check(self, model: Classifier | torch.nn.Module, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> None:
         n = min(len(x), 128)
         x, y = x[:n], y[:n]
         fg = _pgd_batch(model, x, y, self.eps, 1, self.step_size, True, gen, eval_mode=True)
         pg = _pgd_batch(model, x, y, self.eps, self.check_steps, 2.5 * self.eps / self.check_steps, True, gen,
                         eval_mode=True)
-        with attack_mode(model, eval_mode=True), torch.no_grad():
+        model = as_classifier(model)
+        with model.frozen(), torch.no_grad():
             acc_f = float((model(fg).argmax(1) == y).float().mean())
             acc_p = float((model(pg).argmax(1) == y).float().mean())
         self.passes += n * (1 + self.check_steps)
@@ -121,23 +125,23 @@ def make_adversary(method: str, eps: float, steps: int = 10, step_size: float | 
     raise CnnlabError(f"Unknown adversarial training method '{method}'; choose one of {', '.join(ADVERSARIES)}.")
 
 
-def robust_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10,
-                    step_size: float | None = None, batch_size: int = 256, seed: int = 0) -> float:
+def robust_accuracy(model: Classifier | torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
+                    steps: int = 10, step_size: float | None = None, batch_size: int = 256, seed: int = 0) -> float:
     """Accuracy under PGD-`steps` L-inf eps (random start, step 2.5*eps/steps), in eval mode (restored).
 
     An image counts as robust only if every iterate of the attack is still classified correctly."""
+    model = as_classifier(model)
     eps = check_eps(eps)
     steps = check_steps(steps)
     step_size = step_size if step_size is not None else 2.5 * eps / steps
-    device = next((b.device for b in model.buffers()), x.device)
-    gen = make_generator(seed, device)
+    gen = make_generator(seed, model.device)
     robust = 0
-    with attack_mode(model, eval_mode=True):
+    with model.frozen():
         for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].detach().float().to(device)
-            yb = torch.as_tensor(y[i:i + batch_size], dtype=torch.long, device=device)
+            xb = model.check_images(x[i:i + batch_size])
+            yb = torch.as_tensor(y[i:i + batch_size], dtype=torch.long, device=model.device)
             out = gradient_attack(model, xb, yb, targeted=False, loss="ce", rule="sign", norm="linf", eps=eps,
-                                  steps=steps, step_size=step_size, rand_init=eps > 0, stop_on_success=True,
+                                  steps=steps, step_size=step_size, rand_init=eps > 0, early_stop=True,
                                   generator=gen)
             robust += int((~out.success).sum())
     return robust / max(1, len(x))

@@ -1,4 +1,4 @@
-"""Do adversarial images survive everyday transformations? (seed 001 Problem 4, part 2)
+"""Do adversarial images survive everyday transformations?
 
 Each image (the adversarial ones and their originals) goes through a horizontal flip, a centre crop
 keeping ~80% of the area, a 30-degree rotation, grayscale replicated to 3 channels, JPEG at quality
@@ -9,12 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import CnnlabError, unknown
 from ..imageops import center_crop, gaussian_blur, grayscale, hflip, jpeg, rotate
+from ..models.classifier import Classifier
+from ..models.wrap import as_classifier
+from .figures import robustness_figure
 from .result import AttackResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _blur(x: torch.Tensor) -> torch.Tensor:
@@ -58,14 +65,15 @@ class RobustnessTable:
             lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n\n`*`: still the adversarial class."
 
-    def figure(self, path: str | Path | None = None):
-        from .figures import robustness_figure
+    def figure(self, path: str | Path | None = None) -> Figure | Path:
+        """The table as a grid of images titled with their top-1 class."""
         return robustness_figure(self, path)
 
 
-def transform_robustness(model: torch.nn.Module, result: AttackResult, transforms: list[str] | None = None,
-                         max_images: int = 8) -> RobustnessTable:
+def transform_robustness(model: Classifier | torch.nn.Module, result: AttackResult,
+                         transforms: list[str] | None = None, max_images: int = 8) -> RobustnessTable:
     """Classify each original and adversarial image of `result` after each transformation."""
+    model = as_classifier(model)
     names = list(transforms or TRANSFORMS)
     for t in names:
         if t not in TRANSFORMS:
@@ -73,7 +81,6 @@ def transform_robustness(model: torch.nn.Module, result: AttackResult, transform
     n = min(len(result), max_images)
     if n == 0:
         raise CnnlabError("The attack result holds no images to transform.")
-    labels = result.labels
     pairs = []
     for i in range(n):
         pairs.append((f"original {i}", "original", result.originals[i:i + 1], i))
@@ -89,7 +96,7 @@ def transform_robustness(model: torch.nn.Module, result: AttackResult, transform
         for t in names:
             p = probs[t][k]
             c = int(p.argmax())
-            cells[t] = {"index": c, "label": labels[c] if c < len(labels) else str(c), "prob": round(float(p[c]), 4),
+            cells[t] = {"index": c, "label": result.name_of(c), "prob": round(float(p[c]), 4),
                         "is_original": c == orig_class, "is_target": c == adv_class and adv_class != orig_class}
         rows.append({"name": name, "kind": kind, "cells": cells})
         images.append({t: outs[t][k] for t in names})

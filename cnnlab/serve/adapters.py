@@ -21,14 +21,10 @@ def explain_methods() -> list[str]:
 
 
 def attack_methods() -> list[dict]:
-    """Every attack cnnlab.attacks offers by name, and whether it needs / refuses a target class."""
-    try:
-        from ..attacks import method_names
-        from ..attacks.methods import NEEDS_TARGET, UNTARGETED_ONLY
-    except ImportError:
-        return []
-    return [{"name": n, "needs_target": n in NEEDS_TARGET, "takes_target": n not in UNTARGETED_ONLY}
-            for n in method_names()]
+    """Every registered attack (cnnlab.attacks.ATTACKS): its name, whether it needs / takes a target
+    class, its kind, norm, defaults and a one-line description."""
+    from ..attacks import ATTACKS
+    return [spec.to_dict() for spec in ATTACKS.values()]
 
 
 def attribution(model: Classifier | torch.nn.Module, x: torch.Tensor, target: int | str | None, method: str,
