@@ -1,4 +1,5 @@
-"""`cnnlab patch`, `cnnlab fool`, and the issue-9 methods through `cnnlab attack` / `attack-eval`."""
+"""`cnnlab patch`, `cnnlab fool`, and DeepFool, Square and the spatial attack through `cnnlab attack` /
+`attack-eval`."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from cnnlab.cli import main
 from tests.conftest import shared
@@ -14,17 +15,11 @@ from tests.conftest import shared
 W20 = "weights/akamaster_cifar10_resnet20-12fca82f.th"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def run(*args: str):
-    r = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return r
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def model_args() -> list[str]:

@@ -8,8 +8,7 @@ from torch import nn
 
 from cnnlab import attacks
 from cnnlab.errors import CnnlabError
-
-from .conftest import shared
+from tests.conftest import shared
 
 
 def _tiny_cnn() -> nn.Module:

@@ -144,10 +144,13 @@ def test_logit_descent_changes_the_label_and_records_why_prob_descent_stalls(res
     assert float(pr.l2[0]) < float(lg.l2[0])
 
 
-def test_keep_going_runs_all_steps(resnet20, batch):
+def test_no_early_stop_runs_all_steps(resnet20, batch):
     x, _ = batch
-    r = attacks.attack(resnet20, x[:1], "logit-descent", steps=6, keep_going=True)
+    r = attacks.attack(resnet20, x[:1], "logit-descent", steps=6, early_stop=False)
     assert int(r.steps[0]) == 6 and len(r.trajectory[0]) == 7
+    assert r.params["early_stop"] is False
+    with pytest.raises(CnnlabError, match="no early-stop choice"):
+        attacks.attack(resnet20, x[:1], "fgsm", early_stop=False)
 
 
 def test_logit_ascent_forces_a_class_inside_an_eps_ball(resnet20, batch):

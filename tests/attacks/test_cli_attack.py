@@ -9,8 +9,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cnnlab.cli import main
-
-from .conftest import shared
+from tests.conftest import shared
 
 WEIGHTS = "weights/akamaster_cifar10_resnet20-12fca82f.th"
 
@@ -75,7 +74,7 @@ def test_attack_writes_json_pngs_and_figures(files):
 def test_logit_descent_reports_the_classes_it_passes(files):
     out = files["tmp"] / "out2"
     r = _run("attack", files["pngs"][0], "--model", "cifar_resnet20", "--weights", files["weights"],
-             "--method", "logit-descent", "--steps", "8", "--keep-going", "--no-robustness", "--out", str(out))
+             "--method", "logit-descent", "--steps", "8", "--no-early-stop", "--no-robustness", "--out", str(out))
     assert r.exit_code == 0, r.output
     doc = json.loads((out / "attack.json").read_text())
     assert doc["steps"] == 8 and len(doc["trajectory"]) == 9
@@ -119,3 +118,18 @@ def test_attack_eval_bad_data(files):
     r = CliRunner().invoke(main, ["attack-eval", "--model", "cifar_resnet20", "--weights", files["weights"],
                                   "--data", str(files["tmp"] / "missing.npz")])
     assert r.exit_code == 1 and "does not exist" in r.output
+
+
+def test_attack_eval_eps_list_prints_one_line_per_eps_and_the_curve(files):
+    args = ["attack-eval", "--model", "cifar_resnet20", "--weights", files["weights"], "--data", files["npz"],
+            "--method", "fgsm", "--eps", "2/255,0.5/255,1/255"]
+    r = _run(*args)
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 4 and "clean accuracy" in lines[0]
+    assert [line.split()[1] for line in lines[1:]] == ["0.5/255", "1/255", "2/255"]
+    d = json.loads(_run(*args, "--json").output)
+    assert d["eps"] == pytest.approx([0.5 / 255, 1 / 255, 2 / 255]) and len(d["points"]) == 3
+    assert d["robust_acc"] == sorted(d["robust_acc"], reverse=True) and d["n"] == 40
+    bad = CliRunner().invoke(main, [*args[:-1], "2/255,two"])
+    assert bad.exit_code != 0 and "not a number or fraction" in bad.output

@@ -1,23 +1,9 @@
-"""The attacks section of the tour (chelsea -> toaster, the untargeted descent) and the robustness table."""
+"""Everyday transformations of adversarial images and the table of what survives them."""
 from __future__ import annotations
 
 import json
 
-import torch
-
 from cnnlab import attacks
-
-
-def test_tour_section_forces_toaster_and_writes_figures(lite0, chelsea, tmp_path):
-    d = attacks.tour_section(lite0, {"chelsea": chelsea}, tmp_path)
-    json.dumps(d)
-    assert d["forced"]["success"] and d["forced"]["final"]["label"] == "toaster"
-    assert d["logit_descent"]["success"]
-    assert d["logit_descent"]["final"]["index"] != d["logit_descent"]["original"]["index"]
-    # why the probability version moves less: its gradient is smaller at the start
-    assert d["prob_descent"]["grad_norms"][0] < d["logit_descent"]["grad_norms"][0]
-    for path in d["figures"].values():
-        assert (tmp_path / "figures").exists() and torch.tensor(len(open(path, "rb").read())) > 1000
 
 
 def test_transformations_keep_shape_and_range(chelsea):
@@ -26,8 +12,8 @@ def test_transformations_keep_shape_and_range(chelsea):
         assert y.shape == chelsea.shape, name
         assert float(y.min()) >= 0 and float(y.max()) <= 1, name
     g = attacks.TRANSFORMS["grayscale"](chelsea)
-    assert torch.equal(g[:, 0], g[:, 1]) and torch.equal(g[:, 1], g[:, 2])
-    assert torch.equal(attacks.TRANSFORMS["hflip"](attacks.TRANSFORMS["hflip"](chelsea)), chelsea)
+    assert (g[:, 0] == g[:, 1]).all() and (g[:, 1] == g[:, 2]).all()
+    assert (attacks.TRANSFORMS["hflip"](attacks.TRANSFORMS["hflip"](chelsea)) == chelsea).all()
     assert (attacks.TRANSFORMS["jpeg75"](chelsea) - chelsea).abs().mean() < 0.03
     assert (attacks.TRANSFORMS["blur"](chelsea) - chelsea).abs().mean() > 0.002
 
