@@ -50,6 +50,14 @@ def test_own_module_gets_its_size_by_probing_and_honest_class_names():
     assert named.labels[3] == "d" and named.normalization["mean"][0] == pytest.approx(0.4914)
 
 
+def test_wrapping_and_a_verb_leave_the_module_in_its_mode():
+    net = TinyNet().eval()
+    model = cnnlab.wrap(net)
+    assert not model.training
+    cnnlab.attacks.fgsm(net, torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    assert not net.training and not as_classifier(net).training
+
+
 def test_as_classifier_wraps_a_module_once_and_keeps_a_classifier():
     net = TinyNet()
     assert as_classifier(net) is as_classifier(net)

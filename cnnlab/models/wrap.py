@@ -186,9 +186,10 @@ def wrap(module: nn.Module, *, labels: Sequence[str] | None = None, input_size: 
         resize = int(round(size[0] / crop)) if min(size) >= 64 else None
     pre = Preprocessing(size, resize, interpolation or cfg.get("interpolation") or "bilinear")
     model_name = name or (cfg.get("architecture") and f"timm/{cfg['architecture']}") or type(module).__name__
-    return Classifier(module, list(labels) if labels is not None else class_names(num_classes), preprocessing=pre,
-                      mean=mean, std=std, feature_layers=feature_layers if feature_layers is not None else feats,
-                      head=head, spec={"name": model_name, "kwargs": {}, "wrapped": True})
+    model = Classifier(module, list(labels) if labels is not None else class_names(num_classes), preprocessing=pre,
+                       mean=mean, std=std, feature_layers=feature_layers if feature_layers is not None else feats,
+                       head=head, spec={"name": model_name, "kwargs": {}, "wrapped": True})
+    return model.train(module.training)  # the user's module keeps the mode it was in
 
 
 def as_classifier(model: nn.Module) -> Classifier:
