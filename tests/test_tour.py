@@ -1,5 +1,5 @@
 """The tour: summary.json, inspect.json and the predictions figure from the bundled model and photos;
-sections from other areas are merged, a missing one is skipped, a failing one surfaces."""
+its sections (seeing inside, fooling) are merged into the summary and a failing one surfaces."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ from cnnlab.errors import CnnlabError
 
 @pytest.fixture(scope="module")
 def core_tour(tmp_path_factory):
-    """The tour without the other areas' sections and report (those are tested by their areas)."""
+    """The tour without its sections and report (each section is tested on its own below)."""
     out = tmp_path_factory.mktemp("tour") / "run"
     return tour.run_tour(out, sections=(), report=False)
 
@@ -47,7 +47,7 @@ def test_tour_refuses_non_empty_dir_without_force(core_tour):
     assert r.exit_code == 1 and "--force" in r.stderr
 
 
-def test_sections_merged_skipped_and_failures_surface(tmp_path, monkeypatch):
+def test_sections_merged_and_failures_surface(tmp_path, monkeypatch):
     calls = []
 
     def good(model, photos, out):
@@ -58,16 +58,35 @@ def test_sections_merged_skipped_and_failures_surface(tmp_path, monkeypatch):
     def broken(model, photos, out):
         raise RuntimeError("boom in section")
 
-    fake = {"good": good, "broken": broken, "absent": None}
-    monkeypatch.setattr(tour, "_section", lambda area: fake[area])
-    result = tour.run_tour(tmp_path / "t", sections=("good", "absent", "broken"), report=False)
+    monkeypatch.setattr(tour, "SECTIONS", {"good": good, "broken": broken})
+    result = tour.run_tour(tmp_path / "t", sections=("good", "broken"), report=False)
     s = json.loads((tmp_path / "t" / "summary.json").read_text())
     assert s["good"] == {"answer": 42} and calls[0][2] == tmp_path / "t"
-    assert "skipped" in s["absent"]
     assert "boom in section" in s["broken"]["error"] and "RuntimeError" in s["broken"]["traceback"]
     assert result.failed == {"broken": "RuntimeError: boom in section"}
     assert "good" in s["timings_s"] and "broken" in s["timings_s"]
 
 
-def test_missing_area_module_is_skipped():
-    assert tour._section("no_such_area_module") is None
+def test_seeing_inside_from_one_pass(lite0, tmp_path):
+    photos = {n: tour.load_images(tour.bundled_photo(n), lite0) for n in ("chelsea", "coffee")}
+    (tmp_path / "figures").mkdir()
+    out = tour.seeing_inside(lite0, photos, tmp_path)
+    json.dumps(out)
+    assert set(out["featmaps"]) == {"chelsea", "coffee"}
+    assert out["saliency"]["chelsea"]["target"] in ("tiger cat", "Egyptian cat", "tabby")
+    assert out["gradcam"]["coffee"]["layer"] == list(lite0.layers())[-1]
+    for f in out["figures"]:
+        assert (tmp_path / f).stat().st_size > 5000
+
+
+def test_fooling_forces_toaster_and_descends(lite0, chelsea, tmp_path):
+    (tmp_path / "figures").mkdir()
+    d = tour.fooling(lite0, {"chelsea": chelsea}, tmp_path)
+    json.dumps(d)
+    assert d["forced"]["success"] and d["forced"]["final"]["label"] == "toaster"
+    assert d["logit_descent"]["success"]
+    assert d["logit_descent"]["final"]["index"] != d["logit_descent"]["original"]["index"]
+    # why the probability version moves less: its gradient is smaller at the start
+    assert d["prob_descent"]["grad_norms"][0] < d["logit_descent"]["grad_norms"][0]
+    for path in d["figures"].values():
+        assert (tmp_path / path).stat().st_size > 1000
