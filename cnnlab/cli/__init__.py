@@ -36,6 +36,7 @@ COMMANDS = {
     "scratch-check": ("scratch", "scratch_check_cmd"),
     "report": ("report", "report_cmd"),
     "serve": ("serve", "serve_cmd"),
+    "export": ("export", "export_cmd"),
 }
 
 

@@ -143,3 +143,24 @@ def test_keras_two_inputs_and_non_class_output(tmp_path):
     with pytest.raises(CnnlabError, match="not a class vector") as e:
         load_model_file(tmp_path / "seg.keras")
     assert "seg.keras" in str(e.value)
+
+
+def test_keras_application_preprocessing_is_detected_by_name(tmp_path):
+    """A model named as Keras' VGG16 expects Caffe's input (BGR, 0-255, ImageNet mean subtracted): the
+    imported model equals Keras on images preprocessed by Keras' own preprocess_input."""
+    keras = need("keras")
+    from keras.applications import imagenet_utils
+
+    from cnnlab.interop import load_model_file
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    km = keras.Model(inp, keras.layers.Dense(5)(x), name="vgg16")
+    km.save(tmp_path / "vgg.keras")
+    model = load_model_file(tmp_path / "vgg.keras")
+    x01 = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    pixels = x01.permute(0, 2, 3, 1).numpy() * 255
+    ref = km.predict(imagenet_utils.preprocess_input(pixels.copy(), mode="caffe"), verbose=0)
+    with torch.no_grad():
+        assert np.abs(model(x01).numpy() - ref).max() < 1e-3
