@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import CnnlabError, unknown
 from ..images import Preprocessing
-from ..models.classifier import NORMALIZATIONS
+from ..models.normalization import NORMALIZATIONS
 
 _CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)  # ImageNet mean of Caffe's ResNets and VGG, on 0..255 pixels
 

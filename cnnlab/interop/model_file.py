@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CnnlabError
-from ..inspect import GraphReport
+from ..graph import GraphReport
 from ..models.classifier import Classifier
 from .onnx_import import classifier_from_onnx, read_onnx
 

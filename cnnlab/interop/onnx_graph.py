@@ -15,18 +15,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ..inspect import GraphReport, LayerInfo
+from ..graph import GraphReport, LayerInfo, most_inputs
 from .extras import require
 from .onnx_import import dims, graph_inputs
 
 _FLOATS = (1, 10, 11, 16)  # float, float16, double, bfloat16
-
-
-def fan_in(names: Sequence[str], counts: Sequence[int], ops: Sequence[str]) -> dict[str, Any]:
-    """The node with the most inputs, its op and count, and every other node tied with it."""
-    top = max(counts)
-    tied = [i for i, c in enumerate(counts) if c == top]
-    return {"node": names[tied[0]], "op": ops[tied[0]], "inputs": top, "tied": [names[i] for i in tied[1:]]}
 
 
 def _numel(shape: Sequence[int | None] | None) -> int:
@@ -119,7 +112,7 @@ def onnx_graph_report(model: Any, name: str, input_size: Sequence[int] | None = 
     return GraphReport(
         model=name, input_size=in_hw or [0, 0], nodes=len(nodes), op_counts=dict(Counter(n.op_type for n in nodes)),
         placeholders=len(inputs), placeholder_names=[i.name for i in inputs],
-        max_fan_in=fan_in(names, counts, [n.op_type for n in nodes]) if nodes else {"node": "", "op": "", "inputs": 0},
+        max_fan_in=most_inputs(zip(names, (n.op_type for n in nodes), counts)),
         logits_node=names[logits_idx] if logits_idx is not None else "",
         logits_target=nodes[logits_idx].op_type if logits_idx is not None else "",
         output_node=names[out_idx] if out_idx is not None else "",

@@ -14,9 +14,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from ..inspect import GraphReport, LayerInfo
+from ..graph import GraphReport, LayerInfo, most_inputs
 from .extras import tensorflow
-from .onnx_graph import fan_in
 
 _VARIABLE_OPS = {"VariableV2", "Variable", "VarHandleOp"}
 #: bookkeeping operations left out of the per-node list (they are still counted as nodes)
@@ -113,7 +112,7 @@ def tf_graph_report(graph: Any, name: str, input_size: Sequence[int] | None = No
     return GraphReport(
         model=name, input_size=in_hw or [0, 0], nodes=len(ops), op_counts=dict(Counter(op.type for op in ops)),
         placeholders=len(holders), placeholder_names=[op.name for op in holders],
-        max_fan_in=fan_in([op.name for op in ops], [len(op.inputs) for op in ops], [op.type for op in ops]),
+        max_fan_in=most_inputs((op.name, op.type, len(op.inputs)) for op in ops),
         logits_node=logits.name if logits is not None else "", logits_target=logits.type if logits is not None else "",
         output_node=output.name if output is not None else "", params=params, trainable_params=trainable,
         macs=sum(layer.macs for layer in layers), layers=layers)

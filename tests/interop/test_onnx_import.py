@@ -79,8 +79,8 @@ def test_graph_questions_on_the_onnx_graph_match_onnx_and_torch(torchvision_onnx
     assert report.placeholders == 1 and report.placeholder_names == ["input"]
     assert report.input_size == [64, 64]
     fan = max(sum(1 for i in n.input if i) for n in proto.graph.node)
-    assert report.max_fan_in["inputs"] == fan == 3  # Conv and Gemm with weight and bias
-    tied = [report.max_fan_in["node"], *report.max_fan_in["tied"]]
+    assert report.max_fan_in.inputs == fan == 3  # Conv and Gemm with weight and bias
+    tied = [r.node for r in report.max_fan_in.nodes]
     assert len(tied) == sum(1 for n in proto.graph.node if sum(1 for i in n.input if i) == fan)
     assert report.output_node == report.logits_node and report.logits_target == "Gemm"
     assert report.params == sum(numpy_helper.to_array(t).size for t in proto.graph.initializer)

@@ -101,8 +101,8 @@ def test_tf1_graph_questions_on_the_original_graph(tf1_files):
     assert report.placeholders == sum(op.type == "Placeholder" for op in ops) == 1
     assert report.placeholder_names == ["images"]
     most = max(len(op.inputs) for op in ops)
-    assert report.max_fan_in["inputs"] == most
-    tied = {report.max_fan_in["node"], *report.max_fan_in["tied"]}
+    assert report.max_fan_in.inputs == most
+    tied = {r.node for r in report.max_fan_in.nodes}
     assert tied == {op.name for op in ops if len(op.inputs) == most}
     assert report.output_node == "prob" and report.logits_node == "logits"
     assert report.params == report.trainable_params == tf1_files["params"]
