@@ -35,9 +35,11 @@ _LAZY = {
     "CnnlabError": ("cnnlab.errors", "CnnlabError"),
     "inspect_model": ("cnnlab.graph", "inspect_model"),
     "predict_files": ("cnnlab.predictions", "predict_files"),
+    "load_model_file": ("cnnlab.interop", "load_model_file"),
+    "export_onnx": ("cnnlab.interop", "export_onnx"),
 }
 _SUBMODULES = {"attacks", "explain", "transfer", "reference", "data", "models", "images", "report", "runs",
-               "graph", "predictions", "serve", "train"}  # cnnlab.train is a callable module: cnnlab.train("cifar_resnet20", ...)
+               "graph", "predictions", "serve", "train", "interop"}  # cnnlab.train is a callable module: cnnlab.train("cifar_resnet20", ...)
 
 
 def __getattr__(name: str) -> Any:

@@ -34,3 +34,10 @@ def unknown(kind: str, name: str, choices: Iterable[str]) -> CnnlabError:
         shown = ", ".join(sorted(choices)[:20]) + (" ..." if len(choices) > 20 else "")
         hint = f"; choose one of: {shown}"
     return CnnlabError(f"Unknown {kind} '{name}'{hint}")
+
+
+def brief(e: BaseException, limit: int = 150) -> str:
+    """An exception's first line for a one-sentence error, shortened at a word boundary (never mid-word)."""
+    import textwrap
+    text = str(e).strip()
+    return textwrap.shorten(text.splitlines()[0], limit, placeholder=" ...") if text else type(e).__name__

@@ -47,6 +47,20 @@ MODEL_OPTIONS: tuple[Callable, ...] = (
     weights_option(),
     click.option("--normalize", default=None,
                  help="Override input normalization: imagenet, cifar10, inception, tf-127-128, none."),
+    click.option("--model-file", type=click.Path(), default=None,
+                 help="A whole model from a file instead of --model/--weights: ONNX (.onnx), Keras (.keras, .h5), "
+                      "a TensorFlow SavedModel directory, or a TF1 graph (.meta) with its checkpoint beside it."),
+    click.option("--labels", type=click.Path(dir_okay=False), default=None,
+                 help="Class names, one per line or a JSON list (default: the model's; for --model-file the "
+                      "file's metadata)."),
+    click.option("--input-range", default=None,
+                 help="For --model-file: the pixels the model expects, 0-1, 0-255, -1-1 or caffe (BGR 0-255 minus "
+                      "the ImageNet mean), instead of --normalize (default: the file's metadata, or detected)."),
+    click.option("--layout", type=click.Choice(["auto", "nchw", "nhwc"]), default="auto", show_default=True,
+                 help="For --model-file: the image input's layout (auto: NHWC when its last axis has 3 channels)."),
+    click.option("--resize", default=None, metavar="N|none",
+                 help="For --model-file: short side before the centre crop, or 'none' to resize the whole image "
+                      "(default: the file's metadata, else 256/224 of the input size)."),
 )
 
 
@@ -57,34 +71,67 @@ class ModelChoice:
     model_name: str | None = None
     weights: str | None = None
     normalize: str | None = None
+    model_file: str | None = None
+    labels: str | None = None
+    input_range: str | None = None
+    layout: str = "auto"
+    resize: str | None = None
 
     def load(self, pretrained: bool = True) -> Classifier:
-        """The named model with the given weights file, else its published weights (random ones when
-        `pretrained` is False, e.g. for questions about the graph alone)."""
+        """The model file, or the named model with the given weights file, else its published weights
+        (random ones when `pretrained` is False, e.g. for questions about the graph alone)."""
         from ..models import create_model
+        from ..models.labels import read_labels
+        if self.model_file is not None:
+            return self.load_file()
+        file_only = [f"--{o}" for o, v in (("input-range", self.input_range), ("resize", self.resize),
+                                            ("layout", self.layout != "auto")) if v]
+        if file_only:
+            raise CnnlabError(f"{', '.join(file_only)} describe{'s' if len(file_only) == 1 else ''} a --model-file; "
+                              "for a registered model use --normalize.")
+        labels = read_labels(self.labels)
         if self.weights is None:
-            return create_model(self.model_name or DEFAULT_MODEL, pretrained=pretrained, normalize=self.normalize)
-        return create_model(self.model_name, weights=self.weights, normalize=self.normalize)
+            return create_model(self.model_name or DEFAULT_MODEL, pretrained=pretrained, normalize=self.normalize,
+                                labels=labels)
+        return create_model(self.model_name, weights=self.weights, normalize=self.normalize, labels=labels)
+
+    def load_file(self, input_size: tuple[int, int] | None = None) -> Classifier:
+        """The --model-file as a Classifier (converted to PyTorch)."""
+        from ..interop import load_model_file
+        if self.model_name or self.weights:
+            raise CnnlabError("--model-file is a whole model (architecture and weights); drop --model and --weights.")
+        resize: int | None | str = "auto"
+        if self.resize is not None:
+            if self.resize.strip().lower() == "none":
+                resize = None
+            elif self.resize.strip().isdigit():
+                resize = int(self.resize)
+            else:
+                raise CnnlabError(f"--resize '{self.resize}' is not a number of pixels or 'none'.")
+        return load_model_file(self.model_file, labels=self.labels, input_size=input_size, normalize=self.normalize,
+                               input_range=self.input_range, resize=resize,
+                               channels={"auto": "auto", "nchw": "first", "nhwc": "last"}[self.layout])
 
 
 _CHOICE_FIELDS = tuple(f.name for f in fields(ModelChoice))
+_CHOICE_KEY = "cnnlab.model_choice"  # where model_options leaves the choice for load_cli_model
 
 
 def model_options(fn: Callable) -> Callable:
     """Add MODEL_OPTIONS to a command; it receives them as `model_choice: ModelChoice`.
 
     A command still written as `fn(model_name, weights, normalize, ...)` receives those three as before
-    (and calls `load_cli_model`); such commands get new model options only once they take `model_choice`.
+    and calls `load_cli_model`, which finds the whole choice (every other model option) in click's context.
     """
     takes_choice = "model_choice" in inspect.signature(fn).parameters
 
     @functools.wraps(fn)
     def command(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in _CHOICE_FIELDS}
+        choice = ModelChoice(**{name: kwargs.pop(name) for name in _CHOICE_FIELDS})
         if takes_choice:
-            return fn(*args, model_choice=ModelChoice(**values), **kwargs)
-        return fn(*args, model_name=values["model_name"], weights=values["weights"],
-                  normalize=values["normalize"], **kwargs)
+            return fn(*args, model_choice=choice, **kwargs)
+        click.get_current_context().meta[_CHOICE_KEY] = choice
+        return fn(*args, model_name=choice.model_name, weights=choice.weights, normalize=choice.normalize, **kwargs)
 
     for option in reversed(MODEL_OPTIONS):
         command = option(command)
@@ -92,8 +139,13 @@ def model_options(fn: Callable) -> Callable:
 
 
 def load_cli_model(model_name: str | None, weights: str | None, normalize: str | None = None) -> Classifier:
-    """The model for commands that take the model options one by one (see `model_options`)."""
-    return ModelChoice(model_name, weights, normalize).load()
+    """The model for commands that take the model options one by one (see `model_options`): the whole
+    choice of the running command when these three are its own, else just these three."""
+    ctx = click.get_current_context(silent=True)
+    choice = ctx.meta.get(_CHOICE_KEY) if ctx is not None else None
+    if choice is None or (choice.model_name, choice.weights, choice.normalize) != (model_name, weights, normalize):
+        choice = ModelChoice(model_name, weights, normalize)
+    return choice.load()
 
 
 class FractionParam(click.ParamType):

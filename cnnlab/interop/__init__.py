@@ -10,7 +10,8 @@ onnx2torch: see onnx_import.py and tensorflow_import.py for why these converters
 `cnnlab.wrap`, so every verb works on it with gradients. The optional packages come with the
 extras `cnnlab[onnx]` and `cnnlab[tensorflow]`; they are imported only when a file needs them.
 """
-from .conventions import INPUT_RANGES, read_labels
+from ..models.labels import read_labels
+from .conventions import INPUT_RANGES
 from .model_file import FORMATS, from_keras, inspect_model_file, load_model_file, model_format
 from .onnx_export import OnnxExport, export_onnx, run_onnxruntime
 

@@ -12,7 +12,7 @@ import sys
 import warnings
 from types import ModuleType
 
-from ..errors import CnnlabError
+from ..errors import CnnlabError, brief
 
 #: the extra that provides each optional module
 EXTRA_OF = {"onnx": "onnx", "onnxruntime": "onnx", "onnx2torch": "onnx",
@@ -30,7 +30,7 @@ def require(module: str, purpose: str) -> ModuleType:
     except ImportError as e:
         extra = EXTRA_OF.get(module, module)
         raise CnnlabError(f"{purpose} needs the optional package '{module}' ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:80]}); install it with: pip install 'cnnlab[{extra}]'.") from None
+                          f"{brief(e, 80)}); install it with: pip install 'cnnlab[{extra}]'.") from None
 
 
 def prepare_tensorflow() -> None:

@@ -23,11 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CnnlabError
+from ..errors import CnnlabError, brief
 from ..models.wrap import as_classifier
 from .conventions import write_metadata
 from .extras import require
-from .onnx_import import short
 
 #: the ONNX opset written by default: supported by onnxruntime, onnx2torch and every current runtime
 DEFAULT_OPSET = 17
@@ -95,7 +94,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSE
     except CnnlabError:
         raise
     except Exception as e:  # noqa: BLE001 - the exporter's failures (an unsupported torch op, ...)
-        raise CnnlabError(f"Model '{clf.name}' could not be exported to ONNX ({type(e).__name__}: {short(e)}); "
+        raise CnnlabError(f"Model '{clf.name}' could not be exported to ONNX ({type(e).__name__}: {brief(e)}); "
                           f"try another --opset than {opset}.") from None
     finally:
         tmp.unlink(missing_ok=True)

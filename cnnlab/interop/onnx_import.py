@@ -17,7 +17,6 @@ attributions need them), and unsupported operators are named all at once.
 from __future__ import annotations
 
 import copy
-import textwrap
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,11 +25,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CnnlabError
+from ..errors import CnnlabError, brief
 from ..images import Preprocessing
 from ..models.classifier import Classifier
 from ..models.wrap import wrap
-from .conventions import CHANNEL_LAYOUTS, input_convention, read_labels, read_metadata
+from ..models.labels import read_labels
+from .conventions import CHANNEL_LAYOUTS, input_convention, read_metadata
 from .extras import require
 
 # onnx2torch's Slice indexes with a list; torch warns about it on every call of a converted model
@@ -43,12 +43,6 @@ _FLOAT, _FLOAT16, _DOUBLE = 1, 10, 11
 _HEAD_TYPES = ("Linear", "OnnxGemm", "OnnxMatMul")
 
 
-def short(e: BaseException, n: int = 150) -> str:
-    """The first line of an exception's message, shortened at a word boundary."""
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return textwrap.shorten(text, n, placeholder=" ...")
-
-
 def read_onnx(path: str | Path) -> Any:
     """An ONNX file as a checked `onnx.ModelProto`, or one sentence saying what is wrong with it."""
     onnx = require("onnx", f"Reading the ONNX file '{path}'")
@@ -58,7 +52,7 @@ def read_onnx(path: str | Path) -> Any:
     try:
         model = onnx.load(str(path))
     except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends: not a whole ONNX file
-        raise CnnlabError(f"ONNX file '{path}' is truncated or not an ONNX model ({short(e, 100)}); "
+        raise CnnlabError(f"ONNX file '{path}' is truncated or not an ONNX model ({brief(e, 100)}); "
                           "re-export or re-download it.") from None
     if not model.graph.node:
         raise CnnlabError(f"ONNX file '{path}' holds no graph (it is truncated or not an ONNX model); "
@@ -67,7 +61,7 @@ def read_onnx(path: str | Path) -> Any:
         onnx.checker.check_model(model)
     except Exception as e:  # noqa: BLE001 - ValidationError, or a C++ parse error on damaged bytes
         raise CnnlabError(f"ONNX file '{path}' is not a valid ONNX model, probably truncated or damaged "
-                          f"({short(e, 120)}); re-export or re-download it.") from None
+                          f"({brief(e, 120)}); re-export or re-download it.") from None
     return model
 
 
@@ -183,9 +177,9 @@ def convert(model: Any, source: str) -> torch.fx.GraphModule:
             return onnx2torch.convert(model)
     except NotImplementedError as e:  # a converter that refuses an attribute value (e.g. a padding mode)
         raise CnnlabError(f"Model '{source}' could not be converted to PyTorch: onnx2torch does not support "
-                          f"{short(e, 160)}; re-export the model without it.") from None
+                          f"{brief(e, 160)}; re-export the model without it.") from None
     except Exception as e:  # noqa: BLE001 - the converter's own failures, whatever their type
-        raise CnnlabError(f"Model '{source}' could not be converted to PyTorch ({type(e).__name__}: {short(e)}); "
+        raise CnnlabError(f"Model '{source}' could not be converted to PyTorch ({type(e).__name__}: {brief(e)}); "
                           "re-export it with a standard opset (e.g. 17).") from None
 
 
@@ -327,7 +321,7 @@ def _check_outputs(gm: nn.Module, source: str, size: tuple[int, int]) -> None:
             out = gm.eval()(torch.zeros(1, 3, *size))
     except Exception as e:  # noqa: BLE001 - the converted graph fails at this size
         raise CnnlabError(f"Model '{source}' does not run on a {size[0]}x{size[1]} image after conversion "
-                          f"({type(e).__name__}: {short(e, 120)}); pass --input-size H W.") from None
+                          f"({type(e).__name__}: {brief(e, 120)}); pass --input-size H W.") from None
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] < 2:
         shape = "x".join(map(str, out.shape)) if isinstance(out, torch.Tensor) else type(out).__name__
         raise CnnlabError(f"Model '{source}' outputs {shape} for one image, not a class vector [1, classes]; "

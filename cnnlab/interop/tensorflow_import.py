@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CnnlabError
+from ..errors import CnnlabError, brief
 from .extras import require, tensorflow
-from .onnx_import import short
 
 OPSET = 17
 INPUT_NAME = "images"
@@ -53,7 +52,7 @@ def _tf2onnx(source: str) -> Any:
 
 def _conversion_failed(source: str, e: Exception) -> CnnlabError:
     return CnnlabError(f"TensorFlow model '{source}' could not be converted to ONNX by tf2onnx "
-                       f"({type(e).__name__}: {short(e)}); save it with standard layers, or export it to ONNX yourself "
+                       f"({type(e).__name__}: {brief(e)}); save it with standard layers, or export it to ONNX yourself "
                        "and pass the .onnx file.")
 
 
@@ -72,7 +71,7 @@ def load_keras(path: str | Path) -> Any:
             raise CnnlabError(f"Keras model '{path}' uses the custom layer '{name}', which Keras cannot rebuild from "
                               f"the file alone; load it in Python with keras.saving.load_model(path, custom_objects="
                               f"{{'{name}': ...}}) and pass the model to cnnlab.interop.from_keras.") from None
-        raise CnnlabError(f"Keras model '{path}' could not be read ({type(e).__name__}: {short(e, 120)}); "
+        raise CnnlabError(f"Keras model '{path}' could not be read ({type(e).__name__}: {brief(e, 120)}); "
                           "re-save it with model.save('model.keras').") from None
 
 
@@ -129,7 +128,7 @@ def savedmodel_to_onnx(path: str | Path, channels: str = "auto") -> Converted:
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as e:  # noqa: BLE001 - a damaged or foreign directory
-        raise CnnlabError(f"SavedModel '{path}' could not be read ({type(e).__name__}: {short(e, 120)}); "
+        raise CnnlabError(f"SavedModel '{path}' could not be read ({type(e).__name__}: {brief(e, 120)}); "
                           "re-save it with tf.saved_model.save or model.export.") from None
     sigs = dict(loaded.signatures)
     if not sigs:
@@ -210,7 +209,7 @@ def _import_graph(path: Path, restore: str | None) -> tuple[Any, Any]:
     except Exception as e:  # noqa: BLE001 - DecodeError, NotFoundError, InvalidArgumentError, ...
         what = "checkpoint" if restore is not None and "estor" in f"{type(e).__name__}{e}" else "graph"
         raise CnnlabError(f"TensorFlow {what} '{restore if what == 'checkpoint' else path}' could not be read "
-                          f"({type(e).__name__}: {short(e, 120)}); check that graph and checkpoint belong together "
+                          f"({type(e).__name__}: {brief(e, 120)}); check that graph and checkpoint belong together "
                           "and are complete.") from None
     return graph, sess
 
@@ -272,7 +271,7 @@ def tf1_to_onnx(path: str | Path, checkpoint: str | Path | None = None) -> Conve
             frozen = tf.compat.v1.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), [ends.logits])
         except Exception as e:  # noqa: BLE001 - uninitialized variables, missing kernels
             raise CnnlabError(f"TensorFlow graph '{path}' could not be frozen with checkpoint '{prefix}' "
-                              f"({type(e).__name__}: {short(e, 120)}); check that they belong together.") from None
+                              f"({type(e).__name__}: {brief(e, 120)}); check that they belong together.") from None
         finally:
             sess.close()
     for node in frozen.node:  # training switches become constants: the converted model is in inference mode

@@ -3,7 +3,11 @@ nobody named. Names are never guessed from a head's size alone; ImageNet-1k's 10
 one exception, as every 1000-way image classifier predicts its classes."""
 from __future__ import annotations
 
-from ..errors import unknown
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import CnnlabError, unknown
 from .imagenet import imagenet_labels
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -31,3 +35,40 @@ def dataset_classes(dataset: str) -> list[str]:
 def class_names(num_classes: int) -> list[str]:
     """Names for a head nobody named: ImageNet's for 1000 outputs, else 'class 0', 'class 1', ..."""
     return imagenet_labels() if num_classes == 1000 else [f"class {i}" for i in range(num_classes)]
+
+
+def read_labels(labels: Sequence[str] | str | Path | None) -> list[str] | None:
+    """Class names given as a list, or as a file: one name per line, or a JSON list (or a JSON object
+    of index -> name, as Keras' and many repositories' class-index files are)."""
+    if labels is None:
+        return None
+    if not isinstance(labels, (str, Path)):
+        return [str(s) for s in labels]
+    path = Path(labels)
+    if not path.is_file():
+        raise CnnlabError(f"Labels file '{path}' does not exist; give a text file with one class name per line.")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if text.lstrip().startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CnnlabError(f"Labels file '{path}' is not valid JSON ({e.msg} at line {e.lineno}); give a JSON "
+                              "list or one class name per line.") from None
+        if isinstance(data, dict):
+            try:
+                data = [_json_label(data[k]) for k in sorted(data, key=int)]
+            except ValueError:
+                raise CnnlabError(f"Labels file '{path}' is a JSON object whose keys are not class indices; "
+                                  "give a JSON list or one class name per line.") from None
+        return [str(s) for s in data]
+    names = [line.strip() for line in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    if not names:
+        raise CnnlabError(f"Labels file '{path}' is empty; give one class name per line.")
+    return names
+
+
+def _json_label(value: object) -> str:
+    """A class-index entry: a name, or [synset, name] as in Keras' imagenet_class_index.json."""
+    return str(value[-1]) if isinstance(value, list) and value else str(value)

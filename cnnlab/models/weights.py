@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import WeightsError
+from ..errors import WeightsError, brief
 
 _STATE_KEYS = ("state_dict", "model", "model_state", "model_state_dict", "net", "weights")
 _PREFIXES = ("module.", "_orig_mod.", "net.")
@@ -34,6 +35,10 @@ def read_checkpoint(path: str | Path) -> dict:
                            f"(e.g. {path}/checkpoints/best.pt).")
     if path.stat().st_size == 0:
         raise WeightsError(f"Weights file '{path}' is empty (0 bytes); it was not written completely.")
+    other = _other_framework(path)
+    if other:
+        raise WeightsError(f"'{path}' is {other}, a whole model rather than a weights file; pass it as "
+                           f"--model-file {path} (cnnlab.interop.load_model_file in Python).")
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file
@@ -43,16 +48,41 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        detail = _unpickler_detail(e)
+        with path.open("rb") as f:
+            head = f.read(2)
+        if not (head.startswith(b"\x80") or head == b"PK"):  # neither a pickle nor torch's zip: not PyTorch's
+            raise WeightsError(f"Weights file '{path}' is not a PyTorch checkpoint ({detail}); pass a state dict, "
+                               "a cnnlab checkpoint or .safetensors (a whole model goes to --model-file).") from None
         raise WeightsError(
             f"Refusing to load '{path}': it holds pickled Python objects besides tensors, and unpickling "
-            f"can run code ({str(e).splitlines()[0][:120]}); re-save it with "
-            "torch.save(model.state_dict(), ...) or as .safetensors.") from None
+            f"can run code ({detail}); re-save it with torch.save(model.state_dict(), ...) or as .safetensors.") from None
     except Exception as e:  # noqa: BLE001 - whatever the parser trips on (IndexError, KeyError, ...) is a bad file
-        raise WeightsError(f"Weights file '{path}' is truncated or corrupt ({str(e).splitlines()[0][:160]}); "
+        raise WeightsError(f"Weights file '{path}' is truncated or corrupt ({brief(e, 160)}); "
                            "re-download or re-save it.") from None
     if isinstance(obj, dict):
         return obj
     raise WeightsError(f"Weights file '{path}' holds a {type(obj).__name__}, not a state dict or checkpoint dict.")
+
+
+#: whole-model files of other frameworks, by suffix (cnnlab.interop reads them as --model-file)
+_OTHER_FRAMEWORKS = {".onnx": "an ONNX model", ".keras": "a Keras model", ".h5": "a Keras (HDF5) model",
+                     ".hdf5": "a Keras (HDF5) model", ".pb": "a TensorFlow graph", ".meta": "a TF1 graph definition"}
+
+
+def _other_framework(path: Path) -> str | None:
+    """What another framework's whole-model file is, by its suffix or HDF5 signature; None otherwise."""
+    if path.suffix.lower() in _OTHER_FRAMEWORKS:
+        return _OTHER_FRAMEWORKS[path.suffix.lower()]
+    with path.open("rb") as f:
+        return "a Keras (HDF5) model" if f.read(8) == b"\x89HDF\r\n\x1a\n" else None
+
+
+def _unpickler_detail(e: pickle.UnpicklingError) -> str:
+    """The reason torch's weights-only unpickler gives, without its generic advice around it."""
+    text = str(e)
+    found = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)", text, re.S)
+    return brief(" ".join((found.group(1) if found else text).split()), 160)
 
 
 def extract_state_dict(obj: dict, path: str | Path = "<checkpoint>") -> dict[str, torch.Tensor]:

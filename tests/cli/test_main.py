@@ -71,4 +71,4 @@ def test_model_options_are_one_declaration_and_arrive_as_one_choice():
     assert CliRunner().invoke(legacy, ["--weights", __file__]).exit_code == 0
     assert seen[-1] == (None, __file__, None)
     names = [p.name for p in cmd.params]
-    assert names == ["model_name", "weights", "normalize", "k"]  # --help order: the model first
+    assert names == [f.name for f in dataclasses.fields(ModelChoice)] + ["k"]  # --help order: the model first

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cnnlab.errors import CnnlabError
-from cnnlab.interop import model_format, read_labels
+from cnnlab.interop import model_format
 
 
 def test_formats_by_name_and_content(tmp_path):
@@ -50,17 +50,6 @@ def test_a_pytorch_checkpoint_is_sent_to_weights(tmp_path):
 def test_a_directory_that_is_no_savedmodel(tmp_path):
     with pytest.raises(CnnlabError, match="no saved_model.pb"):
         model_format(tmp_path)
-
-
-def test_labels_files(tmp_path):
-    (tmp_path / "a.txt").write_text("cat\ndog\n\n")
-    (tmp_path / "b.json").write_text('["cat", "dog"]')
-    (tmp_path / "c.json").write_text('{"1": ["n02", "dog"], "0": ["n01", "cat"]}')
-    assert read_labels(tmp_path / "a.txt") == read_labels(tmp_path / "b.json") == read_labels(tmp_path / "c.json") \
-        == ["cat", "dog"]
-    assert read_labels(["a", "b"]) == ["a", "b"] and read_labels(None) is None
-    with pytest.raises(CnnlabError, match="does not exist"):
-        read_labels(tmp_path / "nope.txt")
 
 
 def test_a_missing_extra_is_named(monkeypatch, tmp_path):

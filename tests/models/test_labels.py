@@ -8,7 +8,7 @@ import pytest
 import cnnlab
 from cnnlab.errors import CnnlabError
 from cnnlab.models.imagenet import imagenet_labels, imagenet_synsets, synset_index
-from cnnlab.models.labels import CIFAR10, class_names, dataset_classes
+from cnnlab.models.labels import CIFAR10, class_names, dataset_classes, read_labels
 
 
 def test_imagenet_names_and_synsets_shipped():
@@ -38,3 +38,14 @@ def test_labelled_array_file_without_names_gets_class_i(tmp_path):
         assert data.classes == [f"class {i}" for i in range(n)]
     np.savez(tmp_path / "named.npz", x=x, y=np.arange(12) % 3, classes=np.array(["cat", "dog", "pet"]))
     assert load_array_file(tmp_path / "named.npz").classes == ["cat", "dog", "pet"]
+
+
+def test_labels_files(tmp_path):
+    (tmp_path / "a.txt").write_text("cat\ndog\n\n")
+    (tmp_path / "b.json").write_text('["cat", "dog"]')
+    (tmp_path / "c.json").write_text('{"1": ["n02", "dog"], "0": ["n01", "cat"]}')
+    assert read_labels(tmp_path / "a.txt") == read_labels(tmp_path / "b.json") == read_labels(tmp_path / "c.json") \
+        == ["cat", "dog"]
+    assert read_labels(["a", "b"]) == ["a", "b"] and read_labels(None) is None
+    with pytest.raises(CnnlabError, match="does not exist"):
+        read_labels(tmp_path / "nope.txt")

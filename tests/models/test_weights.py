@@ -115,3 +115,19 @@ def test_offline_download_names_file_cache_and_fix(tmp_path, monkeypatch):
         download("http://127.0.0.1:9/weights/tiny-0123.pth", "tiny")
     assert "tiny-0123.pth" in str(info.value) and "copy that file" in str(info.value)
     assert not (tmp_path / "th" / "hub" / "checkpoints" / "tiny-0123.pth").exists()
+
+
+def test_other_frameworks_models_are_sent_to_model_file(tmp_path):
+    """An ONNX or Keras file passed as weights is named for what it is (not 'pickled Python objects');
+    bytes that are no pickle at all are 'not a PyTorch checkpoint', with torch's reason whole."""
+    from cnnlab.models.weights import read_checkpoint
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x07\x12\x07pytorch")
+    (tmp_path / "keras_weights").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    for name, what in (("m.onnx", "an ONNX model"), ("keras_weights", "a Keras (HDF5) model")):
+        with pytest.raises(WeightsError, match="--model-file") as e:
+            read_checkpoint(tmp_path / name)
+        assert what in str(e.value) and "pickled" not in str(e.value)
+    (tmp_path / "blob.bin").write_bytes(b"\x08\x07\x12\x07pytorch\x1a\x05" + bytes(100))
+    with pytest.raises(WeightsError, match="not a PyTorch checkpoint") as e:
+        read_checkpoint(tmp_path / "blob.bin")
+    assert "pickled" not in str(e.value) and "Weights only load failed" not in str(e.value)
