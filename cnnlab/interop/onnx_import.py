@@ -7,7 +7,7 @@ twin, the feature cut for transfer) run on it, and hooks for feature maps and Gr
 any node. It covers the operators of CNN classifiers from opset 9 on and is the most used
 ONNX-to-PyTorch converter on PyPI. The alternatives were weighed: onnx2pytorch runs the graph in
 an interpreter loop inside one module (no per-node modules to hook, nothing for fx to trace), and
-onnx-tf targets TensorFlow. Measured outputs equal onnxruntime's within 1e-5 on real photos
+onnx-tf targets TensorFlow. Measured outputs equal onnxruntime's within 2e-5 on real photos
 (tests/interop).
 
 Before converting, the graph is checked to be what cnnlab can use (one image input, one output of

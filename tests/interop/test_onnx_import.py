@@ -191,3 +191,16 @@ def test_channels_last_onnx_input_and_bgr_metadata(tmp_path):
     ref = run_onnxruntime(nhwc, (x.flip(1) * 255).permute(0, 2, 3, 1))
     with torch.no_grad():
         assert np.abs(clf(x).numpy() - ref).max() < 1e-3 * max(1, np.abs(ref).max())
+
+
+def test_transfer_features_of_the_imported_model(imported):
+    """Transfer learning's fast feature path (BatchNorm folded, cut at the head) works on a converted graph
+    and agrees with Classifier.features."""
+    from cnnlab.transfer.features import extract_features
+    paths = [cnnlab.bundled_photo(n) for n in ("chelsea", "coffee")]
+    feats = extract_features(imported, paths, l2=False, cache_dir=False, workers=0, fast=True)
+    x = cnnlab.load_images(paths, imported)
+    with torch.no_grad():
+        expected = imported.features(x)
+    got = torch.as_tensor(np.asarray(feats.features))
+    assert got.shape == (2, 512) and torch.allclose(got, expected, atol=1e-3)
