@@ -133,6 +133,33 @@ def without_softmax(model: Any) -> Any:
     return model
 
 
+#: operators whose inputs after the first are weights that onnx2torch expects as initializers
+_WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "BatchNormalization", "InstanceNormalization", "LayerNormalization")
+
+
+def weights_as_initializers(model: Any) -> Any:
+    """A copy in which weights reached through an Identity of an initializer (torch's exporter shares equal
+    tensors that way, e.g. the zero biases of a freshly initialized network) or a Constant node are
+    initializers themselves, as onnx2torch's converters of weighted layers require; else the model."""
+    inits = {t.name: t for t in model.graph.initializer}
+    weights = {x for n in model.graph.node if n.op_type in _WEIGHTED for x in n.input[1:] if x}
+    aliases = [n for n in model.graph.node if n.output and n.output[0] in weights and n.output[0] not in inits and (
+        (n.op_type == "Identity" and n.input[0] in inits)
+        or (n.op_type == "Constant" and any(a.name == "value" for a in n.attribute)))]
+    if not aliases:
+        return model
+    model = copy.deepcopy(model)
+    inits = {t.name: t for t in model.graph.initializer}
+    names = {n.output[0] for n in aliases}
+    for node in [n for n in model.graph.node if n.output and n.output[0] in names]:
+        tensor = copy.deepcopy(inits[node.input[0]] if node.op_type == "Identity" else
+                               next(a.t for a in node.attribute if a.name == "value"))
+        tensor.name = node.output[0]
+        model.graph.initializer.append(tensor)
+        model.graph.node.remove(node)
+    return model
+
+
 def _opset(model: Any) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
@@ -156,6 +183,7 @@ def convert(model: Any, source: str) -> torch.fx.GraphModule:
     operators the converter does not support."""
     require("onnx2torch", f"Converting '{source}' to PyTorch")
     import onnx2torch
+    model = weights_as_initializers(model)
     bad = _unsupported(model)
     if bad and _opset(model) > _FALLBACK_OPSET:  # newer versions of known operators: try an older opset
         onnx = require("onnx", "ONNX conversion")

@@ -204,3 +204,26 @@ def test_transfer_features_of_the_imported_model(imported):
         expected = imported.features(x)
     got = torch.as_tensor(np.asarray(feats.features))
     assert got.shape == (2, 512) and torch.allclose(got, expected, atol=1e-3)
+
+
+def test_a_freshly_initialized_network_with_shared_weights_loads(tmp_path):
+    """torch's exporter shares equal tensors (the zero biases BatchNorm folding leaves in a fresh network)
+    through Identity nodes; the import turns them back into weights the converter accepts."""
+    need("onnx")
+    import warnings
+
+    import torchvision
+
+    from cnnlab.interop import load_model_file, run_onnxruntime
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None, num_classes=4).eval()
+    path = tmp_path / "fresh.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.rand(1, 3, 32, 32),), str(path), dynamo=False, opset_version=17)
+    onnx = need("onnx")
+    assert any(n.op_type == "Identity" for n in onnx.load(str(path)).graph.node)  # the case under test
+    model = load_model_file(path, normalize="none")
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert np.abs(model(x[:1]).numpy() - run_onnxruntime(path, x[:1])).max() < 1e-4  # exported at batch 1
