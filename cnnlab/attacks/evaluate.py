@@ -137,7 +137,7 @@ def load_eval_data(data: object, model: Classifier | torch.nn.Module, limit: int
             x, y = ds.floats(), ds.y.long()
         else:
             from ..images import load_images
-            x, y = load_images(ds.paths, model), torch.as_tensor(ds.y, dtype=torch.long)
+            x, y = load_images([ds.file(i) for i in range(len(ds))], model), torch.as_tensor(ds.y, dtype=torch.long)
         num = model.num_classes
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= num):
             raise CnnlabError(f"Data '{name}' has labels outside 0..{num - 1} (model '{model.name}' has {num} "

@@ -1,14 +1,17 @@
-"""Datasets: CIFAR-10/100, .npz/.npy arrays, image folders (MiniPlaces, Oxford Pets), and loaders.
+"""Datasets: CIFAR-10/100, Oxford-IIIT Pets, MiniPlaces, .npz/.npy arrays and image folders, resolved by
+one function, and the loaders that batch them.
 
-    from cnnlab.data import load_dataset, train_val_split, TensorLoader
-    split = train_val_split("cifar10", val_fraction=0.1, seed=0)       # seeded 90/10
+    from cnnlab.data import load_dataset, open_dataset, train_val_split, TensorLoader
+    split = train_val_split("cifar10", val_fraction=0.1, seed=0)       # seeded, stratified 90/10
     loader = TensorLoader(split.train, 128, augment="crop4,flip", seed=0)
+    pets = open_dataset("pets")                                        # Split(train, test) of photo files
 """
-from .arrays import load_array_file
-from .base import Dataset, ImageArrays, ImageFiles, Split, seeded_split
-from .datasets import check_labels, dataset_names, load_dataset, train_val_split
+from .arrays import load_array_file, read_array_file, unnamed_classes
+from .base import Dataset, EncodedImages, ImageArrays, ImageFiles, Split, concat, seeded_split
+from .datasets import NAMED, check_labels, dataset_names, load_dataset, open_dataset, train_val_split
 from .loader import Augment, StreamLoader, TensorLoader, augment_batch, make_loader
 
-__all__ = ["Dataset", "ImageArrays", "ImageFiles", "Split", "seeded_split", "load_array_file", "load_dataset",
-           "train_val_split", "check_labels", "dataset_names", "Augment", "TensorLoader", "StreamLoader",
-           "augment_batch", "make_loader"]
+__all__ = ["Dataset", "ImageArrays", "ImageFiles", "EncodedImages", "Split", "concat", "seeded_split",
+           "read_array_file", "load_array_file", "unnamed_classes", "NAMED",
+           "open_dataset", "load_dataset", "train_val_split", "check_labels", "dataset_names", "Augment",
+           "TensorLoader", "StreamLoader", "augment_batch", "make_loader"]

@@ -1,12 +1,17 @@
-"""Image arrays from .npz / .npy files, into uint8 [N,3,H,W] tensors held in memory.
+"""Image arrays from .npz / .npy files: uint8 [N,3,H,W] tensors in memory, or encoded photos.
 
 Accepted layouts (the first match wins):
-  * `x` (or `images`/`data`) uint8 N×H×W×3 (or N×3×H×W, or N×H×W grey) with `y` (or `labels`/`label`);
+  * `x` (or `images`/`data`) uint8 N×H×W×3 (or N×3×H×W, or N×H×W grey, or floats in [0,1]) with
+    `y` (or `labels`/`label`/`targets`);
   * the JPEG-bytes layout: `jpeg` (all files back to back) + `offsets` (n+1), with `y`/`label`;
   * a single `.npy` of images; its labels come from a sibling file named with `labels` in place of
-    `data` (the seed's `hw4-train-data.npy` + `hw4-train-labels.npy`), or the images are unlabelled.
-Decoding JPEG bytes takes seconds for 50k images, so the decoded array is cached on disk
-($CNNLAB_CACHE, default ~/.cache/cnnlab) keyed by the file's path, size and mtime.
+    `data` (`hw-train-data.npy` + `hw-train-labels.npy`), or the images are unlabelled.
+Optional: `classes` (class names, index order) and `split` ('train' / 'test' or 'val' per image).
+
+JPEG bytes of one image size are decoded into memory, once: the decoded array is cached (see
+cnnlab.paths.decoded_cache_dir) keyed by the file's path, size and mtime. Photos of mixed sizes, or
+any JPEG bytes when `decode=False`, stay encoded (`EncodedImages`) until a model's preprocessing
+decodes them at its input size.
 """
 from __future__ import annotations
 
@@ -19,52 +24,70 @@ import numpy as np
 import torch
 
 from ..errors import CnnlabError
-from .base import ImageArrays
+from ..paths import decoded_cache_dir
+from .base import TEST_PARTS, EncodedImages, ImageArrays, Split
 
 _X_KEYS = ("x", "images", "data", "X", "x_train", "x_test")
 _Y_KEYS = ("y", "labels", "label", "Y", "targets", "y_train", "y_test")
 
+def unnamed_classes(labels: np.ndarray) -> list[str]:
+    """'class 0' ... 'class K' for labels 0..K of a file that names no classes (never guessed from K)."""
+    n = int(labels.max()) + 1 if len(labels) and int(labels.max()) >= 0 else 0
+    return [f"class {i}" for i in range(n)]
 
-def cache_dir() -> Path:
-    """Where decoded datasets are cached ($CNNLAB_CACHE or ~/.cache/cnnlab)."""
-    return Path(os.environ.get("CNNLAB_CACHE", Path.home() / ".cache" / "cnnlab"))
 
+def read_array_file(path: str | Path, *, decode: bool = True) -> Split:
+    """An .npz or .npy file of images (and labels: -1 where unlabelled) -> Split.
 
-def load_array_file(path: str | Path, classes: list[str] | None = None, name: str | None = None,
-                    split: str | None = None) -> ImageArrays:
-    """An .npz or .npy file of images (and labels) -> ImageArrays (labels -1 where unlabelled).
-
-    When the file has a string array `split` ('train'/'test' per image), `split=` keeps those images."""
+    With a `split` array the file's 'train' images are the training part and its 'test'/'val' ones
+    the held-out part; without one, the whole file is the training part and nothing is held out.
+    Class names come from its `classes` array, else they are 'class 0', 'class 1', ..."""
     path = Path(path)
     if not path.exists():
         raise CnnlabError(f"Data file '{path}' does not exist; check the path.")
     try:
-        if path.suffix == ".npy":
+        if path.suffix.lower() == ".npy":
             x, y = _load_npy_pair(path)
             extra: dict = {}
         else:
             with np.load(path, allow_pickle=False) as z:
-                x, y, extra = _from_npz(z, path)
+                x, y, extra = _from_npz(z, path, decode)
     except CnnlabError:
         raise
     except (ValueError, OSError, EOFError, KeyError) as e:
-        raise CnnlabError(f"Data file '{path}' could not be read as numpy arrays ({str(e).splitlines()[0][:120]}).") from None
-    images = to_nchw_uint8(x, path)
-    labels = _labels(y, len(images), path)
-    if classes is None:
-        classes = extra.get("classes") or _default_classes(labels)
-    data = ImageArrays(images, labels, list(classes), name or path.stem, {"source": str(path)})
-    if split is not None and "split" in extra:
-        keep = np.flatnonzero(extra["split"] == split)
-        if len(keep) == 0:
-            raise CnnlabError(f"Data file '{path}' has no images with split '{split}' "
-                              f"(it has: {', '.join(sorted(set(extra['split'].tolist())))}).")
-        data = data.subset(keep)
-        data.name = f"{data.name}-{split}"
-    return data
+        raise CnnlabError(f"Data file '{path}' is not a readable .npz/.npy file of numpy arrays "
+                          f"({str(e).splitlines()[0][:120]}).") from None
+    n = len(x.starts) if isinstance(x, EncodedImages) else len(x)
+    labels = _labels(y, n, path)
+    classes = extra.get("classes") or unnamed_classes(labels)
+    if len(labels) and int(labels.max()) >= len(classes):
+        raise CnnlabError(f"'{path}' has label {int(labels.max())} but only {len(classes)} class names.")
+    meta = {"source": str(path)}
+    if isinstance(x, EncodedImages):
+        x.y, x.classes, x.name, x.meta = labels, list(classes), path.stem, meta
+        data = x
+    else:
+        data = ImageArrays(to_nchw_uint8(x, path), torch.from_numpy(labels), list(classes), path.stem, meta)
+    if "split" not in extra:
+        return Split(data)
+    split = np.char.lower(extra["split"])
+    train_idx, test_idx = np.flatnonzero(split == "train"), np.flatnonzero(np.isin(split, TEST_PARTS))
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        raise CnnlabError(f"Data file '{path}' has a 'split' array without both 'train' and 'test' (or 'val') "
+                          f"images (it has: {', '.join(sorted(set(split.tolist())))}).")
+    train, test = data.subset(train_idx), data.subset(test_idx)
+    train.name, test.name = f"{data.name}-train", f"{data.name}-test"
+    train.meta["part"], test.meta["part"] = "train", "test"
+    return Split(train, test, data)
 
 
-def _from_npz(z: np.lib.npyio.NpzFile, path: Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
+def load_array_file(path: str | Path, split: str = "all", *, decode: bool = True) -> ImageArrays | EncodedImages:
+    """One part ('train', 'test' or 'all') of an .npz or .npy file (see `read_array_file`)."""
+    return read_array_file(path, decode=decode).part(split)
+
+
+def _from_npz(z: np.lib.npyio.NpzFile, path: Path, decode: bool
+              ) -> tuple[np.ndarray | EncodedImages, np.ndarray | None, dict]:
     keys = set(z.files)
     extra: dict = {}
     for k in ("classes", "class_names"):
@@ -74,10 +97,18 @@ def _from_npz(z: np.lib.npyio.NpzFile, path: Path) -> tuple[np.ndarray, np.ndarr
         extra["split"] = np.asarray(z["split"]).astype(str)
     y = next((z[k] for k in _Y_KEYS if k in keys), None)
     if "jpeg" in keys and "offsets" in keys:
-        return decode_jpeg_cached(z["jpeg"], z["offsets"], path), y, extra
+        offsets = np.asarray(z["offsets"], dtype=np.int64)
+        if y is not None and len(offsets) != len(y) + 1:
+            raise CnnlabError(f"'{path}' has {len(offsets)} offsets for {len(y)} labels; expected one more offset "
+                              "than images.")
+        decoded = decode_jpeg_cached(z["jpeg"], offsets, path) if decode else None
+        if decoded is not None:
+            return decoded, y, extra
+        encoded = EncodedImages(np.asarray(z["jpeg"], dtype=np.uint8), offsets[:-1], offsets[1:], np.zeros(0), [])
+        return encoded, y, extra
     xk = next((k for k in _X_KEYS if k in keys), None)
     if xk is None:
-        raise CnnlabError(f"Data file '{path}' has no image array: expected one of {', '.join(_X_KEYS)} "
+        raise CnnlabError(f"Data file '{path}' holds no image array: expected one of {', '.join(_X_KEYS)} "
                           f"or the jpeg+offsets layout (found keys: {', '.join(sorted(keys))}).")
     return z[xk], y, extra
 
@@ -93,8 +124,10 @@ def _load_npy_pair(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def to_nchw_uint8(x: np.ndarray, source: str | Path = "<array>") -> torch.Tensor:
-    """Images as N×H×W×3, N×3×H×W or N×H×W, uint8 or float in [0,1] -> uint8 tensor [N,3,H,W]."""
+    """Images as N×H×W×3, N×3×H×W, N×H×W×1 or N×H×W, uint8 or float in [0,1] -> uint8 tensor [N,3,H,W]."""
     x = np.asarray(x)
+    if x.ndim == 4 and x.shape[3] == 1:
+        x = x[..., 0]
     if x.ndim == 3:
         x = np.repeat(x[:, None], 3, axis=1)
     if x.ndim != 4 or 3 not in (x.shape[1], x.shape[3]):
@@ -114,9 +147,10 @@ def to_nchw_uint8(x: np.ndarray, source: str | Path = "<array>") -> torch.Tensor
     return t.contiguous()
 
 
-def _labels(y: np.ndarray | None, n: int, path: Path) -> torch.Tensor:
+def _labels(y: np.ndarray | None, n: int, path: Path) -> np.ndarray:
+    """Class indices int64 [n] (one-hot rows and whole floats accepted), -1 for every image without labels."""
     if y is None:
-        return torch.full((n,), -1, dtype=torch.long)
+        return np.full(n, -1, dtype=np.int64)
     y = np.asarray(y).reshape(-1) if np.asarray(y).ndim > 1 and np.asarray(y).shape[-1] == 1 else np.asarray(y)
     if y.ndim == 2:  # one-hot
         y = y.argmax(1)
@@ -127,26 +161,22 @@ def _labels(y: np.ndarray | None, n: int, path: Path) -> torch.Tensor:
             y = y.astype(np.int64)
         else:
             raise CnnlabError(f"Labels in '{path}' have dtype {y.dtype}; expected integer class indices.")
-    return torch.from_numpy(y.astype(np.int64))
+    return y.astype(np.int64)
 
 
-def _default_classes(labels: torch.Tensor) -> list[str]:
-    """'class 0' ... 'class K' for labels 0..K of a file that names no classes (never guessed from K)."""
-    n = int(labels.max()) + 1 if len(labels) and int(labels.max()) >= 0 else 0
-    return [f"class {i}" for i in range(n)]
-
-
-def decode_jpeg_cached(jpeg: np.ndarray, offsets: np.ndarray, source: Path) -> np.ndarray:
-    """Decode the JPEG-bytes layout once and cache the uint8 N×H×W×3 array next to other caches."""
+def decode_jpeg_cached(jpeg: np.ndarray, offsets: np.ndarray, source: Path) -> np.ndarray | None:
+    """Decode the JPEG-bytes layout once and cache the uint8 N×H×W×3 array (None: mixed image sizes)."""
     st = source.stat()
     key = hashlib.sha1(f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    cached = cache_dir() / "decoded" / f"{source.stem}-{key}.npy"
+    cached = decoded_cache_dir() / f"{source.stem}-{key}.npy"
     if cached.exists():
         try:
             return np.load(cached, mmap_mode=None, allow_pickle=False)
         except (ValueError, OSError):
             cached.unlink(missing_ok=True)
     x = decode_jpeg_bytes(jpeg, offsets)
+    if x is None:
+        return None
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".tmp{os.getpid()}.npy")
@@ -157,8 +187,8 @@ def decode_jpeg_cached(jpeg: np.ndarray, offsets: np.ndarray, source: Path) -> n
     return x
 
 
-def decode_jpeg_bytes(jpeg: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The JPEG-bytes layout -> uint8 N×H×W×3 (all images must share one size)."""
+def decode_jpeg_bytes(jpeg: np.ndarray, offsets: np.ndarray) -> np.ndarray | None:
+    """The JPEG-bytes layout -> uint8 N×H×W×3, or None as soon as an image's size differs from the first's."""
     from PIL import Image
     buf = np.asarray(jpeg, dtype=np.uint8)
     out = None
@@ -168,7 +198,6 @@ def decode_jpeg_bytes(jpeg: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         if out is None:
             out = np.empty((len(offsets) - 1, *a.shape), dtype=np.uint8)
         if a.shape != out.shape[1:]:
-            raise CnnlabError(f"JPEG image {i} is {a.shape[1]}×{a.shape[0]}, not {out.shape[2]}×{out.shape[1]} like "
-                              "the first; images of mixed sizes belong in an image folder.")
+            return None
         out[i] = a
     return out if out is not None else np.zeros((0, 32, 32, 3), np.uint8)

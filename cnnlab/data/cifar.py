@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,24 +12,21 @@ import torch
 
 from ..errors import CnnlabError
 from ..models.labels import CIFAR10, CIFAR100
+from .. import paths
 from .base import ImageArrays
 
 CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 
 
-def default_data_dir() -> Path:
-    """Where named datasets live unless --data-dir says otherwise ($CNNLAB_DATA or ~/.cache/cnnlab/datasets)."""
-    return Path(os.environ.get("CNNLAB_DATA", Path.home() / ".cache" / "cnnlab" / "datasets"))
-
-
 def load_cifar(name: str, train: bool = True, data_dir: str | Path | None = None,
                download: bool = True) -> ImageArrays:
-    """CIFAR-10/100 train or test set as uint8 ImageArrays (torchvision's format and downloader)."""
-    root = Path(data_dir) if data_dir else default_data_dir()
+    """CIFAR-10/100 train or test set as uint8 ImageArrays (torchvision's format and downloader), from
+    `data_dir` (default: cnnlab.paths.data_dir())."""
+    root = Path(data_dir).expanduser() if data_dir else paths.data_dir()
     present = (root / CIFAR_FOLDERS[name]).is_dir()
     if not present and not download:
-        raise CnnlabError(f"{name.upper()} is not in '{root}' (expected {CIFAR_FOLDERS[name]}/); pass "
-                          "--data-dir pointing at it, or allow the download.")
+        raise CnnlabError(f"{name.upper()} is not in '{root}' (expected {CIFAR_FOLDERS[name]}/ there); pass "
+                          "--data-dir pointing at it (or set $CNNLAB_DATA), or allow the download.")
     from torchvision import datasets
     cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
     try:

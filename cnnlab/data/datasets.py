@@ -1,17 +1,41 @@
-"""Datasets by name or path: `load_dataset("cifar10")`, `load_dataset("train.npz")`, `load_dataset("photos/")`.
+"""The one dataset resolver: a dataset's name, an array file or an image folder -> its images, in parts.
 
-`train_val_split` turns a spec into the (train, validation) pair a training run uses: a seeded,
-class-stratified 90/10 split of the training data, or a separate validation set.
+    open_dataset("pets")                  # Split(train, test): every part of a source
+    load_dataset("cifar10", "test")       # one part: 'train', 'test' (or 'val') or 'all'
+    train_val_split("train.npz")          # what a training run uses: (train, validation)
+
+| source | training part | held-out part |
+| --- | --- | --- |
+| `cifar10`, `cifar100` | the official 50,000 images | the official 10,000 test images |
+| `pets` (Oxford-IIIT Pets) | the official trainval list (3,680) | the official test list (3,669) |
+| `miniplaces` | the train list (100,000) | the val list (10,000) |
+| an `.npz` / `.npy` file | the images its `split` array marks 'train', else all | those marked 'test'/'val' |
+| a folder with `train/` and `test/` (or `val/`) | `train/<class>/...` | `test/<class>/...` |
+| a folder of class folders | a seeded, stratified 1 - test_fraction of each class | the rest |
+
+Named datasets are read from (and CIFAR and Pets downloaded into) `data_dir`, by default
+cnnlab.paths.data_dir() (`$CNNLAB_DATA`; Pets in its `pets/`, MiniPlaces in its `miniplaces/`).
+A name is taken as that dataset even when a folder of the same name exists. A source that holds
+nothing out leaves the held-out part to its consumer: training holds out a seeded validation
+fraction, a probe a seeded test fraction (`Split.holdout`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from .. import paths
 from ..errors import CnnlabError, unknown
-from .base import Dataset, ImageArrays, ImageFiles, Split, seeded_split
+from .arrays import read_array_file
+from .base import DATASET_TYPES, PARTS, Dataset, Split
+from .cifar import load_cifar
+from .folders import load_folder_dataset, load_miniplaces, load_pets
 
-NAMED = ("cifar10", "cifar100")
-_ALIASES = {"cifar-10": "cifar10", "cifar_10": "cifar10", "cifar-100": "cifar100", "cifar_100": "cifar100"}
+NAMED = ("cifar10", "cifar100", "pets", "miniplaces")
+_ALIASES = {"cifar-10": "cifar10", "cifar_10": "cifar10", "cifar-100": "cifar100", "cifar_100": "cifar100",
+            "oxford_pets": "pets", "oxford-pets": "pets", "oxford-iiit-pet": "pets"}
+#: Whether a named dataset is downloaded when missing and nobody said: CIFAR (about 170 MB) yes,
+#: Pets (about 800 MB) only when asked; MiniPlaces cannot be.
+_DOWNLOAD_BY_DEFAULT = {"cifar10": True, "cifar100": True, "pets": False, "miniplaces": False}
 ARRAY_SUFFIXES = (".npz", ".npy")
 
 
@@ -20,78 +44,92 @@ def dataset_names() -> list[str]:
     return list(NAMED)
 
 
-def load_dataset(spec: str | Path | Dataset, split: str = "train", data_dir: str | Path | None = None,
-                 download: bool = True) -> Dataset:
-    """A dataset by name ('cifar10', 'cifar100'), .npz/.npy file or image folder; split 'train' or 'test'.
+def _named(spec: str | Path) -> str | None:
+    text = str(spec).lower()
+    key = _ALIASES.get(text, text)
+    return key if key in NAMED else None
 
-    Named datasets are read from (or downloaded into) `data_dir`. Arrays stay in memory as uint8;
-    large folders come back as ImageFiles that stream from disk.
+
+def _named_split(key: str, data_dir: str | Path | None, download: bool | None) -> Split:
+    download = _DOWNLOAD_BY_DEFAULT[key] if download is None else download
+    if key in ("cifar10", "cifar100"):
+        return Split(load_cifar(key, True, data_dir, download), load_cifar(key, False, data_dir, download))
+    if key == "pets":
+        return load_pets(Path(data_dir) if data_dir else paths.data_dir() / "pets", download=download)
+    folder = Path(data_dir) if data_dir else paths.data_dir() / "miniplaces"
+    if data_dir is None and not folder.is_dir():
+        raise CnnlabError(f"MiniPlaces is not in '{folder}' and cannot be downloaded automatically; pass the folder "
+                          "holding its images and label files with --data-dir (or put it there).")
+    return load_miniplaces(folder)
+
+
+def open_dataset(spec: str | Path, *, data_dir: str | Path | None = None, download: bool | None = None,
+                 seed: int = 0, test_fraction: float = 0.2, decode: bool = True) -> Split:
+    """Every part of a source (see the table above).
+
+    Args:
+        data_dir: where a named dataset lives (default: cnnlab.paths.data_dir()).
+        download: fetch a missing named dataset (default: CIFAR yes, Pets no).
+        seed, test_fraction: the split of a folder of class folders.
+        decode: decode a JPEG-bytes file of one image size into memory (False keeps it encoded).
     """
-    if isinstance(spec, (ImageArrays, ImageFiles)):
-        return spec
-    if split not in ("train", "test", "val", "all"):
-        raise CnnlabError(f"Unknown split '{split}'; use train or test.")
+    key = _named(spec)
+    if key is not None:
+        return _named_split(key, data_dir, download)
     text = str(spec)
-    key = _ALIASES.get(text.lower(), text.lower())
-    if key in NAMED:
-        from .cifar import load_cifar
-        return load_cifar(key, train=split != "test", data_dir=data_dir, download=download)
     path = Path(text).expanduser()
-    if path.suffix.lower() in ARRAY_SUFFIXES or (path.is_file() and path.suffix.lower() in ARRAY_SUFFIXES):
-        from .arrays import load_array_file
-        return load_array_file(path, split=None if split == "all" else split)
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return read_array_file(path, decode=decode)
     if path.is_dir():
-        return _load_folder(path, split)
+        return load_folder_dataset(path, seed=seed, test_fraction=test_fraction)
     if path.exists():
-        raise CnnlabError(f"Data '{path}' is neither an .npz/.npy file nor an image folder.")
+        raise CnnlabError(f"Data file '{path}' is not an .npz/.npy file; pass one, a folder of class folders, or a "
+                          f"dataset name ({', '.join(NAMED)}).")
     if "/" in text or "\\" in text or "." in text:
         raise CnnlabError(f"Data path '{text}' does not exist; check the path (or name a dataset: "
                           f"{', '.join(NAMED)}).")
     raise unknown("dataset", text, NAMED)
 
 
-def _load_folder(path: Path, split: str) -> Dataset:
-    try:
-        from .folders import load_folder_dataset
-    except ImportError:
-        raise CnnlabError(f"Image folders ('{path}') need cnnlab.data.folders, which this install lacks.") from None
-    result = load_folder_dataset(path)
-    if isinstance(result, Split):
-        return result.test if split == "test" else result.train
-    return result
+def load_dataset(spec: str | Path | Dataset, split: str = "train", data_dir: str | Path | None = None,
+                 download: bool | None = None, *, decode: bool = True) -> Dataset:
+    """One part of a source: 'train', 'test' ('val' is the same part) or 'all'. A dataset object is
+    returned as it is. A source with no held-out part answers 'test' with all its images."""
+    if isinstance(spec, DATASET_TYPES):
+        return spec
+    if split not in PARTS:
+        raise CnnlabError(f"Unknown split '{split}'; use train, test or all.")
+    key = _named(spec)
+    if key in ("cifar10", "cifar100") and split != "all":  # read only the part asked for
+        download = _DOWNLOAD_BY_DEFAULT[key] if download is None else download
+        return load_cifar(key, split == "train", data_dir, download)
+    return open_dataset(spec, data_dir=data_dir, download=download, decode=decode).part(split)
 
 
 def train_val_split(data: str | Path | Dataset, val: str | Path | Dataset | None = None,
                     val_fraction: float = 0.1, seed: int = 0, data_dir: str | Path | None = None,
-                    download: bool = True) -> Split:
+                    download: bool | None = None) -> Split:
     """The (train, validation) pair of a run.
 
-    `val` may be another dataset spec, 'test' (the named dataset's test split) or None: then a
-    seeded, class-stratified `val_fraction` of the training data is held out (0 keeps none).
+    `val` may be another dataset spec, 'test' (the source's held-out part) or None: then a seeded,
+    class-stratified `val_fraction` of the training data is held out (0 keeps none).
     """
     train = load_dataset(data, "train", data_dir, download)
     if val is not None and str(val) != "split":
         if str(val) == "test":
-            if isinstance(data, (ImageArrays, ImageFiles)):
+            if isinstance(data, DATASET_TYPES):
                 raise CnnlabError("--val test needs a named dataset or a file with a test split.")
             valset = load_dataset(data, "test", data_dir, download)
         else:
-            valset = load_dataset(val, "test" if _has_splits(val) else "all", data_dir, download)
+            valset = load_dataset(val, "test" if _named(val) else "all", data_dir, download)
         return Split(train, valset)
     if not 0.0 <= val_fraction < 1.0:
         raise CnnlabError(f"--val-split {val_fraction} must be in [0, 1): the fraction held out for validation.")
     if val_fraction == 0.0:
         return Split(train, train.subset([]))
-    labels = train.y.numpy() if isinstance(train, ImageArrays) else train.y
-    labelled = labels.min() >= 0 if len(labels) else False
-    keep, held = seeded_split(len(train), 1.0 - val_fraction, seed, labels if labelled else None)
-    tr, va = train.subset(keep), train.subset(held)
-    tr.name, va.name = f"{train.name}-train", f"{train.name}-val"
-    return Split(tr, va)
-
-
-def _has_splits(spec: str | Path | Dataset) -> bool:
-    return isinstance(spec, str) and spec.lower() in (*NAMED, *_ALIASES)
+    held = Split(train).holdout(val_fraction, seed)
+    held.train.name, held.test.name = f"{train.name}-train", f"{train.name}-val"
+    return Split(held.train, held.test)
 
 
 def check_labels(data: Dataset, num_classes: int, what: str = "data") -> None:
@@ -101,8 +139,9 @@ def check_labels(data: Dataset, num_classes: int, what: str = "data") -> None:
         return
     lo, hi = int(y.min()), int(y.max())
     if lo < 0:
-        raise CnnlabError(f"The {what} '{data.name}' has unlabelled images (label -1); training and "
-                          "evaluation need labels.")
+        raise CnnlabError(f"The {what} '{data.name}' has unlabelled images (label -1); training, evaluation and "
+                          "probes need labels.")
     if hi >= num_classes:
         raise CnnlabError(f"The {what} '{data.name}' has labels up to {hi} but the model has num_classes="
                           f"{num_classes}; pass --num-classes {max(hi + 1, len(data.classes))}.")
+

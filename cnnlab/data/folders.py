@@ -110,7 +110,7 @@ def load_folder_dataset(path: str | Path, seed: int = 0, test_fraction: float = 
     train, test = everything.subset(train_idx), everything.subset(test_idx)
     for part, label in ((train, "train"), (test, "test")):
         part.meta.update(root=str(root), layout="class folders", part=label, seed=seed, test_fraction=test_fraction)
-    return Split(train, test)
+    return Split(train, test, everything)
 
 
 # -- MiniPlaces ----------------------------------------------------------------------------------

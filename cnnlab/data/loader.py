@@ -8,8 +8,9 @@ integers: a resumed run sees exactly the batches an uninterrupted one would. Und
 DistributedDataParallel each rank takes its slice of every global batch (same augmentation draws),
 so N processes see the same images per step as one process does.
 
-`StreamLoader` does the same for image folders too big for memory: worker processes decode files
-to the model's input size and the batch augmentation runs on the decoded batch.
+`StreamLoader` does the same for photos too big or too varied for memory (image folders, encoded
+photos of mixed sizes): worker processes decode files to the model's input size and the batch
+augmentation runs on the decoded batch.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CnnlabError
-from .base import Dataset, ImageArrays, ImageFiles
+from .base import Dataset, EncodedImages, ImageArrays, ImageFiles
 
 
 @dataclass(frozen=True)
@@ -188,9 +189,9 @@ class TensorLoader:
 
 
 class _FileImages(torch.utils.data.Dataset):
-    """Decode one image file to a uint8 [3,H,W] tensor at a fixed size (worker-side)."""
+    """Decode one image file (a path or its bytes) to a uint8 [3,H,W] tensor at a fixed size (worker-side)."""
 
-    def __init__(self, files: ImageFiles, size: tuple[int, int]) -> None:
+    def __init__(self, files: ImageFiles | EncodedImages, size: tuple[int, int]) -> None:
         self.files, self.size = files, size
 
     def __len__(self) -> int:
@@ -199,14 +200,15 @@ class _FileImages(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         from ..images import Preprocessing, open_image
         pre = Preprocessing(input_size=self.size, resize=int(round(min(self.size) * 1.143)))
-        img = open_image(self.files.paths[i], draft_size=min(self.size))
+        img = open_image(self.files.file(i), draft_size=min(self.size))
         return (pre.apply(img) * 255).round_().to(torch.uint8), int(self.files.y[i])
 
 
 class StreamLoader:
-    """Batches from image files on disk, decoded by `workers` processes; same interface as TensorLoader."""
+    """Batches from image files (on disk, or encoded in memory), decoded by `workers` processes; same
+    interface as TensorLoader."""
 
-    def __init__(self, data: ImageFiles, batch_size: int = 64, *, size: tuple[int, int] = (224, 224),
+    def __init__(self, data: ImageFiles | EncodedImages, batch_size: int = 64, *, size: tuple[int, int] = (224, 224),
                  shuffle: bool = True, augment: Augment | str | None = None, seed: int = 0,
                  drop_last: bool = False, workers: int = 2, rank: int = 0, world_size: int = 1,
                  channels_last: bool = False) -> None:
@@ -243,7 +245,7 @@ class StreamLoader:
 
 def make_loader(data: Dataset, batch_size: int, *, size: tuple[int, int] | None = None, **kwargs
                 ) -> TensorLoader | StreamLoader:
-    """The right loader for a dataset: in memory for arrays, streaming for files."""
+    """The right loader for a dataset: in memory for decoded arrays, streaming for image files."""
     if isinstance(data, ImageArrays):
         kwargs.pop("workers", None)
         return TensorLoader(data, batch_size, size=size, **kwargs)

@@ -1,75 +1,40 @@
-"""Datasets and the in-memory batch loader, on the real CIFAR-10 files in ../shared/data."""
+"""The dataset resolver: every kind of source resolves (in its layout, from $CNNLAB_DATA), splits are
+seeded and stratified, bad data gets one sentence. Images are real CIFAR-10 and Oxford Pets photos."""
 from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from cnnlab.data import (Augment, ImageArrays, TensorLoader, augment_batch, load_array_file, load_dataset,
-                         train_val_split)
+from cnnlab.data import EncodedImages, ImageArrays, ImageFiles, Split, load_dataset, open_dataset, train_val_split
 from cnnlab.errors import CnnlabError
 from tests.conftest import shared
-
-
-@pytest.fixture(scope="module")
-def test_set():
-    return load_dataset(str(shared("cifar10_test.npz")))
-
-
-def test_npz_with_x_y_and_classes(test_set):
-    assert test_set.x.shape == (10000, 3, 32, 32) and test_set.x.dtype == torch.uint8
-    assert test_set.classes[3] == "cat" and int(test_set.y.max()) == 9
-    raw = np.load(shared("cifar10_test.npz"))
-    assert torch.equal(test_set.x[17], torch.from_numpy(raw["x"][17]).permute(2, 0, 1))  # NHWC -> NCHW, untouched
-
-
-def test_jpeg_bytes_layout_decodes_and_caches(tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
-    src = np.load(shared("cifar10_train_jpeg.npz"))
-    small = tmp_path / "small.npz"
-    n = 50
-    np.savez(small, jpeg=src["jpeg"][: src["offsets"][n]], offsets=src["offsets"][: n + 1], y=src["y"][:n],
-             classes=src["classes"])
-    first = load_array_file(small)
-    assert first.x.shape == (n, 3, 32, 32) and list(first.y[:3]) == list(src["y"][:3])
-    assert len(list((tmp_path / "cache" / "decoded").glob("*.npy"))) == 1
-    again = load_array_file(small)
-    assert torch.equal(first.x, again.x)
-    lossless = np.load(shared("cifar10_train_first200_lossless.npz"))["x"][:n]
-    err = np.abs(first.x.permute(0, 2, 3, 1).numpy().astype(float) - lossless.astype(float)).mean()
-    assert err < 8  # JPEG-75 of the same training images, not other images
-
-
-def test_seed_style_npy_pair_and_unlabelled(tmp_path):
-    d = np.load(shared("cifar10_train_first200_lossless.npz"))
-    np.save(tmp_path / "hw4-train-data.npy", d["x"])
-    np.save(tmp_path / "hw4-train-labels.npy", d["y"].astype(np.int64))
-    np.save(tmp_path / "hw4-test-data.npy", d["x"][:10])
-    train = load_dataset(str(tmp_path / "hw4-train-data.npy"))
-    assert len(train) == 200 and torch.equal(train.y, torch.from_numpy(d["y"].astype(np.int64)))
-    test = load_dataset(str(tmp_path / "hw4-test-data.npy"), "all")
-    assert len(test) == 10 and bool((test.y == -1).all())
-
-
-def test_float_and_grey_arrays_become_uint8_rgb(tmp_path):
-    x = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
-    np.savez(tmp_path / "g.npz", x=x, y=np.arange(4))
-    g = load_dataset(str(tmp_path / "g.npz"))
-    assert g.x.shape == (4, 3, 8, 8) and torch.equal(g.x[:, 0], g.x[:, 2])
-    assert abs(int(g.x[0, 0, 0, 0]) - round(float(x[0, 0, 0]) * 255)) <= 1
 
 
 def test_bad_data_gets_one_clear_sentence(tmp_path):
     with pytest.raises(CnnlabError, match="did you mean: cifar10"):
         load_dataset("cifar01")
+    with pytest.raises(CnnlabError, match="did you mean: pets"):
+        open_dataset("petz")
     with pytest.raises(CnnlabError, match="does not exist"):
         load_dataset(str(tmp_path / "nope.npz"))
     np.savez(tmp_path / "bad.npz", images=np.zeros((3, 32, 32, 3), np.uint8), y=np.arange(4))
     with pytest.raises(CnnlabError, match="3 images but 4 labels"):
         load_dataset(str(tmp_path / "bad.npz"))
     np.savez(tmp_path / "nokeys.npz", foo=np.zeros(3))
-    with pytest.raises(CnnlabError, match="no image array"):
+    with pytest.raises(CnnlabError, match="holds no image array"):
         load_dataset(str(tmp_path / "nokeys.npz"))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(CnnlabError, match="not a readable .npz"):
+        load_dataset(str(tmp_path / "junk.npz"))
+    with pytest.raises(CnnlabError, match="not an .npz/.npy file"):
+        open_dataset(__file__)
+    with pytest.raises(CnnlabError, match="Unknown split 'dev'"):
+        load_dataset(str(tmp_path / "bad.npz"), "dev")
 
 
 def test_seeded_stratified_split(test_set):
@@ -83,66 +48,152 @@ def test_seeded_stratified_split(test_set):
     assert not any(bytes(t.numpy()) in tr for t in a.test.x[:500])  # disjoint
 
 
-def test_loader_covers_each_image_once_per_epoch(test_set):
-    data = test_set.subset(range(300))
-    loader = TensorLoader(data, 64, shuffle=True, seed=1)
-    seen = torch.cat([y for _, y in loader])
-    assert len(seen) == 300 and loader.state_dict() == {"epoch": 1, "batch": 0, "seed": 1}
-    assert torch.equal(torch.bincount(seen, minlength=10), torch.bincount(data.y, minlength=10))
-    order1, order2 = loader.order(0), loader.order(1)
-    assert not torch.equal(order1, order2) and torch.equal(order1, TensorLoader(data, 64, seed=1).order(0))
+def test_the_validation_splits_of_existing_seeds_never_change(test_set):
+    """Which images a seed holds out must never change: every published validation number depends on it.
+    (The expected indices were computed by the code that published them.)"""
+    n = len(test_set)
+    index = torch.arange(n)
+    tagged = torch.zeros(n, 3, 2, 2, dtype=torch.uint8)  # each image's index written into its pixels
+    tagged[:, 0, 0, 0], tagged[:, 0, 0, 1] = (index // 256).to(torch.uint8), (index % 256).to(torch.uint8)
+    data = ImageArrays(tagged, test_set.y, test_set.classes, "tagged")
+    for fraction, seed, first, total in ((0.1, 0, [3, 7, 21, 29, 66, 73, 76, 78, 104, 115], 5001189),
+                                         (0.2, 5, [5, 13, 15, 42, 45, 48, 56, 58, 63, 65], 10009116)):
+        held = train_val_split(data, val_fraction=fraction, seed=seed).test.x
+        got = held[:, 0, 0, 0].long() * 256 + held[:, 0, 0, 1].long()
+        assert got[:10].tolist() == first and int(got.sum()) == total
 
 
-def test_loader_resumes_mid_epoch_with_identical_batches(test_set):
-    data = test_set.subset(range(500))
-    full = TensorLoader(data, 100, augment="crop4,flip,cutout8", seed=7)
-    batches = [x for _ in range(2) for x, _ in full]
-    part = TensorLoader(data, 100, augment="crop4,flip,cutout8", seed=7)
-    it = iter(part)
-    got = [next(it)[0] for _ in range(3)]
-    state = dict(part.state_dict())
-    resumed = TensorLoader(data, 100, augment="crop4,flip,cutout8", seed=7)
-    resumed.load_state_dict(state)
-    got += [x for x, _ in resumed] + [x for x, _ in resumed]
-    assert len(got) == len(batches) and all(torch.equal(a, b) for a, b in zip(got, batches))
+def test_a_file_without_a_split_holds_nothing_out(tmp_path, test_set):
+    np.savez(tmp_path / "a.npz", x=test_set.x[::250].permute(0, 2, 3, 1).numpy(), y=test_set.y[::250].numpy())
+    split = open_dataset(tmp_path / "a.npz")
+    assert split.test is None and len(split.train) == 40
+    assert len(load_dataset(tmp_path / "a.npz", "test")) == 40  # what it has
+    held = split.holdout(0.25, seed=1)
+    assert (len(held.train), len(held.test)) == (30, 10) and len(held.all()) == 40
+    assert open_dataset(tmp_path / "a.npz").classes[:2] == ["class 0", "class 1"]  # never guessed from their number
 
 
-def test_augmentation_translates_and_flips_real_images(test_set):
-    x = test_set.floats(slice(0, 64))
-    gen = torch.Generator().manual_seed(0)
-    flipped = augment_batch(x, Augment(flip=True), gen)
-    same = [(f == o).all().item() for f, o in zip(flipped, x)]
-    mirrored = [(f == o.flip(2)).all().item() for f, o in zip(flipped, x)]
-    assert all(s or m for s, m in zip(same, mirrored)) and 10 < sum(mirrored) < 54
-    shifted = augment_batch(x, Augment(crop_pad=4, pad_mode="zeros"), torch.Generator().manual_seed(1))
-    assert shifted.shape == x.shape
-    # every output is the input translated by some (dy, dx) in [-4, 4]^2 with zero fill
-    for out, src in zip(shifted[:8], x[:8]):
-        padded = torch.nn.functional.pad(src, (4, 4, 4, 4))
-        assert any(torch.equal(out, padded[:, 4 + dy:36 + dy, 4 + dx:36 + dx])
-                   for dy in range(-4, 5) for dx in range(-4, 5))
-    cut = augment_batch(x, Augment(cutout=8), torch.Generator().manual_seed(2))
-    changed = (cut != x).any(1).sum((1, 2))
-    assert int(changed.max()) <= 64 and int(changed.float().mean()) > 10
+# -- every source kind, from $CNNLAB_DATA ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pets_npz():
+    d = np.load(shared("oxford_pets_subset.npz"))
+    return {k: d[k] for k in d.files}
 
 
-def test_ddp_rank_slices_rebuild_the_global_batch(test_set):
-    data = test_set.subset(range(256))
-    one = TensorLoader(data, 64, augment="crop4,flip", seed=5)
-    ranks = [TensorLoader(data, 64, augment="crop4,flip", seed=5, rank=r, world_size=2) for r in (0, 1)]
-    for (x, y), (x0, y0), (x1, y1) in zip(one, ranks[0], ranks[1]):
-        assert torch.equal(x[0::2], x0) and torch.equal(x[1::2], x1) and torch.equal(y[1::2], y1)
+def _photo(d: dict, i: int) -> bytes:
+    return d["jpeg"][d["offsets"][i]:d["offsets"][i + 1]].tobytes()
 
 
-def test_augment_parse():
-    assert Augment.parse("standard") == Augment(crop_pad=4, flip=True)
-    assert str(Augment.parse("crop2,flip,cutout8")) == "crop2,flip,cutout8"
-    assert not Augment.parse("none").active
-    with pytest.raises(CnnlabError, match="Unknown augmentation 'rotate'"):
-        Augment.parse("crop4,rotate")
+@pytest.fixture()
+def data_home(tmp_path, monkeypatch, pets_npz, test_set):
+    """$CNNLAB_DATA holding CIFAR-10 and CIFAR-100 (torchvision's format, real CIFAR-10 test images),
+    Oxford Pets (its official layout) and MiniPlaces (its devkit layout), all small."""
+    home = tmp_path / "datasets"
+    monkeypatch.setenv("CNNLAB_DATA", str(home))
+    import torchvision.datasets.cifar as tv_cifar
+    monkeypatch.setattr(tv_cifar, "check_integrity", lambda *a, **k: True)  # our small files, not the archive's
+    x = test_set.x[::100].reshape(100, -1).numpy()  # 100 real images, 10 of each class
+    y = test_set.y[::100].tolist()
+    c10 = home / "cifar-10-batches-py"
+    c10.mkdir(parents=True)
+    for i in range(1, 6):
+        _pickle(c10 / f"data_batch_{i}", {"data": x[(i - 1) * 20:i * 20], "labels": y[(i - 1) * 20:i * 20]})
+    _pickle(c10 / "test_batch", {"data": x[:30], "labels": y[:30]})
+    _pickle(c10 / "batches.meta", {"label_names": ["airplane"] * 10})
+    c100 = home / "cifar-100-python"
+    c100.mkdir()
+    _pickle(c100 / "train", {"data": x, "fine_labels": [v * 10 for v in y]})
+    _pickle(c100 / "test", {"data": x[:20], "fine_labels": [v * 10 for v in y[:20]]})
+    _pickle(c100 / "meta", {"fine_label_names": ["apple"] * 100})
+    pets = home / "pets" / "oxford-iiit-pet"
+    (pets / "images").mkdir(parents=True)
+    (pets / "annotations").mkdir()
+    rows = {"trainval": [], "test": []}
+    for b in range(37):
+        for rank, i in enumerate(np.flatnonzero(pets_npz["label"] == b)[:2]):
+            stem = str(pets_npz["source_name"][i]).rsplit(".", 1)[0]
+            (pets / "images" / f"{stem}.jpg").write_bytes(_photo(pets_npz, i))
+            rows["trainval" if rank == 0 else "test"].append(f"{stem} {b + 1} 1 1")
+    for part, lines in rows.items():
+        (pets / "annotations" / f"{part}.txt").write_text("\n".join(lines) + "\n")
+    mp = home / "miniplaces"
+    meta = shared("miniplaces_meta")
+    (mp / "data").mkdir(parents=True)
+    (mp / "data" / "categories.txt").write_bytes((meta / "categories.txt").read_bytes())
+    lines = {p: gzip.open(meta / f"{p}.txt.gz", "rt").read().splitlines()[:3] for p in ("train", "val")}
+    for part, chosen in lines.items():
+        (mp / "data" / f"{part}.txt").write_text("\n".join(chosen) + "\n")
+        for k, line in enumerate(chosen):
+            f = mp / "images" / line.split()[0]
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(_photo(pets_npz, k))
+    return home
 
 
-def test_loader_resizes_for_bigger_models(test_set):
-    data = ImageArrays(test_set.x[:8], test_set.y[:8], test_set.classes)
-    x, _ = next(iter(TensorLoader(data, 8, shuffle=False, size=(64, 64))))
-    assert x.shape == (8, 3, 64, 64) and 0 <= float(x.min()) and float(x.max()) <= 1
+def _pickle(path: Path, obj: dict) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(obj, f)
+
+
+def test_named_datasets_resolve_from_cnnlab_data(data_home, test_set):
+    c10 = open_dataset("cifar10")
+    assert isinstance(c10.train, ImageArrays) and (len(c10.train), len(c10.test)) == (100, 30)
+    assert c10.classes[1] == "automobile"  # CIFAR-10's own names, not the file's
+    assert torch.equal(c10.train.x, test_set.x[::100]) and c10.train.meta["source"] == str(data_home)
+    assert len(load_dataset("CIFAR-10", "test")) == 30 and len(load_dataset("cifar10", "all")) == 130
+    c100 = open_dataset("cifar100")
+    assert (len(c100.train), len(c100.test), len(c100.classes)) == (100, 20, 100)
+    pets = open_dataset("pets")
+    assert isinstance(pets.train, ImageFiles) and (len(pets.train), len(pets.test)) == (37, 37)
+    assert pets.classes[0] == "Abyssinian" and str(data_home / "pets") in pets.train.paths[0]
+    mp = open_dataset("miniplaces")
+    assert (len(mp.train), len(mp.test), len(mp.classes)) == (3, 3, 100) and mp.classes[0] == "abbey"
+    assert Path(mp.train.paths[0]).is_file()
+
+
+def test_data_dir_overrides_cnnlab_data(data_home, tmp_path):
+    with pytest.raises(CnnlabError, match=f"not in '{tmp_path / 'elsewhere'}'"):
+        load_dataset("cifar10", data_dir=tmp_path / "elsewhere", download=False)
+    with pytest.raises(CnnlabError, match="download=True"):
+        open_dataset("pets", data_dir=tmp_path / "elsewhere")
+    with pytest.raises(CnnlabError, match="--data-dir"):
+        open_dataset("miniplaces", data_dir=tmp_path / "elsewhere")
+
+
+def test_missing_named_datasets_say_where_they_were_looked_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "empty"))
+    with pytest.raises(CnnlabError, match=f"CIFAR10 is not in '{tmp_path / 'empty'}'"):
+        load_dataset("cifar10", download=False)
+    with pytest.raises(CnnlabError, match=f"not in '{tmp_path / 'empty' / 'pets'}'"):
+        open_dataset("pets")
+    with pytest.raises(CnnlabError, match="MiniPlaces is not in .*--data-dir"):
+        open_dataset("miniplaces")
+
+
+def test_files_and_folders_resolve(tmp_path, pets_npz, test_set):
+    pets = open_dataset(shared("oxford_pets_subset.npz"))  # mixed sizes: kept encoded, split by its array
+    assert isinstance(pets.train, EncodedImages) and (len(pets.train), len(pets.test)) == (259, 111)
+    np.save(tmp_path / "x-data.npy", test_set.x[:12].permute(0, 2, 3, 1).numpy())
+    np.save(tmp_path / "x-labels.npy", test_set.y[:12].numpy())
+    assert len(load_dataset(tmp_path / "x-data.npy")) == 12
+    for b in (0, 1):
+        for rank, i in enumerate(np.flatnonzero(pets_npz["label"] == b)[:5]):
+            for root, part in ((tmp_path / "flat", ""), (tmp_path / "parts", "train" if rank < 3 else "test")):
+                f = root / part / str(pets_npz["classes"][b]) / f"{i}.jpg"
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_bytes(_photo(pets_npz, i))
+    flat = open_dataset(tmp_path / "flat", test_fraction=0.4, seed=2)
+    assert (len(flat.train), len(flat.test), len(flat.all())) == (6, 4, 10)
+    assert sorted(flat.all().paths) == sorted(flat.train.paths + flat.test.paths)
+    parts = open_dataset(tmp_path / "parts")
+    assert (len(parts.train), len(parts.test)) == (6, 4) and isinstance(parts, Split)
+    assert len(load_dataset(tmp_path / "parts", "all")) == 10
+    assert len(load_dataset(tmp_path / "flat")) == 8  # the default 80% training part
+
+
+def test_encoded_photos_train_through_the_streaming_loader():
+    from cnnlab.data import make_loader
+    part = open_dataset(shared("oxford_pets_subset.npz")).test.subset(range(6))
+    x, y = next(iter(make_loader(part, 6, size=(64, 64), shuffle=False, workers=0)))
+    assert x.shape == (6, 3, 64, 64) and y.tolist() == part.y.tolist() and 0 <= float(x.min()) <= float(x.max()) <= 1

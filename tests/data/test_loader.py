@@ -1,0 +1,73 @@
+"""The in-memory batch loader: coverage, exact resume, augmentation, DDP slices, resizing, on real CIFAR-10."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnlab.data import Augment, ImageArrays, TensorLoader, augment_batch
+from cnnlab.errors import CnnlabError
+
+
+def test_loader_covers_each_image_once_per_epoch(test_set):
+    data = test_set.subset(range(300))
+    loader = TensorLoader(data, 64, shuffle=True, seed=1)
+    seen = torch.cat([y for _, y in loader])
+    assert len(seen) == 300 and loader.state_dict() == {"epoch": 1, "batch": 0, "seed": 1}
+    assert torch.equal(torch.bincount(seen, minlength=10), torch.bincount(data.y, minlength=10))
+    order1, order2 = loader.order(0), loader.order(1)
+    assert not torch.equal(order1, order2) and torch.equal(order1, TensorLoader(data, 64, seed=1).order(0))
+
+
+def test_loader_resumes_mid_epoch_with_identical_batches(test_set):
+    data = test_set.subset(range(500))
+    full = TensorLoader(data, 100, augment="crop4,flip,cutout8", seed=7)
+    batches = [x for _ in range(2) for x, _ in full]
+    part = TensorLoader(data, 100, augment="crop4,flip,cutout8", seed=7)
+    it = iter(part)
+    got = [next(it)[0] for _ in range(3)]
+    state = dict(part.state_dict())
+    resumed = TensorLoader(data, 100, augment="crop4,flip,cutout8", seed=7)
+    resumed.load_state_dict(state)
+    got += [x for x, _ in resumed] + [x for x, _ in resumed]
+    assert len(got) == len(batches) and all(torch.equal(a, b) for a, b in zip(got, batches))
+
+
+def test_augmentation_translates_and_flips_real_images(test_set):
+    x = test_set.floats(slice(0, 64))
+    gen = torch.Generator().manual_seed(0)
+    flipped = augment_batch(x, Augment(flip=True), gen)
+    same = [(f == o).all().item() for f, o in zip(flipped, x)]
+    mirrored = [(f == o.flip(2)).all().item() for f, o in zip(flipped, x)]
+    assert all(s or m for s, m in zip(same, mirrored)) and 10 < sum(mirrored) < 54
+    shifted = augment_batch(x, Augment(crop_pad=4, pad_mode="zeros"), torch.Generator().manual_seed(1))
+    assert shifted.shape == x.shape
+    # every output is the input translated by some (dy, dx) in [-4, 4]^2 with zero fill
+    for out, src in zip(shifted[:8], x[:8]):
+        padded = torch.nn.functional.pad(src, (4, 4, 4, 4))
+        assert any(torch.equal(out, padded[:, 4 + dy:36 + dy, 4 + dx:36 + dx])
+                   for dy in range(-4, 5) for dx in range(-4, 5))
+    cut = augment_batch(x, Augment(cutout=8), torch.Generator().manual_seed(2))
+    changed = (cut != x).any(1).sum((1, 2))
+    assert int(changed.max()) <= 64 and int(changed.float().mean()) > 10
+
+
+def test_ddp_rank_slices_rebuild_the_global_batch(test_set):
+    data = test_set.subset(range(256))
+    one = TensorLoader(data, 64, augment="crop4,flip", seed=5)
+    ranks = [TensorLoader(data, 64, augment="crop4,flip", seed=5, rank=r, world_size=2) for r in (0, 1)]
+    for (x, y), (x0, y0), (x1, y1) in zip(one, ranks[0], ranks[1]):
+        assert torch.equal(x[0::2], x0) and torch.equal(x[1::2], x1) and torch.equal(y[1::2], y1)
+
+
+def test_augment_parse():
+    assert Augment.parse("standard") == Augment(crop_pad=4, flip=True)
+    assert str(Augment.parse("crop2,flip,cutout8")) == "crop2,flip,cutout8"
+    assert not Augment.parse("none").active
+    with pytest.raises(CnnlabError, match="Unknown augmentation 'rotate'"):
+        Augment.parse("crop4,rotate")
+
+
+def test_loader_resizes_for_bigger_models(test_set):
+    data = ImageArrays(test_set.x[:8], test_set.y[:8], test_set.classes)
+    x, _ = next(iter(TensorLoader(data, 8, shuffle=False, size=(64, 64))))
+    assert x.shape == (8, 3, 64, 64) and 0 <= float(x.min()) and float(x.max()) <= 1
