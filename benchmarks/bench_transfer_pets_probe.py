@@ -23,9 +23,9 @@ def main() -> None:
     torch.set_num_threads(2)
     import cnnlab
     from cnnlab.images import Preprocessing
-    from cnnlab.transfer import extract_features, linear_probe, load_transfer_data
+    from cnnlab.transfer import extract_features, linear_probe, probe_split
     from cnnlab.transfer.probe import LOGREG_CS, _cross_validate
-    split = load_transfer_data(SHARED / "oxford_pets_subset.npz")
+    split = probe_split(SHARED / "oxford_pets_subset.npz")
     model = cnnlab.create_model("efficientnet_lite0", pretrained=True)
     print("machine shared with other engineers (noisy); 2 torch threads", flush=True)
     with tempfile.TemporaryDirectory() as cache:
@@ -41,15 +41,15 @@ def main() -> None:
     print(f"\n{'probe':<34}{'accuracy':>10}{'mean/class':>12}{'C':>10}{'seconds':>9}")
     for clf in ("logreg", "svm"):
         r = linear_probe(tr, te, clf)
-        print(f"{'Lite0 features + ' + clf:<34}{100 * r.accuracy:9.1f}%{100 * r.mean_per_class_accuracy:11.1f}%"
+        print(f"{'Lite0 features + ' + clf:<34}{100 * r.accuracy:9.1f}%{100 * r.mean_class_accuracy:11.1f}%"
               f"{r.C:10.3g}{r.seconds:9.1f}", flush=True)
     pre = Preprocessing((32, 32), resize=32)
     pix = [torch.nn.functional.normalize(
-        cnnlab.load_images([p.blob(i) for i in range(len(p))], pre).flatten(1), dim=1).numpy()
+        cnnlab.load_images([p.file(i) for i in range(len(p))], pre).flatten(1), dim=1).numpy()
         for p in (split.train, split.test)]
     for clf in ("logreg", "svm"):
         r = linear_probe((pix[0], split.train.y), (pix[1], split.test.y), clf, classes=split.classes)
-        print(f"{'32x32 pixels + ' + clf:<34}{100 * r.accuracy:9.1f}%{100 * r.mean_per_class_accuracy:11.1f}%"
+        print(f"{'32x32 pixels + ' + clf:<34}{100 * r.accuracy:9.1f}%{100 * r.mean_class_accuracy:11.1f}%"
               f"{r.C:10.3g}{r.seconds:9.1f}", flush=True)
     print(f"chance: {100 / 37:.1f}%")
 

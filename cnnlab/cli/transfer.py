@@ -1,9 +1,6 @@
 """`cnnlab transfer`: penultimate features of a pretrained model + a linear probe on a photo dataset."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import click
 
 from .common import echo_json, fresh_out_dir, load_cli_model, model_options, warn
@@ -11,33 +8,35 @@ from .common import echo_json, fresh_out_dir, load_cli_model, model_options, war
 
 @click.command("transfer")
 @model_options
-@click.option("--data", required=True, help="pets, miniplaces, a folder of class folders (or with train/ and "
-              "test/ or val/ inside), or an .npz of labelled images.")
+@click.option("--data", required=True, help="pets, miniplaces, cifar10, cifar100, a folder of class folders (or "
+              "with train/ and test/ or val/ inside), or an .npz/.npy of labelled images.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Where pets/miniplaces live (pets default: ~/.cache/cnnlab/data/pets).")
+              help="The folder of a named dataset (default: $CNNLAB_DATA/pets, $CNNLAB_DATA/miniplaces; "
+                   "$CNNLAB_DATA defaults to ~/.cache/cnnlab/datasets).")
 @click.option("--download", is_flag=True, help="Download Oxford-IIIT Pets (about 800 MB) if it is not in --data-dir.")
 @click.option("--classifier", type=click.Choice(["logreg", "svm"]), default="logreg", show_default=True,
               help="Multinomial logistic regression or a linear SVM; L2 strength chosen by 5-fold CV on train.")
 @click.option("--C", "C", type=float, default=None, help="Fix the inverse L2 strength instead of cross-validating.")
 @click.option("--no-l2", is_flag=True, help="Do not L2-normalize the features.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Feature cache folder (default: ~/.cache/cnnlab/features).")
+              help="Feature cache folder (default: $CNNLAB_CACHE/features, $CNNLAB_CACHE defaulting to "
+                   "~/.cache/cnnlab).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the feature cache.")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
-              help="Held-out fraction per class for a folder without train/test (or an .npz without 'split').")
+              help="Held-out fraction per class for a folder without train/test (or a file without 'split').")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of that split and of the CV folds.")
 @click.option("--batch-size", type=click.IntRange(1, None), default=64, show_default=True)
 @click.option("--workers", type=click.IntRange(0, None), default=None, help="Decoding threads [2-4].")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write result.json and confusion.png into this (new or empty) folder.")
-@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (keys: accuracy, "
-              "mean_per_class_accuracy, per_class, n_train, n_test, feature_dim, seconds, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (keys: accuracy, top5, "
+              "mean_class_accuracy, mean_average_precision, per_class, n_train, n_test, feature_dim, seconds, ...).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def transfer_cmd(model_name: str | None, weights: str | None, normalize: str | None, data: str, data_dir: str | None,
                  download: bool, classifier: str, C: float | None, no_l2: bool, cache_dir: str | None,
                  no_cache: bool, test_fraction: float, seed: int, batch_size: int, workers: int | None,
                  out: str | None, as_json: bool, quiet: bool) -> None:
-    """Linear probe on a model's penultimate features: accuracy, mean per-class accuracy, per class.
+    """Linear probe on a model's penultimate features: accuracy, mean class accuracy, per class.
 
     Features are cached, so a second probe (another --classifier, --C or --no-l2) costs seconds.
     Images that fail to decode are skipped and counted.
@@ -45,15 +44,13 @@ def transfer_cmd(model_name: str | None, weights: str | None, normalize: str | N
     from ..transfer import run_probe
     out_dir = fresh_out_dir(out) if out else None
     model = load_cli_model(model_name, weights, normalize)
-    result = run_probe(model, data, classifier, data_dir=data_dir, download=download, l2=not no_l2,
+    result = run_probe(model, data, classifier, data_dir=data_dir, download=download or None, l2=not no_l2,
                        cache_dir=False if no_cache else cache_dir, batch_size=batch_size, workers=workers,
                        seed=seed, test_fraction=test_fraction, C=C, progress=not quiet and not as_json, log=warn)
     if result.skipped:
         first = result.skipped[0]
         warn(f"skipped {len(result.skipped)} images that could not be decoded (first: {first[1]})")
-    if out_dir is not None:
-        (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
-        result.probe.figure(out_dir / "confusion.png")
+    files = result.save(out_dir) if out_dir is not None else {}
     if as_json:
         echo_json(result.to_dict())
         return
@@ -67,8 +64,9 @@ def transfer_cmd(model_name: str | None, weights: str | None, normalize: str | N
     click.echo(p.table())
     click.echo("")
     click.echo(f"accuracy                 {100 * p.accuracy:6.2f}%")
-    click.echo(f"mean per-class accuracy  {100 * p.mean_per_class_accuracy:6.2f}%")
+    click.echo(f"mean per-class accuracy  {100 * p.mean_class_accuracy:6.2f}%")
+    click.echo(f"mean average precision   {100 * p.metrics.mean_average_precision:6.2f}%")
     click.echo(f"seconds                  {result.seconds:6.1f}  (features {result.train.seconds + result.test.seconds:.1f}, "
                f"probe {p.seconds:.1f})")
-    if out_dir is not None:
-        click.echo(f"wrote {Path(out_dir) / 'result.json'} and {Path(out_dir) / 'confusion.png'}")
+    if files:
+        click.echo(f"wrote {files['json']} and {files['confusion']}")

@@ -12,26 +12,17 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
-if TYPE_CHECKING:
-    from ..models.classifier import Classifier
+from ..models import Classifier
 
 #: Bump when extraction changes what features come out (decoding, preprocessing, hooks).
 FEATURE_CODE_VERSION = 1
 
 
-def default_cache_dir() -> Path:
-    """$CNNLAB_CACHE/features, else $XDG_CACHE_HOME/cnnlab/features, else ~/.cache/cnnlab/features."""
-    if os.environ.get("CNNLAB_CACHE"):
-        return Path(os.environ["CNNLAB_CACHE"]).expanduser() / "features"
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser()
-    return base / "cnnlab" / "features"
-
-
-def weights_fingerprint(model: "Classifier") -> str:
+def weights_fingerprint(model: Classifier) -> str:
     """A digest of every parameter and buffer (names, shapes, values): other weights, other digest."""
     h = hashlib.blake2b(digest_size=16)
     for name, t in model.net.state_dict().items():
@@ -41,24 +32,24 @@ def weights_fingerprint(model: "Classifier") -> str:
     return h.hexdigest()
 
 
-def _tensor_bytes(t) -> bytes:  # noqa: ANN001
+def _tensor_bytes(t: torch.Tensor) -> bytes:
     if t.numel() == 0:
         return b""
-    import torch
     return t.reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
-def model_identity(model: "Classifier") -> dict:
+def model_identity(model: Classifier) -> dict:
     """What about the model decides which features come out, besides its weights."""
     return {"model": model.name, "head": model.head_name, "preprocessing": model.preprocessing.to_dict(),
             **{k: [round(v, 8) for v in vals] for k, vals in model.normalization.items()}}
 
 
 def digest(obj: object) -> str:
+    """A short stable digest of a JSON-able object."""
     return hashlib.blake2b(json.dumps(obj, sort_keys=True).encode(), digest_size=12).hexdigest()
 
 
-def cache_file(cache_dir: Path, model: "Classifier", dataset_fingerprint: str) -> Path:
+def cache_file(cache_dir: Path, model: Classifier, dataset_fingerprint: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model.name)[:60]
     return cache_dir / f"{slug}-{digest([model_identity(model), dataset_fingerprint])}.npz"
 

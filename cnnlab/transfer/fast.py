@@ -1,4 +1,4 @@
-"""The penultimate embedding, fast: the foundation's inference twin of the net (models/fastpath.py:
+"""The penultimate embedding, fast: the net's inference twin (models/fastpath.py:
 BatchNorm folded into convolutions, channels_last, a tuned allocator), its graph cut at the head's
 input, with activations run in place where nothing else reads their input.
 
@@ -52,11 +52,11 @@ def _activations_in_place(net: nn.Module, graph: fx.Graph) -> None:
 def feature_function(model: "Classifier", fast: bool = True) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """(f, how): f maps [0,1] images [N,3,H,W] to the penultimate embedding [N,D] in inference mode.
 
-    The fast path is the foundation's inference twin (models/fastpath.py: BatchNorm folded,
+    The fast path is the inference twin (models/fastpath.py: BatchNorm folded,
     channels_last, a tuned allocator) cut at the head's input, with activations run in place where
     that is safe. `how` says which path was taken. The caller's model is never modified.
     """
-    if not fast or model.head_name is None or model.mean.device.type != "cpu":
+    if not fast or model.head_name is None or model.device.type != "cpu":
         return model.features, "plain model.features"
     from ..models.fastpath import has_hooks, state_key, tune_allocator
     tune_allocator()

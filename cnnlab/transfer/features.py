@@ -13,20 +13,20 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 import numpy as np
 import torch
+from torch import nn
 
-from ..data.base import ImageArrays, ImageFiles
+from ..data.base import EncodedImages, ImageArrays, ImageFiles
 from ..errors import CnnlabError, ImageError
 from ..images import Preprocessing, open_image
+from ..models import Classifier, as_classifier
+from ..paths import feature_cache_dir
 from . import cache as fcache
-from .data import EncodedImages
 
-if TYPE_CHECKING:
-    from ..models.classifier import Classifier
-
+#: What features are extracted from: a dataset part, or a list of image files.
 FeatureSource = Union[ImageFiles, ImageArrays, EncodedImages, Sequence[Union[str, Path]]]
 
 
@@ -96,9 +96,7 @@ def dataset_fingerprint(data: ImageFiles | ImageArrays | EncodedImages) -> str:
 def _decoder(data: ImageFiles | EncodedImages, pre: Preprocessing) -> Callable[[int], torch.Tensor]:
     """i -> float [3,H,W] in [0,1] at the model's input size, exactly as cnnlab.load_images makes it."""
     draft = pre.resize or max(pre.input_size)
-    if isinstance(data, ImageFiles):
-        return lambda i: pre.apply(open_image(data.paths[i], draft_size=draft))
-    return lambda i: pre.apply(open_image(data.blob(i), draft_size=draft))
+    return lambda i: pre.apply(open_image(data.file(i), draft_size=draft))
 
 
 def _image_name(data: ImageFiles | ImageArrays | EncodedImages, i: int) -> str:
@@ -159,18 +157,20 @@ def default_workers() -> int:
 
 # -- extraction ----------------------------------------------------------------------------------------
 
-def compute_features(model: "Classifier", data: FeatureSource, *, batch_size: int = 64, workers: int | None = None,
-                     progress: bool = False, fast: bool = True) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
+def compute_features(model: Classifier | nn.Module, data: FeatureSource, *, batch_size: int = 64,
+                     workers: int | None = None, progress: bool = False, fast: bool = True
+                     ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
     """Raw penultimate features (float32 [n_ok, D]), the indices that decoded, and the (name, reason) of
     images that did not. No cache, no normalization. `fast` folds BatchNorms into a frozen copy
     (see cnnlab.transfer.fast); False runs `model.features` itself."""
     from .fast import feature_function
+    model = as_classifier(model)
     data = _as_dataset(data)
     workers = default_workers() if workers is None else workers
     was_training = model.training
     model.eval()
     features_of, _ = feature_function(model, fast)
-    device = model.mean.device
+    device = model.device
     bad: list[tuple[str, str]] = []
     kept: list[int] = []
     feats: list[np.ndarray] = []
@@ -200,20 +200,22 @@ def l2_normalize(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return features / features.norm(dim=1, keepdim=True).clamp_min(eps)
 
 
-def extract_features(model: "Classifier", data: FeatureSource, *, l2: bool = True, batch_size: int = 64,
+def extract_features(model: Classifier | nn.Module, data: FeatureSource, *, l2: bool = True, batch_size: int = 64,
                      cache_dir: str | Path | None | bool = None, workers: int | None = None,
                      progress: bool = False, fast: bool = True) -> FeatureSet:
     """Penultimate-layer features of every image in `data`, cached on disk.
 
     Args:
-        model: any Classifier; its preprocessing (resize/crop) and normalization are applied.
+        model: any Classifier (a bare nn.Module is wrapped by `as_classifier`); its preprocessing
+            (resize/crop) and normalization are applied.
         data: ImageFiles, EncodedImages, ImageArrays (a Split part), or a list of image paths.
         l2: divide each feature vector by its L2 norm (the cache keeps raw features either way).
-        cache_dir: folder for the cache (default: `default_cache_dir()`); False turns caching off.
+        cache_dir: folder for the cache (default: cnnlab.paths.feature_cache_dir()); False turns caching off.
         workers: decoding threads (0: decode in this thread).
         fast: fold BatchNorms into a frozen copy of the net (equal to model.features up to rounding).
     """
     t0 = time.perf_counter()
+    model = as_classifier(model)
     data = _as_dataset(data)
     if len(data) == 0:
         raise CnnlabError(f"Dataset '{data.name or 'images'}' has no images to extract features from.")
@@ -221,7 +223,7 @@ def extract_features(model: "Classifier", data: FeatureSource, *, l2: bool = Tru
     path, expected, status, note = None, None, "off", ""
     raw = None
     if cache_dir is not False:
-        folder = Path(cache_dir) if cache_dir not in (None, True) else fcache.default_cache_dir()
+        folder = Path(cache_dir) if cache_dir not in (None, True) else feature_cache_dir()
         data_fp = dataset_fingerprint(data)
         path = fcache.cache_file(folder, model, data_fp)
         expected = {"identity": fcache.model_identity(model), "weights": fcache.weights_fingerprint(model),

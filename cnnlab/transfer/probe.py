@@ -2,7 +2,7 @@
 cross-validation on the training part (as in Kornblith et al. 2019), or a linear SVM.
 
     result = linear_probe(train_feats, test_feats, classifier="logreg")
-    result.mean_per_class_accuracy, result.per_class, result.confusion; result.figure("cm.png")
+    result.mean_class_accuracy, result.per_class, result.confusion; result.figure("cm.png")
 """
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from ..errors import CnnlabError, unknown
+from ..metrics import ClassificationMetrics, classification_metrics, mean_class_accuracy
+from .features import FeatureSet
 
 if TYPE_CHECKING:
-    from .features import FeatureSet
+    from matplotlib.figure import Figure
 
 CLASSIFIERS = ("logreg", "svm")
 #: Inverse L2 strengths tried by cross-validation (features are unit length by default, so the useful
@@ -28,40 +31,11 @@ SVM_CS = tuple(float(c) for c in np.logspace(-2, 2, 9))
 
 
 @dataclass
-class ClassificationMetrics:
-    """Accuracy, mean per-class accuracy (mean recall over the classes present), per class, confusion."""
-
-    accuracy: float
-    mean_per_class_accuracy: float
-    per_class: dict[str, float | None]
-    per_class_count: dict[str, int]
-    confusion: np.ndarray  # [true, predicted] counts over all classes
-
-    def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "mean_per_class_accuracy": self.mean_per_class_accuracy,
-                "per_class": self.per_class, "per_class_count": self.per_class_count,
-                "confusion": self.confusion.tolist()}
-
-
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> ClassificationMetrics:
-    """Metrics of predictions; classes with no test images get None and do not count in the mean."""
-    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    k = len(classes)
-    if len(y_true) == 0:
-        raise CnnlabError("There are no test images to measure accuracy on.")
-    if y_true.min() < 0 or y_true.max() >= k or y_pred.min() < 0 or y_pred.max() >= k:
-        raise CnnlabError(f"Labels fall outside the {k} classes (0..{k - 1}).")
-    confusion = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
-    counts = confusion.sum(axis=1)
-    recall = np.where(counts > 0, np.diag(confusion) / np.maximum(counts, 1), np.nan)
-    per_class = {c: (None if np.isnan(r) else float(r)) for c, r in zip(classes, recall)}
-    return ClassificationMetrics(float((y_true == y_pred).mean()), float(np.nanmean(recall)), per_class,
-                                 {c: int(n) for c, n in zip(classes, counts)}, confusion)
-
-
-@dataclass
 class ProbeResult:
-    """A linear probe's test metrics, the regularization it chose, and its sizes."""
+    """A linear probe's test metrics (see cnnlab.metrics), the regularization it chose, and its sizes.
+
+    The metrics' scores are the probe's class probabilities (logistic regression) or decision values
+    (SVM), so top-5 and average precision are reported too."""
 
     classifier: str
     classes: list[str]
@@ -78,14 +52,15 @@ class ProbeResult:
 
     @property
     def accuracy(self) -> float:
-        return self.metrics.accuracy
+        """Top-1 accuracy on the test part."""
+        return self.metrics.top1
 
     @property
-    def mean_per_class_accuracy(self) -> float:
-        return self.metrics.mean_per_class_accuracy
+    def mean_class_accuracy(self) -> float:
+        return self.metrics.mean_class_accuracy
 
     @property
-    def per_class(self) -> dict[str, float | None]:
+    def per_class(self) -> list[dict]:
         return self.metrics.per_class
 
     @property
@@ -93,50 +68,24 @@ class ProbeResult:
         return self.metrics.confusion
 
     def to_dict(self) -> dict:
-        return {"classifier": self.classifier, "accuracy": self.accuracy,
-                "mean_per_class_accuracy": self.mean_per_class_accuracy, "per_class": self.per_class,
-                "per_class_count": self.metrics.per_class_count, "n_train": self.n_train, "n_test": self.n_test,
+        m = self.metrics
+        return {"classifier": self.classifier, "accuracy": self.accuracy, "top5": m.top5,
+                "mean_class_accuracy": self.mean_class_accuracy, "mean_average_precision": m.mean_average_precision,
+                "per_class": self.per_class, "n_train": self.n_train, "n_test": self.n_test,
                 "feature_dim": self.feature_dim, "num_classes": len(self.classes), "C": self.C,
-                "cv_folds": self.cv_folds, "cv_mean_per_class_accuracy": {f"{c:g}": s for c, s in self.cv_scores.items()},
+                "cv_folds": self.cv_folds, "cv_mean_class_accuracy": {f"{c:g}": s for c, s in self.cv_scores.items()},
                 "confusion": self.confusion.tolist(), "classes": self.classes, "notes": self.notes,
                 "seconds": round(self.seconds, 3)}
 
     def table(self, worst_first: bool = True) -> str:
-        """The per-class accuracies as aligned text, worst first by default."""
-        rows = [(c, a, self.metrics.per_class_count[c]) for c, a in self.per_class.items()]
-        if worst_first:
-            rows.sort(key=lambda r: (r[1] is None, r[1] if r[1] is not None else 0.0))
-        width = max(len(c) for c, _, _ in rows)
-        lines = [f"{'class':<{width}}  accuracy  n"]
-        lines += [f"{c:<{width}}  {'   -   ' if a is None else f'{100 * a:6.1f}%'}  {n}" for c, a, n in rows]
-        return "\n".join(lines)
+        """The per-class metrics as aligned text, worst recall first by default."""
+        return self.metrics.table(worst_first=worst_first)
 
-    def figure(self, path: str | Path | None = None, normalize: bool = True):  # noqa: ANN201
-        """The confusion matrix as a matplotlib figure (rows: true class, normalized per row); saved as
-        PNG when `path` is given."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        cm = self.confusion.astype(float)
-        if normalize:
-            cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        k = len(self.classes)
-        size = min(16, max(5, 0.28 * k + 2))
-        fig, ax = plt.subplots(figsize=(size + 1, size))
-        im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-        fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class" if normalize else "images")
-        if k <= 60:
-            ax.set_xticks(range(k), self.classes, rotation=90, fontsize=7 if k > 20 else 9)
-            ax.set_yticks(range(k), self.classes, fontsize=7 if k > 20 else 9)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-        ax.set_title(f"{self.classifier} probe: accuracy {100 * self.accuracy:.1f}%, "
-                     f"mean per-class {100 * self.mean_per_class_accuracy:.1f}%")
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=120)
-            plt.close(fig)
-        return fig
+    def figure(self, path: str | Path | None = None, normalize: bool = True) -> "Figure | Path":
+        """The confusion matrix (rows: true class, normalized per row); the PNG path when `path` is given."""
+        return self.metrics.confusion_figure(path, f"{self.classifier} probe: accuracy {100 * self.accuracy:.1f}%, "
+                                                   f"mean class accuracy {100 * self.mean_class_accuracy:.1f}%",
+                                             normalize)
 
 
 def _check_labels(y_train: np.ndarray, y_test: np.ndarray, classes: Sequence[str]) -> None:
@@ -163,7 +112,7 @@ def _estimator(classifier: str, C: float, seed: int):  # noqa: ANN202
     return LinearSVC(C=C, max_iter=2000, random_state=seed)
 
 
-def linear_probe(train: "FeatureSet | tuple[np.ndarray, np.ndarray]", test: "FeatureSet | tuple[np.ndarray, np.ndarray]",
+def linear_probe(train: FeatureSet | tuple[np.ndarray, np.ndarray], test: FeatureSet | tuple[np.ndarray, np.ndarray],
                  classifier: str = "logreg", *, classes: Sequence[str] | None = None, C: float | None = None,
                  Cs: Sequence[float] | None = None, folds: int = 5, seed: int = 0) -> ProbeResult:
     """Fit a linear classifier on training features and measure it on test features.
@@ -173,7 +122,7 @@ def linear_probe(train: "FeatureSet | tuple[np.ndarray, np.ndarray]", test: "Fea
         classifier: 'logreg' (multinomial logistic regression, L2) or 'svm' (linear SVM, one-vs-rest).
         classes: class names, index order (default: the FeatureSet's).
         C: a fixed inverse L2 strength; default: chosen from `Cs` by stratified `folds`-fold
-            cross-validation on the training part, scoring mean per-class accuracy.
+            cross-validation on the training part, scoring mean class accuracy.
     """
     t0 = time.perf_counter()
     if classifier not in CLASSIFIERS:
@@ -197,14 +146,25 @@ def linear_probe(train: "FeatureSet | tuple[np.ndarray, np.ndarray]", test: "Fea
         C, cv_scores, n_folds = _choose_C(classifier, x_tr, y_tr, C, Cs, folds, seed, notes)
         est = _fit(_estimator(classifier, C, seed), x_tr, y_tr, notes)
         pred = est.predict(x_te)
-    metrics = classification_metrics(y_te, pred, names)
+        scores = _scores(est, classifier, x_te)
+    metrics = classification_metrics(y_te, names, y_pred=pred, scores=scores,
+                                     probabilities=scores if classifier == "logreg" else None)
     return ProbeResult(classifier, list(names), metrics, len(y_tr), len(y_te), int(x_tr.shape[1]), float(C),
                        cv_scores, n_folds, pred, time.perf_counter() - t0, notes)
 
 
+def _scores(est, classifier: str, x: np.ndarray) -> np.ndarray:  # noqa: ANN001 - a fitted scikit-learn classifier
+    """Class scores [N, C] (every class is in the training data): probabilities (logistic regression)
+    or decision values (SVM)."""
+    if classifier == "logreg":
+        return est.predict_proba(x)
+    s = est.decision_function(x)
+    return np.stack([-s, s], axis=1) if s.ndim == 1 else s  # two classes: one margin, positive for class 1
+
+
 def _choose_C(classifier: str, x: np.ndarray, y: np.ndarray, C: float | None, Cs: Sequence[float] | None,
               folds: int, seed: int, notes: list[str]) -> tuple[float, dict[float, float], int]:
-    """The given C, or the best of the grid by cross-validated mean per-class accuracy."""
+    """The given C, or the best of the grid by cross-validated mean class accuracy."""
     if C is not None:
         return float(C), {}, 0
     grid = sorted(float(c) for c in (Cs or (LOGREG_CS if classifier == "logreg" else SVM_CS)))
@@ -221,14 +181,16 @@ def _choose_C(classifier: str, x: np.ndarray, y: np.ndarray, C: float | None, Cs
     return best, scores, n_folds
 
 
-def _unpack(part, classes: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, list[str]]:  # noqa: ANN001
-    if hasattr(part, "features"):
+def _unpack(part: FeatureSet | tuple[np.ndarray, np.ndarray], classes: Sequence[str] | None
+            ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    if isinstance(part, FeatureSet):
         x, y = part.features, part.labels
         names = list(classes) if classes is not None else list(part.classes)
     else:
         x, y = part
         names = list(classes) if classes is not None else [str(i) for i in range(int(np.max(y)) + 1)]
-    x = x.numpy() if hasattr(x, "numpy") else np.asarray(x)
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     if x.ndim != 2 or len(x) != len(y):
@@ -251,11 +213,10 @@ def _fit(est, x: np.ndarray, y: np.ndarray, notes: list[str] | None = None):  # 
 
 def _cross_validate(classifier: str, x: np.ndarray, y: np.ndarray, grid: list[float], folds: int,
                     seed: int) -> dict[float, float]:
-    """Mean per-class accuracy of each C over stratified folds (warm-started along the C path)."""
+    """Mean class accuracy of each C over stratified folds (warm-started along the C path)."""
     from sklearn.model_selection import StratifiedKFold
     scores = {c: [] for c in grid}
     for tr, va in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        classes_va = np.unique(y[va])
         est = None
         for c in sorted(grid):
             if classifier == "logreg":
@@ -264,7 +225,5 @@ def _cross_validate(classifier: str, x: np.ndarray, y: np.ndarray, grid: list[fl
             else:
                 est = _estimator("svm", c, seed)
             _fit(est, x[tr], y[tr])
-            pred = est.predict(x[va])
-            recall = [(pred[y[va] == k] == k).mean() for k in classes_va]
-            scores[c].append(float(np.mean(recall)))
+            scores[c].append(mean_class_accuracy(y[va], est.predict(x[va])))
     return {c: float(np.mean(v)) for c, v in scores.items()}

@@ -1,21 +1,22 @@
 """One call from a model and a dataset to probe metrics: what `cnnlab transfer` runs.
 
     result = run_probe("efficientnet_lite0", "pets", data_dir="~/data")
-    result.probe.mean_per_class_accuracy
+    result.probe.mean_class_accuracy
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..data.base import Split
+from torch import nn
+
+from ..data import Dataset, Split, check_labels, numbered_class_names, open_dataset
+from ..models import Classifier, as_classifier, create_model
+from ..runs import Run, write_json
 from .features import FeatureSet, extract_features
 from .probe import ProbeResult, linear_probe
-
-if TYPE_CHECKING:
-    from ..models.classifier import Classifier
 
 
 @dataclass
@@ -40,28 +41,44 @@ class TransferResult:
                 "feature_seconds": round(self.train.seconds + self.test.seconds, 3),
                 "probe_seconds": round(self.probe.seconds, 3), "seconds": round(self.seconds, 3)}
 
+    def save(self, directory: str | Path) -> dict[str, Path]:
+        """Write result.json and confusion.png into `directory`; returns their paths."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        write_json(d / "result.json", self.to_dict())
+        return {"json": d / "result.json", "confusion": self.probe.figure(d / "confusion.png")}
 
-def run_probe(model: "Classifier | str", data: "Split | str | Path", classifier: str = "logreg", *,
-              data_dir: str | Path | None = None, download: bool = False, l2: bool = True,
+
+def probe_split(data: Split | str | Path, *, data_dir: str | Path | None = None, download: bool | None = None,
+                seed: int = 0, test_fraction: float = 0.2) -> Split:
+    """The (train, test) parts a probe uses: the source's own parts (see cnnlab.data.open_dataset), or,
+    for a source that holds nothing out, a seeded, stratified `test_fraction` of each class. Photos stay
+    encoded until extraction decodes them at the model's input size; unnamed classes are numbered."""
+    split = data if isinstance(data, Split) else open_dataset(
+        data, data_dir=data_dir, download=download, seed=seed, test_fraction=test_fraction, decode=False,
+        class_names=numbered_class_names)
+    split = split.holdout(test_fraction, seed)
+    for what, part in (("training data", split.train), ("test data", split.test)):
+        check_labels(part, len(split.classes), what)
+    return split
+
+
+def run_probe(model: Classifier | nn.Module | str, data: Split | str | Path, classifier: str = "logreg", *,
+              data_dir: str | Path | None = None, download: bool | None = None, l2: bool = True,
               cache_dir: str | Path | None | bool = None, batch_size: int = 64, workers: int | None = None,
               seed: int = 0, test_fraction: float = 0.2, C: float | None = None, progress: bool = False,
-              log=None) -> TransferResult:  # noqa: ANN001
+              log: Callable[[str], None] | None = None) -> TransferResult:
     """Extract (or read cached) penultimate features for both parts of `data` and fit a linear probe.
 
-    `model` is a Classifier or a registry name (pretrained weights); `data` is a Split or what
-    `load_transfer_data` accepts ('pets', 'miniplaces', a folder, an .npz). `log(msg)` receives notes
-    such as a stale cache being rebuilt.
+    `model` is a Classifier, any nn.Module (wrapped by `as_classifier`) or a registry name
+    (pretrained weights); `data` is a Split or a source `probe_split` resolves ('pets', 'miniplaces',
+    a folder, an .npz/.npy file, 'cifar10'). `log(msg)` receives notes such as a stale cache being
+    rebuilt.
     """
     t0 = time.perf_counter()
-    if isinstance(model, str):
-        from ..models import create_model
-        model = create_model(model, pretrained=True)
-    if isinstance(data, Split):
-        split, name = data, getattr(data.train, "name", "") or "data"
-    else:
-        from .data import load_transfer_data
-        split, name = load_transfer_data(data, data_dir, seed=seed, test_fraction=test_fraction,
-                                         download=download), str(data)
+    model = create_model(model, pretrained=True) if isinstance(model, str) else as_classifier(model)
+    split = probe_split(data, data_dir=data_dir, download=download, seed=seed, test_fraction=test_fraction)
+    name = (split.name or "data") if isinstance(data, Split) else str(data)
     parts = []
     for part in (split.train, split.test):
         feats = extract_features(model, part, l2=l2, batch_size=batch_size, cache_dir=cache_dir, workers=workers,
@@ -73,8 +90,8 @@ def run_probe(model: "Classifier | str", data: "Split | str | Path", classifier:
     return TransferResult(model.name, name, result, parts[0], parts[1], time.perf_counter() - t0)
 
 
-def finetune(model_name: str, data, epochs: int = 10, out: str | Path | None = None, *,  # noqa: ANN001
-             freeze_epochs: int = 0, backbone_lr_mult: float = 0.1, val: str | None = "test", **options):  # noqa: ANN201
+def finetune(model_name: str, data: str | Path | Dataset, epochs: int = 10, out: str | Path | None = None, *,
+             freeze_epochs: int = 0, backbone_lr_mult: float = 0.1, val: str | None = "test", **options) -> Run:
     """Fine-tune a pretrained model on `data` (a folder, file or dataset name) with a new head, through
     the training engine; the probe's counterpart when the backbone may change too.
 
@@ -83,6 +100,6 @@ def finetune(model_name: str, data, epochs: int = 10, out: str | Path | None = N
     validates on the data's test part (the one a probe is scored on). Other options are TrainConfig
     fields (lr, optimizer, schedule, batch_size, ...). Returns the training Run.
     """
-    from .. import train as train_module
+    from ..train import train as train_module
     return train_module(model_name, data=data, epochs=epochs, out=out, pretrained=True, val=val,
                         freeze_epochs=freeze_epochs, backbone_lr_mult=backbone_lr_mult, **options)

@@ -36,12 +36,13 @@ def test_transfer_json_on_a_photo_folder_then_from_cache(pets_folder, tmp_path):
     res = run("--model", "efficientnet_lite0", "--data", str(pets_folder), "--cache-dir", cache, "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    for key in ("accuracy", "mean_per_class_accuracy", "per_class", "n_train", "n_test", "feature_dim", "seconds"):
+    for key in ("accuracy", "mean_class_accuracy", "mean_average_precision", "per_class", "n_train", "n_test",
+                "feature_dim", "seconds"):
         assert key in out
     assert (out["n_train"], out["n_test"], out["feature_dim"]) == (20, 8, 1280)
     assert out["skipped"] == 1 and "corrupt.jpg" in out["skipped_images"][0]["image"]
     assert "skipped 1 images" in res.stderr
-    assert len(out["per_class"]) == 4 and out["mean_per_class_accuracy"] >= 0.75  # 4 distinct breeds
+    assert len(out["per_class"]) == 4 and out["mean_class_accuracy"] >= 0.75  # 4 distinct breeds
     assert out["cache"] == {"train": "miss", "test": "miss"}
     again = run("--data", str(pets_folder), "--cache-dir", cache, "--json", "--classifier", "svm")
     second = json.loads(again.stdout)

@@ -12,14 +12,14 @@ import cnnlab
 from cnnlab.errors import CnnlabError
 from cnnlab.images import Preprocessing
 from cnnlab.transfer import cache as fcache
-from cnnlab.transfer import extract_features, linear_probe, load_transfer_data
+from cnnlab.transfer import extract_features, linear_probe, probe_split
 from cnnlab.transfer.fast import feature_function
 from tests.conftest import shared
 
 
 @pytest.fixture(scope="session")
 def pets_split():
-    return load_transfer_data(shared("oxford_pets_subset.npz"))
+    return probe_split(shared("oxford_pets_subset.npz"))
 
 
 @pytest.fixture(scope="session")
@@ -53,15 +53,15 @@ def test_imagenet_features_separate_breeds_far_better_than_pixels(pets_features,
     train, test = pets_features
     probe = linear_probe(train, test, "logreg")
     pre = Preprocessing((16, 16), resize=16)  # the pixel baseline: the same photos as 16 x 16 thumbnails
-    pix = [cnnlab.load_images([p.blob(i) for i in range(len(p))], pre).flatten(1) for p in (pets_split.train, pets_split.test)]
+    pix = [cnnlab.load_images([p.file(i) for i in range(len(p))], pre).flatten(1) for p in (pets_split.train, pets_split.test)]
     pix = [torch.nn.functional.normalize(x, dim=1).numpy() for x in pix]
     baseline = linear_probe((pix[0], pets_split.train.y), (pix[1], pets_split.test.y), "logreg",
                             classes=pets_split.classes, Cs=(1.0, 100.0, 10000.0))
     chance = 1 / 37
-    assert probe.mean_per_class_accuracy > 0.7, probe.mean_per_class_accuracy
-    assert baseline.mean_per_class_accuracy < 0.25
-    assert probe.mean_per_class_accuracy > baseline.mean_per_class_accuracy + 0.45
-    assert baseline.mean_per_class_accuracy > chance * 0.5  # the baseline is a real (weak) probe
+    assert probe.mean_class_accuracy > 0.7, probe.mean_class_accuracy
+    assert baseline.mean_class_accuracy < 0.25
+    assert probe.mean_class_accuracy > baseline.mean_class_accuracy + 0.45
+    assert baseline.mean_class_accuracy > chance * 0.5  # the baseline is a real (weak) probe
     assert probe.n_train == 259 and probe.n_test == 111 and probe.feature_dim == 1280
     assert probe.cv_folds == 5 and len(probe.cv_scores) == 13
 
@@ -79,7 +79,7 @@ def test_cached_features_equal_fresh_ones(lite0, pets_features, pets_split, pets
 def test_features_match_the_models_own_forward(lite0, pets_features, pets_split):
     """The fast path (BatchNorm folded) equals model.features on cnnlab.load_images to rounding."""
     part = pets_split.test
-    x = cnnlab.load_images([part.blob(i) for i in range(6)], lite0)
+    x = cnnlab.load_images([part.file(i) for i in range(6)], lite0)
     with torch.inference_mode():
         ref = torch.nn.functional.normalize(lite0.features(x), dim=1)
     torch.testing.assert_close(pets_features[1].features[:6], ref, atol=2e-5, rtol=1e-4)
@@ -95,9 +95,9 @@ def photo_folder(tmp_path, pets_split):
     for i in range(8):
         f = tmp_path / "photos" / part.classes[int(part.y[i * 30])] / f"{i}.jpg"
         f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_bytes(part.blob(i * 30))
+        f.write_bytes(part.file(i * 30))
     first = sorted((tmp_path / "photos").iterdir())[0]
-    (first / "broken.jpg").write_bytes(part.blob(0)[:300])
+    (first / "broken.jpg").write_bytes(part.file(0)[:300])
     (first / "empty.jpg").write_bytes(b"")
     return tmp_path / "photos"
 
@@ -193,19 +193,19 @@ def test_npz_of_decoded_arrays_and_bad_npz_files(tmp_path, cifar_lossless, resne
     x, y = cifar_lossless
     arr = (x[:60] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     np.savez(tmp_path / "small.npz", x=arr, y=y[:60].numpy())
-    split = load_transfer_data(tmp_path / "small.npz", test_fraction=0.25, seed=1)
+    split = probe_split(tmp_path / "small.npz", test_fraction=0.25, seed=1)
     assert len(split.train) + len(split.test) == 60 and 12 <= len(split.test) <= 18
     assert split.classes == [str(i) for i in range(10)]
     feats = extract_features(resnet20, split.test, cache_dir=False)
     assert feats.features.shape == (len(split.test), 64)
     np.savez(tmp_path / "nolabels.npz", x=arr)
-    with pytest.raises(CnnlabError, match="no labels"):
-        load_transfer_data(tmp_path / "nolabels.npz")
+    with pytest.raises(CnnlabError, match="unlabelled images"):
+        probe_split(tmp_path / "nolabels.npz")
     np.savez(tmp_path / "noimages.npz", y=y[:60].numpy())
-    with pytest.raises(CnnlabError, match="holds no images"):
-        load_transfer_data(tmp_path / "noimages.npz")
+    with pytest.raises(CnnlabError, match="holds no image"):
+        probe_split(tmp_path / "noimages.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(CnnlabError, match="not a readable .npz"):
-        load_transfer_data(tmp_path / "junk.npz")
+        probe_split(tmp_path / "junk.npz")
     with pytest.raises(CnnlabError, match="not an .npz"):
-        load_transfer_data(__file__)
+        probe_split(__file__)
