@@ -7,9 +7,10 @@ Layout of RUN_DIR (`cnnlab train --out RUN_DIR`):
                            ("data": names and sizes of the train/validation sets), "created" (UTC
                            ISO time), "torch" version and "world_size".
     metrics.jsonl          one JSON object per finished epoch: epoch (1-based), train_loss,
-                           train_top1, val_loss, val_top1, val_top5, val_error, lr (at the epoch's
-                           end), images_per_s, epoch_s, elapsed_s; plus val_robust_top1 with
-                           adversarial training and ema_val_top1 when an EMA is kept.
+                           train_top1, val_loss, val_top1, val_top5, val_error,
+                           val_mean_class_accuracy, lr (at the epoch's end), images_per_s, epoch_s,
+                           elapsed_s; plus val_robust_top1 with adversarial training and
+                           val_top1_raw (the weights before averaging) when an EMA is kept.
     tb/                    TensorBoard event files with the same scalars (tensorboard --logdir RUN_DIR/tb).
     checkpoints/last.pt    after every epoch; checkpoints/best.pt: the epoch with the best val_top1.
                            Plain data only (torch.load(weights_only=True)): {"cnnlab": model meta
@@ -39,6 +40,8 @@ from .errors import CnnlabError
 if TYPE_CHECKING:
     import torch
     from torch import nn
+
+    from .models import Classifier
 
 CONFIG, METRICS, FINAL = "config.json", "metrics.jsonl", "final.json"
 
@@ -171,7 +174,7 @@ class Run:
                               "before finishing an epoch.")
         return p
 
-    def load_model(self, which: str = "best"):
+    def load_model(self, which: str = "best") -> "Classifier":
         """The trained Classifier from a checkpoint of this run."""
         from .models import create_model
         return create_model(weights=self.checkpoint(which))
@@ -204,13 +207,13 @@ class Run:
         return plot_curves([self], Path(path) if path else self.path / "figures" / "curves.png")
 
 
-def plot_curves(runs: list[Run], out: Path, labels: list[str] | None = None) -> Path:
-    """One figure of several runs: objective, validation error and learning rate vs epoch."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_curves(runs: list[Run], out: Path | None = None, labels: list[str] | None = None) -> "Any | Path":
+    """One figure of several runs: objective, validation error and learning rate vs epoch; the figure,
+    or the PNG path when `out` is given."""
+    from .figures import finish, new_figure
     labels = labels or [r.name for r in runs]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, grid = new_figure(1, 3, figsize=(15, 4.2))
+    axes = grid[0]
     for i, (run, label) in enumerate(zip(runs, labels)):
         rows = run.metrics()
         if not rows:
@@ -234,10 +237,7 @@ def plot_curves(runs: list[Run], out: Path, labels: list[str] | None = None) -> 
         if ax.lines:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return finish(fig, out)
 
 
 def first_conv_filters(net: nn.Module) -> torch.Tensor | None:
@@ -256,7 +256,10 @@ def save_filters(net: nn.Module, path: str | Path, scale: int = 0) -> Path | Non
 
 
 def compare_runs(paths: list[str | Path], out: str | Path) -> Path:
-    """Curves of several runs on one figure (e.g. with vs without shortcuts, BN vs none)."""
+    """Curves of several runs on one figure (e.g. with vs without shortcuts, BN vs none), saved as a new
+    PNG `out` (an existing file is kept)."""
+    if Path(out).exists():
+        raise CnnlabError(f"'{out}' already exists; choose another --out.")
     runs = [Run.open(p) for p in paths]
     empty = [r.name for r in runs if not r.metrics()]
     if len(empty) == len(runs):
@@ -264,6 +267,17 @@ def compare_runs(paths: list[str | Path], out: str | Path) -> Path:
     names = [r.name for r in runs]
     labels = names if len(set(names)) == len(names) else [str(r.path) for r in runs]
     return plot_curves(runs, Path(out), labels)
+
+
+def load_trained_model(path: str | Path, which: str = "best") -> "Classifier":
+    """The model of a run directory (its `which` checkpoint) or of a checkpoint file."""
+    from .models import create_model
+    path = Path(path)
+    if path.is_dir():
+        return Run.open(path).load_model(which)
+    if path.suffix.lower() in (".json", ".jsonl", ".txt", ".png"):
+        raise CnnlabError(f"'{path}' is not a checkpoint; pass RUN_DIR/checkpoints/best.pt or the run directory.")
+    return create_model(weights=path)
 
 
 def summary(run: Run) -> dict:

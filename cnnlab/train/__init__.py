@@ -12,15 +12,17 @@ import types
 from pathlib import Path
 
 import torch
+from torch import nn
 
+from ..data import Dataset
 from ..errors import CnnlabError
 from ..runs import Run
 from .config import TrainConfig
-from .evaluate import EvalResult, evaluate, predict_labels
+from .evaluate import EvalResult, evaluate, predict_labels, write_label_file
 from .fit import FitResult, TrainingDiverged, fit
 
 __all__ = ["train", "resume", "fit", "TrainConfig", "FitResult", "TrainingDiverged", "evaluate", "EvalResult",
-           "predict_labels", "prepare"]
+           "predict_labels", "write_label_file", "prepare"]
 
 
 def prepare(cfg: TrainConfig, model=None, data=None):  # noqa: ANN001
@@ -79,24 +81,39 @@ def _data_init(model, train_set, seed: int) -> None:  # noqa: ANN001
     init.fn(model, train_set.floats(sel))
 
 
-def _describe_data(train_set, val_set) -> dict:  # noqa: ANN001
+def _describe_data(train_set: Dataset, val_set: Dataset | None) -> dict:
     return {"train": {"name": train_set.name, "n": len(train_set)},
             "val": {"name": val_set.name, "n": len(val_set)} if val_set is not None else None,
             "classes": list(train_set.classes)}
 
 
-def train(model: str | object = "cifar_resnet20", data: str | object = "cifar10", epochs: int = 30,
+def _implied_schedule(options: dict) -> dict:
+    """Milestones without a schedule mean a multistep schedule; a step period without one, a step schedule."""
+    if options.get("schedule") is None:
+        if options.get("milestones"):
+            return {**options, "schedule": "multistep"}
+        if options.get("step_every"):
+            return {**options, "schedule": "step"}
+    return options
+
+
+def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset = "cifar10", epochs: int = 30,
           out: str | Path | None = None, progress: bool = True, stop_after: int | None = None, **options) -> Run:
-    """Train a model (a registry name or a Classifier) on data (a name, file, folder or dataset) into a
-    new run directory `out` (see cnnlab.runs for its layout). Options are TrainConfig fields;
-    `stop_after` ends the run after that epoch as if it were interrupted (resume it later)."""
-    from ..models import Classifier, recipe
+    """Train a model (a registry name, a Classifier or any nn.Module through `as_classifier`) on data (a
+    name, file, folder or dataset; see cnnlab.data.open_dataset) into a new run directory `out` (see
+    cnnlab.runs for its layout; default runs/MODEL-TIME). Options are TrainConfig fields (unset ones
+    take the model's recipe, then TrainConfig's defaults); `stop_after` ends the run after that epoch as
+    if it were interrupted (resume it later)."""
+    from ..models import Classifier, as_classifier, recipe
     from . import distributed
+    if isinstance(model, nn.Module):
+        model = as_classifier(model)
     name = model.name if isinstance(model, Classifier) else str(model)
     if "model_kwargs" not in options and isinstance(model, Classifier):
         options["model_kwargs"] = dict(model.spec.get("kwargs", {}))
-    data_name = str(data) if isinstance(data, (str, Path)) else (getattr(data, "name", "") or "data")
-    options = {**recipe(name), **{k: v for k, v in options.items() if v is not None}}
+    data_name = str(data) if isinstance(data, (str, Path)) else (data.name or "data")
+    options = _implied_schedule({k: v for k, v in options.items() if v is not None})
+    options = {**recipe(name), **options}
     cfg = TrainConfig.from_dict({"model": name, "data": data_name, "epochs": epochs, **options})
     out = Path(out) if out is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     ctx = distributed.context()
@@ -122,7 +139,7 @@ def train(model: str | object = "cifar_resnet20", data: str | object = "cifar10"
 
 
 def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True,
-           stop_after: int | None = None, data=None) -> Run:  # noqa: ANN001
+           stop_after: int | None = None, data: Dataset | None = None) -> Run:
     """Continue a run from checkpoints/last.pt (model, optimizer, schedule step, EMA, RNG and data order).
 
     `data` is needed only when the run was trained on an in-memory dataset object rather than a

@@ -27,58 +27,80 @@ def tta_mode(value: bool | str | None) -> str:
     return name
 
 
+ADV_METHODS = ("pgd", "fgsm-rs")
+
+
+def _opt(default: object = None, help: str = "", *, factory: object = None, **cli: object) -> object:  # noqa: A002
+    """A TrainConfig field whose metadata holds its help text and how the command line spells it
+    (`flags`, `choices`, `fraction`, `cli=False`); `cnnlab train` builds its options from these."""
+    meta = {"help": help, **cli}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class TrainConfig:
     """A training run's settings. Defaults follow He et al. (2016) for CIFAR ResNets, but shorter; where
     the caller leaves an option unset, `cnnlab.train` takes it from the model family's recipe
     (`cnnlab.models.recipe(name)`)."""
 
-    model: str = "cifar_resnet20"
-    model_kwargs: dict = field(default_factory=dict)
-    data: str = "cifar10"
-    val: str | None = None            # another dataset, 'test', or None for a seeded split
-    val_split: float = 0.1
-    data_dir: str | None = None
-    limit: int | None = None           # use only the first N (shuffled, seeded) training images
-    num_classes: int | None = None
-    epochs: int = 30
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 1e-4
-    decay_norm_and_bias: bool = False  # False: no weight decay on BatchNorm and bias parameters
-    bias_lr_mult: float = 1.0
-    schedule: str = "cosine"
-    step_every: int = 30               # step schedule: x gamma every T epochs
-    milestones: list[int] = field(default_factory=list)
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    clip_grad: float | None = None
-    ema: float | None = None           # EMA decay per step, e.g. 0.999
-    augment: str = "crop4,flip"
-    channels_last: bool = True
-    seed: int = 0
-    eval_batch_size: int = 512
-    tta: bool | str = "none"           # test-time augmentation in validation: none, flip, flip-translate
+    model: str = _opt("cifar_resnet20", "Registered model (see `cnnlab models`), e.g. cifar_resnet20, course_resnet, "
+                      "simple_cnn_bn, airbench.")
+    model_kwargs: dict = _opt(factory=dict, help="Model option, repeatable: strides=1,1,2  shortcut=false  bn=true  "
+                              "widths=512,256.", flags=("--model-arg",), metavar="KEY=VALUE")
+    data: str = _opt("cifar10", "cifar10, cifar100, pets, miniplaces, an .npz/.npy file (x uint8 NxHxWx3 + y) or an "
+                     "image folder.")
+    val: str | None = _opt(None, "Validation data: 'test' (the data's held-out part) or another dataset; default: a "
+                           "seeded, stratified --val-split of the training data.")
+    val_split: float = _opt(0.1, "Fraction of the training data held out for validation (seeded, per class).")
+    data_dir: str | None = _opt(None, "Where a named dataset lives or is downloaded to (default: $CNNLAB_DATA, else "
+                                "~/.cache/cnnlab/datasets).")
+    limit: int | None = _opt(None, "Train on a seeded random subset of N training images (quick runs).")
+    num_classes: int | None = _opt(None, "Head size (default: the data's number of classes).")
+    epochs: int = _opt(30, "Epochs to train.")
+    batch_size: int = _opt(128, "Images per optimizer step, over all processes.")
+    optimizer: str = _opt("sgd", "Optimizer.", choices=OPTIMIZERS)
+    lr: float = _opt(0.1, "Peak learning rate.")
+    momentum: float = _opt(0.9, "SGD momentum.")
+    nesterov: bool = _opt(False, "Nesterov momentum (SGD).")
+    weight_decay: float = _opt(1e-4, "L2 weight decay.", flags=("--wd", "--weight-decay"))
+    decay_norm_and_bias: bool = _opt(False, "Decay BatchNorm and bias parameters too (default: not).",
+                                     flags=("--wd-all/--no-wd-norm-bias",))
+    bias_lr_mult: float = _opt(1.0, "Learning-rate multiplier of BatchNorm and bias parameters.")
+    schedule: str = _opt("cosine", "Learning-rate schedule.", choices=SCHEDULES)
+    step_every: int = _opt(30, "Step schedule: multiply the lr by --gamma every T epochs (implies --schedule step).")
+    milestones: list[int] = _opt(factory=list, help="Multistep schedule: the epochs where the lr is multiplied by "
+                                 "--gamma, e.g. 80,120 (implies --schedule multistep).")
+    gamma: float = _opt(0.1, "Decay factor of the step, multistep and exponential schedules.")
+    warmup_epochs: float = _opt(0.0, "Linear warm-up epochs.", flags=("--warmup",))
+    label_smoothing: float = _opt(0.0, "Label smoothing of the cross-entropy.")
+    clip_grad: float | None = _opt(None, "Clip the gradient norm to this value.")
+    ema: float | None = _opt(None, "Keep an EMA of the weights with this decay per step (e.g. 0.999); the "
+                             "averaged weights are the trained model.")
+    augment: str = _opt("crop4,flip", "Batch augmentation, e.g. 'crop4,flip', 'crop2,flip,cutout8', 'none'.")
+    channels_last: bool = _opt(True, "channels_last memory format (faster on CPU).")
+    seed: int = _opt(0, "Seed of the initialization, the validation split, the data order and augmentation.")
+    eval_batch_size: int = _opt(512, "Images per validation batch.")
+    tta: bool | str = _opt("none", "Test-time augmentation in validation: flip (image + mirror), flip-translate "
+                           "(+ both shifted 1 px), none.", choices=TTA_MODES)
     # fine-tuning
-    pretrained: bool = False
-    weights: str | None = None
-    freeze_epochs: int = 0             # train only the new head for this many epochs
-    backbone_lr_mult: float = 1.0
+    pretrained: bool = _opt(False, "Start from the model's published weights (fine-tuning; new head).")
+    weights: str | None = _opt(None, "Start from these weights (new head if needed).")
+    freeze_epochs: int = _opt(0, "Train only the new head for N epochs, then everything.")
+    backbone_lr_mult: float = _opt(1.0, "Backbone lr = lr x this (fine-tuning), e.g. 0.1.")
     # hooks into other engines
-    custom_conv: bool = False          # cnnlab.reference.convert_to_unfold
-    adv: str | None = None             # 'pgd' or 'fgsm-rs': adversarial training
-    eps: float = 8 / 255
-    adv_steps: int = 7
-    adv_step_size: float | None = None
-    robust_eval_images: int = 500
-    data_init: bool = True             # run the model family's data-dependent initialization, if it has one
-    workers: int = 2                   # decoding processes for image folders streamed from disk
-    checkpoint_every: int = 1
-    log_every: int = 0                 # 0: progress bar only; N: also print every N steps
+    custom_conv: bool = _opt(False, "Train with cnnlab's own unfold convolution (cnnlab.reference).")
+    adv: str | None = _opt(None, "Adversarial training: PGD, or FGSM from a random start.", choices=ADV_METHODS)
+    eps: float = _opt(8 / 255, "Adversarial L-inf radius, e.g. 8/255.", fraction=True)
+    adv_steps: int = _opt(7, "PGD steps for training and robust validation.")
+    adv_step_size: float | None = _opt(None, "PGD step size (default: from eps and steps).", fraction=True)
+    robust_eval_images: int = _opt(500, "Validation images attacked after each epoch (robust accuracy).")
+    data_init: bool = _opt(True, "Run the model family's data-dependent initialization, if it has one (airbench: "
+                           "its whitening convolution from the training images).")
+    workers: int = _opt(2, "Decoding processes for image files streamed from disk.")
+    checkpoint_every: int = _opt(1, "Epochs between checkpoints.", cli=False)
+    log_every: int = _opt(0, "0: progress bar only; N: also print every N steps.", cli=False)
 
     def __post_init__(self) -> None:
         self.tta = tta_mode(self.tta)
@@ -94,8 +116,8 @@ class TrainConfig:
             raise CnnlabError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}.")
         if self.ema is not None and not 0 < self.ema < 1:
             raise CnnlabError(f"--ema decay must be in (0, 1), e.g. 0.999; got {self.ema}.")
-        if self.adv is not None and self.adv not in ("pgd", "fgsm-rs"):
-            raise unknown("adversarial training method", self.adv, ("pgd", "fgsm-rs"))
+        if self.adv is not None and self.adv not in ADV_METHODS:
+            raise unknown("adversarial training method", self.adv, ADV_METHODS)
 
     def to_dict(self) -> dict:
         return asdict(self)

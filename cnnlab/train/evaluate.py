@@ -1,83 +1,59 @@
-"""Evaluation of a classifier on a labelled dataset: loss, top-1/top-5, per-class accuracy, confusion.
+"""Evaluation of a classifier on a labelled dataset: loss, and the metrics of cnnlab.metrics (top-1/top-5,
+mean class accuracy, mean average precision, per-class precision/recall/F1, confusion).
 
-Runs under torch.inference_mode in eval mode, batched; under DistributedDataParallel every rank
-evaluates its slice of each batch and the counts are summed, so all ranks get the same result.
+Runs under torch.inference_mode in eval mode, batched, on the model's device; under
+DistributedDataParallel every rank evaluates its slice of each batch and the scores are gathered,
+so all ranks get the result one process would.
 """
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..data.base import Dataset
 from ..data.loader import make_loader
 from ..errors import CnnlabError
+from ..metrics import ClassificationMetrics, classification_metrics
+from ..models import Classifier, as_classifier
+from ..runs import write_json
 from .config import TTA_MODES, tta_mode
 
-__all__ = ["EvalResult", "evaluate", "predict_labels", "tta_views", "tta_logits", "TTA_MODES", "tta_mode"]
+__all__ = ["EvalResult", "evaluate", "predict_labels", "write_label_file", "tta_views", "tta_logits", "TTA_MODES",
+           "tta_mode"]
 
 
 @dataclass
-class EvalResult:
-    """Metrics of one evaluation. `confusion[i][j]` counts images of class i predicted as j."""
+class EvalResult(ClassificationMetrics):
+    """The metrics of one evaluation (see cnnlab.metrics for what each means) and its mean cross-entropy."""
 
-    n: int
-    loss: float
-    top1: float
-    top5: float
-    mean_class_accuracy: float
-    per_class: list[dict]
-    confusion: list[list[int]]
-    classes: list[str]
+    loss: float = math.nan
 
     @property
     def error(self) -> float:
         return 1.0 - self.top1
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "error": self.error}
+        return {"loss": self.loss, "error": self.error, **super().to_dict()}
 
-    def table(self) -> str:
-        """The per-class accuracies as an aligned text table."""
-        w = max([len(c["name"]) for c in self.per_class] + [5])
-        lines = [f"{'class':<{w}}  {'n':>6}  {'accuracy':>8}"]
-        lines += [f"{c['name']:<{w}}  {c['n']:>6}  {100 * c['accuracy']:>7.2f}%" for c in self.per_class]
-        return "\n".join(lines)
+    def table(self, worst_first: bool = False, present_only: bool = True) -> str:
+        """The per-class metrics (of the classes with images, unless `present_only=False`) as aligned text."""
+        return super().table(worst_first, present_only)
 
-    def confusion_figure(self, path: str | Path, title: str = "") -> Path:
-        """Save the row-normalized confusion matrix as a PNG."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import numpy as np
-        cm = np.asarray(self.confusion, dtype=float)
-        norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-        k = len(self.classes)
-        size = min(14, max(5, 0.45 * k + 2))
-        fig, ax = plt.subplots(figsize=(size, size))
-        im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        if k <= 30:
-            ax.set_xticks(range(k), self.classes, rotation=60, ha="right", fontsize=8)
-            ax.set_yticks(range(k), self.classes, fontsize=8)
-            if k <= 15:
-                for i in range(k):
-                    for j in range(k):
-                        if cm[i, j]:
-                            ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                                    color="white" if norm[i, j] > 0.5 else "black")
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(title or f"confusion (top-1 {100 * self.top1:.2f}%, n={self.n})")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+    def save(self, directory: str | Path, **context: object) -> dict[str, Path]:
+        """Write eval.json (`context`, e.g. the checkpoint and data, then the metrics) and confusion.png into
+        `directory`; returns their paths."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        write_json(d / "eval.json", {**context, **self.to_dict()})
+        title = f"{context['model']} on {context['data']}" if "model" in context and "data" in context else ""
+        return {"json": d / "eval.json", "confusion": self.confusion_figure(d / "confusion.png", title)}
 
 
 def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -112,22 +88,39 @@ def tta_logits(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode
     return out
 
 
-def _all_reduce(t: torch.Tensor) -> torch.Tensor:
+def _distributed() -> bool:
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
+    return dist.is_available() and dist.is_initialized()
+
+
+def _all_reduce(t: torch.Tensor) -> torch.Tensor:
+    if _distributed():
+        import torch.distributed as dist
         dist.all_reduce(t)
     return t
 
 
+def _all_gather(t: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows of `t` (CPU), concatenated in rank order."""
+    if not _distributed():
+        return t
+    import torch.distributed as dist
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, t)
+    return torch.cat(parts)
+
+
 @torch.inference_mode()
-def evaluate(model, data: Dataset, batch_size: int = 512, tta: bool | str = False,
+def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512, tta: bool | str = False,
              forward: Callable[[torch.Tensor], torch.Tensor] | None = None, rank: int = 0,
              world_size: int = 1, channels_last: bool = False, workers: int = 2) -> EvalResult:
-    """Loss, top-1/top-5, mean per-class accuracy and confusion of `model` (a Classifier) on `data`.
+    """Loss and metrics (top-1/top-5, mean class accuracy, mean average precision, per class, confusion)
+    of `model` (a Classifier, or any nn.Module through `as_classifier`) on `data`.
 
     `forward` replaces the model's forward (e.g. an EMA copy of the weights); `tta` ("none", "flip"
     or True, "flip-translate"; see `tta_views`) averages the logits over augmented views of each image.
     """
+    model = as_classifier(model)
     mode = tta_mode(tta)
     if len(data) == 0:
         raise CnnlabError("The evaluation data is empty.")
@@ -146,45 +139,67 @@ def evaluate(model, data: Dataset, batch_size: int = 512, tta: bool | str = Fals
                          channels_last=channels_last, workers=workers)
     if loader.world_size != world_size and world_size > 1:
         rank, world_size = 0, 1
-    sums = torch.zeros(3, dtype=torch.float64)  # loss, top1, top5
-    confusion = torch.zeros(k, k, dtype=torch.float64)
+    loss = torch.zeros(1, dtype=torch.float64)
+    labels, scores = [], []
     try:
         for x, y in loader:
+            x, y = x.to(model.device), y.to(model.device)
             logits = tta_logits(fn, x, mode)
-            sums[0] += F.cross_entropy(logits, y, reduction="sum").item()
-            top = logits.topk(min(5, k), dim=1).indices
-            sums[1] += (top[:, 0] == y).sum().item()
-            sums[2] += (top == y[:, None]).any(1).sum().item()
-            confusion += torch.bincount(y * k + top[:, 0], minlength=k * k).view(k, k).double()
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            labels.append(y.cpu())
+            scores.append(logits.cpu())
     finally:
         model.train(was_training)
+    y, s = torch.cat(labels), torch.cat(scores)
     if world_size > 1:
-        _all_reduce(sums)
-        _all_reduce(confusion)
-    n = int(confusion.sum().item())
-    per_n = confusion.sum(1)
-    per_acc = confusion.diag() / per_n.clamp(min=1)
-    present = per_n > 0
-    classes = list(model.labels)
-    per_class = [{"index": i, "name": classes[i], "n": int(per_n[i]), "accuracy": float(per_acc[i])}
-                 for i in range(k) if per_n[i] > 0]
-    return EvalResult(n=n, loss=float(sums[0] / n), top1=float(sums[1] / n), top5=float(sums[2] / n),
-                      mean_class_accuracy=float(per_acc[present].mean()), per_class=per_class,
-                      confusion=confusion.long().tolist(), classes=classes)
+        _all_reduce(loss)
+        y, s = _all_gather(y), _all_gather(s)
+    metrics = classification_metrics(y, list(model.labels), y_pred=s.argmax(1), scores=s)
+    return EvalResult(**{f.name: getattr(metrics, f.name) for f in fields(metrics)}, loss=float(loss / len(y)))
 
 
 @torch.inference_mode()
-def predict_labels(model, data: Dataset, batch_size: int = 512, tta: bool | str = False,
+def predict_labels(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512, tta: bool | str = False,
                    workers: int = 2) -> torch.Tensor:
     """Top-1 class index of every image of `data`, in input order (`tta` as in `evaluate`)."""
+    model = as_classifier(model)
     mode = tta_mode(tta)
     was_training = model.training
     model.eval()
     out = []
     try:
         for x, _ in make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers):
-            logits = tta_logits(model, x, mode)
-            out.append(logits.argmax(1))
+            logits = tta_logits(model, x.to(model.device), mode)
+            out.append(logits.argmax(1).cpu())
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+@dataclass
+class LabelFile:
+    """A written file of predicted labels: where, how many lines, and the most frequent labels."""
+
+    path: Path
+    n: int
+    most_frequent: list[tuple[str, int]]
+
+
+def write_label_file(model: Classifier | nn.Module, data: Dataset, path: str | Path, *, names: bool = False,
+                     tta: bool | str = False, batch_size: int = 512, force: bool = False) -> LabelFile:
+    """Write the predicted class of every image of `data`, one per line in input order (class indices,
+    or names with `names=True`): a file handed in for grading. An existing file is kept unless `force`."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise CnnlabError(f"'{path}' already exists; choose another --out or pass --force to replace it.")
+    model = as_classifier(model)
+    pred = predict_labels(model, data, batch_size=batch_size, tta=tta)
+    lines = [model.labels[int(i)] if names else str(int(i)) for i in pred]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    counts: dict[str, int] = {}
+    for line in lines:
+        counts[line] = counts.get(line, 0) + 1
+    return LabelFile(path, len(lines), sorted(counts.items(), key=lambda kv: -kv[1])[:3])

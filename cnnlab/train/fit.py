@@ -8,21 +8,24 @@ loss stops the run with one clear sentence; the last good checkpoint stays.
 
 Everything random is seeded (initialization by the caller, data order and augmentation by the
 loader, dropout by torch's global generator, whose state goes into the checkpoint), so N epochs
-straight and k epochs + resume give the same weights.
+straight and k epochs + resume give the same weights. Batches meet the model on its device.
 """
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..data.base import Dataset
-from ..data.loader import make_loader
+from ..data.loader import StreamLoader, TensorLoader, make_loader
 from ..errors import CnnlabError
+from ..models import Classifier, as_classifier
+from ..models.fastpath import tune_allocator
 from ..runs import Run, save_filters
 from . import distributed
 from .config import TrainConfig
@@ -51,43 +54,24 @@ class FitResult:
         return asdict(self)
 
 
-def backbone_parameter_names(model) -> set[str]:  # noqa: ANN001
+def backbone_parameter_names(model: Classifier) -> set[str]:
     """Names (in model.net) of every parameter outside the classification head."""
     head = model.head_name
     return {n for n, _ in model.net.named_parameters() if not (head and (n == head or n.startswith(head + ".")))}
 
 
-def _set_frozen(model, names: set[str], frozen: bool) -> None:  # noqa: ANN001
+def _set_frozen(model: Classifier, names: set[str], frozen: bool) -> None:
     for n, p in model.net.named_parameters():
         if n in names:
             p.requires_grad_(not frozen)
 
 
 def _adversary(cfg: TrainConfig) -> tuple[Callable | None, Callable | None]:
+    """The batch perturbation of adversarial training and the robust-accuracy check (imported only then)."""
     if not cfg.adv:
         return None, None
-    try:
-        from ..attacks.training import make_adversary, robust_accuracy
-    except ImportError as e:
-        raise CnnlabError(f"Adversarial training (--adv {cfg.adv}) needs cnnlab.attacks.training ({e}).") from None
+    from ..attacks.training import make_adversary, robust_accuracy
     return make_adversary(cfg.adv, cfg.eps, cfg.adv_steps, cfg.adv_step_size), robust_accuracy
-
-
-def _tune_allocator() -> None:
-    """Keep freed activation buffers in the heap (no page faults for every step's big tensors)."""
-    try:
-        from ..models.fastpath import tune_allocator
-    except ImportError:
-        return
-    tune_allocator()
-
-
-def _convert_custom_conv(model) -> None:  # noqa: ANN001
-    try:
-        from ..reference import convert_to_unfold
-    except ImportError as e:
-        raise CnnlabError(f"--custom-conv needs cnnlab.reference.convert_to_unfold ({e}).") from None
-    convert_to_unfold(model.net)
 
 
 class _Logger:
@@ -103,7 +87,7 @@ class _Logger:
             except Exception:  # noqa: BLE001 - TensorBoard missing must not stop training
                 self.tb = None
 
-    def bar(self, loader, epoch: int, epochs: int):  # noqa: ANN001
+    def bar(self, loader: Iterable, epoch: int, epochs: int) -> Iterable:
         if not self.progress:
             return loader
         from tqdm.auto import tqdm
@@ -132,18 +116,21 @@ class _Logger:
             self.tb.close()
 
 
-def fit(model, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run | None = None,
+def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run | None = None,
         resume: dict | None = None, progress: bool = True, stop_after: int | None = None) -> FitResult:
-    """Train `model` (a Classifier) in place on `train`, validating on `val` after each epoch.
+    """Train `model` (a Classifier, or any nn.Module through `as_classifier`) in place on `train`,
+    validating on `val` after each epoch. It trains on the device its weights are on.
 
     Args:
         resume: a checkpoint dict (from checkpoints/last.pt) to continue from.
         stop_after: stop after this epoch (as if killed then), e.g. to test resuming.
     """
+    model = as_classifier(model)
     ctx = distributed.context()
-    _tune_allocator()
+    tune_allocator()  # freed activation buffers stay in the heap: no page faults for every step's big tensors
     if cfg.custom_conv:
-        _convert_custom_conv(model)
+        from ..reference import convert_to_unfold
+        convert_to_unfold(model.net)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     backbone = backbone_parameter_names(model) if (cfg.freeze_epochs or cfg.backbone_lr_mult != 1.0) else set()
@@ -180,7 +167,7 @@ def fit(model, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run |
     if robust_accuracy is not None and val is not None and len(val):
         k = min(cfg.robust_eval_images, len(val))
         sel = torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:k]
-        robust_x = (val.subset(sel).x.float() / 255, val.subset(sel).y)
+        robust_x = (val.subset(sel).floats().to(model.device), val.subset(sel).y.to(model.device))
     frozen = None
     scope = contextlib.ExitStack()
     scope.enter_context(inplace_activations(model.net))  # no hooks while training: ReLUs may overwrite
@@ -194,9 +181,12 @@ def fit(model, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run |
                     net = distributed.wrap(model, ctx)
             model.train()
             t0 = time.perf_counter()
-            seen, loss_sum, correct = 0, torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.long)
+            seen = 0
+            loss_sum = torch.zeros((), dtype=torch.float64, device=model.device)
+            correct = torch.zeros((), dtype=torch.long, device=model.device)
             lr = cfg.lr
             for x, y in log.bar(loader, epoch + 1, cfg.epochs):
+                x, y = x.to(model.device, non_blocking=True), y.to(model.device, non_blocking=True)
                 lr = set_lr(opt, cfg, step, steps_per_epoch)
                 if adversary is not None:
                     x = adversary(model, x, y)
@@ -259,9 +249,13 @@ def _diverged_message(loss: torch.Tensor, epoch: int, batch: int, run: Run | Non
             f"{where}; lower --lr, add --warmup or --clip-grad.")
 
 
-def _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, correct, seen, lr, epoch_s, train_s,  # noqa: ANN001
-               robust_x, robust_accuracy) -> dict:
-    stats = torch.stack([loss_sum, correct.double(), torch.tensor(float(seen), dtype=torch.float64)])
+def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: distributed.DistContext, ema: EMA | None,
+               epoch: int, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, lr: float, epoch_s: float,
+               train_s: float, robust_x: tuple[torch.Tensor, torch.Tensor] | None,
+               robust_accuracy: Callable | None) -> dict:
+    """The epoch's metrics row: training loss/accuracy over all ranks, validation, robust accuracy, timing."""
+    seen_t = torch.tensor(float(seen), dtype=torch.float64, device=loss_sum.device)
+    stats = torch.stack([loss_sum, correct.double(), seen_t])
     if ctx.active:
         import torch.distributed as dist
         dist.all_reduce(stats)
@@ -288,7 +282,9 @@ def _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, correct, seen, lr, ep
     return row
 
 
-def _checkpoint(model, opt, ema, loader, epoch, step, best_top1, row, train_s, cfg) -> dict:  # noqa: ANN001
+def _checkpoint(model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None, loader: TensorLoader | StreamLoader,
+                epoch: int, step: int, best_top1: float, row: dict, train_s: float, cfg: TrainConfig) -> dict:
+    """Everything a resumed run needs, as plain data (torch.load(weights_only=True) reads it)."""
     state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
     out = {"cnnlab": model.checkpoint_meta(), "state_dict": state, "optimizer": opt.state_dict(),
            "scheduler": {"step": step}, "ema": ema.state_dict() if ema is not None else None,
@@ -300,7 +296,7 @@ def _checkpoint(model, opt, ema, loader, epoch, step, best_top1, row, train_s, c
     return out
 
 
-def _figures(run: Run, model, ema) -> None:  # noqa: ANN001
+def _figures(run: Run, model: Classifier, ema: EMA | None) -> None:
     try:
         run.plot_curves()
         save_filters(ema.model if ema is not None else model.net, run.path / "figures" / "filters.png")

@@ -17,7 +17,7 @@ def cli(*args: str):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny seed-000 ResNet trained for 2 epochs on 600 real CIFAR-10 images, plus a 2nd run without shortcuts."""
+    """A tiny course ResNet (course_resnet) trained for 2 epochs on 600 real CIFAR-10 images, plus a 2nd run without shortcuts."""
     root = tmp_path_factory.mktemp("cli")
     d = np.load(shared("cifar10_test.npz"))
     idx = np.random.default_rng(0).permutation(len(d["y"]))[:600]
@@ -106,3 +106,26 @@ def test_cli_errors_are_one_line(trained, tmp_path):
     assert r.exit_code == 1 and "unlabelled" in r.output
     r = cli("train", "--data", trained / "hw-train-data.npy", "--augment", "rotate30", "--out", tmp_path / "z")
     assert r.exit_code == 1 and "Unknown augmentation" in r.output
+
+
+def test_train_options_come_from_the_config_fields():
+    """Every TrainConfig field (but those kept off the command line) is an option with help text."""
+    import dataclasses
+
+    from cnnlab.train.config import TrainConfig
+    help_text = CliRunner().invoke(main, ["train", "--help"]).output
+    for f in dataclasses.fields(TrainConfig):
+        if f.metadata.get("cli", True):
+            flag = (f.metadata.get("flags") or (f"--{f.name.replace('_', '-')}",))[0].split("/")[0]
+            assert flag in help_text, flag
+            assert f.metadata["help"], f.name
+    assert "--no-tta" in help_text and "--checkpoint-every" not in help_text
+
+
+def test_listing_commands_does_not_import_torch():
+    import subprocess
+    import sys
+    code = "import sys; from click.testing import CliRunner; from cnnlab.cli import main; " \
+           "r = CliRunner().invoke(main, ['--help']); assert 'train' in r.output; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]

@@ -130,3 +130,39 @@ def test_cli_train_records_the_mode(small_set, tmp_path):
     assert conf["tta"] == "flip-translate"
     r = CliRunner().invoke(main, [*common, "--tta", "flip", "--no-tta", "--out", str(tmp_path / "run2")])
     assert r.exit_code != 0 and "--no-tta" in r.output
+
+
+def test_evaluation_reports_map_and_per_class_precision_recall(resnet20, small_set):
+    """Beside top-1/top-5 and mean class accuracy: mean average precision from the probabilities, and
+    per-class precision/recall, each checked against scikit-learn on the model's own probabilities."""
+    from sklearn.metrics import average_precision_score, precision_score, recall_score
+    res = evaluate(resnet20, small_set, batch_size=100, workers=0)
+    with torch.inference_mode():
+        probs = torch.softmax(resnet20(small_set.floats()), 1).numpy()
+    y = small_set.y.numpy()
+    expect_map = np.mean([average_precision_score(y == c, probs[:, c]) for c in np.unique(y)])
+    assert res.mean_average_precision == pytest.approx(expect_map, abs=1e-6)
+    assert res.top1 < res.mean_average_precision <= 1  # ranking is easier than deciding
+    pred = probs.argmax(1)
+    rows = {r["index"]: r for r in res.per_class if r["n"]}
+    assert [rows[c]["recall"] for c in sorted(rows)] == pytest.approx(
+        recall_score(y, pred, labels=sorted(rows), average=None).tolist())
+    assert [rows[c]["precision"] for c in sorted(rows)] == pytest.approx(
+        precision_score(y, pred, labels=sorted(rows), average=None).tolist())
+    assert np.mean([r["recall"] for r in rows.values()]) == pytest.approx(res.mean_class_accuracy)
+    doc = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert doc["mean_average_precision"] == res.mean_average_precision and "precision" in doc["per_class"][0]
+    assert "precision" in res.table() and "AP" in res.table()
+
+
+def test_a_bare_module_evaluates_like_the_wrapped_one(small_set):
+    import torchvision
+
+    import cnnlab
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=10).eval()
+    data = small_set.subset(range(48))
+    bare = evaluate(net, data, batch_size=16, workers=0)
+    wrapped = evaluate(cnnlab.wrap(net), data, batch_size=16, workers=0)
+    assert bare.to_dict() == wrapped.to_dict()
+    assert torch.equal(predict_labels(net, data, workers=0), predict_labels(cnnlab.wrap(net), data, workers=0))

@@ -214,3 +214,15 @@ def test_custom_conv_and_adversarial_training_hooks(cifar_train_small, tmp_path)
                        robust_eval_images=20, batch_size=50, out=tmp_path / "adv", progress=False)
     row = adv.metrics()[0]
     assert 0.0 <= row["val_robust_top1"] <= row["val_top1"] + 1e-9
+
+
+def test_a_bare_module_trains(cifar_train_small, tmp_path):
+    """A user's own nn.Module trains through cnnlab.train without being wrapped first."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(8, 10))
+    run = cnnlab.train(net, data=cifar_train_small.subset(range(200)), epochs=1, batch_size=50, lr=0.01,
+                       out=tmp_path / "bare", progress=False)
+    row = run.metrics()[0]
+    assert row["train_loss"] < 2.5 and row["val_top1"] is not None
+    assert run.config["model"]["num_classes"] == 10
