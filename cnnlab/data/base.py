@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import CnnlabError
+
 
 class _Labelled:
     """What every dataset shape has: a label per image in `y` (-1 where unlabelled) and `classes`."""
@@ -137,7 +139,7 @@ class Split:
 
     @property
     def name(self) -> str:
-        return (self.whole or self.train).name
+        return (self.whole if self.whole is not None else self.train).name
 
     def all(self) -> Dataset:
         """Every image of the source."""
@@ -154,7 +156,6 @@ class Split:
             return self.test if self.test is not None else self.all()
         if which == "train":
             return self.train
-        from ..errors import CnnlabError
         raise CnnlabError(f"Unknown split '{which}'; use train, test or all.")
 
     def holdout(self, fraction: float, seed: int = 0) -> "Split":
