@@ -190,7 +190,7 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bo
               help="Which part of the data: its held-out part, its training part, or all of it.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Where a named dataset lives (default: $CNNLAB_DATA, else ~/.cache/cnnlab/datasets).")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Images per forward pass.")
 @tta_option("Test-time augmentation: average the logits over the image and its mirror (flip), also over both "
             "shifted by 1 px (flip-translate), or none.", "none")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -229,7 +229,7 @@ def eval_cmd(checkpoint: str, data: str, split: str, data_dir: str | None, batch
 @click.option("--names", is_flag=True, help="Write class names instead of class indices.")
 @tta_option("Test-time augmentation: flip (image + mirror), flip-translate (+ both shifted 1 px) or none.", "none")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Images per forward pass.")
 def predict_set_cmd(checkpoint: str, data: str, out: str, names: bool, tta: str, no_tta: bool, force: bool,
                     batch_size: int) -> None:
     """Write the predicted class of every image in a file, one per line in input order (the hand-in file)."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json, fresh_out_dir, load_cli_model, model_options, warn
+from .common import ModelChoice, echo_json, fresh_out_dir, model_options, warn
 
 
 @click.command("transfer")
@@ -25,14 +25,15 @@ from .common import echo_json, fresh_out_dir, load_cli_model, model_options, war
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="Held-out fraction per class for a folder without train/test (or a file without 'split').")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of that split and of the CV folds.")
-@click.option("--batch-size", type=click.IntRange(1, None), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, None), default=64, show_default=True,
+              help="Images per forward pass of the feature extraction.")
 @click.option("--workers", type=click.IntRange(0, None), default=None, help="Decoding threads [2-4].")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write result.json and confusion.png into this (new or empty) folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (keys: accuracy, top5, "
               "mean_class_accuracy, mean_average_precision, per_class, n_train, n_test, feature_dim, seconds, ...).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def transfer_cmd(model_name: str | None, weights: str | None, normalize: str | None, data: str, data_dir: str | None,
+def transfer_cmd(model_choice: ModelChoice, data: str, data_dir: str | None,
                  download: bool, classifier: str, C: float | None, no_l2: bool, cache_dir: str | None,
                  no_cache: bool, test_fraction: float, seed: int, batch_size: int, workers: int | None,
                  out: str | None, as_json: bool, quiet: bool) -> None:
@@ -43,7 +44,7 @@ def transfer_cmd(model_name: str | None, weights: str | None, normalize: str | N
     """
     from ..transfer import run_probe
     out_dir = fresh_out_dir(out) if out else None
-    model = load_cli_model(model_name, weights, normalize)
+    model = model_choice.load()
     result = run_probe(model, data, classifier, data_dir=data_dir, download=download or None, l2=not no_l2,
                        cache_dir=False if no_cache else cache_dir, batch_size=batch_size, workers=workers,
                        seed=seed, test_fraction=test_fraction, C=C, progress=not quiet and not as_json, log=warn)

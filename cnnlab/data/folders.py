@@ -113,6 +113,17 @@ def load_folder_dataset(path: str | Path, seed: int = 0, test_fraction: float = 
     return Split(train, test, everything)
 
 
+def _listed_photos(paths: list[str], labels: list[int], classes: list[str], names: tuple[str, str], part: str,
+                   root: Path, listing: Path, fix: str, every: int = 1) -> ImageFiles:
+    """The photos a dataset's list names as ImageFiles, or one sentence when one is missing (every
+    `every`-th is checked: 100k stat calls on a network disk take a while)."""
+    missing = [p for p in paths[::max(1, every)] if not os.path.exists(p)]
+    if missing:
+        raise CnnlabError(f"{names[0]} photo '{missing[0]}' listed in '{listing}' is missing ({len(missing)} of "
+                          f"those checked); {fix}.")
+    return ImageFiles(paths, np.array(labels, dtype=np.int64), classes, names[1], {"part": part, "root": str(root)})
+
+
 # -- MiniPlaces ----------------------------------------------------------------------------------
 
 def _find(data_dir: Path, names: tuple[str, ...], subdirs: tuple[str, ...]) -> Path | None:
@@ -178,12 +189,8 @@ def load_miniplaces(data_dir: str | Path) -> Split:
                 raise CnnlabError(f"Line '{line}' of '{listing}' does not end in a category index 0..{len(classes) - 1}.")
             paths.append(str(image_root / rel))
             labels.append(int(label))
-        missing_files = [p for p in paths[:: max(1, len(paths) // 50)] if not os.path.exists(p)]
-        if missing_files:
-            raise CnnlabError(f"MiniPlaces photo '{missing_files[0]}' listed in '{listing}' is missing; the images "
-                              f"should be under '{image_root}/{part}/'.")
-        parts.append(ImageFiles(paths, np.array(labels, dtype=np.int64), classes, "miniplaces",
-                                {"part": part, "root": str(root)}))
+        parts.append(_listed_photos(paths, labels, classes, ("MiniPlaces", "miniplaces"), part, root, listing,
+                                    f"the images should be under '{image_root}/{part}/'", every=len(paths) // 50))
     return Split(*parts)
 
 
@@ -239,12 +246,8 @@ def load_pets(data_dir: str | Path, download: bool = False) -> Split:
             if sorted(names) != list(range(len(classes))):
                 raise CnnlabError(f"Class ids in '{listing}' are not 1..{len(classes)}; re-download the dataset.")
         paths = [str(base / "images" / f"{i}.jpg") for i in ids]
-        missing = [p for p in paths if not os.path.exists(p)]
-        if missing:
-            raise CnnlabError(f"{len(missing)} Oxford-IIIT Pets photos listed in '{listing}' are missing "
-                              f"(e.g. '{missing[0]}'); re-download the dataset.")
-        parts.append(ImageFiles(paths, np.array(labels, dtype=np.int64), classes, "oxford_pets",
-                                {"part": part, "root": str(base)}))
+        parts.append(_listed_photos(paths, labels, classes, ("Oxford-IIIT Pets", "oxford_pets"), part, base, listing,
+                                    "re-download the dataset"))
     return Split(*parts)
 
 

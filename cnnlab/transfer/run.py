@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..data import Dataset, Split, check_labels, numbered_class_names, open_dataset
+from ..data import Dataset, Split, check_labels, open_dataset
 from ..models import Classifier, as_classifier, create_model
 from ..runs import Run, write_json
 from .features import FeatureSet, extract_features
@@ -53,10 +53,9 @@ def probe_split(data: Split | str | Path, *, data_dir: str | Path | None = None,
                 seed: int = 0, test_fraction: float = 0.2) -> Split:
     """The (train, test) parts a probe uses: the source's own parts (see cnnlab.data.open_dataset), or,
     for a source that holds nothing out, a seeded, stratified `test_fraction` of each class. Photos stay
-    encoded until extraction decodes them at the model's input size; unnamed classes are numbered."""
+    encoded until extraction decodes them at the model's input size."""
     split = data if isinstance(data, Split) else open_dataset(
-        data, data_dir=data_dir, download=download, seed=seed, test_fraction=test_fraction, decode=False,
-        class_names=numbered_class_names)
+        data, data_dir=data_dir, download=download, seed=seed, test_fraction=test_fraction, decode=False)
     split = split.holdout(test_fraction, seed)
     for what, part in (("training data", split.train), ("test data", split.test)):
         check_labels(part, len(split.classes), what)

@@ -108,6 +108,15 @@ def test_cli_errors_are_one_line(trained, tmp_path):
     assert r.exit_code == 1 and "Unknown augmentation" in r.output
 
 
+def test_every_option_has_help_text():
+    import click
+    for name in ("train", "eval", "predict-set", "compare", "transfer"):
+        command = main.get_command(click.Context(main), name)
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{name} {param.opts[0]} has no help text"
+
+
 def test_train_options_come_from_the_config_fields():
     """Every TrainConfig field (but those kept off the command line) is an option with help text."""
     import dataclasses
