@@ -101,17 +101,18 @@ def config_options() -> list[click.Option]:
         kw: dict = {"default": None, "help": meta.get("help", "") + _default_text(f.default)}
         if hint is bool:
             flags = meta.get("flags") or (f"--{dash}/--no-{dash}",)
-        elif f.name == "model_kwargs":
-            flags = meta["flags"]
+        elif hint is dict:  # repeatable KEY=VALUE
+            flags = meta.get("flags") or (f"--{dash}",)
             kw.update(type=KeyValueParam(), multiple=True, metavar=meta.get("metavar"))
         else:
             flags = meta.get("flags") or (f"--{dash}",)
             kw["type"] = _click_type(hint, meta)
-        if f.name == "tta":  # a bare --tta means flip; --no-tta below means none
-            kw.update(is_flag=False, flag_value="flip")
+        if "bare" in meta:  # e.g. a bare --tta means flip
+            kw.update(is_flag=False, flag_value=meta["bare"])
         options.append(click.Option([*flags, f.name], **kw))
-        if f.name == "tta":
-            options.append(click.Option(["--no-tta", "no_tta"], is_flag=True, help="Same as --tta none."))
+        if "off" in meta:  # e.g. --no-tta means none
+            options.append(click.Option([f"--no-{dash}", f"no_{f.name}"], is_flag=True,
+                                        help=f"Same as {flags[0]} {meta['off']}."))
     return options
 
 

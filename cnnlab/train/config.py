@@ -32,7 +32,8 @@ ADV_METHODS = ("pgd", "fgsm-rs")
 
 def _opt(default: object = None, help: str = "", *, factory: object = None, **cli: object) -> object:  # noqa: A002
     """A TrainConfig field whose metadata holds its help text and how the command line spells it
-    (`flags`, `choices`, `fraction`, `cli=False`); `cnnlab train` builds its options from these."""
+    (`flags`, `choices`, `fraction`, `bare`: the value of the option given without one, `off`: the
+    value of its --no- form, `cli=False`); `cnnlab train` builds its options from these."""
     meta = {"help": help, **cli}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
@@ -83,7 +84,7 @@ class TrainConfig:
     seed: int = _opt(0, "Seed of the initialization, the validation split, the data order and augmentation.")
     eval_batch_size: int = _opt(512, "Images per validation batch.")
     tta: bool | str = _opt("none", "Test-time augmentation in validation: flip (image + mirror), flip-translate "
-                           "(+ both shifted 1 px), none.", choices=TTA_MODES)
+                           "(+ both shifted 1 px), none.", choices=TTA_MODES, bare="flip", off="none")
     # fine-tuning
     pretrained: bool = _opt(False, "Start from the model's published weights (fine-tuning; new head).")
     weights: str | None = _opt(None, "Start from these weights (new head if needed).")
