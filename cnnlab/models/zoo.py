@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import CnnlabError
 from .classifier import Classifier
 from .configs import ModelCfg, build_classifier
-from .registry import ModelEntry, register_model
+from .registry import ModelEntry, register_model, register_prefix
 from .weights import download
 from .wrap import guess_layers, wrap
 
@@ -116,3 +116,6 @@ def timm_entry(name: str) -> ModelEntry:
         """A timm model."""
         return timm_model(name, pretrained, num_classes)
     return ModelEntry(f"timm/{name}", build, "timm", "a timm model")
+
+
+register_prefix("timm/", timm_entry)
