@@ -4,8 +4,12 @@ Layout of RUN_DIR (`cnnlab train --out RUN_DIR`):
 
     config.json            the resolved TrainConfig ("config"), the model's description ("model":
                            name, classes, input size, normalization, parameters), the data
-                           ("data": names and sizes of the train/validation sets), "created" (UTC
-                           ISO time), "torch" version and "world_size".
+                           ("data": per set "train"/"val" its name, source, part, number of
+                           images and fingerprint; "classes"), what ran ("settings": the header
+                           the run printed, initialization included), "created" (UTC ISO time),
+                           "torch" version and "world_size".
+    images.npz             which images: "train" and "val", one uint64 hash per image
+                           (cnnlab.data.fingerprint); `cnnlab eval` compares its images with them.
     metrics.jsonl          one JSON object per finished epoch: epoch (1-based), train_loss,
                            train_top1, val_loss, val_top1, val_top5, val_error,
                            val_mean_class_accuracy, lr (at the epoch's end), images_per_s, epoch_s,
@@ -38,12 +42,13 @@ from typing import TYPE_CHECKING, Any
 from .errors import CnnlabError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from torch import nn
 
     from .models import Classifier
 
-CONFIG, METRICS, FINAL = "config.json", "metrics.jsonl", "final.json"
+CONFIG, METRICS, FINAL, IMAGES = "config.json", "metrics.jsonl", "final.json", "images.npz"
 
 
 def fresh_out_dir(path: str | Path, force: bool = False) -> Path:
@@ -139,6 +144,13 @@ class Run:
                               "directory of a `cnnlab train` run.")
         return cls(path)
 
+    @classmethod
+    def of_checkpoint(cls, path: str | Path) -> "Run | None":
+        """The run a checkpoint file belongs to (RUN/checkpoints/NAME.pt), or None for a file elsewhere."""
+        path = Path(path).resolve()
+        run = path.parent.parent
+        return cls(run) if path.parent.name == "checkpoints" and (run / CONFIG).exists() else None
+
     # -- reading ----------------------------------------------------------------------------
     @property
     def name(self) -> str:
@@ -163,6 +175,16 @@ class Run:
     def final(self) -> dict | None:
         f = self.path / FINAL
         return json.loads(f.read_text()) if f.exists() else None
+
+    def image_hashes(self) -> dict[str, "np.ndarray"] | None:
+        """{"train": hashes, "val": hashes} of the images this run trained and validated on (see
+        cnnlab.data.fingerprint), or None for a run made before runs recorded them."""
+        import numpy as np
+        f = self.path / IMAGES
+        if not f.exists():
+            return None
+        with np.load(f, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
 
     def checkpoint(self, which: str = "best") -> Path:
         """checkpoints/best.pt or last.pt (best falls back to last when no best exists yet)."""
@@ -197,6 +219,14 @@ class Run:
         if best:
             atomic_copy(last, self.path / "checkpoints" / "best.pt")
         return last
+
+    def save_image_hashes(self, **hashes: "np.ndarray") -> Path:
+        """Write images.npz: one uint64 hash per image for each named set (train, val)."""
+        import numpy as np
+        tmp = self.path / f".{IMAGES}.tmp{os.getpid()}.npz"
+        np.savez(tmp, **{k: np.asarray(v, dtype=np.uint64) for k, v in hashes.items()})
+        os.replace(tmp, self.path / IMAGES)
+        return self.path / IMAGES
 
     def write_final(self, obj: dict) -> None:
         write_json(self.path / FINAL, obj)
@@ -269,15 +299,16 @@ def compare_runs(paths: list[str | Path], out: str | Path) -> Path:
     return plot_curves(runs, Path(out), labels)
 
 
-def load_trained_model(path: str | Path, which: str = "best") -> "Classifier":
-    """The model of a run directory (its `which` checkpoint) or of a checkpoint file."""
+def load_trained_model(path: str | Path, which: str = "best", **model_args: Any) -> "Classifier":
+    """The model of a run directory (its `which` checkpoint) or of a checkpoint file; `model_args`
+    (e.g. name= for a plain state dict, or the model's own arguments) go to `create_model`."""
     from .models import create_model
     path = Path(path)
     if path.is_dir():
-        return Run.open(path).load_model(which)
-    if path.suffix.lower() in (".json", ".jsonl", ".txt", ".png"):
+        path = Run.open(path).checkpoint(which)
+    elif path.suffix.lower() in (".json", ".jsonl", ".txt", ".png"):
         raise CnnlabError(f"'{path}' is not a checkpoint; pass RUN_DIR/checkpoints/best.pt or the run directory.")
-    return create_model(weights=path)
+    return create_model(weights=path, **model_args)
 
 
 def summary(run: Run) -> dict:

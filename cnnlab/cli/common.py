@@ -40,10 +40,53 @@ def weights_option(help_text: str | None = None) -> Callable:
                                      "(never unpickled).")
 
 
+class KeyValueParam(click.ParamType):
+    """KEY=VALUE -> {key: value}, the value read as a bool (true/false), an int, a float or text."""
+
+    name = "KEY=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dict:
+        if isinstance(value, dict):
+            return value
+        if "=" not in value:
+            self.fail(f"'{value}' must look like key=value (e.g. bn=true, strides=3-3-3).", param, ctx)
+        k, v = (part.strip() for part in value.split("=", 1))
+        low = v.lower()
+        if low in ("true", "yes", "on", "false", "no", "off"):
+            return {k.replace("-", "_"): low in ("true", "yes", "on")}
+        for kind in (int, float):
+            try:
+                return {k.replace("-", "_"): kind(v)}
+            except ValueError:
+                pass
+        return {k.replace("-", "_"): v}
+
+
+def merged(items: tuple[dict, ...] | list[dict] | None) -> dict:
+    """Repeated KEY=VALUE options as one dict (a later KEY wins)."""
+    return {k: v for item in items or () for k, v in item.items()}
+
+
+def model_arg_option(help_text: str | None = None) -> Callable:
+    """--model-arg KEY=VALUE, repeatable: the model's own arguments (`cnnlab models NAME` lists them)."""
+    return click.option("--model-arg", "model_args", type=KeyValueParam(), multiple=True, metavar="KEY=VALUE",
+                        help=help_text or "Model argument, repeatable, as for `cnnlab train`: shortcut=false, bn=true, "
+                                          "strides=3-3-3 (`cnnlab models NAME` lists them).")
+
+
+def classes_option(what: str = "the data's classes") -> Callable:
+    """--classes FILE|a,b,c: class names in index order."""
+    return click.option("--classes", default=None, metavar="FILE|A,B,...",
+                        help=f"Names of {what}, in index order: a file (one per line, or a JSON list) or a comma "
+                             "list like cat,dog [default: the data's own names (folder names, a 'classes' array), "
+                             "else 'class 0', 'class 1', ...].")
+
+
 #: The options that choose the model a command runs on, in --help order; each one's parameter name
 #: is a field of ModelChoice.
 MODEL_OPTIONS: tuple[Callable, ...] = (
     model_name_option(),
+    model_arg_option(),
     weights_option(),
     click.option("--normalize", default=None,
                  help="Override input normalization: imagenet, cifar10, inception, tf-127-128, none."),
@@ -69,6 +112,7 @@ class ModelChoice:
     """The model a command runs on, as the model options name it."""
 
     model_name: str | None = None
+    model_args: tuple[dict, ...] = ()
     weights: str | None = None
     normalize: str | None = None
     model_file: str | None = None
@@ -83,6 +127,8 @@ class ModelChoice:
         from ..models import create_model
         from ..models.labels import read_labels
         if self.model_file is not None:
+            if self.model_args:
+                raise CnnlabError("--model-arg shapes a registered --model; a --model-file brings its own architecture.")
             return self.load_file()
         file_only = [f"--{o}" for o, v in (("input-range", self.input_range), ("resize", self.resize),
                                             ("layout", self.layout != "auto")) if v]
@@ -90,10 +136,11 @@ class ModelChoice:
             raise CnnlabError(f"{', '.join(file_only)} describe{'s' if len(file_only) == 1 else ''} a --model-file; "
                               "for a registered model use --normalize.")
         labels = read_labels(self.labels)
+        kwargs = merged(self.model_args)
         if self.weights is None:
             return create_model(self.model_name or DEFAULT_MODEL, pretrained=pretrained, normalize=self.normalize,
-                                labels=labels)
-        return create_model(self.model_name, weights=self.weights, normalize=self.normalize, labels=labels)
+                                labels=labels, **kwargs)
+        return create_model(self.model_name, weights=self.weights, normalize=self.normalize, labels=labels, **kwargs)
 
     def load_file(self, input_size: tuple[int, int] | None = None) -> Classifier:
         """The --model-file as a Classifier (converted to PyTorch)."""

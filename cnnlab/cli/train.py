@@ -11,7 +11,7 @@ import typing
 import click
 
 from ..errors import CnnlabError
-from .common import FractionParam, echo_json
+from .common import FractionParam, KeyValueParam, classes_option, echo_json, merged, model_arg_option, warn
 
 #: cnnlab.train.config.TTA_MODES, repeated here so that building eval's options does not import torch.
 TTA_CHOICES = ("none", "flip", "flip-translate")
@@ -31,28 +31,6 @@ def _tta_value(tta: str | None, no_tta: bool) -> str | None:
     if no_tta and tta not in (None, "none"):
         raise CnnlabError(f"--no-tta contradicts --tta {tta}; give only one of them.")
     return "none" if no_tta else tta
-
-
-class KeyValueParam(click.ParamType):
-    """KEY=VALUE -> {key: value}, the value read as a bool (true/false), an int, a float or text."""
-
-    name = "KEY=VALUE"
-
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201
-        if isinstance(value, dict):
-            return value
-        if "=" not in value:
-            self.fail(f"'{value}' must look like key=value (e.g. bn=true, strides=3-3-3).", param, ctx)
-        k, v = (part.strip() for part in value.split("=", 1))
-        low = v.lower()
-        if low in ("true", "yes", "on", "false", "no", "off"):
-            return {k.replace("-", "_"): low in ("true", "yes", "on")}
-        for kind in (int, float):
-            try:
-                return {k.replace("-", "_"): kind(v)}
-            except ValueError:
-                pass
-        return {k.replace("-", "_"): v}
 
 
 class IntListParam(click.ParamType):
@@ -188,32 +166,53 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bo
 @click.option("--data", required=True,
               help="cifar10, cifar100, pets, miniplaces, an .npz/.npy file or an image folder.")
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
-              help="Which part of the data: its held-out part, its training part, or all of it.")
+              help="Which part of the data: its held-out part (an error when it has none), its training part, or "
+                   "all of it.")
+@click.option("--overlap", type=click.Choice(["refuse", "exclude", "allow"]), default="refuse", show_default=True,
+              help="When evaluation images are training images of the run: refuse, exclude them (evaluate the "
+                   "rest), or allow them (marked in eval.json and warned about).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Where a named dataset lives (default: $CNNLAB_DATA, else ~/.cache/cnnlab/datasets).")
+@classes_option("the model's classes (default: those the checkpoint carries)")
+@click.option("--model", "model_name", default=None,
+              help="For a plain state dict: the registered model it belongs to (a cnnlab checkpoint names its own).")
+@model_arg_option()
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Images per forward pass.")
 @tta_option("Test-time augmentation: average the logits over the image and its mirror (flip), also over both "
             "shifted by 1 px (flip-translate), or none.", "none")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write eval.json and confusion.png into this (new) directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_cmd(checkpoint: str, data: str, split: str, data_dir: str | None, batch_size: int, tta: str,
-             no_tta: bool, out: str | None, as_json: bool) -> None:
+def eval_cmd(checkpoint: str, data: str, split: str, overlap: str, data_dir: str | None, classes: str | None,
+             model_name: str | None, model_args: tuple[dict, ...], batch_size: int, tta: str, no_tta: bool,
+             out: str | None, as_json: bool) -> None:
     """Evaluate a checkpoint (or run directory): loss, top-1/top-5, mean class accuracy, mean average
-    precision, per-class recall/precision/F1, confusion."""
-    from ..data import load_dataset
-    from ..runs import fresh_out_dir, load_trained_model
-    from ..train import evaluate
-    model = load_trained_model(checkpoint)
-    dataset = load_dataset(data, split, data_dir)
-    tta = _tta_value(tta, no_tta)
-    res = evaluate(model, dataset, batch_size=batch_size, tta=tta)
-    context = {"checkpoint": str(checkpoint), "model": model.name, "data": data, "split": split, "tta": tta}
-    files = res.save(fresh_out_dir(out), **context) if out else {}
+    precision, per-class recall/precision/F1, confusion. Images the run trained on are never counted
+    silently (see --overlap); eval.json records the checkpoint and exactly which images were evaluated."""
+    from ..runs import fresh_out_dir
+    from ..train import evaluate_checkpoint
+    kwargs = merged(model_args)
+    if model_name:
+        kwargs["name"] = model_name
+    res = evaluate_checkpoint(checkpoint, data, split, data_dir=data_dir, overlap=overlap, classes=classes,
+                              batch_size=batch_size, tta=_tta_value(tta, no_tta), **kwargs)
+    files = res.save(fresh_out_dir(out)) if out else {}
+    shared = res.context.get("overlap_with_training")
+    if shared and shared["images"] and overlap == "allow":
+        warn(f"{shared['images']} of the {shared['of']} evaluation images are training images of the run: the "
+             "numbers below are partly training accuracy (eval.json says so).")
     if as_json:
-        echo_json({**context, **res.to_dict(), "files": files})
+        echo_json({**res.to_dict(), "files": files})
         return
-    click.echo(f"{model.name} on {dataset.name} ({res.n} images{'' if tta == 'none' else f', TTA {tta}'})")
+    d, tta_used = res.context["data"], res.context["tta"]
+    click.echo(f"{res.context['model']} on {d['name']} ({d['split']}: {res.n} images, fingerprint {d['fingerprint']}"
+               f"{'' if tta_used == 'none' else f', TTA {tta_used}'})")
+    ck = res.context["checkpoint"]
+    click.echo(f"checkpoint {ck['path']} (epoch {ck['epoch']}, sha256 {ck['sha256']})")
+    if shared is None:
+        click.echo(f"note: {res.context['overlap_note']}", err=True)
+    elif shared.get("excluded"):
+        click.echo(f"excluded {shared['excluded']} images the run trained on")
     click.echo(f"loss {res.loss:.4f}   top-1 {100 * res.top1:.2f}%   top-5 {100 * res.top5:.2f}%   "
                f"mean per-class accuracy {100 * res.mean_class_accuracy:.2f}%   "
                f"mean average precision {100 * res.mean_average_precision:.2f}%")

@@ -147,13 +147,28 @@ class Split:
             return self.whole
         return self.train if self.test is None else concat(self.train, self.test)
 
-    def part(self, which: str) -> Dataset:
-        """'train', 'test' (or 'val') or 'all'. A source without a held-out part answers 'test' with
-        all its images (that is what it has)."""
+    def parts(self) -> str:
+        """What this source holds, in words: 'train (450 images), test (50), all (500)'."""
+        if self.test is None:
+            return f"one part only, {len(self.train)} images: its train part is all of it"
+        return f"train ({len(self.train)} images), test ({len(self.test)}), all ({len(self.all())})"
+
+    def part(self, which: str, fallback_all: bool = False) -> Dataset:
+        """'train', 'test' (or 'val') or 'all'. A source that holds nothing out has no 'test' part: asking
+        for it is an error naming what exists, unless `fallback_all` (then all its images, marked
+        meta['part'] = 'all'), so its training images are never taken for held-out ones unasked."""
         if which == "all":
             return self.all()
         if which in TEST_PARTS:
-            return self.test if self.test is not None else self.all()
+            if self.test is not None:
+                return self.test
+            if fallback_all:
+                whole = self.all()
+                whole.meta.setdefault("part", "all")
+                return whole
+            raise CnnlabError(f"The data '{self.name}' has no {which} split: it holds {self.parts()}; use its "
+                              f"training part or all of it (--split train / --split all), or give one with a "
+                              f"'split' array or train/ and test/ folders.")
         if which == "train":
             return self.train
         raise CnnlabError(f"Unknown split '{which}'; use train, test or all.")
@@ -170,6 +185,20 @@ class Split:
         train, test = data.subset(keep), data.subset(held)
         train.meta["part"], test.meta["part"] = "train", "test"
         return Split(train, test, data)
+
+
+def seeded_subset(data: Dataset, limit: int | None, seed: int = 0) -> Dataset:
+    """What every `--limit N` means: a seeded random N of `data`'s images, kept in their order (data
+    files are often sorted by class, so the first N would be one class); all of them when N is None
+    or not smaller. The same (data, N, seed) always gives the same images."""
+    if limit is None or limit >= len(data):
+        return data
+    if limit < 1:
+        raise CnnlabError(f"--limit {limit} must be at least 1.")
+    keep = np.sort(np.random.default_rng(seed).permutation(len(data))[:limit])
+    out = data.subset(keep)
+    out.meta["limit"] = {"images": int(limit), "seed": int(seed)}
+    return out
 
 
 def seeded_split(n: int, fraction: float, seed: int = 0, labels: np.ndarray | None = None

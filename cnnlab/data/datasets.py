@@ -92,9 +92,10 @@ def open_dataset(spec: str | Path, *, data_dir: str | Path | None = None, downlo
 
 
 def load_dataset(spec: str | Path | Dataset, split: str = "train", data_dir: str | Path | None = None,
-                 download: bool | None = None, *, decode: bool = True) -> Dataset:
+                 download: bool | None = None, *, decode: bool = True, fallback_all: bool = False) -> Dataset:
     """One part of a source: 'train', 'test' ('val' is the same part) or 'all'. A dataset object is
-    returned as it is. A source with no held-out part answers 'test' with all its images."""
+    returned as it is. Asking a source that holds nothing out for 'test' is an error naming what it
+    has, unless `fallback_all` (for uses with no training behind them: then all its images)."""
     if isinstance(spec, DATASET_TYPES):
         return spec
     if split not in PARTS:
@@ -103,7 +104,7 @@ def load_dataset(spec: str | Path | Dataset, split: str = "train", data_dir: str
     if key in ("cifar10", "cifar100") and split != "all":  # read only the part asked for
         download = _DOWNLOAD_BY_DEFAULT[key] if download is None else download
         return load_cifar(key, split == "train", data_dir, download)
-    return open_dataset(spec, data_dir=data_dir, download=download, decode=decode).part(split)
+    return open_dataset(spec, data_dir=data_dir, download=download, decode=decode).part(split, fallback_all)
 
 
 def train_val_split(data: str | Path | Dataset, val: str | Path | Dataset | None = None,
@@ -111,24 +112,32 @@ def train_val_split(data: str | Path | Dataset, val: str | Path | Dataset | None
                     download: bool | None = None) -> Split:
     """The (train, validation) pair of a run.
 
-    `val` may be another dataset spec, 'test' (the source's held-out part) or None: then a seeded,
+    `val` may be another dataset spec, 'test' (the source's held-out part: an error when it holds
+    nothing out, rather than validating on the training images) or None: then a seeded,
     class-stratified `val_fraction` of the training data is held out (0 keeps none).
     """
+    if str(val) == "test":
+        if isinstance(data, DATASET_TYPES):
+            raise CnnlabError("--val test needs a named dataset or a file with a test split.")
+        if _named(data) in ("cifar10", "cifar100"):
+            return Split(load_dataset(data, "train", data_dir, download), load_dataset(data, "test", data_dir, download))
+        source = open_dataset(data, data_dir=data_dir, download=download)
+        if source.test is None:
+            raise CnnlabError(f"--val test: the data '{source.name}' has no test split (it holds {source.parts()}), "
+                              "so validating on it would validate on the training images; drop --val to hold out "
+                              "a seeded --val-split fraction, or pass --val FILE.")
+        return Split(source.train, source.test)
     train = load_dataset(data, "train", data_dir, download)
     if val is not None and str(val) != "split":
-        if str(val) == "test":
-            if isinstance(data, DATASET_TYPES):
-                raise CnnlabError("--val test needs a named dataset or a file with a test split.")
-            valset = load_dataset(data, "test", data_dir, download)
-        else:
-            valset = load_dataset(val, "test" if _named(val) else "all", data_dir, download)
-        return Split(train, valset)
+        return Split(train, load_dataset(val, "test" if _named(val) else "all", data_dir, download))
     if not 0.0 <= val_fraction < 1.0:
         raise CnnlabError(f"--val-split {val_fraction} must be in [0, 1): the fraction held out for validation.")
     if val_fraction == 0.0:
         return Split(train, train.subset([]))
     held = Split(train).holdout(val_fraction, seed)
     held.train.name, held.test.name = f"{train.name}-train", f"{train.name}-val"
+    held.train.meta["part"] = "train, less the validation images"
+    held.test.meta["part"] = f"validation: a seeded {val_fraction:g} of each class of train (seed {seed})"
     return Split(held.train, held.test)
 
 

@@ -69,6 +69,28 @@ def read_labels(labels: Sequence[str] | str | Path | None) -> list[str] | None:
     return names
 
 
+def read_class_names(spec: Sequence[str] | str | Path | None, count: int | None = None,
+                     option: str = "--classes") -> list[str] | None:
+    """Class names given on the command line: a file (one per line, or JSON; see `read_labels`), a comma
+    list ('cat,dog,horse') or a list; checked to number `count` when given. None stays None."""
+    if spec is None:
+        return None
+    if isinstance(spec, (str, Path)):
+        text = str(spec)
+        is_file = Path(text).expanduser().is_file() or ("," not in text and Path(text).suffix.lower() in
+                                                         (".txt", ".json", ".csv", ".names"))
+        names = read_labels(Path(text).expanduser()) if is_file else [c.strip() for c in text.split(",")]
+    else:
+        names = [str(c) for c in spec]
+    if not names or any(not n for n in names):
+        raise CnnlabError(f"{option} '{spec}' has an empty class name; give a file with one name per line or a "
+                          "comma list like cat,dog.")
+    if count is not None and len(names) != count:
+        raise CnnlabError(f"{option} gives {len(names)} class names but there are {count} classes; give one name "
+                          "per class, in index order.")
+    return names
+
+
 def _json_label(value: object) -> str:
     """A class-index entry: a name, or [synset, name] as in Keras' imagenet_class_index.json."""
     return str(value[-1]) if isinstance(value, list) and value else str(value)

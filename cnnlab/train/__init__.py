@@ -18,10 +18,11 @@ from ..data import Dataset
 from ..errors import CnnlabError
 from ..runs import Run
 from .config import TrainConfig
-from .evaluate import EvalResult, evaluate, predict_labels, write_label_file
+from .evaluate import EvalResult, evaluate, evaluate_checkpoint, predict_labels, write_label_file
 from .fit import FitResult, TrainingDiverged, fit
 
-__all__ = ["train", "resume", "fit", "TrainConfig", "FitResult", "TrainingDiverged", "evaluate", "EvalResult",
+__all__ = ["train", "resume", "fit", "TrainConfig", "FitResult", "TrainingDiverged", "evaluate", "evaluate_checkpoint",
+           "EvalResult",
            "predict_labels", "write_label_file", "prepare"]
 
 
@@ -29,13 +30,10 @@ def prepare(cfg: TrainConfig, model=None, data=None):  # noqa: ANN001
     """The (model, train set, validation set) a config describes, seeded: what `train` feeds to `fit`.
 
     `model` (a Classifier) and `data` (a dataset object) replace what cfg.model / cfg.data name."""
-    from ..data import check_labels, train_val_split
+    from ..data import check_labels, seeded_subset, train_val_split
     from ..models import Classifier
     split = train_val_split(data if data is not None else cfg.data, cfg.val, cfg.val_split, cfg.seed, cfg.data_dir)
-    train_set, val_set = split.train, split.test
-    if cfg.limit:
-        keep = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed))[:cfg.limit]
-        train_set = train_set.subset(keep.sort().values)
+    train_set, val_set = seeded_subset(split.train, cfg.limit, cfg.seed), split.test
     data_classes = list(split.classes)
     torch.manual_seed(cfg.seed)
     if isinstance(model, Classifier):
@@ -81,10 +79,17 @@ def _data_init(model, train_set, seed: int) -> None:  # noqa: ANN001
     init.fn(model, train_set.floats(sel))
 
 
-def _describe_data(train_set: Dataset, val_set: Dataset | None) -> dict:
-    return {"train": {"name": train_set.name, "n": len(train_set)},
-            "val": {"name": val_set.name, "n": len(val_set)} if val_set is not None else None,
+def _describe_data(train_set: Dataset, val_set: Dataset | None) -> tuple[dict, dict]:
+    """config.json's "data" (each set's name, source, part, size and fingerprint) and the per-image
+    hashes for images.npz."""
+    from ..data.fingerprint import describe_images, image_hashes
+    hashes = {"train": image_hashes(train_set)}
+    if val_set is not None:
+        hashes["val"] = image_hashes(val_set)
+    data = {"train": describe_images(train_set, hashes["train"]),
+            "val": describe_images(val_set, hashes["val"]) if val_set is not None else None,
             "classes": list(train_set.classes)}
+    return data, hashes
 
 
 def _implied_schedule(options: dict) -> dict:
@@ -128,11 +133,12 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
                                         None if isinstance(data, (str, Path)) else data)
     run = None
     if ctx.is_main:
+        described, hashes = _describe_data(train_set, val_set)
         run = Run.create(out, {"config": cfg.to_dict(), "model": built.describe(),
-                               "data": {**_describe_data(train_set, val_set),
-                                        "in_memory": not isinstance(data, (str, Path))},
+                               "data": {**described, "in_memory": not isinstance(data, (str, Path))},
                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                "torch": torch.__version__, "world_size": ctx.world_size})
+        run.save_image_hashes(**hashes)
     distributed.barrier(ctx)
     fit(built, train_set, val_set, cfg, run, progress=progress, stop_after=stop_after)
     return run if run is not None else Run(out)

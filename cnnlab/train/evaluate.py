@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,25 +23,27 @@ from ..data.loader import make_loader
 from ..errors import CnnlabError
 from ..metrics import ClassificationMetrics, classification_metrics
 from ..models import Classifier, as_classifier
-from ..runs import write_json
+from ..runs import Run, load_trained_model, write_json
 from .config import TTA_MODES, tta_mode
 
-__all__ = ["EvalResult", "evaluate", "predict_labels", "write_label_file", "tta_views", "tta_logits", "TTA_MODES",
+__all__ = ["EvalResult", "evaluate", "evaluate_checkpoint", "OVERLAP_POLICIES", "predict_labels", "write_label_file", "tta_views", "tta_logits", "TTA_MODES",
            "tta_mode"]
 
 
 @dataclass
 class EvalResult(ClassificationMetrics):
-    """The metrics of one evaluation (see cnnlab.metrics for what each means) and its mean cross-entropy."""
+    """The metrics of one evaluation (see cnnlab.metrics for what each means) and its mean cross-entropy;
+    `context` says what was evaluated (checkpoint, data, images, overlap with the training images)."""
 
     loss: float = math.nan
+    context: dict = field(default_factory=dict)
 
     @property
     def error(self) -> float:
         return 1.0 - self.top1
 
     def to_dict(self) -> dict:
-        return {"loss": self.loss, "error": self.error, **super().to_dict()}
+        return {**self.context, "loss": self.loss, "error": self.error, **super().to_dict()}
 
     def table(self, worst_first: bool = False, present_only: bool = True) -> str:
         """The per-class metrics (of the classes with images, unless `present_only=False`) as aligned text."""
@@ -52,7 +55,10 @@ class EvalResult(ClassificationMetrics):
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         write_json(d / "eval.json", {**context, **self.to_dict()})
-        title = f"{context['model']} on {context['data']}" if "model" in context and "data" in context else ""
+        context = {**self.context, **context}
+        data = context.get("data")
+        data = data.get("name") if isinstance(data, dict) else data
+        title = f"{context['model']} on {data}" if "model" in context and data else ""
         return {"json": d / "eval.json", "confusion": self.confusion_figure(d / "confusion.png", title)}
 
 
@@ -156,6 +162,91 @@ def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512
         y, s = _all_gather(y), _all_gather(s)
     metrics = classification_metrics(y, list(model.labels), y_pred=s.argmax(1), scores=s)
     return EvalResult(**{f.name: getattr(metrics, f.name) for f in fields(metrics)}, loss=float(loss / len(y)))
+
+
+#: What `evaluate_checkpoint` does when evaluation images were training images of the run.
+OVERLAP_POLICIES = ("refuse", "exclude", "allow")
+
+
+def _overlap(data: Dataset, hashes: np.ndarray, run: Run | None, policy: str, split: str
+             ) -> tuple[Dataset, np.ndarray, dict]:
+    """The images to evaluate and the record of how many of them the run trained (and validated) on."""
+    from ..data.fingerprint import shared_images
+    trained = run.image_hashes() if run is not None else None
+    if trained is None:
+        why = ("the checkpoint is not inside a run directory" if run is None else
+               f"run '{run.path}' predates the record of its images (images.npz)")
+        return data, hashes, {"overlap_with_training": None,
+                              "overlap_note": f"not checked: {why}, so its training images are unknown"}
+    shared = shared_images(hashes, trained["train"])
+    in_val = int(shared_images(hashes, trained["val"]).sum()) if "val" in trained else 0
+    k, n = int(shared.sum()), len(hashes)
+    record = {"images": k, "of": n, "policy": policy, "validation_images": in_val}
+    if k and policy == "refuse":
+        raise CnnlabError(f"{k} of the {n} evaluation images ('{data.name}', split {split}) are training images of "
+                          f"run '{run.path}', so their accuracy would be training accuracy; evaluate held-out "
+                          f"images (another --split or --data), or pass --overlap exclude (evaluate the other "
+                          f"{n - k}) or --overlap allow (all, marked in eval.json).")
+    if k and policy == "exclude":
+        keep = np.flatnonzero(~shared)
+        if len(keep) == 0:
+            raise CnnlabError(f"All {n} evaluation images ('{data.name}', split {split}) are training images of run "
+                              f"'{run.path}'; nothing is left to evaluate: pass held-out data.")
+        data, hashes = data.subset(keep), hashes[keep]
+        record["excluded"] = k
+    return data, hashes, {"overlap_with_training": record}
+
+
+def checkpoint_record(path: str | Path) -> dict:
+    """Which checkpoint an evaluation used: its file, the run it belongs to, its epoch, and the first 16
+    hex digits of its SHA-256 (so a later file under the same name is told apart)."""
+    import hashlib
+    from ..models.weights import read_checkpoint
+    path = Path(path).resolve()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    ckpt = read_checkpoint(path)
+    run = Run.of_checkpoint(path)
+    return {"path": str(path), "run": str(run.path) if run is not None else None,
+            "epoch": ckpt.get("epoch") if isinstance(ckpt, dict) else None, "sha256": digest.hexdigest()[:16]}
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | Dataset, split: str = "test", *,
+                        data_dir: str | Path | None = None, overlap: str = "refuse", which: str = "best",
+                        classes: Sequence[str] | str | None = None, batch_size: int = 256,
+                        tta: bool | str = "none", **model_args: object) -> EvalResult:
+    """`evaluate` a run directory's `which` checkpoint (or a checkpoint file) on one part of `data`,
+    never silently on the run's own training images.
+
+    Every image evaluated is compared with the images the run trained on (its images.npz): when some
+    are the same, `overlap` says what happens: "refuse" (an error naming how many), "exclude" (evaluate
+    the others) or "allow" (evaluate all; the result says so). The result's `context` records the
+    checkpoint (file, epoch, hash), the data (source, part, size, fingerprint) and that overlap.
+    `classes` renames the classes (a list, a comma list or a file); `model_args` go to `create_model`
+    (for a plain state dict with `name=`).
+    """
+    from ..data import load_dataset
+    from ..data.fingerprint import describe_images, image_hashes
+    from ..models.labels import read_class_names
+    if overlap not in OVERLAP_POLICIES:
+        raise CnnlabError(f"--overlap '{overlap}' is unknown; use one of {', '.join(OVERLAP_POLICIES)}.")
+    path = Path(checkpoint)
+    run = Run.open(path) if path.is_dir() else Run.of_checkpoint(path)
+    file = run.checkpoint(which) if path.is_dir() else path
+    model = load_trained_model(file, **model_args)
+    names = read_class_names(classes, model.num_classes, "--classes")
+    if names is not None:
+        model.labels = names
+    dataset = load_dataset(data, split, data_dir)
+    hashes = image_hashes(dataset)
+    dataset, hashes, record = _overlap(dataset, hashes, run, overlap, split)
+    res = evaluate(model, dataset, batch_size=batch_size, tta=tta)
+    res.context = {"checkpoint": checkpoint_record(file), "model": model.name,
+                   "data": {**describe_images(dataset, hashes), "spec": str(data), "split": split},
+                   "tta": tta_mode(tta), **record}
+    return res
 
 
 @torch.inference_mode()

@@ -103,7 +103,12 @@ def test_cli_errors_are_one_line(trained, tmp_path):
     r = cli("eval", trained / "skip" / "config.json", "--data", trained / "hw-train-data.npy")
     assert r.exit_code == 1 and "not a checkpoint" in r.output
     r = cli("eval", trained / "skip" / "checkpoints" / "best.pt", "--data", trained / "hw-test-data.npy")
+    assert r.exit_code == 1 and "has no test split" in r.output and "--split all" in r.output
+    r = cli("eval", trained / "skip" / "checkpoints" / "best.pt", "--data", trained / "hw-test-data.npy", "--split", "all")
     assert r.exit_code == 1 and "unlabelled" in r.output
+    r = cli("train", "--data", trained / "hw-train-data.npy", "--val", "test", "--out", tmp_path / "v")
+    assert r.exit_code == 1 and "--val test: the data 'hw-train-data' has no test split" in r.output
+    assert not (tmp_path / "v").exists()
     r = cli("train", "--data", trained / "hw-train-data.npy", "--augment", "rotate30", "--out", tmp_path / "z")
     assert r.exit_code == 1 and "Unknown augmentation" in r.output
 

@@ -67,7 +67,12 @@ def test_a_file_without_a_split_holds_nothing_out(tmp_path, test_set):
     np.savez(tmp_path / "a.npz", x=test_set.x[::250].permute(0, 2, 3, 1).numpy(), y=test_set.y[::250].numpy())
     split = open_dataset(tmp_path / "a.npz")
     assert split.test is None and len(split.train) == 40
-    assert len(load_dataset(tmp_path / "a.npz", "test")) == 40  # what it has
+    # asking for a held-out part it does not have names what it has (never its training images instead)
+    with pytest.raises(CnnlabError, match="has no test split: it holds one part only, 40 images"):
+        load_dataset(tmp_path / "a.npz", "test")
+    with pytest.raises(CnnlabError, match="no val split"):
+        split.part("val")
+    assert len(load_dataset(tmp_path / "a.npz", "test", fallback_all=True)) == 40  # asked for: all it has
     held = split.holdout(0.25, seed=1)
     assert (len(held.train), len(held.test)) == (30, 10) and len(held.all()) == 40
     assert open_dataset(tmp_path / "a.npz").classes[:2] == ["class 0", "class 1"]  # never guessed from their number
@@ -197,3 +202,26 @@ def test_encoded_photos_train_through_the_streaming_loader():
     part = open_dataset(shared("oxford_pets_subset.npz")).test.subset(range(6))
     x, y = next(iter(make_loader(part, 6, size=(64, 64), shuffle=False, workers=0)))
     assert x.shape == (6, 3, 64, 64) and y.tolist() == part.y.tolist() and 0 <= float(x.min()) <= float(x.max()) <= 1
+
+
+def test_val_test_on_a_file_without_a_test_split_is_refused(tmp_path, test_set):
+    np.savez(tmp_path / "a.npz", x=test_set.x[::100].permute(0, 2, 3, 1).numpy(), y=test_set.y[::100].numpy())
+    with pytest.raises(CnnlabError, match="--val test: the data 'a' has no test split .*100 images"):
+        train_val_split(tmp_path / "a.npz", "test")
+    held = train_val_split(tmp_path / "a.npz", None, 0.2, seed=0)  # what it says to do instead
+    assert (len(held.train), len(held.test)) == (80, 20) and held.test.meta["part"].startswith("validation")
+    split = np.array(["train"] * 70 + ["test"] * 30)
+    np.savez(tmp_path / "b.npz", x=test_set.x[::100].permute(0, 2, 3, 1).numpy(), y=test_set.y[::100].numpy(),
+             split=split)
+    both = train_val_split(tmp_path / "b.npz", "test")
+    assert (len(both.train), len(both.test)) == (70, 30)
+
+
+def test_every_limit_is_the_same_seeded_random_subset(test_set):
+    from cnnlab.data import seeded_subset
+    a, b = seeded_subset(test_set, 200, seed=0), seeded_subset(test_set, 200, seed=0)
+    assert torch.equal(a.x, b.x) and not torch.equal(a.x, seeded_subset(test_set, 200, seed=1).x)
+    # the test file is sorted by class: a seeded random subset holds every class, the first 200 only airplanes
+    assert len(torch.unique(a.y)) == 10 and set(test_set.y[:200].tolist()) == {0}
+    assert seeded_subset(test_set, None) is test_set and seeded_subset(test_set, 10**6) is test_set
+    assert a.meta["limit"] == {"images": 200, "seed": 0}

@@ -166,3 +166,62 @@ def test_a_bare_module_evaluates_like_the_wrapped_one(small_set):
     wrapped = evaluate(cnnlab.wrap(net), data, batch_size=16, workers=0)
     assert bare.to_dict() == wrapped.to_dict()
     assert torch.equal(predict_labels(net, data, workers=0), predict_labels(cnnlab.wrap(net), data, workers=0))
+
+
+# -- which images: a run records them, an evaluation never counts training images silently ---------------
+
+@pytest.fixture(scope="module")
+def hw_run(tmp_path_factory):
+    """Softmax regression trained 1 epoch on a 200-image file without a test split (a 10% validation split)."""
+    import cnnlab
+    from tests.conftest import shared
+    root = tmp_path_factory.mktemp("hw")
+    d = np.load(shared("cifar10_train_first200_lossless.npz"))
+    np.save(root / "hw-train-data.npy", d["x"])
+    np.save(root / "hw-train-labels.npy", d["y"].astype(np.int64))
+    cnnlab.train("softmax_regression", data=str(root / "hw-train-data.npy"), epochs=1, out=root / "run",
+                 progress=False)
+    return root
+
+
+def test_a_run_records_exactly_which_images_it_trained_and_validated_on(hw_run):
+    from cnnlab.data import train_val_split
+    from cnnlab.data.fingerprint import image_hashes, set_fingerprint
+    from cnnlab.runs import Run
+    run = Run.open(hw_run / "run")
+    data, hashes = run.config["data"], run.image_hashes()
+    assert (data["train"]["n"], data["val"]["n"]) == (len(hashes["train"]), len(hashes["val"])) == (181, 19)
+    assert data["val"]["fingerprint"] == set_fingerprint(hashes["val"])
+    split = train_val_split(str(hw_run / "hw-train-data.npy"), None, 0.1, 0)
+    assert np.array_equal(image_hashes(split.test), hashes["val"])  # the very images, in order
+    assert data["val"]["part"].startswith("validation: a seeded 0.1 of each class")
+
+
+def test_evaluation_refuses_excludes_or_marks_the_training_images(hw_run):
+    from cnnlab.train import evaluate_checkpoint
+    data = str(hw_run / "hw-train-data.npy")
+    with pytest.raises(CnnlabError, match="has no test split"):  # the default part: none to give
+        evaluate_checkpoint(hw_run / "run", data)
+    with pytest.raises(CnnlabError, match="181 of the 200 evaluation images .* are training images of run"):
+        evaluate_checkpoint(hw_run / "run", data, "all")
+    kept = evaluate_checkpoint(hw_run / "run", data, "all", overlap="exclude")
+    run_conf = json.loads((hw_run / "run" / "config.json").read_text())
+    assert kept.n == 19 and kept.context["data"]["fingerprint"] == run_conf["data"]["val"]["fingerprint"]
+    marked = evaluate_checkpoint(hw_run / "run" / "checkpoints" / "best.pt", data, "all", overlap="allow")
+    shared_ = marked.context["overlap_with_training"]
+    assert marked.n == 200 and shared_["images"] == 181 and shared_["validation_images"] == 19
+    ck = marked.context["checkpoint"]
+    assert ck["path"].endswith("best.pt") and ck["epoch"] == 1 and len(ck["sha256"]) == 16
+    assert ck["run"] == str((hw_run / "run").resolve())
+
+
+def test_cli_eval_json_says_which_checkpoint_and_images(hw_run, tmp_path):
+    r = CliRunner().invoke(main, ["eval", str(hw_run / "run"), "--data", str(hw_run / "hw-train-data.npy"),
+                                  "--split", "all", "--overlap", "allow", "--out", str(tmp_path / "e")])
+    assert r.exit_code == 0, r.output
+    assert "181 of the 200 evaluation images are training images" in r.output  # warned loudly
+    doc = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert doc["checkpoint"]["path"].endswith("checkpoints/best.pt") and doc["overlap_with_training"]["images"] == 181
+    assert doc["data"]["n"] == 200 and doc["data"]["split"] == "all"
+    refused = CliRunner().invoke(main, ["eval", str(hw_run / "run"), "--data", str(hw_run / "hw-train-data.npy")])
+    assert refused.exit_code == 1 and refused.output.startswith("error: The data 'hw-train-data' has no test split")
