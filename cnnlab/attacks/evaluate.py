@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import CnnlabError
@@ -111,61 +110,65 @@ class RobustnessCurve:
 
 
 def load_eval_data(data: object, model: Classifier | torch.nn.Module, limit: int | None = None,
-                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:
+                   seed: int = 0, classes: Sequence[str] | str | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(images [N,3,H,W] in [0,1] at the model's input size, labels, name) from a tensor pair, a Dataset,
-    or a spec cnnlab.data.load_dataset understands (.npz file, folder, 'cifar10'); a seeded random subset
-    of `limit` images (test files are often sorted by class)."""
+    or any source cnnlab.data reads (a file of arrays or of photos, a folder, 'cifar10'): its held-out
+    part (all of a source that holds nothing out), a seeded random `limit` of it (`seeded_subset`: test
+    files are often sorted by class). Unlabelled images (a flat folder) have label -1."""
+    from ..data import image_tensors, select_images
+    from ..data.base import seeded_indices
     model = as_classifier(model)
     if isinstance(data, tuple) and len(data) == 2:
-        x, y = data
+        x, y = torch.as_tensor(data[0]), torch.as_tensor(data[1], dtype=torch.long)
         name = "tensors"
-        x = torch.as_tensor(x)
-        y = torch.as_tensor(y, dtype=torch.long)
-        if limit is not None and limit < len(x):
-            keep = torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(len(x))[:limit]))
-            x, y = x[keep], y[keep]
+        keep = seeded_indices(len(x), limit, seed)
+        if keep is not None:
+            x, y = x[torch.from_numpy(keep)], y[torch.from_numpy(keep)]
         if x.dtype == torch.uint8:
             x = x.float() / 255
+        if tuple(x.shape[-2:]) != model.input_size:
+            x = model.preprocessing.apply_tensor(x)
     else:
-        from ..data import ImageArrays, ImageFiles, load_dataset
-        ds = data if isinstance(data, (ImageArrays, ImageFiles)) else load_dataset(data, split="test")
-        name = Path(str(data)).name if not isinstance(data, (ImageArrays, ImageFiles)) else (ds.name or "data")
-        n = len(ds)
-        if limit is not None and limit < n:
-            ds = ds.subset(np.sort(np.random.default_rng(seed).permutation(n)[:limit]))
-        if isinstance(ds, ImageArrays):
-            x, y = ds.floats(), ds.y.long()
-        else:
-            from ..images import load_images
-            x, y = load_images([ds.file(i) for i in range(len(ds))], model), torch.as_tensor(ds.y, dtype=torch.long)
+        ds = select_images(data, "test", limit=limit, seed=seed, classes=classes)
+        name = ds.name or Path(str(data)).name
+        x, y = image_tensors(ds, model.preprocessing)
         num = model.num_classes
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= num):
+        if len(y) and (int(y.max()) >= num or (int(y.min()) < 0 and int(y.max()) >= 0)):
             raise CnnlabError(f"Data '{name}' has labels outside 0..{num - 1} (model '{model.name}' has {num} "
                               "classes); evaluate with a model trained on these classes.")
     if len(x) == 0:
         raise CnnlabError("The evaluation data holds no images.")
-    if tuple(x.shape[-2:]) != model.input_size:
-        x = model.preprocessing.apply_tensor(x)
     return x, y, name
 
 
 def attack_eval(model: Classifier | torch.nn.Module, data: object, method: str = "pgd", *,
                 eps: float | Sequence[float] | None = None, steps: int | None = None,
                 step_size: float | None = None, target: Target = None, limit: int | None = None,
-                batch_size: int = 256, seed: int = 0, **method_options: object) -> AttackEval | RobustnessCurve:
+                batch_size: int = 256, seed: int = 0, classes: Sequence[str] | str | None = None,
+                **method_options: object) -> AttackEval | RobustnessCurve:
     """Attack the correctly classified images of `data` and measure what survives.
 
     `eps` is one budget (default: the method's) and gives an AttackEval, or a list of budgets and gives
     a RobustnessCurve (see the module's docstring for how the list is attacked). `method_options` go
-    to the attack function (e.g. `rotations=` for the spatial attack)."""
+    to the attack function (e.g. `rotations=` for the spatial attack); `classes` names the data's classes
+    (a list, a comma list or a file), which then name the model's too when they are as many."""
     model = as_classifier(model)
+    if classes is not None:
+        from ..models.labels import read_class_names
+        names = read_class_names(classes)
+        if len(names) == model.num_classes:
+            model.labels = names
     spec = attack_spec(method)
     if not spec.evaluable:
         raise CnnlabError(f"--method {method} is not an evaluation attack ({spec.description}); evaluate with one "
                           f"of: {', '.join(method_names(evaluable=True))}.")
     curve = isinstance(eps, Sequence) and not isinstance(eps, str)
     budgets = _budgets(spec, list(eps) if curve else [eps])
-    x, y, name = load_eval_data(data, model, limit, seed)
+    x, y, name = load_eval_data(data, model, limit, seed, classes)
+    if len(y) and int(y.min()) < 0:
+        raise CnnlabError(f"Data '{name}' is unlabelled; accuracy under attack needs labels (a folder of class "
+                          "folders, or a file with labels).")
     n = len(x)
     t0 = time.perf_counter()
     with model.frozen(), torch.no_grad():

@@ -197,12 +197,16 @@ def adversarial_patch(model: Classifier | torch.nn.Module, x_train: torch.Tensor
 
 def patch_from_data(model: Classifier | torch.nn.Module, data: object, target: int | str, *, limit: int = 400,
                     seed: int = 0, **options: object) -> PatchResult:
-    """An adversarial patch for `target` from a labelled dataset: a seeded random subset of `limit` images,
-    those of the target class dropped, the first half optimizes the patch and the second half tests it
-    (`options` go to `adversarial_patch`: area, steps, batch_size, ...)."""
+    """An adversarial patch for `target` from a dataset (any source cnnlab.data reads; a flat folder of
+    unlabelled photos too): a seeded random subset of `limit` images, those of the target class dropped
+    (for unlabelled images: those the model already predicts as it), the first half optimizes the patch
+    and the second half tests it (`options` go to `adversarial_patch`: area, steps, batch_size, ...)."""
     model = as_classifier(model)
     tgt = model.class_index(target)
     x, y, name = load_eval_data(data, model, limit, seed)
+    if len(y) and int(y.max()) < 0:  # unlabelled: the model's own labels
+        with model.frozen(), torch.no_grad():
+            y = torch.cat([model(x[i:i + 64].to(model.device)).argmax(1).cpu() for i in range(0, len(x), 64)])
     x = x[y != tgt]
     if len(x) < 4:
         raise CnnlabError(f"Data '{name}' has fewer than 4 images outside class '{model.label(tgt)}'; give more "

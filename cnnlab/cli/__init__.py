@@ -7,6 +7,7 @@ which runs first, keeps idle OpenMP threads from spinning: see cnnlab/__init__.p
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 import click
@@ -55,11 +56,27 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
 
     def invoke(self, ctx: click.Context) -> object:
+        _print_library_notes()
         try:
             return super().invoke(ctx)
         except CnnlabError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
+
+
+class _Notes(logging.Handler):
+    """Prints what the library logs as a warning (e.g. which of two same-named data sources it chose) as
+    one 'note:' line on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"note: {record.getMessage()}", err=True)
+
+
+def _print_library_notes() -> None:
+    logger = logging.getLogger("cnnlab")
+    if not any(isinstance(h, _Notes) for h in logger.handlers):
+        logger.addHandler(_Notes(logging.WARNING))
+        logger.propagate = False
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import click
 
-from .common import FractionParam, echo_json, fresh_out_dir, load_cli_model, model_options, parse_fraction
+from .common import (FractionParam, classes_option, echo_json, fresh_out_dir, load_cli_model, model_options,
+                     parse_fraction)
 
 
 class MethodsCommand(click.Command):
@@ -91,7 +92,8 @@ def attack_cmd(images: tuple[str, ...], model_name: str | None, weights: str | N
 
 @click.command("attack-eval", cls=MethodsCommand, evaluable=True)
 @model_options
-@click.option("--data", required=True, help="Labelled images: an .npz (x uint8 NHWC + y), a folder, or cifar10.")
+@click.option("--data", required=True, help="Labelled images: cifar10, an .npz/.npy of arrays or photos, a folder of "
+              "class folders.")
 @click.option("--method", default="pgd", show_default=True, help="Attack method (listed below).")
 @click.option("--eps", type=FractionList(), default=None,
               help="Perturbation budget(s) in pixel units: 8/255, or a list 2/255,4/255,8/255 for robust accuracy "
@@ -101,21 +103,24 @@ def attack_cmd(images: tuple[str, ...], model_name: str | None, weights: str | N
               help="Step size [method default].")
 @click.option("--target", default=None, help="Targeted evaluation: a class, least-likely or random.")
 @click.option("--limit", type=click.IntRange(1, None), default=None,
-              help="Evaluate a seeded random subset of this many images.")
+              help="Evaluate a seeded random subset of this many images (the same subset as every --limit).")
 @click.option("--batch-size", type=click.IntRange(1, None), default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@classes_option()
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: clean_acc, robust_acc, success_rate, linf, l2, images_per_s, ... (with a list of "
                    "eps: the curve, one point per eps).")
 def attack_eval_cmd(model_name: str | None, weights: str | None, normalize: str | None, data: str, method: str,
                     eps: list[float] | None, steps: int | None, step_size: float | None, target: str | None,
-                    limit: int | None, batch_size: int, seed: int, as_json: bool) -> None:
-    """Clean and robust accuracy of a model under an attack on a labelled dataset."""
+                    limit: int | None, batch_size: int, seed: int, classes: str | None, as_json: bool) -> None:
+    """Clean and robust accuracy of a model under an attack on a labelled dataset (its held-out part, or
+    all of a file that holds nothing out)."""
     from ..attacks import attack_eval, attack_spec
     attack_spec(method)
     model = load_cli_model(model_name, weights, normalize)
     res = attack_eval(model, data, method, eps=eps[0] if eps and len(eps) == 1 else eps, steps=steps,
-                      step_size=step_size, target=target, limit=limit, batch_size=batch_size, seed=seed)
+                      step_size=step_size, target=target, limit=limit, batch_size=batch_size, seed=seed,
+                      classes=classes)
     if as_json:
         echo_json(res)
         return

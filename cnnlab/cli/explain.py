@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import CnnlabError
-from .common import ModelChoice, echo_json, fresh_out_dir, model_options
+from .common import ModelChoice, classes_option, echo_json, fresh_out_dir, model_options
 
 if TYPE_CHECKING:
     import torch
 
+    from ..data import Dataset
     from ..models import Classifier
 
 class LibraryHelp(click.Option):
@@ -269,7 +270,7 @@ def dream_cmd(image: str | None, model_choice: ModelChoice,
 
 
 @click.command("top-activations")
-@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("data", nargs=-1, required=True)
 @model_options
 @click.option("--layer", default="middle", show_default=True, help="Layer name or early/middle/late.")
 @click.option("--channel", type=int, default=0, show_default=True, help="Channel of the layer.")
@@ -277,50 +278,59 @@ def dream_cmd(image: str | None, model_choice: ModelChoice,
 @click.option("--reduce", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="Score an image by the channel's spatial max or mean.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
-@click.option("--limit", type=click.IntRange(1), default=None, help="Scan at most this many images.")
+@click.option("--split", type=click.Choice(["all", "train", "test"]), default="all", show_default=True,
+              help="Which part of a dataset to scan.")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Scan a seeded random subset of this many images (the same subset as every --limit).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of that subset.")
+@classes_option()
 @_out_options("top-activations")
 def top_activations_cmd(data: tuple[str, ...], model_choice: ModelChoice,
-                        layer: str, channel: int, k: int, reduce: str, batch_size: int, limit: int | None,
-                        out: str | None, force: bool, tensorboard: str | None, as_json: bool) -> None:
-    """The DATA images (files, folders, or an .npz with uint8 'x') that most excite one channel, with the
-    receptive-field patch of the strongest position."""
+                        layer: str, channel: int, k: int, reduce: str, batch_size: int, split: str,
+                        limit: int | None, seed: int, classes: str | None, out: str | None, force: bool,
+                        tensorboard: str | None, as_json: bool) -> None:
+    """The DATA images that most excite one channel, with the receptive-field patch of the strongest
+    position and each image's label. DATA is any dataset the other commands read (cifar10, an .npz/.npy
+    of arrays or photos, a folder of class folders or of images), or image files."""
     from ..explain import top_activations
     model = model_choice.load()
-    items = _scan_source(data, limit)
+    items = _scan_source(data, split, limit, seed, classes)
     _check_out(out, force)
     ta = top_activations(model, items, layer, channel, k=k, batch_size=batch_size, reduce=reduce)
+    files = [items.paths[i] for i in ta.indices] if hasattr(items, "paths") else None
+    index = items.meta.get("index")
+    if index is not None:  # a --limit subset: report the source's own indices
+        ta.indices = [int(index[i]) for i in ta.indices]
     d = _out_dir(out, force, "top-activations")
     fig = ta.figure(d / "top_activations.png")
-    summary = {**ta.to_dict(), "figures": [str(fig)]}
-    if isinstance(items, list):
-        summary["files"] = [items[i] for i in ta.indices]
+    summary = {**ta.to_dict(), "data": list(data), "split": split, "limit": limit, "seed": seed,
+               "figures": [str(fig)]}
+    if files is not None:
+        summary["files"] = files
     if not as_json:
         click.echo(f"scanned {ta.scanned} images in {ta.seconds:.1f} s; {ta.layer}:{ta.channel} strongest in "
-                   + ", ".join(f"#{i} ({v:.2f})" for i, v in zip(ta.indices, ta.values)))
+                   + ", ".join(f"#{i} ({v:.2f}{', ' + lab if lab else ''})"
+                               for i, v, lab in zip(ta.indices, ta.values, ta.labels)))
     from ..images import make_grid
     _finish(d, summary, {"top_activations/patches": make_grid(ta.images)}, tensorboard, as_json, "top_activations")
 
 
-def _scan_source(data: tuple[str, ...], limit: int | None) -> torch.Tensor | list[str]:
-    """Paths -> a uint8 [N,3,H,W] tensor (one .npz) or a sorted list of image files."""
+def _scan_source(data: tuple[str, ...], split: str, limit: int | None, seed: int, classes: str | None) -> Dataset:
+    """DATA as a dataset: one source the data resolver reads, or image files (and folders of them)."""
     import numpy as np
-    import torch
-    if len(data) == 1 and data[0].endswith(".npz"):
-        with np.load(data[0], allow_pickle=False) as z:
-            key = next((k for k in ("x", "images", "x_test", "cifar10_x") if k in z.files), None)
-            if key is None:
-                raise CnnlabError(f"'{data[0]}' has no image array; expected a uint8 array named 'x' "
-                                  f"(it has: {', '.join(z.files)}).")
-            arr = z[key][:limit] if limit else z[key]
-        if arr.dtype != np.uint8 or arr.ndim != 4:
-            raise CnnlabError(f"'{data[0]}:{key}' must be uint8 images [N,H,W,3] or [N,3,H,W]; got {arr.dtype} {arr.shape}.")
-        t = torch.from_numpy(arr)
-        return t.permute(0, 3, 1, 2).contiguous() if t.shape[-1] == 3 else t
-    from ..images import expand_image_paths
+
+    from ..data import ImageFiles, select_images
+    from ..images import IMAGE_SUFFIXES, expand_image_paths
+    if len(data) == 1 and not Path(data[0]).suffix.lower() in IMAGE_SUFFIXES:
+        return select_images(data[0], split, limit=limit, seed=seed, classes=classes)
     files = expand_image_paths(data, recursive=True)
     if not files:
-        raise CnnlabError(f"No image files found in {', '.join(data)}; pass image files, folders or an .npz.")
-    return files[:limit] if limit else files
+        raise CnnlabError(f"No image files found in {', '.join(data)}; pass image files, folders or a dataset.")
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise CnnlabError(f"Image '{missing[0]}' does not exist; check the path.")
+    return select_images(ImageFiles(files, np.full(len(files), -1, dtype=np.int64), [], "images"),
+                         limit=limit, seed=seed, classes=classes)
 
 
 def _int_list(text: str, what: str) -> list[int]:

@@ -9,13 +9,16 @@ from .common import FractionParam, echo_json, fresh_out_dir, load_cli_model, mod
 
 @click.command("patch")
 @model_options
-@click.option("--data", required=True, help="Labelled images: an .npz (x uint8 NHWC + y), a folder, or cifar10.")
+@click.option("--data", required=True, help="Images: cifar10, an .npz/.npy of arrays or photos, a folder of class "
+              "folders, or a flat folder of photos (unlabelled: images the model already calls the target are "
+              "dropped).")
 @click.option("--target", required=True, help="Class the patch should force: a name or an index.")
 @click.option("--area", type=FractionParam("--area", 0.0, 1.0), default=0.1, show_default=True,
               help="Patch size as a fraction of the image area.")
 @click.option("--steps", type=click.IntRange(1, None), default=300, show_default=True, help="Optimization steps.")
 @click.option("--limit", type=click.IntRange(4, None), default=400, show_default=True,
-              help="Images to use (a seeded random subset); half optimize the patch, half test it.")
+              help="Images to use (a seeded random subset, the same as every --limit); half optimize the patch, "
+                   "half test it.")
 @click.option("--batch-size", type=click.IntRange(1, None), default=32, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for patch.png, patch.json, figures.")

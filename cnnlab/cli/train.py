@@ -85,6 +85,8 @@ def config_options() -> list[click.Option]:
         else:
             flags = meta.get("flags") or (f"--{dash}",)
             kw["type"] = _click_type(hint, meta)
+        if meta.get("metavar"):
+            kw["metavar"] = meta["metavar"]
         if "bare" in meta:  # e.g. a bare --tta means flip
             kw.update(is_flag=False, flag_value=meta["bare"])
         options.append(click.Option([*flags, f.name], **kw))

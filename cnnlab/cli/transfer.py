@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import ModelChoice, echo_json, fresh_out_dir, model_options, warn
+from .common import ModelChoice, classes_option, echo_json, fresh_out_dir, model_options, warn
 
 
 @click.command("transfer")
@@ -13,6 +13,7 @@ from .common import ModelChoice, echo_json, fresh_out_dir, model_options, warn
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="The folder of a named dataset (default: $CNNLAB_DATA/pets, $CNNLAB_DATA/miniplaces; "
                    "$CNNLAB_DATA defaults to ~/.cache/cnnlab/datasets).")
+@classes_option()
 @click.option("--download", is_flag=True, help="Download Oxford-IIIT Pets (about 800 MB) if it is not in --data-dir.")
 @click.option("--classifier", type=click.Choice(["logreg", "svm"]), default="logreg", show_default=True,
               help="Multinomial logistic regression or a linear SVM; L2 strength chosen by 5-fold CV on train.")
@@ -33,7 +34,7 @@ from .common import ModelChoice, echo_json, fresh_out_dir, model_options, warn
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (keys: accuracy, top5, "
               "mean_class_accuracy, mean_average_precision, per_class, n_train, n_test, feature_dim, seconds, ...).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def transfer_cmd(model_choice: ModelChoice, data: str, data_dir: str | None,
+def transfer_cmd(model_choice: ModelChoice, data: str, data_dir: str | None, classes: str | None,
                  download: bool, classifier: str, C: float | None, no_l2: bool, cache_dir: str | None,
                  no_cache: bool, test_fraction: float, seed: int, batch_size: int, workers: int | None,
                  out: str | None, as_json: bool, quiet: bool) -> None:
@@ -47,7 +48,8 @@ def transfer_cmd(model_choice: ModelChoice, data: str, data_dir: str | None,
     model = model_choice.load()
     result = run_probe(model, data, classifier, data_dir=data_dir, download=download or None, l2=not no_l2,
                        cache_dir=False if no_cache else cache_dir, batch_size=batch_size, workers=workers,
-                       seed=seed, test_fraction=test_fraction, C=C, progress=not quiet and not as_json, log=warn)
+                       seed=seed, test_fraction=test_fraction, C=C, progress=not quiet and not as_json, log=warn,
+                       classes=classes)
     if result.skipped:
         first = result.skipped[0]
         warn(f"skipped {len(result.skipped)} images that could not be decoded (first: {first[1]})")

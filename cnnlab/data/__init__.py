@@ -7,11 +7,16 @@ one function, and the loaders that batch them.
     pets = open_dataset("pets")                                        # Split(train, test) of photo files
 """
 from .arrays import load_array_file, read_array_file, unnamed_classes
-from .base import Dataset, EncodedImages, ImageArrays, ImageFiles, Split, concat, seeded_split, seeded_subset
-from .datasets import NAMED, check_labels, dataset_names, load_dataset, open_dataset, train_val_split
+from .base import (DATASET_TYPES, Dataset, EncodedImages, ImageArrays, ImageFiles, Split, concat, seeded_split,
+                   seeded_subset)
+from .datasets import (NAMED, check_labels, dataset_names, load_dataset, name_classes, open_dataset,
+                       train_val_split)
 from .loader import Augment, StreamLoader, TensorLoader, augment_batch, make_loader
+from .tensors import image_batches, image_tensors, select_images
 
-__all__ = ["Dataset", "ImageArrays", "ImageFiles", "EncodedImages", "Split", "concat", "seeded_split", "seeded_subset",
+__all__ = ["DATASET_TYPES", "Dataset", "ImageArrays", "ImageFiles", "EncodedImages", "Split", "concat", "seeded_split",
+           "seeded_subset",
            "read_array_file", "load_array_file", "unnamed_classes", "NAMED",
-           "open_dataset", "load_dataset", "train_val_split", "check_labels", "dataset_names", "Augment",
-           "TensorLoader", "StreamLoader", "augment_batch", "make_loader"]
+           "open_dataset", "load_dataset", "train_val_split", "check_labels", "dataset_names", "name_classes",
+           "select_images", "image_batches", "image_tensors", "Augment", "TensorLoader", "StreamLoader",
+           "augment_batch", "make_loader"]

@@ -6,7 +6,9 @@ Accepted layouts (the first match wins):
   * the JPEG-bytes layout: `jpeg` (all files back to back) + `offsets` (n+1), with `y`/`label`;
   * a single `.npy` of images; its labels come from a sibling file named with `labels` in place of
     `data` (`hw-train-data.npy` + `hw-train-labels.npy`), or the images are unlabelled.
-Optional: `classes` (class names, index order) and `split` ('train' / 'test' or 'val' per image).
+Optional: `classes` (class names, index order), else a per-image name array (`name`, `breed`, ...,
+one per image: the names of the classes the file holds), and `split` ('train' / 'test' or 'val' per
+image).
 
 JPEG bytes of one image size are decoded into memory, once: the decoded array is cached (see
 cnnlab.paths.decoded_cache_dir) keyed by the file's path, size and mtime. Photos of mixed sizes, or
@@ -29,11 +31,25 @@ from .base import TEST_PARTS, EncodedImages, ImageArrays, Split
 
 _X_KEYS = ("x", "images", "data", "X", "x_train", "x_test")
 _Y_KEYS = ("y", "labels", "label", "Y", "targets", "y_train", "y_test")
+#: Arrays naming each image's class (one string per image), read when a file has no `classes` array.
+_NAME_KEYS = ("label_name", "label_names", "class_name", "name", "names", "breed")
 
 def unnamed_classes(labels: np.ndarray) -> list[str]:
     """'class 0' ... 'class K' for labels 0..K of a file that names no classes (never guessed from K)."""
     n = int(labels.max()) + 1 if len(labels) and int(labels.max()) >= 0 else 0
     return [f"class {i}" for i in range(n)]
+
+
+def _classes_from_image_names(names: np.ndarray | None, labels: np.ndarray) -> list[str] | None:
+    """Class names from a per-image name array (e.g. `breed`), when every label has one name; labels no
+    image of the file has are 'class i'."""
+    if names is None or len(names) != len(labels) or not len(labels) or int(labels.min()) < 0:
+        return None
+    found: dict[int, str] = {}
+    for lab, name in zip(labels.tolist(), names.tolist()):
+        if found.setdefault(lab, name) != name:
+            return None  # not a name per class
+    return [found.get(i, f"class {i}") for i in range(int(labels.max()) + 1)]
 
 
 def read_array_file(path: str | Path, *, decode: bool = True) -> Split:
@@ -59,7 +75,8 @@ def read_array_file(path: str | Path, *, decode: bool = True) -> Split:
                           f"({str(e).splitlines()[0][:120]}).") from None
     n = len(x.starts) if isinstance(x, EncodedImages) else len(x)
     labels = _labels(y, n, path)
-    classes = extra.get("classes") or unnamed_classes(labels)
+    classes = extra.get("classes") or _classes_from_image_names(extra.get("image_names"), labels) or \
+        unnamed_classes(labels)
     if len(labels) and int(labels.max()) >= len(classes):
         raise CnnlabError(f"'{path}' has label {int(labels.max())} but only {len(classes)} class names.")
     meta = {"source": str(path)}
@@ -93,6 +110,9 @@ def _from_npz(z: np.lib.npyio.NpzFile, path: Path, decode: bool
     for k in ("classes", "class_names"):
         if k in keys and z[k].dtype.kind in "US":
             extra["classes"] = [str(c) for c in z[k].tolist()]
+    per_image = next((k for k in _NAME_KEYS if k in keys and z[k].dtype.kind in "US" and z[k].ndim == 1), None)
+    if per_image is not None and "classes" not in extra:
+        extra["image_names"] = np.asarray(z[per_image]).astype(str)
     if "split" in keys and z["split"].dtype.kind in "US":
         extra["split"] = np.asarray(z["split"]).astype(str)
     y = next((z[k] for k in _Y_KEYS if k in keys), None)

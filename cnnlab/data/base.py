@@ -17,6 +17,11 @@ import torch
 from ..errors import CnnlabError
 
 
+def _meta_copy(meta: dict) -> dict:
+    """A subset's meta: its parent's, less the indices that named the parent's own images."""
+    return {k: v for k, v in meta.items() if k != "index"}
+
+
 class _Labelled:
     """What every dataset shape has: a label per image in `y` (-1 where unlabelled) and `classes`."""
 
@@ -50,7 +55,7 @@ class ImageArrays(_Labelled):
     def subset(self, index: torch.Tensor | np.ndarray | list[int] | slice) -> "ImageArrays":
         if not isinstance(index, slice):
             index = torch.as_tensor(index, dtype=torch.long)
-        return ImageArrays(self.x[index], self.y[index], self.classes, self.name, dict(self.meta))
+        return ImageArrays(self.x[index], self.y[index], self.classes, self.name, _meta_copy(self.meta))
 
     def floats(self, index: torch.Tensor | slice | None = None) -> torch.Tensor:
         """Float [n, 3, H, W] in [0, 1] (all images, or those at `index`)."""
@@ -70,7 +75,8 @@ class ImageFiles(_Labelled):
 
     def subset(self, index: np.ndarray | list[int] | range) -> "ImageFiles":
         index = np.asarray(index, dtype=np.int64)
-        return ImageFiles([self.paths[i] for i in index], self.y[index], self.classes, self.name, dict(self.meta))
+        return ImageFiles([self.paths[i] for i in index], self.y[index], self.classes, self.name,
+                          _meta_copy(self.meta))
 
     def file(self, i: int) -> str:
         """What `cnnlab.images.open_image` reads for image i: its path."""
@@ -96,7 +102,7 @@ class EncodedImages(_Labelled):
     def subset(self, index: np.ndarray | list[int] | range) -> "EncodedImages":
         index = np.asarray(index, dtype=np.int64)
         return EncodedImages(self.buffer, self.starts[index], self.ends[index], self.y[index], self.classes,
-                             self.name, dict(self.meta))
+                             self.name, _meta_copy(self.meta))
 
 
 Dataset = ImageArrays | ImageFiles | EncodedImages
@@ -191,14 +197,22 @@ def seeded_subset(data: Dataset, limit: int | None, seed: int = 0) -> Dataset:
     """What every `--limit N` means: a seeded random N of `data`'s images, kept in their order (data
     files are often sorted by class, so the first N would be one class); all of them when N is None
     or not smaller. The same (data, N, seed) always gives the same images."""
-    if limit is None or limit >= len(data):
+    keep = seeded_indices(len(data), limit, seed)
+    if keep is None:
         return data
-    if limit < 1:
-        raise CnnlabError(f"--limit {limit} must be at least 1.")
-    keep = np.sort(np.random.default_rng(seed).permutation(len(data))[:limit])
     out = data.subset(keep)
     out.meta["limit"] = {"images": int(limit), "seed": int(seed)}
+    out.meta["index"] = keep  # which images of `data`, in order
     return out
+
+
+def seeded_indices(n: int, limit: int | None, seed: int = 0) -> np.ndarray | None:
+    """The sorted indices of a seeded random `limit` of n items (`seeded_subset`), or None for all."""
+    if limit is None or limit >= n:
+        return None
+    if limit < 1:
+        raise CnnlabError(f"--limit {limit} must be at least 1.")
+    return np.sort(np.random.default_rng(seed).permutation(n)[:limit])
 
 
 def seeded_split(n: int, fraction: float, seed: int = 0, labels: np.ndarray | None = None

@@ -15,20 +15,28 @@
 
 Named datasets are read from (and CIFAR and Pets downloaded into) `data_dir`, by default
 cnnlab.paths.data_dir() (`$CNNLAB_DATA`; Pets in its `pets/`, MiniPlaces in its `miniplaces/`).
-A name is taken as that dataset even when a folder of the same name exists. A source that holds
-nothing out leaves the held-out part to its consumer: training holds out a seeded validation
-fraction, a probe a seeded test fraction (`Split.holdout`).
+A folder in the working directory named like a dataset (`pets/`) is read as a folder of images when
+it is one, or as that dataset when it holds the dataset's own layout; which one was chosen is logged
+(a warning on the `cnnlab.data` logger, which the command line prints). A source that holds nothing
+out leaves the held-out part to its consumer: training holds out a seeded validation fraction, a
+probe a seeded test fraction (`Split.holdout`); asking it for its test part is an error.
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from .. import paths
 from ..errors import CnnlabError, unknown
 from .arrays import read_array_file
 from .base import DATASET_TYPES, PARTS, Dataset, Split
 from .cifar import load_cifar
-from .folders import load_folder_dataset, load_miniplaces, load_pets
+from .folders import holds_class_folders, holds_pets, load_folder_dataset, load_miniplaces, load_pets
+
+log = logging.getLogger(__name__)
 
 NAMED = ("cifar10", "cifar100", "pets", "miniplaces")
 _ALIASES = {"cifar-10": "cifar10", "cifar_10": "cifar10", "cifar-100": "cifar100", "cifar_100": "cifar100",
@@ -37,6 +45,7 @@ _ALIASES = {"cifar-10": "cifar10", "cifar_10": "cifar10", "cifar-100": "cifar100
 #: Pets (about 800 MB) only when asked; MiniPlaces cannot be.
 _DOWNLOAD_BY_DEFAULT = {"cifar10": True, "cifar100": True, "pets": False, "miniplaces": False}
 ARRAY_SUFFIXES = (".npz", ".npy")
+_TITLES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "pets": "Oxford-IIIT Pets", "miniplaces": "MiniPlaces"}
 
 
 def dataset_names() -> list[str]:
@@ -74,6 +83,15 @@ def open_dataset(spec: str | Path, *, data_dir: str | Path | None = None, downlo
         decode: decode a JPEG-bytes file of one image size into memory (False keeps it encoded).
     """
     key = _named(spec)
+    local = Path(str(spec)).expanduser()
+    if key is not None and data_dir is None and local.is_dir():
+        if key == "pets" and holds_pets(local):
+            log.warning(f"data '{spec}': reading Oxford-IIIT Pets from the local folder '{local.resolve()}'.")
+            return load_pets(local)
+        if holds_class_folders(local):
+            log.warning(f"data '{spec}': using the local folder '{local.resolve()}' as a folder of images, not the "
+                        f"{_TITLES[key]} dataset (for that one, pass --data-dir or run elsewhere).")
+            return load_folder_dataset(local, seed=seed, test_fraction=test_fraction)
     if key is not None:
         return _named_split(key, data_dir, download)
     text = str(spec)
@@ -100,7 +118,7 @@ def load_dataset(spec: str | Path | Dataset, split: str = "train", data_dir: str
         return spec
     if split not in PARTS:
         raise CnnlabError(f"Unknown split '{split}'; use train, test or all.")
-    key = _named(spec)
+    key = _named(spec) if not Path(str(spec)).expanduser().is_dir() or data_dir is not None else None
     if key in ("cifar10", "cifar100") and split != "all":  # read only the part asked for
         download = _DOWNLOAD_BY_DEFAULT[key] if download is None else download
         return load_cifar(key, split == "train", data_dir, download)
@@ -119,7 +137,7 @@ def train_val_split(data: str | Path | Dataset, val: str | Path | Dataset | None
     if str(val) == "test":
         if isinstance(data, DATASET_TYPES):
             raise CnnlabError("--val test needs a named dataset or a file with a test split.")
-        if _named(data) in ("cifar10", "cifar100"):
+        if _named(data) in ("cifar10", "cifar100") and not (data_dir is None and Path(str(data)).is_dir()):
             return Split(load_dataset(data, "train", data_dir, download), load_dataset(data, "test", data_dir, download))
         source = open_dataset(data, data_dir=data_dir, download=download)
         if source.test is None:
@@ -139,6 +157,21 @@ def train_val_split(data: str | Path | Dataset, val: str | Path | Dataset | None
     held.train.meta["part"] = "train, less the validation images"
     held.test.meta["part"] = f"validation: a seeded {val_fraction:g} of each class of train (seed {seed})"
     return Split(held.train, held.test)
+
+
+def name_classes(data: Dataset | Split, classes: Sequence[str] | str | Path) -> Dataset | Split:
+    """`data` with `classes` (a list, a comma list 'cat,dog' or a file of names) as its class names, in
+    index order: one name per class its labels use (the names it had are replaced)."""
+    from ..models.labels import read_class_names
+    names = read_class_names(classes)
+    parts = [p for p in ((data.train, data.test, data.whole) if isinstance(data, Split) else (data,)) if p is not None]
+    used = max((int(np.asarray(p.y).max()) for p in parts if len(p.y)), default=-1) + 1
+    if len(names) < used:
+        raise CnnlabError(f"--classes gives {len(names)} class names but the data '{data.name}' has labels up to "
+                          f"{used - 1}; give one name per class, in index order.")
+    for p in parts:
+        p.classes = list(names)
+    return data
 
 
 def check_labels(data: Dataset, num_classes: int, what: str = "data") -> None:

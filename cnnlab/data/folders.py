@@ -68,7 +68,8 @@ def load_folder_dataset(path: str | Path, seed: int = 0, test_fraction: float = 
     `path/train/<class>/...` with `path/test/<class>/...` (or `val/`, `valid/`, `validation/`) is
     taken as that split; `path/<class>/...` alone is split per class with `seed`, `test_fraction`
     of each class going to the test part (so is `path/train/<class>/...` alone). Class names are the
-    folder names, sorted.
+    folder names, sorted. A flat folder of images (no subfolders) is one unlabelled part (label -1):
+    fine for scanning or attacking by prediction, refused by training and evaluation.
     """
     root = Path(path)
     if not root.exists():
@@ -100,13 +101,19 @@ def load_folder_dataset(path: str | Path, seed: int = 0, test_fraction: float = 
     if "train" in subdirs and held_out is None and len(subdirs) == 1:
         root = subdirs["train"]  # only train/: split it like a plain folder of class folders
     tree = _class_tree(root, extensions)
+    if not tree and not subdirs:
+        loose = [str(f) for f in sorted(root.iterdir()) if f.is_file() and not f.name.startswith(".")
+                 and f.name.lower().endswith(extensions)]
+        if loose:  # a flat folder of images: unlabelled, nothing held out
+            return Split(ImageFiles(loose, np.full(len(loose), -1, dtype=np.int64), [], name,
+                                    {"root": str(root), "layout": "flat folder (unlabelled)", "part": "all"}))
     _check_classes(tree, root)
     classes = sorted(tree)
     everything = _files_from_tree(tree, classes, name, "all")
     train_idx, test_idx = seeded_split(len(everything), 1.0 - test_fraction, seed, labels=everything.y)
-    if len(test_idx) == 0:
-        raise CnnlabError(f"Folder '{root}' has too few images ({len(everything)}) to hold out a test part; "
-                          "add images or raise test_fraction.")
+    if len(test_idx) == 0:  # too few images to hold any out: one part, and asking for a test part says so
+        everything.meta.update(root=str(root), layout="class folders")
+        return Split(everything)
     train, test = everything.subset(train_idx), everything.subset(test_idx)
     for part, label in ((train, "train"), (test, "test")):
         part.meta.update(root=str(root), layout="class folders", part=label, seed=seed, test_fraction=test_fraction)
@@ -195,6 +202,20 @@ def load_miniplaces(data_dir: str | Path) -> Split:
 
 
 # -- Oxford-IIIT Pets ------------------------------------------------------------------------------
+
+def holds_pets(folder: Path) -> bool:
+    """Whether `folder` holds Oxford-IIIT Pets in its own layout (annotations/ and images/)."""
+    return (_pets_base(folder) / "annotations" / "trainval.txt").is_file()
+
+
+def holds_class_folders(folder: Path) -> bool:
+    """Whether `folder` is an image-folder dataset: class folders, train/ (and test/), or loose images."""
+    if not folder.is_dir():
+        return False
+    subdirs = {d.name.lower() for d in _visible_dirs(folder)}
+    return bool(subdirs & {"train", *TEST_FOLDER_NAMES}) or bool(_class_tree(folder, IMAGE_EXTENSIONS)) or any(
+        f.is_file() and f.name.lower().endswith(IMAGE_EXTENSIONS) for f in folder.iterdir())
+
 
 def _pets_base(data_dir: Path) -> Path:
     """The folder holding images/ and annotations/ (torchvision puts them in oxford-iiit-pet/)."""

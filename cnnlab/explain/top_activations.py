@@ -39,11 +39,13 @@ class TopActivations:
     seconds: float
     reduce: str = "max"
     notes: list[str] = field(default_factory=list)
+    labels: list[str | None] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"layer": self.layer, "channel": self.channel, "reduce": self.reduce, "values": self.values,
-                "indices": self.indices, "positions_yx": self.positions, "boxes_tlbr": self.boxes,
-                "map_size": self.map_size, "scanned": self.scanned, "seconds": self.seconds, "notes": self.notes}
+                "indices": self.indices, "labels": self.labels, "positions_yx": self.positions,
+                "boxes_tlbr": self.boxes, "map_size": self.map_size, "scanned": self.scanned, "seconds": self.seconds,
+                "notes": self.notes}
 
     def patches(self) -> list[torch.Tensor]:
         """The receptive-field patch of each top image, [3,h,w]."""
@@ -51,9 +53,11 @@ class TopActivations:
 
     def figure(self, path: str | Path | None = None) -> "Figure | Path":
         """Top row: the images with their patch outlined; bottom row: the patches themselves."""
-        from ..figures import finish, panel_figure
+        from ..figures import finish, panel_figure, short_label
         outlined = [_outline(img, box) for img, box in zip(self.images, self.boxes)]
-        titles = [f"#{i} ({v:.2f})" for i, v in zip(self.indices, self.values)]
+        labels = self.labels or [None] * len(self.indices)
+        titles = [f"#{i} ({v:.2f})" + (f"\n{short_label(lab, 14)}" if lab else "")
+                  for i, v, lab in zip(self.indices, self.values, labels)]
         fig = panel_figure([outlined, self.patches()], [titles, ["patch"] * len(titles)],
                            [f"{self.layer}:{self.channel}", "receptive field"], cell=1.7)
         return finish(fig, path)
@@ -70,37 +74,35 @@ def _outline(img: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
     return out
 
 
-def _batches(data: object, model: Classifier, batch_size: int) -> Iterator[torch.Tensor]:
-    """Float [B,3,H,W] batches in [0,1] at the model's input size from a tensor, ImageArrays, ImageFiles
-    or a list of image paths."""
-    from ..data.base import ImageArrays, ImageFiles
+def _batches(data: object, model: Classifier, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """(float [B,3,H,W] in [0,1] at the model's input size, labels or None) from a tensor, any dataset
+    of cnnlab.data (arrays, photo files, encoded photos) or a list of image paths."""
+    from ..data import DATASET_TYPES, image_batches
     from ..images import load_images
     pre = model.preprocessing
-    if isinstance(data, ImageFiles):
-        data = data.paths
-    if isinstance(data, torch.Tensor):
+    if isinstance(data, DATASET_TYPES):
+        yield from image_batches(data, pre, batch_size)
+    elif isinstance(data, torch.Tensor):
         if data.dim() != 4 or data.shape[1] != 3:
             raise CnnlabError(f"Images must be [N,3,H,W]; got {tuple(data.shape)}.")
         for i in range(0, len(data), batch_size):
             b = data[i:i + batch_size]
             b = b.float() / 255.0 if b.dtype == torch.uint8 else b.float()
-            yield pre.apply_tensor(b)
-    elif isinstance(data, ImageArrays):
-        for i in range(0, len(data), batch_size):
-            yield pre.apply_tensor(data.floats(slice(i, i + batch_size)))
+            yield pre.apply_tensor(b), None
     elif isinstance(data, Sequence) and not isinstance(data, str):
         for i in range(0, len(data), batch_size):
-            yield load_images(list(data[i:i + batch_size]), model)
+            yield load_images(list(data[i:i + batch_size]), model), None
     else:
-        raise CnnlabError(f"Cannot scan {type(data).__name__}; pass an image tensor, ImageArrays, ImageFiles "
+        raise CnnlabError(f"Cannot scan {type(data).__name__}; pass an image tensor, a dataset of cnnlab.data "
                           "or a list of image paths.")
 
 
 def top_activations(model: Classifier | nn.Module, data: object, layer: str, channel: int, k: int = 9,
                     batch_size: int = 64, reduce: str = "max") -> TopActivations:
-    """Scan `data` once (no gradients, forward stopped at `layer`) and keep the top-k images by the
-    channel's spatial max ('max') or mean ('mean'), then find each winner's receptive-field patch.
-    A bare nn.Module is wrapped with `cnnlab.wrap`'s defaults first."""
+    """Scan `data` (a dataset of cnnlab.data, an image tensor or image paths) once (no gradients, forward
+    stopped at `layer`) and keep the top-k images by the channel's spatial max ('max') or mean ('mean'),
+    then find each winner's receptive-field patch; a dataset's class names label them. A bare
+    nn.Module is wrapped with `cnnlab.wrap`'s defaults first."""
     model = as_classifier(model)
     if reduce not in ("max", "mean"):
         raise CnnlabError(f"reduce '{reduce}' is not known; use 'max' or 'mean'.")
@@ -112,9 +114,10 @@ def top_activations(model: Classifier | nn.Module, data: object, layer: str, cha
     best_i = torch.empty(0, dtype=torch.long)
     best_img = torch.empty(0)
     best_pos = torch.empty(0, dtype=torch.long)
+    best_y = torch.empty(0, dtype=torch.long)
     seen, notes, map_size = 0, [], []
     with model.frozen(), torch.inference_mode():
-        for xb in _batches(data, model, batch_size):
+        for xb, yb in _batches(data, model, batch_size):
             got = run_until(model, model.check_images(xb), [name])
             a = got.get(name)
             notes = got.notes()
@@ -132,17 +135,21 @@ def top_activations(model: Classifier | nn.Module, data: object, layer: str, cha
             best_v = torch.cat([best_v, v])
             best_i = torch.cat([best_i, torch.arange(seen, seen + len(v))])
             best_pos = torch.cat([best_pos, pos])
+            best_y = torch.cat([best_y, yb.long() if yb is not None else torch.full((len(v),), -1)])
             best_img = torch.cat([best_img, xb.cpu()]) if len(best_img) else xb.cpu()
             keep = best_v.topk(min(k, len(best_v))).indices
-            best_v, best_i, best_pos, best_img = best_v[keep], best_i[keep], best_pos[keep], best_img[keep]
+            best_v, best_i, best_pos, best_img, best_y = (best_v[keep], best_i[keep], best_pos[keep], best_img[keep],
+                                                          best_y[keep])
             seen += len(v)
     if seen == 0:
         raise CnnlabError("No images were scanned; the data is empty.")
     w = map_size[1]
     positions = [(int(p) // w, int(p) % w) for p in best_pos]
     boxes = receptive_boxes(model, best_img, name, channel, positions)
+    classes = list(getattr(data, "classes", []) or [])
+    labels = [classes[c] if 0 <= c < len(classes) else (f"class {c}" if c >= 0 else None) for c in best_y.tolist()]
     return TopActivations(name, channel, best_v.tolist(), best_i.tolist(), positions, boxes, best_img,
-                          map_size, seen, time.perf_counter() - t0, reduce, notes)
+                          map_size, seen, time.perf_counter() - t0, reduce, notes, labels)
 
 
 def receptive_boxes(model: Classifier | nn.Module, x: torch.Tensor, layer: str, channel: int,

@@ -306,7 +306,8 @@ class Classifier(nn.Module):
 
     def describe(self) -> dict:
         """A JSON-able summary: name, classes, input size, normalization, layers, parameters."""
-        return {"name": self.name, "num_classes": self.num_classes, "input_size": list(self.input_size),
+        return {"name": self.name, "num_classes": self.num_classes, "classes": list(self.labels),
+                "input_size": list(self.input_size),
                 "preprocessing": self.preprocessing.to_dict(), **self.normalization,
                 "layers": list(self.layers()), "head": self.head_name,
                 "params": sum(p.numel() for p in self.parameters()), "weights": self.weights_name}

@@ -30,9 +30,11 @@ def prepare(cfg: TrainConfig, model=None, data=None):  # noqa: ANN001
     """The (model, train set, validation set) a config describes, seeded: what `train` feeds to `fit`.
 
     `model` (a Classifier) and `data` (a dataset object) replace what cfg.model / cfg.data name."""
-    from ..data import check_labels, seeded_subset, train_val_split
+    from ..data import check_labels, name_classes, seeded_subset, train_val_split
     from ..models import Classifier
     split = train_val_split(data if data is not None else cfg.data, cfg.val, cfg.val_split, cfg.seed, cfg.data_dir)
+    if cfg.classes:
+        split = name_classes(split, cfg.classes)
     train_set, val_set = seeded_subset(split.train, cfg.limit, cfg.seed), split.test
     data_classes = list(split.classes)
     torch.manual_seed(cfg.seed)

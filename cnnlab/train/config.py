@@ -52,6 +52,9 @@ class TrainConfig:
                               "widths=512,256.", flags=("--model-arg",), metavar="KEY=VALUE")
     data: str = _opt("cifar10", "cifar10, cifar100, pets, miniplaces, an .npz/.npy file (x uint8 NxHxWx3 + y) or an "
                      "image folder.")
+    classes: str | None = _opt(None, "Names of the data's classes, in index order: a file (one per line, or a JSON "
+                               "list) or a comma list like cat,dog [default: the data's own names: folder names, a "
+                               "'classes' array; else 'class 0', 'class 1', ...].", metavar="FILE|A,B,...")
     val: str | None = _opt(None, "Validation data: 'test' (the data's held-out part) or another dataset; default: a "
                            "seeded, stratified --val-split of the training data.")
     val_split: float = _opt(0.1, "Fraction of the training data held out for validation (seeded, per class).")

@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 
-from ..data import Dataset, Split, check_labels, open_dataset
+from ..data import Dataset, Split, check_labels, name_classes, open_dataset
 from ..models import Classifier, as_classifier, create_model
 from ..runs import Run, write_json
 from .features import FeatureSet, extract_features
@@ -66,17 +66,20 @@ def run_probe(model: Classifier | nn.Module | str, data: Split | str | Path, cla
               data_dir: str | Path | None = None, download: bool | None = None, l2: bool = True,
               cache_dir: str | Path | None | bool = None, batch_size: int = 64, workers: int | None = None,
               seed: int = 0, test_fraction: float = 0.2, C: float | None = None, progress: bool = False,
-              log: Callable[[str], None] | None = None) -> TransferResult:
+              log: Callable[[str], None] | None = None, classes: Sequence[str] | str | None = None
+              ) -> TransferResult:
     """Extract (or read cached) penultimate features for both parts of `data` and fit a linear probe.
 
     `model` is a Classifier, any nn.Module (wrapped by `as_classifier`) or a registry name
     (pretrained weights); `data` is a Split or a source `probe_split` resolves ('pets', 'miniplaces',
     a folder, an .npz/.npy file, 'cifar10'). `log(msg)` receives notes such as a stale cache being
-    rebuilt.
+    rebuilt. `classes` names the data's classes (a list, a comma list or a file) instead of its own names.
     """
     t0 = time.perf_counter()
     model = create_model(model, pretrained=True) if isinstance(model, str) else as_classifier(model)
     split = probe_split(data, data_dir=data_dir, download=download, seed=seed, test_fraction=test_fraction)
+    if classes is not None:
+        split = name_classes(split, classes)
     name = (split.name or "data") if isinstance(data, Split) else str(data)
     parts = []
     for part in (split.train, split.test):

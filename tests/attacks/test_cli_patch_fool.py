@@ -65,6 +65,31 @@ def test_patch_cli(tmp_path):
     assert (out / "patch.png").exists() and (out / "figures" / "patch.png").exists()
 
 
+def test_patch_takes_a_flat_folder_of_photos(tmp_path):
+    """Unlabelled photos of mixed sizes, resized by the model's preprocessing; images the model already
+    calls the target are dropped."""
+    pets = np.load(shared("oxford_pets_subset.npz"))
+    for i in range(8):
+        (tmp_path / "photos").mkdir(exist_ok=True)
+        (tmp_path / "photos" / f"{i}.jpg").write_bytes(pets["jpeg"][pets["offsets"][i]:pets["offsets"][i + 1]].tobytes())
+    r = run("patch", *model_args(), "--data", str(tmp_path / "photos"), "--target", "truck", "--steps", "3",
+            "--limit", "8", "--out", str(tmp_path / "p"), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["target"]["label"] == "truck" and doc["heldout_n"] + doc["params"]["train_n"] <= 8
+
+
+def test_attack_eval_names_the_classes(tmp_path):
+    d = np.load(shared("cifar10_train_first200_lossless.npz"))
+    np.savez(tmp_path / "small.npz", x=d["x"][:20], y=d["y"][:20])
+    names = ",".join(f"c{i}" for i in range(10))
+    r = run("attack-eval", *model_args(), "--data", str(tmp_path / "small.npz"), "--method", "fgsm", "--eps", "1/255",
+            "--classes", names, "--target", "c3", "--json")
+    assert r.exit_code == 0, r.output
+    bad = run("attack-eval", *model_args(), "--data", str(tmp_path / "small.npz"), "--classes", "a,b")
+    assert bad.exit_code == 1 and "--classes gives 2 class names" in bad.output
+
+
 @pytest.fixture(scope="module")
 def cat_png(tmp_path_factory):
     """A CIFAR-10 test image (a correctly classified cat) saved as a PNG."""

@@ -143,3 +143,29 @@ def test_listing_commands_does_not_import_torch():
            "r = CliRunner().invoke(main, ['--help']); assert 'train' in r.output; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_class_names_come_from_the_command_line_and_travel_in_the_checkpoint(tmp_path):
+    """--classes on train names the data; the checkpoint carries the names into eval and predict; eval's
+    --classes renames; a file without names gets 'class i', never CIFAR-10's."""
+    d = np.load(shared("cifar10_train_first200_lossless.npz"))
+    np.save(tmp_path / "hw-train-data.npy", d["x"])
+    np.save(tmp_path / "hw-train-labels.npy", d["y"].astype(np.int64))
+    names = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "lorry"]
+    r = cli("train", "--model", "softmax_regression", "--data", tmp_path / "hw-train-data.npy", "--epochs", "1",
+            "--quiet", "--classes", ",".join(names), "--out", tmp_path / "run")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["classes"] == names
+    ev = cli("eval", tmp_path / "run", "--data", tmp_path / "hw-train-data.npy", "--split", "all",
+             "--overlap", "exclude", "--json")
+    assert json.loads(ev.output)["classes"] == names
+    (tmp_path / "names.txt").write_text("\n".join(n.upper() for n in names) + "\n")
+    ev = cli("eval", tmp_path / "run", "--data", tmp_path / "hw-train-data.npy", "--split", "all",
+             "--overlap", "exclude", "--classes", tmp_path / "names.txt", "--json")
+    assert json.loads(ev.output)["classes"][-1] == "LORRY"
+    pred = cli("predict", shared("seed_images/glow_imagenet_cat_285.png"), "--weights",
+               tmp_path / "run" / "checkpoints" / "best.pt", "--json")
+    assert r.exit_code == 0 and json.loads(pred.output)[0]["top"][0]["label"] in names
+    bad = cli("train", "--model", "softmax_regression", "--data", tmp_path / "hw-train-data.npy", "--classes",
+              "a,b", "--out", tmp_path / "bad")
+    assert bad.exit_code == 1 and "--classes gives 2 class names" in bad.output and "has labels up to 9" in bad.output

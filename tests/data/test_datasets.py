@@ -225,3 +225,28 @@ def test_every_limit_is_the_same_seeded_random_subset(test_set):
     assert len(torch.unique(a.y)) == 10 and set(test_set.y[:200].tolist()) == {0}
     assert seeded_subset(test_set, None) is test_set and seeded_subset(test_set, 10**6) is test_set
     assert a.meta["limit"] == {"images": 200, "seed": 0}
+
+
+def test_a_local_folder_named_like_a_dataset_is_that_folder_and_says_so(tmp_path, monkeypatch, caplog):
+    pets = np.load(shared("oxford_pets_subset.npz"))
+    for c in (0, 1):
+        for i in np.flatnonzero(pets["label"] == c)[:3]:
+            f = tmp_path / "pets" / str(pets["classes"][c]) / f"{i}.jpg"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_bytes(pets["jpeg"][pets["offsets"][i]:pets["offsets"][i + 1]].tobytes())
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING", logger="cnnlab.data"):
+        split = open_dataset("pets")
+    assert isinstance(split.train, ImageFiles) and split.classes == [str(c) for c in pets["classes"][:2]]
+    assert "using the local folder" in caplog.text and "not the Oxford-IIIT Pets dataset" in caplog.text
+
+
+def test_a_flat_folder_is_one_unlabelled_part(tmp_path):
+    pets = np.load(shared("oxford_pets_subset.npz"))
+    for i in range(3):
+        (tmp_path / f"{i}.jpg").write_bytes(pets["jpeg"][pets["offsets"][i]:pets["offsets"][i + 1]].tobytes())
+    split = open_dataset(tmp_path)
+    assert split.test is None and len(split.train) == 3 and split.train.y.tolist() == [-1, -1, -1]
+    with pytest.raises(CnnlabError, match="unlabelled"):
+        from cnnlab.data import check_labels
+        check_labels(split.train, 10, "training data")

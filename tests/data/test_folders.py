@@ -74,6 +74,8 @@ def test_bad_folders_get_one_clear_sentence(tmp_path, pets_npz):
     loose = tmp_path / "loose"
     loose.mkdir()
     (loose / "a.jpg").write_bytes(photo_bytes(pets_npz, 0))
+    assert load_folder_dataset(loose).train.y.tolist() == [-1]  # a flat folder: unlabelled images
+    (loose / "sub").mkdir()
     with pytest.raises(CnnlabError, match="holds 1 images but no class subfolders"):
         load_folder_dataset(loose)
     one = tmp_path / "one"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -78,3 +79,24 @@ def test_errors_are_one_line(r20_args, tmp_path):
     res = CliRunner().invoke(main, ["filters", *r20_args, "--out", str(tmp_path / "full")])
     assert res.exit_code == 1 and "not empty" in res.output
     assert (tmp_path / "full" / "mine.txt").read_text() == "keep"
+
+
+def test_top_activations_reads_every_dataset_and_reports_labels(r20_args, tmp_path):
+    """A class-sorted file with --limit scans a seeded random subset (not the first N: all airplanes), a
+    file of mixed-size photos goes through the model's preprocessing, and the shown images' labels are
+    reported."""
+    from tests.conftest import shared
+    res = _run(["top-activations", str(shared("cifar10_test.npz")), *r20_args, "--layer", "layer3", "--channel",
+                "7", "-k", "6", "--limit", "300", "--out", str(tmp_path / "c"), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["scanned"] == 300 and len(d["labels"]) == 6 and len(set(d["labels"])) > 1
+    assert max(d["indices"]) >= 1000  # indices of the file itself, beyond its first class
+    photos = _run(["top-activations", str(shared("oxford_pets_subset.npz")), *r20_args, "-k", "3", "--limit", "12",
+                   "--split", "test", "--out", str(tmp_path / "p")])
+    assert photos.exit_code == 0, photos.output
+    assert "scanned 12 images" in photos.output
+    doc = json.loads((tmp_path / "p" / "top_activations.json").read_text())
+    pets = np.load(shared("oxford_pets_subset.npz"))
+    test_idx = np.flatnonzero(pets["split"] == "test")
+    assert doc["labels"] == [str(pets["breed"][test_idx[i]]) for i in doc["indices"]]
