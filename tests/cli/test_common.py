@@ -62,3 +62,25 @@ def test_bad_model_choices_exit_1_with_one_sentence(onnx_file, tmp_path, args, w
     msg = r.output.strip()
     assert msg.startswith("error: ") and "\n" not in msg, msg
     assert all(w.format(bad=bad) in msg for w in words), msg
+
+
+def test_every_command_that_runs_a_model_takes_model_args(tmp_path):
+    import click
+    for name in ("predict", "inspect", "eval", "attack", "attack-eval", "patch", "fool", "featmaps", "filters",
+                 "saliency", "dream", "top-activations", "transfer"):
+        command = main.get_command(click.Context(main), name)
+        assert "--model-arg" in {o for p in command.params for o in getattr(p, "opts", [])}, name
+    narrow = cnnlab.create_model("simple_cnn", channels=4)  # a plain state dict of a non-default variant
+    torch.save(narrow.net.state_dict(), tmp_path / "narrow.pt")
+    weights = ["--model", "simple_cnn", "--weights", str(tmp_path / "narrow.pt")]
+    r = run("filters", *weights, "--model-arg", "channels=4", "--out", str(tmp_path / "f"), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["weight_shape"][0] == 4
+    cat = str(cnnlab.bundled_photo("chelsea"))
+    r = run("attack", cat, *weights, "--model-arg", "channels=4", "--method", "fgsm", "--no-robustness",
+            "--out", str(tmp_path / "a"), "--json")
+    assert r.exit_code == 0, r.output
+    without = run("attack", cat, *weights, "--method", "fgsm", "--out", str(tmp_path / "b"))
+    assert without.exit_code == 1 and without.stderr.startswith("error:")  # 64 channels do not fit these weights
+    bad = run("attack", cat, "--model", "simple_cnn", "--model-arg", "width=4", "--out", str(tmp_path / "c"))
+    assert bad.exit_code == 1 and "has no argument 'width'" in bad.stderr

@@ -31,3 +31,17 @@ def test_inspect_unknown_model_is_one_sentence():
     r = run("inspect", "--model", "resnet_20")
     assert r.exit_code == 1 and r.stderr.startswith("error: Unknown model 'resnet_20'")
     assert r.stderr.count("\n") == 1
+
+
+def test_model_args_shape_the_inspected_model():
+    """The no-shortcut and BatchNorm variants of the course ResNet can be counted side by side."""
+    def inspect(*args: str) -> dict:
+        r = run("inspect", "--model", "course_resnet", *args, "--json")
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+    plain, noskip, bn = inspect(), inspect("--model-arg", "shortcut=false"), inspect("--model-arg", "bn=true")
+    assert plain["op_counts"]["add"] == 9 and "add" not in noskip["op_counts"]
+    assert plain["params"] - noskip["params"] == (16 * 32 + 32) + (32 * 64 + 64)  # the two 1x1 stride-2 shortcuts
+    assert bn["op_counts"]["BatchNorm2d"] == 19 and "BatchNorm2d" not in plain["op_counts"]
+    bad = run("inspect", "--model", "course_resnet", "--model-arg", "act=tanh")
+    assert bad.exit_code == 1 and "has no argument 'act'" in bad.stderr and bad.stderr.count("\n") == 1
