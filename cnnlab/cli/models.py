@@ -75,8 +75,9 @@ def _describe(e: dict) -> None:
         click.echo("    " + "  ".join(f"{k}={_value(v)}" for k, v in e["recipe"].items()))
     else:
         click.echo("  training recipe: cnnlab train's defaults")
+    click.echo(f"  initialization (untrained): {e['weight_init']}")
     if e["init"]:
-        click.echo(f"  initialized from the training data: {e['init']}")
+        click.echo(f"  then, from the training data: {e['init']}")
 
 
 def _value(v: object) -> str:

@@ -58,10 +58,21 @@ def _click_type(hint: object, meta: typing.Mapping) -> click.ParamType | type:
     return inner[0] if inner[0] in (int, float, str) else str
 
 
-def _default_text(default: object) -> str:
+def _default_text(default: object, recipes: bool = False) -> str:
+    """' [default: X]', or ' [default: the model's recipe, else X]' for an option some family's recipe sets."""
     if default in (dataclasses.MISSING, None, "") or default is False:
-        return ""
-    return f" [default: {default:.4g}]" if isinstance(default, float) else f" [default: {default}]"
+        shown = None
+    else:
+        shown = f"{default:.4g}" if isinstance(default, float) else str(default)
+    if recipes:
+        return f" [default: the model's recipe, else {shown or ('off' if default is False else 'none')}]"
+    return f" [default: {shown}]" if shown else ""
+
+
+def recipe_options() -> set[str]:
+    """The TrainConfig fields that some registered model's recipe sets (`cnnlab models NAME` shows which)."""
+    from ..models import list_models
+    return {k for entry in list_models() for k in entry.recipe}
 
 
 def config_options() -> list[click.Option]:
@@ -69,6 +80,7 @@ def config_options() -> list[click.Option]:
     metadata; every option defaults to unset, so the model's recipe and then TrainConfig decide."""
     from ..train.config import TrainConfig
     hints = typing.get_type_hints(TrainConfig)
+    recipes = recipe_options()
     options = []
     for f in dataclasses.fields(TrainConfig):
         meta = f.metadata
@@ -76,7 +88,7 @@ def config_options() -> list[click.Option]:
             continue
         dash = f.name.replace("_", "-")
         hint = hints[f.name]
-        kw: dict = {"default": None, "help": meta.get("help", "") + _default_text(f.default)}
+        kw: dict = {"default": None, "help": meta.get("help", "") + _default_text(f.default, f.name in recipes)}
         if hint is bool:
             flags = meta.get("flags") or (f"--{dash}/--no-{dash}",)
         elif hint is dict:  # repeatable KEY=VALUE
@@ -153,7 +165,7 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bo
                               "(only --epochs may change).")
         run = training.resume(resume, epochs=options.get("epochs"), progress=not quiet)
     else:
-        run = training.train(out=out, progress=not quiet, **options)
+        run = training.train(out=out, progress=not quiet, header=True, **options)
     if context().is_main:
         final = run.final() or {}
         best = final.get("best_val_top1")

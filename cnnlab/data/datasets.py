@@ -155,7 +155,7 @@ def train_val_split(data: str | Path | Dataset, val: str | Path | Dataset | None
     held = Split(train).holdout(val_fraction, seed)
     held.train.name, held.test.name = f"{train.name}-train", f"{train.name}-val"
     held.train.meta["part"] = "train, less the validation images"
-    held.test.meta["part"] = f"validation: a seeded {val_fraction:g} of each class of train (seed {seed})"
+    held.test.meta["part"] = f"validation: a seeded {val_fraction:g} of each class of train, seed {seed}"
     return Split(held.train, held.test)
 
 

@@ -4,11 +4,12 @@ from .arguments import ModelArgument
 from .classifier import Classifier, Prediction
 from .configs import DataInit, ModelCfg
 from .registry import (ModelEntry, create_model, data_init, get_entry, list_models, load_model, model_arguments,
-                       recipe, register_model, register_prefix)
+                       recipe, register_model, register_prefix, weight_init)
 from .wrap import as_classifier, wrap
 
 from . import airbench, cifar_resnet, course, efficientnet_lite, zoo  # noqa: E402,F401  (register the families)
 
 __all__ = ["Classifier", "Prediction", "ModelEntry", "ModelCfg", "DataInit", "ModelArgument", "create_model",
-           "get_entry", "list_models", "load_model", "model_arguments", "recipe", "data_init", "register_model", "register_prefix",
+           "get_entry", "list_models", "load_model", "model_arguments", "recipe", "data_init", "weight_init", "register_model",
+           "register_prefix",
            "wrap", "as_classifier"]

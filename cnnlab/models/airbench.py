@@ -167,6 +167,9 @@ WHITENING = DataInit(whiten_init, HYP["net"]["whiten_images"],
 
 
 @register_model("airbench", family="airbench", cfg=CFG, recipe=RECIPE, init=WHITENING,
+                weight_init="3x3 convolutions He-normal plus a dirac (identity) on their first channels; the 2x2 "
+                            "whitening conv and the linear head PyTorch's defaults (the whitening conv is then set "
+                            "from the data); BatchNorm weight 1 (frozen), bias 0",
                 description="fast CIFAR net after airbench94: 2x2 whitening conv, 3 conv groups, GELU "
                             "(time-to-accuracy recipe)")
 def airbench(pretrained: bool = False, num_classes: int | None = None,

@@ -122,5 +122,7 @@ def _builder(depth: int):
 
 for _depth in (20, 32, 44, 56, 110):
     register_model(f"cifar_resnet{_depth}", family="cifar", cfg=CFG, weights=WEIGHTS[_depth],
+                   weight_init="He-normal (kaiming_normal_, fan-in) convolution and linear weights, the head "
+                               "included; the head's bias PyTorch's default; BatchNorm weight 1, bias 0",
                    description=f"ResNet-{_depth} for 32x32 CIFAR (He et al. 2016, option-A shortcuts)"
                    )(_builder(_depth))

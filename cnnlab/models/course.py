@@ -39,6 +39,12 @@ ADAM = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "const
 ADAM_PLAIN = {**ADAM, "augment": "none"}
 
 
+#: How _he_init leaves the nets below (what `cnnlab models NAME` and every training run report).
+HE_INIT = ("He-normal (kaiming_normal_, fan-in, ReLU gain) convolution and linear weights, zero biases; the head "
+           "'fc' keeps PyTorch's default (uniform in +-1/sqrt(fan_in)) so the first logits are moderate; BatchNorm "
+           "weight 1, bias 0")
+
+
 def _classifier(net: nn.Module, name: str, kwargs: dict, feature_layers: list[str], input_size: int = 32,
                 cfg: ModelCfg = CFG) -> Classifier:
     if input_size != cfg.input_size[0]:
@@ -79,6 +85,9 @@ def softmax_regression(pretrained: bool = False, num_classes: int | None = None,
 
 
 @register_model("mlp", family="course", cfg=CFG, recipe=ADAM_PLAIN,
+                weight_init="hidden layers He-normal (kaiming_normal_, fan-in, ReLU gain; with activation=tanh "
+                            "Glorot-normal with tanh gain), zero biases; the output layer 'fc' PyTorch's default "
+                            "(uniform in +-1/sqrt(fan_in))",
                 description="multi-layer perceptron on the flattened pixels, ReLU or tanh hidden layers, He init")
 def mlp(pretrained: bool = False, num_classes: int | None = None, widths: str | list[int] = "512",
         activation: Literal["relu", "tanh"] = "relu", input_size: int = 32) -> Classifier:
@@ -166,12 +175,12 @@ for _name, _bn, _strided, _gap, _what in [
         ("simple_cnn_bn", True, False, False, "simple_cnn with conv-BN-ReLU"),
         ("simple_cnn_strided", True, True, False, "simple_cnn_bn with stride-2 convolutions instead of max-pooling"),
         ("simple_cnn_gap", True, True, True, "simple_cnn_strided with a third conv-BN-ReLU and global average pooling")]:
-    register_model(_name, family="course", cfg=CFG, recipe=ADAM, description=_what
+    register_model(_name, family="course", cfg=CFG, recipe=ADAM, description=_what, weight_init=HE_INIT
                    )(_simple_builder(_name, _bn, _strided, _gap))
 
 
 # -- a CNN with large first-layer filters ------------------------------------------------------------
-@register_model("cnn11", family="course", cfg=CFG, recipe=ADAM,
+@register_model("cnn11", family="course", cfg=CFG, recipe=ADAM, weight_init=HE_INIT,
                 description="64 11x11 filters, 2x2 max-pool, two 128-filter 3x3 convs, global average pool")
 def cnn11(pretrained: bool = False, num_classes: int | None = None, bn: bool = False) -> Classifier:
     """A CNN whose 64 first-layer 11x11 filters are large enough to look at.
@@ -271,7 +280,7 @@ RESNET_RECIPE = {**ADAM, "schedule": "step", "step_every": 10}
 RESNET_CFG = CFG.replace(num_classes=100)
 
 
-@register_model("course_resnet", family="course", cfg=RESNET_CFG, recipe=RESNET_RECIPE,
+@register_model("course_resnet", family="course", cfg=RESNET_CFG, recipe=RESNET_RECIPE, weight_init=HE_INIT,
                 description="pre-activation ResNet from a stride list (default 3-3-3 = 1,1,2,1,1,2,1,1,1), "
                             "dropout 0.3, 1x1 shortcuts; options shortcut, bn, dropout, width")
 def course_resnet(pretrained: bool = False, num_classes: int | None = None, strides: str | list[int] = "1,1,2,1,1,2,1,1,1",

@@ -20,6 +20,11 @@ from .weights import extract_state_dict, hub_cache_dir, load_state_into, read_ch
 
 
 
+#: The initialization of a network that sets none of its own: PyTorch's layer defaults.
+PYTORCH_INIT = ("PyTorch's layer defaults: convolution and linear weights and biases uniform in +-1/sqrt(fan_in) "
+                "(Kaiming-uniform, a=sqrt(5)); BatchNorm weight 1, bias 0")
+
+
 @dataclass
 class ModelEntry:
     """A registered architecture: its builder, its configuration, its published weights and its recipe.
@@ -29,6 +34,8 @@ class ModelEntry:
         weights: configuration of its published weights (None: none are published).
         recipe: TrainConfig options `cnnlab.train` uses where the caller leaves them unset.
         init: data-dependent initialization `cnnlab.train` runs before the first step.
+        weight_init: how the builder initializes an untrained network's weights, in words (what a run
+            records and prints: "how did you initialize the weights?").
     """
 
     name: str
@@ -39,6 +46,7 @@ class ModelEntry:
     weights: ModelCfg | None = None
     recipe: dict = field(default_factory=dict)
     init: DataInit | None = None
+    weight_init: str = PYTORCH_INIT
 
     @property
     def pretrained(self) -> str:
@@ -67,7 +75,7 @@ class ModelEntry:
                 "classes": self.default_classes, "cfg": self.cfg.to_dict(),
                 "weights": self.weights.to_dict() if self.weights is not None else None,
                 "arguments": [a.to_dict() for a in self.arguments()], "recipe": dict(self.recipe),
-                "init": self.init.description if self.init is not None else None}
+                "init": self.init.description if self.init is not None else None, "weight_init": self.weight_init}
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -76,13 +84,14 @@ _PREFIXES: dict[str, Callable[[str], ModelEntry]] = {}
 
 
 def register_model(name: str, *, family: str, description: str, cfg: ModelCfg, weights: ModelCfg | None = None,
-                   recipe: dict | None = None, init: DataInit | None = None
+                   recipe: dict | None = None, init: DataInit | None = None, weight_init: str = PYTORCH_INIT
                    ) -> Callable[[Callable[..., Classifier]], Callable[..., Classifier]]:
     """Decorator: register `builder(pretrained: bool, num_classes: int | None, **arguments) -> Classifier`.
 
     The builder documents its own arguments in its docstring's `Args:` section (see arguments.py)."""
     def deco(fn: Callable[..., Classifier]) -> Callable[..., Classifier]:
-        _REGISTRY[name] = ModelEntry(name, fn, family, description, cfg, weights, dict(recipe or {}), init)
+        _REGISTRY[name] = ModelEntry(name, fn, family, description, cfg, weights, dict(recipe or {}), init,
+                                     weight_init)
         return fn
     return deco
 
@@ -121,6 +130,13 @@ def recipe(name: str) -> dict:
     """The training options model `name` trains best with ({} for unregistered or wrapped models)."""
     entry = _registered(name)
     return dict(entry.recipe) if entry is not None else {}
+
+
+def weight_init(name: str) -> str:
+    """How model `name` initializes an untrained network, in words (PyTorch's defaults for a model that
+    is not registered)."""
+    entry = _registered(name)
+    return entry.weight_init if entry is not None else "the network's own initialization"
 
 
 def data_init(name: str) -> DataInit | None:

@@ -91,6 +91,7 @@ def _builder(name: str):
 for _name, (_desc, *_) in TORCHVISION_MODELS.items():
     _untrained, _published = _cfgs(_name)
     register_model(_name, family="imagenet", cfg=_untrained, weights=_published,
+                   weight_init=f"torchvision's own initialization of {_name}",
                    description=f"{_desc} (torchvision)")(_builder(_name))
 
 

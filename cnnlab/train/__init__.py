@@ -61,6 +61,7 @@ def _build_model(cfg: TrainConfig, num_classes: int):  # noqa: ANN001
         model = create_model(cfg.model or None, weights=cfg.weights, **cfg.model_kwargs)
         if model.num_classes != num_classes:
             model.replace_head(num_classes)
+            model.weights_name = f"{model.weights_name}, a new {num_classes}-class head (PyTorch's default init)"
         return model
     return create_model(cfg.model, pretrained=cfg.pretrained, num_classes=num_classes, **cfg.model_kwargs)
 
@@ -105,12 +106,15 @@ def _implied_schedule(options: dict) -> dict:
 
 
 def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset = "cifar10", epochs: int = 30,
-          out: str | Path | None = None, progress: bool = True, stop_after: int | None = None, **options) -> Run:
+          out: str | Path | None = None, progress: bool = True, stop_after: int | None = None,
+          header: bool | None = None, **options) -> Run:
     """Train a model (a registry name, a Classifier or any nn.Module through `as_classifier`) on data (a
     name, file, folder or dataset; see cnnlab.data.open_dataset) into a new run directory `out` (see
     cnnlab.runs for its layout; default runs/MODEL-TIME). Options are TrainConfig fields (unset ones
     take the model's recipe, then TrainConfig's defaults); `stop_after` ends the run after that epoch as
-    if it were interrupted (resume it later)."""
+    if it were interrupted (resume it later). The run's effective settings (model, parameters,
+    initialization, optimizer, schedule, augmentation, data) go into config.json and, with `header`
+    (default: with `progress`), to stderr as a short header."""
     from ..models import Classifier, as_classifier, recipe
     from . import distributed
     if isinstance(model, nn.Module):
@@ -120,6 +124,7 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
         options["model_kwargs"] = dict(model.spec.get("kwargs", {}))
     data_name = str(data) if isinstance(data, (str, Path)) else (data.name or "data")
     options = _implied_schedule({k: v for k, v in options.items() if v is not None})
+    from_recipe = [k for k in recipe(name) if k not in options]
     options = {**recipe(name), **options}
     cfg = TrainConfig.from_dict({"model": name, "data": data_name, "epochs": epochs, **options})
     out = Path(out) if out is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -135,8 +140,13 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
                                         None if isinstance(data, (str, Path)) else data)
     run = None
     if ctx.is_main:
+        from .settings import run_settings, settings_lines
+        settings = run_settings(cfg, built, train_set, val_set, from_recipe=from_recipe,
+                                given=isinstance(model, Classifier))
+        if progress if header is None else header:
+            print("\n".join(settings_lines(settings)), file=sys.stderr, flush=True)
         described, hashes = _describe_data(train_set, val_set)
-        run = Run.create(out, {"config": cfg.to_dict(), "model": built.describe(),
+        run = Run.create(out, {"config": cfg.to_dict(), "model": built.describe(), "settings": settings,
                                "data": {**described, "in_memory": not isinstance(data, (str, Path))},
                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                "torch": torch.__version__, "world_size": ctx.world_size})

@@ -43,3 +43,8 @@ def test_unknown_model_is_one_line():
     r = run("models", "resnet_20")
     assert r.exit_code == 1 and "error: Unknown model 'resnet_20'" in r.output and "did you mean" in r.output
     assert r.output.count("\n") == 1
+
+
+def test_one_model_states_its_initialization():
+    r = run("models", "course_resnet")
+    assert "initialization (untrained): He-normal" in r.stdout

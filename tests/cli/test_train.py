@@ -169,3 +169,36 @@ def test_class_names_come_from_the_command_line_and_travel_in_the_checkpoint(tmp
     bad = cli("train", "--model", "softmax_regression", "--data", tmp_path / "hw-train-data.npy", "--classes",
               "a,b", "--out", tmp_path / "bad")
     assert bad.exit_code == 1 and "--classes gives 2 class names" in bad.output and "has labels up to 9" in bad.output
+
+
+def test_help_says_which_defaults_the_model_recipe_sets():
+    r = cli("train", "--help")
+    text = " ".join(r.output.split())
+    for option, default in (("--schedule", "cosine"), ("--optimizer", "sgd"), ("--augment", "crop4,flip"),
+                            ("--weight-decay", "0.0001")):
+        assert f"[default: the model's recipe, else {default}]" in text[text.index(option):], option
+    assert "--seed INTEGER Seed of the initialization, the validation split, the data order and augmentation. " \
+           "[default: 0]" in text  # no recipe sets it
+
+
+def test_every_run_prints_and_records_its_effective_settings(tmp_path):
+    d = np.load(shared("cifar10_train_first200_lossless.npz"))
+    np.save(tmp_path / "hw-train-data.npy", d["x"])
+    np.save(tmp_path / "hw-train-labels.npy", d["y"].astype(np.int64))
+    r = CliRunner().invoke(main, ["train", "--model", "course_resnet", "--model-arg", "width=4", "--model-arg",
+                                  "strides=1,2", "--data", str(tmp_path / "hw-train-data.npy"), "--epochs", "1",
+                                  "--lr", "0.002", "--quiet", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "run" / "config.json").read_text())["settings"]
+    assert s["model_args"] == {"width": 4, "strides": "1,2"} and s["parameters"] > 0
+    assert s["initialization"].startswith("He-normal") and s["optimizer"] == {"name": "adam", "lr": 0.002,
+                                                                                 "weight_decay": 0.0}
+    assert s["schedule"] == "step: x0.1 every 10 epochs" and s["augmentation"] == "crop4,flip"
+    assert set(s["from_recipe"]) == {"optimizer", "weight_decay", "schedule", "step_every"}  # lr was given
+    assert s["data"]["train"] == 181 and s["data"]["val"]["n"] == 19 and s["data"]["classes"] == 10
+    header = r.output  # --quiet hides the progress, never the header
+    for line in ("model         course_resnet (width=4, strides=1,2):", "init          He-normal",
+                 "optimizer     adam, lr 0.002, weight decay 0 (model's recipe: optimizer, weight_decay)",
+                 "schedule      step: x0.1 every 10 epochs (model's recipe: schedule, step_every); 1 epoch, batch 128",
+                 "augmentation  crop4,flip", "data          ", "train 181 images, validation 19"):
+        assert line in header, line

@@ -58,3 +58,14 @@ def test_replace_head_gives_a_fresh_linear_and_unnamed_classes():
     m.replace_head(3)
     assert m.head() is not old and m.head().out_features == 3 and m.labels == ["class 0", "class 1", "class 2"]
     assert m.spec["kwargs"]["num_classes"] == 3 and m(torch.rand(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_every_family_states_its_weight_initialization():
+    """A run records how its weights were initialized, so every registered model says it in words."""
+    from cnnlab.models import weight_init
+    from cnnlab.models.registry import PYTORCH_INIT
+    for entry in cnnlab.list_models():
+        assert entry.to_dict()["weight_init"], entry.name
+    assert "He-normal" in weight_init("course_resnet") and "He-normal" in weight_init("simple_cnn_bn")
+    assert "Glorot" in weight_init("mlp") and weight_init("softmax_regression") == PYTORCH_INIT
+    assert "dirac" in weight_init("airbench") and "torchvision" in weight_init("resnet18")
