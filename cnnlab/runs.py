@@ -33,6 +33,7 @@ A directory that already holds a run is never overwritten: training into it agai
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -106,11 +107,59 @@ def json_default(o: Any) -> Any:
     return str(o)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename): a reader never sees half a file."""
+def _null_reason(value: Any) -> str | None:
+    """Why a value written as null was not a number (None when it was)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN: undefined here" if math.isnan(value) else f"{value}: unbounded here"
+    return None
+
+
+def strict_json(obj: Any) -> Any:
+    """`obj` as plain JSON values (json_default for the rest) with every NaN or infinity replaced by null;
+    a dict gains `KEY_null` beside each KEY so replaced, saying why ('NaN: undefined here', or for a list
+    which of its entries). Code that knows the real reason writes null and its own note instead."""
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            v = _plain(v)
+            out[k] = strict_json(v)
+            why = _null_reason(v)
+            if why is None and isinstance(v, (list, tuple)):
+                bad = [i for i, e in enumerate(v) if _null_reason(e)]
+                why = f"entries {bad[:10]}{' ...' if len(bad) > 10 else ''} were NaN or infinite" if bad else None
+            if why is not None and f"{k}_null" not in obj:
+                out[f"{k}_null"] = why
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(_plain(v)) for v in obj]
+    return strict_json(_plain(obj))
+
+
+def _plain(o: Any) -> Any:
+    if o is None or isinstance(o, (str, bool, int, float, dict, list, tuple)):
+        return o
+    if hasattr(o, "item") and getattr(o, "ndim", None) == 0:  # numpy / torch scalars
+        return o.item()
+    return json_default(o)
+
+
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """The one way cnnlab writes JSON: strict (no NaN or Infinity, see `strict_json`), paths as text,
+    results through their to_dict()."""
+    return json.dumps(strict_json(obj), indent=indent, allow_nan=False)
+
+
+def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
+    """Write `json_text(obj)` atomically (temp file + rename): a reader never sees half a file."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=json_default) + "\n")
+    tmp.write_text(json_text(obj, indent) + "\n")
     os.replace(tmp, path)
+    return path
 
 
 @dataclass
@@ -204,14 +253,14 @@ class Run:
     # -- writing ----------------------------------------------------------------------------
     def append_metrics(self, row: dict) -> None:
         with open(self.path / METRICS, "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(json_text(row, None) + "\n")
             f.flush()
 
     def truncate_metrics(self, epochs: int) -> None:
         """Keep only rows of the first `epochs` epochs (a resumed run rewrites what came later)."""
         rows = [r for r in self.metrics() if r.get("epoch", 0) <= epochs]
         tmp = self.path / f".{METRICS}.tmp"
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        tmp.write_text("".join(json_text(r, None) + "\n" for r in rows))
         os.replace(tmp, self.path / METRICS)
 
     def save_checkpoint(self, obj: dict, best: bool) -> Path:

@@ -8,7 +8,6 @@ one directory: summary.json, inspect.json, figures/, report.html.
 """
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from collections.abc import Callable
@@ -138,7 +137,7 @@ def fooling(model: Classifier, photos: dict[str, torch.Tensor], out: Path, targe
         d = r.to_dict()
         return {k: d[k] for k in ("method", "success", "steps", "original", "final", "linf", "l2")} | {
             "classes_seen": d["images"][0].get("classes_seen", []),
-            "grad_norms": [round(s["grad_norm"], 6) for s in d["trajectory"] if s["grad_norm"] == s["grad_norm"]]}
+            "grad_norms": [round(s["grad_norm"], 6) for s in d["trajectory"] if s.get("grad_norm") is not None]}
 
     return {"photo": name, "target": target, "forced": brief(forced), "logit_descent": brief(descent),
             "prob_descent": brief(pdescent), "figures": {k: str(Path(v).relative_to(out)) for k, v in files.items()},
@@ -175,7 +174,7 @@ def run_tour(out: str | Path, force: bool = False, echo: Callable[[str], None] =
     echo(f"model {model.name} (weights: {model.weights_name}); photos: {', '.join(photos)}")
 
     graph = timed("inspect", lambda: inspect_model(model))
-    (out / "inspect.json").write_text(json.dumps(graph.to_dict(), indent=1))
+    write_json(out / "inspect.json", graph.to_dict())
     echo(f"inspect: {graph.nodes} graph nodes, {graph.params:,} parameters, {graph.macs / 1e6:.0f} M MACs per "
          f"image; logits node {graph.logits_node} feeds {graph.output_node}")
 

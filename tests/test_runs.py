@@ -70,3 +70,25 @@ def test_first_layer_filters_image(tmp_path):
     w, h = Image.open(path).size
     assert w > 3 * h  # 64 filters as 4 rows of 16
     assert save_filters(cnnlab.create_model("mlp").net, tmp_path / "none.png") is None
+
+
+def strict_load(text: str):
+    """json.loads that fails on a bare NaN, Infinity or -Infinity."""
+    return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+
+
+def test_the_one_json_writer_is_strict_and_says_why_a_value_is_null(tmp_path):
+    import numpy as np
+
+    from cnnlab.runs import json_text, write_json
+    obj = {"loss": float("nan"), "median": float("inf"), "ok": 0.5, "per": [1.0, float("nan")],
+           "arr": np.array([0.25, np.nan]), "t": torch.tensor(2.0), "path": tmp_path,
+           "known": None, "known_null": "my own reason"}
+    d = strict_load(json_text(obj))
+    assert d["loss"] is None and d["loss_null"] == "NaN: undefined here"
+    assert d["median"] is None and "inf" in d["median_null"] and d["ok"] == 0.5
+    assert d["per"] == [1.0, None] and "entries [1]" in d["per_null"]
+    assert d["arr"] == [0.25, None] and d["t"] == 2.0 and d["path"] == str(tmp_path)
+    assert d["known_null"] == "my own reason"
+    write_json(tmp_path / "x.json", [float("nan")])
+    assert strict_load((tmp_path / "x.json").read_text()) == [None]

@@ -8,7 +8,7 @@ import math
 import torch
 
 from ..models.classifier import Classifier, Target
-from .core import LoopOutput, direction, is_success, objective, project, random_start
+from .core import LoopOutput, direction, grad_norm_entry, is_success, objective, project, random_start
 from .gradient import run_attack
 from .registry import AttackSpec, register
 from .result import AttackResult
@@ -69,7 +69,8 @@ def apgd_engine(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, *, t
             gn = st["g"].flatten(1).norm(dim=1)
             for j, i in enumerate(idx.tolist()):
                 traj[i].append({"step": k, "class": int(pred[j]), "prob": float(probs[j, pred[j]]),
-                                "objective": float(st["f"][j]), "grad_norm": float(gn[j]) if k < steps else float("nan")})
+                                "objective": float(st["f"][j]),
+                                **grad_norm_entry(float(gn[j]) if k < steps else None)})
         # images that are done keep this iterate; unsuccessful ones at the end keep their best-loss point
         stop = ok if early_stop else torch.zeros_like(ok)
         if k == steps:

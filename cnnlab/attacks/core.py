@@ -117,6 +117,13 @@ class LoopOutput:
     trajectory: list[list[dict]] | None
 
 
+def grad_norm_entry(value: float | None) -> dict:
+    """A trajectory step's gradient norm; at the last step (no gradient taken) null and why."""
+    if value is None:
+        return {"grad_norm": None, "grad_norm_null": "the last step takes no gradient: the attack ends there"}
+    return {"grad_norm": value}
+
+
 def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, *, targeted: bool,
                     loss: str = "ce", rule: str = "sign", norm: str | None = "linf", eps: float | None = None,
                     steps: int = 10, step_size: float = 2 / 255, rand_init: bool = False,
@@ -162,12 +169,12 @@ def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, 
             g, = torch.autograd.grad(gain.sum(), xa)
             passes += len(idx)
         if record:
-            gn = _flat_norm(g)[:, 0] if not last else torch.full((len(idx),), float("nan"))
+            gn = _flat_norm(g)[:, 0] if not last else None
             cp = probs.gather(1, cls[idx][:, None])[:, 0]
             for j, i in enumerate(idx.tolist()):
                 traj[i].append({"step": t, "class": int(pred[j]), "prob": float(probs[j, pred[j]]),
-                                "attacked_class_prob": float(cp[j]),
-                                "objective": float(gain[j].detach()), "grad_norm": float(gn[j])})
+                                "attacked_class_prob": float(cp[j]), "objective": float(gain[j].detach()),
+                                **grad_norm_entry(None if gn is None else float(gn[j]))})
         if early_stop:
             done[idx[ok]] = True
             keep = ~ok

@@ -3,6 +3,7 @@ nearest decision boundary, found by linearizing the classifier again at every st
 minimal norm, and its median over a dataset, measure robustness without choosing an eps."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -138,7 +139,20 @@ class MinimalPerturbation:
     linf: list[float]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Strict JSON: an image DeepFool could not move across a boundary has no minimal perturbation
+        (null, said so), and a median over mostly such images is null too."""
+        d = asdict(self)
+        failed = "DeepFool did not move this image across a boundary: no minimal perturbation (infinite)"
+        for key in ("l2", "linf"):
+            if any(v == float("inf") for v in d[key]):
+                d[key] = [None if v == float("inf") else v for v in d[key]]
+                d[f"{key}_null"] = failed
+        for key in ("median_l2", "median_linf", "median_linf_255"):
+            if not math.isfinite(d[key]):
+                d[key] = None
+                d[f"{key}_null"] = ("half of the images or more were not fooled, so the median is infinite"
+                                    if self.n else "no images")
+        return d
 
 
 def minimal_perturbation(result: AttackResult) -> MinimalPerturbation:

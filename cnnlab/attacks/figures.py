@@ -69,13 +69,15 @@ def trajectory_figure(results: list[AttackResult], path: str | Path | None = Non
         traj = (r.trajectory or [[]])[image]
         if not traj:
             continue
-        steps = [s["step"] for s in traj if s["grad_norm"] == s["grad_norm"]]
-        norms = [max(s["grad_norm"], 1e-30) for s in traj if s["grad_norm"] == s["grad_norm"]]
+        steps = [s["step"] for s in traj if s.get("grad_norm") is not None]
+        norms = [max(s["grad_norm"], 1e-30) for s in traj if s.get("grad_norm") is not None]
         a1.semilogy(steps, norms, marker=".", label=r.method)
         a2.plot([s["step"] for s in traj], [s.get("attacked_class_prob", float("nan")) for s in traj], marker=".",
                 label=f"{r.method}")
-    a1.set(xlabel="step", ylabel="‖∇‖₂ of the objective", title="gradient norm")
-    a2.set(xlabel="step", ylabel="probability", title="probability of the attacked class\n"
+    start = results[0].start_point if results else "original"
+    xlabel = "step (0: the random start, not the original)" if start == "random start" else "step (0: the original)"
+    a1.set(xlabel=xlabel, ylabel="‖∇‖₂ of the objective", title="gradient norm")
+    a2.set(xlabel=xlabel, ylabel="probability", title="probability of the attacked class\n"
            "(the class descended from, or the target)")
     for a in (a1, a2):
         a.legend(fontsize=8)

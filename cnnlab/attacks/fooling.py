@@ -3,7 +3,6 @@
 simple evolutionary search that only reads the model's probabilities (black-box)."""
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from ..models.classifier import Classifier
 from ..models.wrap import as_classifier
 from .core import make_generator
 from .figures import fooling_figure
+from ..runs import write_json
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -77,7 +77,7 @@ class FoolingResult:
             label = row["target"]["label"].split(",")[0].replace(" ", "_").replace("/", "_")
             row["png"] = str(save_image(self.images[i], out / f"fool_{row['target']['index']}_{label}.png"))
         doc["figure"] = str(self.figure(out / "figures" / "fooling.png"))
-        (out / "fool.json").write_text(json.dumps(doc, indent=2))
+        write_json(out / "fool.json", doc)
         doc["json"] = str(out / "fool.json")
         return doc
 

@@ -1,7 +1,6 @@
 """Write an attack to a directory: attack.json, the adversarial images as PNG, and the figures."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -12,6 +11,7 @@ from ..models.wrap import as_classifier
 from .figures import trajectory_figure
 from .result import AttackResult
 from .transforms import transform_robustness
+from ..runs import write_json
 
 
 def save_attack(result: AttackResult, model: Classifier | torch.nn.Module, out: str | Path,
@@ -54,6 +54,6 @@ def save_attack(result: AttackResult, model: Classifier | torch.nn.Module, out: 
         doc["robustness"] = table.to_dict()
         files["robustness"] = str(table.figure(figs / "robustness.png"))
     doc["figures"] = files
-    (out / "attack.json").write_text(json.dumps(doc, indent=2))
+    write_json(out / "attack.json", doc)
     doc["json"] = str(out / "attack.json")
     return doc

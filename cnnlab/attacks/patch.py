@@ -3,7 +3,6 @@ wherever it is put. Optimized by expectation over transformation: every image of
 patch at a random location, scale and rotation, so the patch works on images and placements it never saw."""
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from ..models.wrap import as_classifier
 from .core import make_generator
 from .evaluate import load_eval_data
 from .figures import patch_figure
+from ..runs import write_json
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -85,7 +85,8 @@ class PatchResult:
                 "heldout_success": self.heldout_success, "heldout_n": self.heldout_n,
                 "heldout_placements": self.heldout_placements, "steps": self.steps,
                 "seconds": round(self.seconds, 3), "params": self.params, "history": self.history,
-                "model": self.model_name, "data": self.data}
+                "model": self.model_name, "data": self.data,
+                **({"heldout_success_null": "no held-out images were given"} if self.heldout_n == 0 else {})}
 
     def figure(self, path: str | Path | None = None) -> Figure | Path:
         """The patch, then held-out images before / with the patch (predicted class and probability)."""
@@ -99,7 +100,7 @@ class PatchResult:
         doc = self.to_dict()
         doc["patch_png"] = str(save_image(self.patch, out / "patch.png"))
         doc["figure"] = str(self.figure(out / "figures" / "patch.png"))
-        (out / "patch.json").write_text(json.dumps(doc, indent=2))
+        write_json(out / "patch.json", doc)
         doc["json"] = str(out / "patch.json")
         return doc
 

@@ -86,10 +86,34 @@ class AttackResult:
                 t = int(self.target[i])
                 row["target"] = {"index": t, "label": self.name_of(t)}
             if self.trajectory is not None:
-                row["trajectory"] = [{**s, "label": self.name_of(s["class"])} for s in self.trajectory[i]]
-                row["classes_seen"] = _classes_seen(self.trajectory[i], self.name_of)
+                start = self.start_point
+                row["trajectory"] = [{**s, "label": self.name_of(s["class"]), **({"at": start} if s["step"] == 0 else {})}
+                                     for s in self.trajectory[i]]
+                row["classes_seen"] = _classes_seen(self.trajectory[i], self.name_of, oc, start)
             rows.append(row)
         return rows
+
+    @property
+    def start_point(self) -> str:
+        """What step 0 of a trajectory is: 'original', or 'random start' (a random point in the eps ball,
+        whose class may already differ from the original's)."""
+        return "random start" if self.params.get("random_start") and self.params.get("eps") else "original"
+
+    def verdict(self, i: int, unit: str = "steps") -> str:
+        """One phrase on image i: when its label first changed (or reached the target), and how far the
+        attack ran; with early stopping off these differ ('fooled at step 11 of 60')."""
+        first, ran = int(self.first_success[i]), int(self.steps[i])
+        one = {"steps": "step", "queries": "query"}.get(unit, unit)
+
+        def n(k: int) -> str:
+            return f"{k} {one if k == 1 else unit}"
+        if bool(self.success[i]):
+            when = "by the random start" if first == 0 and self.start_point == "random start" else \
+                f"after {n(first)}"
+            return f"fooled {when}" + (f" (ran all {ran}; still fooled at the end)" if ran > first else "")
+        if first >= 0:
+            return f"NOT fooled at the end of {n(ran)} (the label changed at step {first} but changed back)"
+        return f"NOT fooled after {n(ran)}"
 
     def summary(self) -> dict:
         return {"method": self.method, "n": len(self), "targeted": self.targeted,
@@ -120,11 +144,14 @@ class AttackResult:
         return difference_heatmap(self, path)
 
 
-def _classes_seen(traj: list[dict], name_of: Callable[[int], str]) -> list[dict]:
-    """The sequence of predicted classes over the steps, each with the first step it appeared."""
-    seen, out = None, []
+def _classes_seen(traj: list[dict], name_of: Callable[[int], str], original: int, start: str) -> list[dict]:
+    """The sequence of predicted classes: the original's first ("at": "original", step null), then each
+    class as it appears over the steps with its first step ("at": "random start" for a class the random
+    start already had)."""
+    seen, out = original, [{"step": None, "at": "original", "index": original, "label": name_of(original)}]
     for s in traj:
         if s["class"] != seen:
             seen = s["class"]
-            out.append({"step": s["step"], "index": seen, "label": name_of(seen)})
+            at = start if s["step"] == 0 else f"step {s['step']}"
+            out.append({"step": s["step"], "at": at, "index": seen, "label": name_of(seen)})
     return out

@@ -50,10 +50,12 @@ def square(model: Classifier | torch.nn.Module, x: torch.Tensor, eps: float = 8 
         parts = [_square_batch(s.model, s.x[i:i + batch_size], s.cls[i:i + batch_size], s.targeted, eps, queries,
                                p_init, s.generator) for i in range(0, len(s.x), batch_size)]
     adv, final, used, ok = (torch.cat([p[k] for p in parts]) for k in range(4))
-    qps = float(used[ok].float().mean()) if bool(ok.any()) else float("nan")
+    any_ok = bool(ok.any())
     params = {"norm": "linf", "eps": eps, "queries": queries, "p_init": p_init, "seed": seed,
-              "queries_per_success": qps,
-              "median_queries_per_success": float(used[ok].float().median()) if bool(ok.any()) else float("nan")}
+              "queries_per_success": float(used[ok].float().mean()) if any_ok else None,
+              "median_queries_per_success": float(used[ok].float().median()) if any_ok else None}
+    if not any_ok:
+        params["queries_per_success_null"] = "no image was fooled within the budget"
     return s.result("square", adv, final, ok, used, int(used.sum()), params)
 
 

@@ -77,16 +77,15 @@ def attack_cmd(images: tuple[str, ...], model_name: str | None, weights: str | N
     if as_json:
         echo_json(doc)
         return
-    for name, row in zip(images, doc["images"]):
+    for i, (name, row) in enumerate(zip(images, doc["images"])):
         o, f = row["original"], row["final"]
-        verdict = "fooled" if row["success"] else "NOT fooled"
-        click.echo(f"{name}: {o['label']} ({o['prob']:.3f}) -> {f['label']} ({f['prob']:.3f}) {verdict} after "
-                   f"{row['steps']} {spec.steps_unit}, L-inf {row['linf_255']:.2f}/255, L2 {row['l2']:.3f}"
+        click.echo(f"{name}: {o['label']} ({o['prob']:.3f}) -> {f['label']} ({f['prob']:.3f}) "
+                   f"{result.verdict(i, spec.steps_unit)}, L-inf {row['linf_255']:.2f}/255, L2 {row['l2']:.3f}"
                    + ("" if row["png_still_adversarial"] or not row["success"] else
                       "  [the 8-bit PNG rounds the perturbation away]"))
         if row.get("classes_seen") and len(row["classes_seen"]) > 2:
             click.echo("  classes over the steps: " + " -> ".join(
-                f"{c['label'].split(',')[0]}@{c['step']}" for c in row["classes_seen"]))
+                f"{c['label'].split(',')[0]} ({c['at']})" for c in row["classes_seen"]))
     click.echo(f"wrote {doc['json']} and {len(doc['figures'])} figures in {out_dir / 'figures'}")
 
 

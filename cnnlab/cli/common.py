@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ import click
 
 from ..errors import CnnlabError
 from ..parsing import parse_fraction
-from ..runs import fresh_out_dir, json_default  # noqa: F401  (fresh_out_dir: re-exported for the commands)
+from ..runs import fresh_out_dir, json_text  # noqa: F401  (fresh_out_dir: re-exported for the commands)
 
 if TYPE_CHECKING:
     from ..models import Classifier
@@ -213,8 +212,9 @@ class FractionParam(click.ParamType):
 
 
 def echo_json(obj: Any) -> None:
-    """Print `obj` as indented JSON (paths as text, result objects through their to_dict)."""
-    click.echo(json.dumps(obj, indent=2, default=json_default))
+    """Print `obj` as strict, indented JSON (cnnlab.runs.json_text: no NaN, paths as text, results
+    through their to_dict)."""
+    click.echo(json_text(obj))
 
 
 def warn(msg: str) -> None:

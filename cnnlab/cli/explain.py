@@ -86,8 +86,8 @@ def _out_dir(out: str | None, force: bool, default: str) -> Path:
 
 
 def _finish(out: Path, summary: dict, images: dict, tensorboard: str | None, as_json: bool, name: str) -> None:
-    import json
-    (out / f"{name}.json").write_text(json.dumps(summary, indent=1, default=str))
+    from ..runs import write_json
+    write_json(out / f"{name}.json", summary)
     if tensorboard:
         from ..explain.figures import write_tensorboard
         write_tensorboard(tensorboard, images)

@@ -133,3 +133,33 @@ def test_attack_eval_eps_list_prints_one_line_per_eps_and_the_curve(files):
     assert d["robust_acc"] == sorted(d["robust_acc"], reverse=True) and d["n"] == 40
     bad = CliRunner().invoke(main, [*args[:-1], "2/255,two"])
     assert bad.exit_code != 0 and "not a number or fraction" in bad.output
+
+
+def test_json_outputs_are_strict_and_say_why_a_value_is_null(files, tmp_path):
+    """A square attack that fools nothing has no queries per success: null and why, never a bare NaN,
+    on stdout and in attack.json; the last step of a trajectory has no gradient norm: null and why."""
+    def strict(text: str):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    r = _run("attack-eval", "--model", "cifar_resnet20", "--weights", files["weights"], "--data", files["npz"],
+             "--method", "square", "--eps", "1/1000", "--steps", "1", "--limit", "4", "--json")
+    assert r.exit_code == 0, r.output
+    d = strict(r.output)
+    assert d["params"]["queries_per_success"] is None and "no image was fooled" in d["params"]["queries_per_success_null"]
+    out = tmp_path / "a"
+    r = _run("attack", files["pngs"][0], "--model", "cifar_resnet20", "--weights", files["weights"], "--method", "pgd",
+             "--steps", "3", "--no-early-stop", "--eps", "1/255", "--out", str(out), "--no-robustness", "--json")
+    assert r.exit_code == 0, r.output
+    doc = strict((out / "attack.json").read_text())
+    assert doc["trajectory"][-1]["grad_norm"] is None and doc["trajectory"][-1]["grad_norm_null"]
+    assert strict(r.output)["trajectory"][0]["at"] == "random start"
+
+
+def test_no_early_stop_says_when_the_label_first_changed(files, tmp_path):
+    r = _run("attack", files["pngs"][0], "--model", "cifar_resnet20", "--weights", files["weights"], "--method",
+             "logit-descent", "--steps", "30", "--no-early-stop", "--out", str(tmp_path / "d"), "--no-robustness")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "d" / "attack.json").read_text())
+    first = doc["images"][0]["first_success_step"]
+    assert doc["steps"] == 30 and 1 <= first < 30
+    assert f"fooled after {first} step{'s' if first > 1 else ''} (ran all 30" in r.output
+    assert "(original) ->" in r.output

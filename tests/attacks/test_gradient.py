@@ -119,13 +119,32 @@ def test_model_mode_and_parameters_are_restored(resnet20, batch):
 def test_result_is_json_data(resnet20, batch):
     x, y = batch
     r = attacks.pgd(resnet20, x[:3], 2 / 255, y=y[:3], steps=5)
-    d = json.loads(json.dumps(r.to_dict()))
+    from cnnlab.runs import json_text
+    d = json.loads(json_text(r.to_dict()), parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON"))
     assert d["n"] == 3 and len(d["images"]) == 3
     one = d["images"][0]
     assert {"success", "steps", "original", "final", "linf", "l2", "trajectory"} <= set(one)
     assert one["original"]["label"] in resnet20.labels
     assert abs(one["linf"] - float(r.linf[0])) < 1e-6
     assert one["trajectory"][0]["step"] == 0
+    full = attacks.pgd(resnet20, x[:1], 2 / 255, y=y[:1], steps=5, early_stop=False)
+    last = json.loads(json_text(full.to_dict()))["trajectory"][-1]  # no gradient at the last step: null, and why
+    assert last["step"] == 5 and last["grad_norm"] is None and "no gradient" in last["grad_norm_null"]
+
+
+def test_pgd_random_start_is_not_shown_as_the_original(resnet20, batch):
+    x, y = batch
+    r = attacks.pgd(resnet20, x[:4], 8 / 255, y=y[:4], steps=3, early_stop=False)
+    rows = r.to_dict()["images"]
+    for i, row in enumerate(rows):
+        seen = row["classes_seen"]
+        assert seen[0] == {"step": None, "at": "original", "index": int(r.original_class[i]),
+                           "label": r.name_of(int(r.original_class[i]))}
+        assert row["trajectory"][0]["at"] == "random start" and all(c["at"] != "original" for c in seen[1:])
+        # step 0 is the random start: its probability is not the original's
+        assert row["trajectory"][0]["prob"] != row["original"]["prob"]
+    plain = attacks.attack(resnet20, x[:1], "logit-descent", steps=2).to_dict()["images"][0]
+    assert plain["trajectory"][0]["at"] == "original"
 
 
 def test_logit_descent_changes_the_label_and_records_why_prob_descent_stalls(resnet20, batch):
@@ -148,6 +167,16 @@ def test_no_early_stop_runs_all_steps(resnet20, batch):
     x, _ = batch
     r = attacks.attack(resnet20, x[:1], "logit-descent", steps=6, early_stop=False)
     assert int(r.steps[0]) == 6 and len(r.trajectory[0]) == 7
+
+
+def test_no_early_stop_reports_the_step_where_the_label_first_changed(resnet20, batch):
+    x, _ = batch
+    r = attacks.attack(resnet20, x[:1], "logit-descent", steps=40, early_stop=False)
+    first = int(r.first_success[0])
+    changed = next(s["step"] for s in r.trajectory[0] if s["class"] != int(r.original_class[0]))
+    assert int(r.steps[0]) == 40 and 1 <= first == changed < 40
+    assert r.verdict(0).startswith(f"fooled after {first} step") and "ran all 40" in r.verdict(0)
+    assert r.to_dict()["images"][0]["first_success_step"] == first
     assert r.params["early_stop"] is False
     with pytest.raises(CnnlabError, match="no early-stop choice"):
         attacks.attack(resnet20, x[:1], "fgsm", early_stop=False)
