@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from ..errors import CnnlabError
 from .common import (FractionParam, classes_option, echo_json, fresh_out_dir, load_cli_model, model_options,
                      parse_fraction)
 
@@ -57,21 +58,37 @@ class FractionList(click.ParamType):
               help="Stop each image at its first success, or run every step (a descent then shows which classes "
                    "follow) [method default].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random starts and targets.")
+@click.option("--substitute-size", type=click.IntRange(8, 512), default=None,
+              help="--method transfer: the side in px of the images the substitute sees (the attack still changes "
+                   "every input pixel) [default: 32].")
+@click.option("--substitute-rounds", type=click.IntRange(1, 20), default=None,
+              help="--method transfer: rounds of labelling by the model and augmentation; each doubles the query "
+                   "set [default: 3].")
+@click.option("--substitute-epochs", type=click.IntRange(1, 1000), default=None,
+              help="--method transfer: passes over the query set per round (at least 100 updates) [default: 10].")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for figures and attack.json.")
 @click.option("--force", is_flag=True, help="Write into an existing non-empty --out.")
 @click.option("--no-robustness", is_flag=True, help="Skip the flip/crop/rotate/grayscale/JPEG/blur table.")
 @click.option("--json", "as_json", is_flag=True, help="Print attack.json to stdout.")
 def attack_cmd(images: tuple[str, ...], model_name: str | None, weights: str | None, normalize: str | None,
                method: str, target: str | None, eps: float | None, steps: int | None, step_size: float | None,
-               early_stop: bool | None, seed: int, out: str, force: bool, no_robustness: bool, as_json: bool) -> None:
+               early_stop: bool | None, seed: int, substitute_size: int | None, substitute_rounds: int | None,
+               substitute_epochs: int | None, out: str, force: bool, no_robustness: bool, as_json: bool) -> None:
     """Make adversarial versions of IMAGE(s) and save figures, PNGs and attack.json in --out."""
     from ..attacks import attack, attack_spec, save_attack
     from ..images import load_images
     spec = attack_spec(method)
+    substitute = {k: v for k, v in (("size", substitute_size), ("rounds", substitute_rounds),
+                                    ("epochs", substitute_epochs)) if v is not None}
+    if substitute and spec.name != "transfer":
+        raise CnnlabError(f"--substitute-{next(iter(substitute))} shapes the substitute of --method transfer; "
+                          f"drop it for --method {spec.name}.")
+    if spec.name == "transfer":
+        substitute["progress"] = _substitute_progress
     model = load_cli_model(model_name, weights, normalize)
     x = load_images(list(images), model)
     result = attack(model, x, method, target=target, eps=eps, steps=steps, step_size=step_size, seed=seed,
-                    early_stop=early_stop)
+                    early_stop=early_stop, **substitute)
     out_dir = fresh_out_dir(out, force)
     doc = save_attack(result, model, out_dir, names=list(images), robustness=not no_robustness)
     if as_json:
@@ -87,6 +104,12 @@ def attack_cmd(images: tuple[str, ...], model_name: str | None, weights: str | N
             click.echo("  classes over the steps: " + " -> ".join(
                 f"{c['label'].split(',')[0]} ({c['at']})" for c in row["classes_seen"]))
     click.echo(f"wrote {doc['json']} and {len(doc['figures'])} figures in {out_dir / 'figures'}")
+
+
+def _substitute_progress(row: dict) -> None:
+    click.echo(f"substitute round {row['round'] + 1}/{row['rounds']}: {row['set_size']} images, agrees with the "
+               f"model on {row['agreement_on_seeds']:.0%} of the attacked ones, {row['queries']} queries, "
+               f"{row['seconds']:.0f} s", err=True)
 
 
 @click.command("attack-eval", cls=MethodsCommand, evaluable=True)

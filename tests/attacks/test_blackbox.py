@@ -42,3 +42,40 @@ def test_substitute_attack_never_differentiates_the_oracle(resnet20, cifar_test_
     assert sa.substitute_success >= 0.5  # the white-box attack on the substitute itself works
     with torch.no_grad():  # success is judged on the oracle's own answers
         assert ((resnet20(r.images).argmax(1) != y) == r.success).all()
+
+
+def test_substitute_works_small_reports_progress_and_refuses_one_image(resnet20, cifar_test_small):
+    from cnnlab.errors import CnnlabError
+    x, y = cifar_test_small
+    rows = []
+    sa = substitute_attack(resnet20, x[:4], y=y[:4], rounds=2, epochs=1, size=16, min_updates=5, steps=2,
+                           progress=rows.append)
+    assert sa.substitute.model.net.size == 16 and sa.result.params["size"] == 16
+    assert [(r["round"], r["rounds"], r["set_size"]) for r in rows] == [(0, 2, 4), (1, 2, 8)]
+    assert all(r["seconds"] >= 0 for r in rows) and float(sa.result.linf.max()) <= 8 / 255 + 1e-6
+    with pytest.raises(CnnlabError, match="1 image is too few: give at least 2"):
+        substitute_attack(resnet20, x[:1])
+
+
+def test_cli_transfer_options_progress_and_refusals(tmp_path, cifar_test_small):
+    import json
+
+    from click.testing import CliRunner
+
+    from cnnlab.cli import main
+    from cnnlab.images import save_image
+    from tests.conftest import shared
+    x, _ = cifar_test_small
+    pngs = [str(save_image(x[i], tmp_path / f"{i}.png")) for i in range(2)]
+    model = ["--model", "cifar_resnet20", "--weights", str(shared("weights/akamaster_cifar10_resnet20-12fca82f.th"))]
+    r = CliRunner().invoke(main, ["attack", *pngs, *model, "--method", "transfer", "--substitute-rounds", "1",
+                                  "--substitute-epochs", "1", "--steps", "2", "--no-robustness", "--out",
+                                  str(tmp_path / "t")])
+    assert r.exit_code == 0, r.output
+    assert "substitute round 1/1: 2 images" in r.output
+    params = json.loads((tmp_path / "t" / "attack.json").read_text())["params"]
+    assert (params["rounds"], params["epochs"], params["size"]) == (1, 1, 32)
+    one = CliRunner().invoke(main, ["attack", pngs[0], *model, "--method", "transfer", "--out", str(tmp_path / "o")])
+    assert one.exit_code == 1 and "1 image is too few" in one.output and "seeds=" not in one.output
+    other = CliRunner().invoke(main, ["attack", pngs[0], *model, "--substitute-size", "16", "--out", str(tmp_path / "p")])
+    assert other.exit_code == 1 and "drop it for --method pgd" in other.output
