@@ -23,10 +23,11 @@ if TYPE_CHECKING:
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6.4, 4.8),
-               **subplots: Any) -> tuple["Figure", Any]:
-    """A figure and its axes (`squeeze=False` unless given), made without pyplot."""
+               layout: str | None = None, **subplots: Any) -> tuple["Figure", Any]:
+    """A figure and its axes (`squeeze=False` unless given), made without pyplot. `layout="constrained"`
+    keeps titles, labels, legends and the suptitle clear of each other as the figure is drawn."""
     from matplotlib.figure import Figure
-    fig = Figure(figsize=figsize)
+    fig = Figure(figsize=figsize, layout=layout)
     subplots.setdefault("squeeze", False)
     return fig, fig.subplots(nrows, ncols, **subplots)
 
@@ -49,6 +50,51 @@ def figure_png(fig: "Figure", dpi: int = 80) -> bytes:
 def finish(fig: "Figure", path: str | Path | None) -> "Figure | Path":
     """The figure itself when `path` is None, else the path it was saved to."""
     return fig if path is None else save_figure(fig, path)
+
+
+def text_overlaps(fig: "Figure", tolerance: float = 1.0) -> list[tuple[str, str]]:
+    """The pairs of drawn texts whose boxes overlap, and the texts that lie on another panel's image,
+    as (text, other) strings: overlapping text in a figure is a bug.
+
+    The figure is drawn once (Agg, at its real size and dpi) with every text that draws itself recorded
+    (multi-line texts included), then measured with matplotlib's `get_window_extent`, so hidden tick
+    labels and texts outside the view do not count. Boxes must overlap by more than `tolerance` pixels
+    both ways."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.image import AxesImage
+    from matplotlib.text import Text
+    canvas = FigureCanvasAgg(fig)
+    renderer = canvas.get_renderer()
+    drawn: dict[int, Any] = {}
+    draw = Text.draw
+
+    def record(self: Any, renderer: Any) -> None:
+        if self.get_visible() and self.get_text().strip():
+            drawn[id(self)] = self
+        draw(self, renderer)
+
+    Text.draw = record  # type: ignore[method-assign]
+    try:
+        fig.draw(renderer)
+    finally:
+        Text.draw = draw  # type: ignore[method-assign]
+    texts = [(t, t.get_window_extent(renderer)) for t in drawn.values()]
+
+    def name(t: Any) -> str:
+        return repr(t.get_text().replace("\n", " ")[:60])
+
+    def overlap(a: Any, b: Any) -> bool:
+        return (min(a.x1, b.x1) - max(a.x0, b.x0) > tolerance) and (min(a.y1, b.y1) - max(a.y0, b.y0) > tolerance)
+
+    found = [(name(a), name(b)) for i, (a, ba) in enumerate(texts) for b, bb in texts[i + 1:] if overlap(ba, bb)]
+    pictures = [(ax, ax.get_window_extent(renderer)) for ax in fig.axes
+                if ax.get_visible() and any(isinstance(c, AxesImage) for c in ax.get_children())]
+    for t, bt in texts:
+        owner = t.axes
+        for ax, box in pictures:
+            if ax is not owner and overlap(bt, box):
+                found.append((name(t), f"the image of panel {fig.axes.index(ax)}"))
+    return found
 
 
 def hwc(img: torch.Tensor) -> np.ndarray:

@@ -286,36 +286,51 @@ class Run:
         return plot_curves([self], Path(path) if path else self.path / "figures" / "curves.png")
 
 
+#: Schedules whose learning rate is constant within an epoch: drawn as steps, never as ramps.
+_STEPWISE = ("constant", "step", "multistep", "exponential")
+
+
 def plot_curves(runs: list[Run], out: Path | None = None, labels: list[str] | None = None) -> "Any | Path":
-    """One figure of several runs: objective, validation error and learning rate vs epoch; the figure,
-    or the PNG path when `out` is given."""
+    """One figure of several runs: objective, error and learning rate vs epoch; the figure, or the PNG
+    path when `out` is given. Colours tell the runs apart (one legend below the panels, whatever their
+    number), line styles the curves (said in each panel's title), so no legend covers a curve; a
+    schedule that is constant within an epoch is drawn as steps."""
+    from matplotlib.ticker import MaxNLocator
+
     from .figures import finish, new_figure
     labels = labels or [r.name for r in runs]
-    fig, grid = new_figure(1, 3, figsize=(15, 4.2))
+    fig, grid = new_figure(1, 3, figsize=(15, 4.6), layout="constrained")
     axes = grid[0]
+    handles = []
     for i, (run, label) in enumerate(zip(runs, labels)):
         rows = run.metrics()
         if not rows:
             continue
         ep = [r["epoch"] for r in rows]
         color = f"C{i % 10}"
-        axes[0].plot(ep, [r["train_loss"] for r in rows], "-o", ms=3, color=color, label=f"{label} train objective")
+        axes[0].plot(ep, [r["train_loss"] for r in rows], "-o", ms=3, color=color)
         vals = [(r["epoch"], r["val_loss"], r["val_error"]) for r in rows if r.get("val_loss") is not None]
         if vals:
-            axes[0].plot([v[0] for v in vals], [v[1] for v in vals], "--", color=color, label=f"{label} val loss")
-            axes[1].plot([v[0] for v in vals], [100 * v[2] for v in vals], "-o", ms=3, color=color,
-                         label=f"{label} val error")
+            axes[0].plot([v[0] for v in vals], [v[1] for v in vals], "--", color=color)
+            axes[1].plot([v[0] for v in vals], [100 * v[2] for v in vals], "-o", ms=3, color=color)
         if rows[0].get("train_top1") is not None:
-            axes[1].plot(ep, [100 * (1 - r["train_top1"]) for r in rows], ":", color=color, label=f"{label} train error")
-        axes[2].plot(ep, [r["lr"] for r in rows], "-", color=color, label=label)
-    axes[0].set(xlabel="epoch", ylabel="cross-entropy", title="objective")
-    axes[1].set(xlabel="epoch", ylabel="error %", title="error")
-    axes[2].set(xlabel="epoch", ylabel="learning rate (end of epoch)", title="learning rate")
+            axes[1].plot(ep, [100 * (1 - r["train_top1"]) for r in rows], ":", color=color)
+        schedule = run.config.get("config", {}).get("schedule") if (run.path / CONFIG).exists() else None
+        lrs = [r["lr"] for r in rows]
+        if schedule in _STEPWISE:  # the lr of epoch e holds over (e-1, e]
+            line, = axes[2].plot([ep[0] - 1, *ep], [lrs[0], *lrs], color=color, drawstyle="steps-pre")
+        else:
+            line, = axes[2].plot(ep, lrs, "-", color=color)
+        handles.append((line, label))
+    axes[0].set(xlabel="epoch", ylabel="cross-entropy", title="objective (solid: training, dashed: validation loss)")
+    axes[1].set(xlabel="epoch", ylabel="error %", title="error (solid: validation, dotted: training)")
+    axes[2].set(xlabel="epoch", ylabel="learning rate", title="learning rate during each epoch")
     for ax in axes:
         ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if handles:
+        fig.legend([h for h, _ in handles], [lab for _, lab in handles], loc="outside lower center",
+                   ncols=min(len(handles), 4), fontsize=8, frameon=False)
     return finish(fig, out)
 
 

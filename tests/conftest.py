@@ -78,3 +78,28 @@ def resnet20_correct(resnet20, cifar_test_small):
     with torch.no_grad():
         ok = resnet20(x).argmax(1) == y
     return x[ok][:32], y[ok][:32]
+
+
+@pytest.fixture(autouse=True)
+def figures_without_overlapping_text(monkeypatch, request):
+    """Every figure a test saves is checked (cnnlab.figures.text_overlaps, at its real size): a test whose
+    figure has two overlapping texts, or a text on another panel's image, fails and names them."""
+    from matplotlib.figure import Figure
+
+    from cnnlab.figures import text_overlaps
+    found: list[str] = []
+    save = Figure.savefig
+
+    def checked(fig, fname, *args, **kwargs):
+        for a, b in text_overlaps(fig):
+            found.append(f"{fname if isinstance(fname, (str, os.PathLike)) else 'figure'}: {a} overlaps {b}")
+        return save(fig, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", checked)
+    yield
+    report = os.environ.get("CNNLAB_FIGURE_REPORT")
+    if report:  # survey mode: collect, do not fail
+        with open(report, "a") as f:
+            f.writelines(f"{request.node.nodeid}: {line}\n" for line in found)
+    elif found:
+        pytest.fail("overlapping text in a figure:\n" + "\n".join(found[:20]), pytrace=False)

@@ -87,35 +87,34 @@ def trajectory_figure(results: list[AttackResult], path: str | Path | None = Non
 
 
 def robustness_figure(table: RobustnessTable, path: str | Path | None = None) -> Figure | Path:
-    """Rows: images (original and adversarial); columns: the transformations; titles: top-1 class, p."""
+    """Rows: images (original and adversarial); columns: the transformations, named once above the top
+    row; each panel titled with the top-1 class and p (constrained layout: titles never reach the row
+    above, and the suptitle stays above the column names)."""
     names = table.transforms
     rows = table.rows
-    fig, axes = new_figure(len(rows), len(names), figsize=(2.3 * len(names), 2.5 * len(rows)))
+    fig, axes = new_figure(len(rows), len(names), figsize=(2.3 * len(names), 2.75 * len(rows) + 0.6),
+                           layout="constrained")
     for i, row in enumerate(rows):
         for j, t in enumerate(names):
             cell = row["cells"][t]
             ax = axes[i, j]
             ax.imshow(hwc(table.images[i][t]))
             colour = "tab:red" if cell.get("is_target") else ("tab:green" if cell.get("is_original") else "black")
-            ax.set_title(f"{short_label(cell['label'], 16)}\np = {cell['prob']:.2f}", fontsize=8, color=colour)
+            title = f"{short_label(cell['label'], 16)}\np = {cell['prob']:.2f}"
+            ax.set_title(f"[{t}]\n{title}" if i == 0 else title, fontsize=8, color=colour)
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(row["name"], fontsize=8)
-            if i == 0:
-                ax.set_xlabel("")
-                ax.set_title(f"[{t}]\n{short_label(cell['label'], 16)}\np = {cell['prob']:.2f}", fontsize=8,
-                             color=colour)
     fig.suptitle("top-1 after each transformation (red: adversarial class kept; green: original class back)",
                  fontsize=9)
-    fig.tight_layout()
     return finish(fig, path)
 
 
 def patch_figure(result: PatchResult, path: str | Path | None = None) -> Figure | Path:
     """The patch, then held-out images before / with the patch (predicted class and probability)."""
     k = 0 if result.examples is None else min(6, len(result.examples))
-    fig, axes = new_figure(2, k + 1, figsize=(2.2 * (k + 1), 4.6))
+    fig, axes = new_figure(2, k + 1, figsize=(2.2 * (k + 1), 5.0), layout="constrained")
     axes[0, 0].imshow(hwc(result.patch))
     axes[0, 0].set_title(f"patch → {short_label(result.target_label)}\n{result.area:.0%} of the image", fontsize=8)
     axes[1, 0].axis("off")
@@ -126,11 +125,10 @@ def patch_figure(result: PatchResult, path: str | Path | None = None) -> Figure 
         axes[0, j + 1].set_title("original", fontsize=8)
         lab, p = result.example_pred[j]
         axes[1, j + 1].imshow(hwc(result.examples[j]))
-        axes[1, j + 1].set_title(f"{short_label(lab, 14)} {p:.2f}", fontsize=8)
+        axes[1, j + 1].set_title(f"with patch: {short_label(lab, 12)} {p:.2f}", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
     return finish(fig, path)
 
 

@@ -1,6 +1,8 @@
 """Feature maps of one image at chosen layers, each map contrast-stretched to [0,1] on its own."""
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +40,15 @@ class FeatureMaps:
         return {"layers": self.layers, "requested": self.requested, "channels": self.channels,
                 "activation": self.activation, "shapes": self.shapes, "rank": self.rank, "notes": self.notes}
 
-    def grid(self, layer: str, ncols: int | None = None) -> torch.Tensor:
-        """[3,H',W'] grayscale tile of one layer's chosen maps (each already in [0,1])."""
-        maps = self.maps[layer][:, None].expand(-1, 3, -1, -1)
-        return make_grid(maps, nrow=ncols or len(maps), padding=1)
+    def grid(self, layer: str, ncols: int | None = None, min_side: int = 96) -> torch.Tensor:
+        """[3,H',W'] grayscale tile of one layer's chosen maps (each already in [0,1]), small maps enlarged
+        by a whole factor (nearest: every activation stays a visible square) until their shorter side is
+        at least `min_side` px, so a 7x7 late layer is not a 41x9 px file."""
+        maps = self.maps[layer]
+        factor = max(1, math.ceil(min_side / max(1, min(maps.shape[-2:]))))
+        if factor > 1:
+            maps = maps.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+        return make_grid(maps[:, None].expand(-1, 3, -1, -1), nrow=ncols or len(maps), padding=2)
 
     def image_grid(self, size: int = 96) -> torch.Tensor:
         """[3,H,W] labelled array drawn without matplotlib (fast): one row per layer, the input then

@@ -73,14 +73,17 @@ def training_curves_png(rows: list[dict]) -> bytes | None:
     if not panels:
         return None
     titles = {"objective": ("Objective (loss)", "loss"), "error": ("Validation error", "error"),
-              "lr": ("Learning rate", "lr")}
+              "lr": ("Learning rate during each epoch", "lr")}
     fig, axes = new_figure(1, len(panels), figsize=(4.2 * len(panels), 3.3))
     fig.set_layout_engine("constrained")
     axes = axes[0]
     xlabel = "epoch" if all(_num(r.get("epoch")) is not None for r in rows) else "log entry"
     for ax, (panel, series) in zip(axes, panels.items()):
         for name, (x, y) in series.items():
-            ax.plot(x, y, marker="o" if len(x) <= 30 else None, markersize=3, label=name)
+            if panel == "lr" and xlabel == "epoch" and x:  # logged at an epoch's end: the lr of (e-1, e]
+                ax.plot([x[0] - 1, *x], [y[0], *y], drawstyle="steps-pre", label=name)
+            else:
+                ax.plot(x, y, marker="o" if len(x) <= 30 else None, markersize=3, label=name)
         title, ylabel = titles[panel]
         ax.set_title(title)
         ax.set_xlabel(xlabel)

@@ -1,0 +1,29 @@
+"""The shared figure helpers: the overlapping-text check that every saved figure in the tests goes through."""
+from __future__ import annotations
+
+import torch
+
+from cnnlab.figures import new_figure, text_overlaps
+
+
+def test_text_overlaps_finds_colliding_titles_and_text_on_images():
+    fig, axes = new_figure(2, 1, figsize=(3, 3))
+    for ax in axes[:, 0]:
+        ax.imshow(torch.rand(8, 8, 3).numpy())
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[1, 0].set_title("a long title\nof\nfive\nlines\nhere", fontsize=14)  # reaches into the panel above
+    axes[0, 0].set_xlabel("an x label")
+    found = text_overlaps(fig)
+    assert ("'an x label'", "'a long title of five lines here'") in found
+    assert ("'a long title of five lines here'", "the image of panel 0") in found
+
+
+def test_constrained_layout_keeps_the_same_panels_clear():
+    fig, axes = new_figure(2, 1, figsize=(3, 5), layout="constrained")
+    for ax in axes[:, 0]:
+        ax.imshow(torch.rand(8, 8, 3).numpy())
+    axes[1, 0].set_title("a long title\nof three\nlines", fontsize=10)
+    axes[0, 0].set_xlabel("an x label")
+    fig.suptitle("a suptitle")
+    assert text_overlaps(fig) == []
