@@ -36,9 +36,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CnnlabError
+from .results import Result, percent
 
 if TYPE_CHECKING:
     import torch
+    from matplotlib.figure import Figure
     from torch import nn
 
     from .models import Classifier
@@ -108,8 +110,8 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-@dataclass
-class Run:
+@dataclass(repr=False)
+class Run(Result):
     """A run directory on disk (see the module docstring for its layout)."""
 
     path: Path
@@ -201,21 +203,42 @@ class Run:
     def write_final(self, obj: dict) -> None:
         write_json(self.path / FINAL, obj)
 
-    # -- figures ----------------------------------------------------------------------------
+    # -- summary and figures ----------------------------------------------------------------
+    def summary_rows(self) -> list[tuple[str, object]]:
+        s = summary(self)
+        final = self.final() or {}
+        rows: list[tuple[str, object]] = [("path", str(self.path)), ("model", s["model"]),
+                                          ("epochs", s["epochs"]), ("status", final.get("status", "running"))]
+        if s["best_val_top1"] is not None:
+            rows.append(("best_val_top1", f"{percent(s['best_val_top1'])} (epoch {s['best_epoch']})"))
+        if s["last"]:
+            rows.append(("train_loss", round(s["last"]["train_loss"], 4)))
+            rows.append(("minutes", round(s["last"].get("elapsed_s", 0.0) / 60, 1)))
+        return rows
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """The curves: objective and validation loss, validation error and lr vs epoch."""
+        return plot_curves([self], Path(path) if path else None)
+
     def plot_curves(self, path: str | Path | None = None) -> Path:
         """Training objective + validation loss, validation error and lr vs epoch (figures/curves.png)."""
         return plot_curves([self], Path(path) if path else self.path / "figures" / "curves.png")
 
 
-def plot_curves(runs: list[Run], out: Path | None = None, labels: list[str] | None = None) -> "Any | Path":
+def plot_curves(runs: list[Run], out: Path | None = None, labels: list[str] | None = None) -> "Figure | Path":
     """One figure of several runs: objective, validation error and learning rate vs epoch; the figure,
     or the PNG path when `out` is given."""
-    from .figures import finish, new_figure
     labels = labels or [r.name for r in runs]
+    return curves_figure([(label, run.metrics()) for run, label in zip(runs, labels)], out)
+
+
+def curves_figure(series: list[tuple[str, list[dict]]], out: Path | None = None) -> "Figure | Path":
+    """The curves of (label, metrics rows) pairs (rows as in metrics.jsonl): objective, validation error
+    and learning rate vs epoch; the figure, or the PNG path when `out` is given."""
+    from .figures import finish, new_figure
     fig, grid = new_figure(1, 3, figsize=(15, 4.2))
     axes = grid[0]
-    for i, (run, label) in enumerate(zip(runs, labels)):
-        rows = run.metrics()
+    for i, (label, rows) in enumerate(series):
         if not rows:
             continue
         ep = [r["epoch"] for r in rows]

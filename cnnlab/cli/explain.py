@@ -4,7 +4,6 @@ Each writes PNG figures (and a JSON summary) into --out, optionally TensorBoard 
 """
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -249,9 +248,7 @@ def dream_cmd(image: str | None, model_choice: ModelChoice,
     start = load_images(image, model) if image else None
     reg = list(regs) or "default"
     _check_out(out, force)
-    with click.progressbar(length=steps, label=f"optimizing {obj.name}", file=sys.stderr) as bar:
-        v = visualize(model, obj, steps=steps, lr=lr, regularizers=reg, start=start, canvas=canvas, seed=seed,
-                      callback=lambda i, val: bar.update(1))
+    v = visualize(model, obj, steps=steps, lr=lr, regularizers=reg, start=start, canvas=canvas, seed=seed)
     d = _out_dir(out, force, "dream")
     figs = [v.save(d / "dream.png"), v.figure(d / "dream_curve.png")]
     tb = {"dream/regularized": v.image}

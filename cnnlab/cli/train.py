@@ -129,10 +129,15 @@ class TrainConfigCommand(click.Command):
     def params(self, value: list[click.Parameter]) -> None:
         self._own, self._all = list(value), None
 
+    def add_shared_option(self, option: click.Option) -> None:
+        """Add an option every command has (e.g. -q) without building the TrainConfig options yet."""
+        self._own.append(option)
+        self._all = None
+
 
 def _config_values(params: dict) -> dict:
     """The TrainConfig options the user gave (unset ones are left out)."""
-    values = {k: v for k, v in params.items() if v is not None and k not in ("resume", "out", "quiet", "no_tta")}
+    values = {k: v for k, v in params.items() if v is not None and k not in ("resume", "out", "no_tta")}
     kwargs = values.pop("model_kwargs", ())
     if kwargs:
         values["model_kwargs"] = {k: v for item in kwargs for k, v in item.items()}
@@ -146,9 +151,8 @@ def _config_values(params: dict) -> dict:
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Continue the run in this directory from its last checkpoint (other options come from it; "
                    "--epochs may extend it).")
-@click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.pass_context
-def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bool, **params: object) -> None:
+def train_cmd(ctx: click.Context, out: str | None, resume: str | None, **params: object) -> None:
     """Train a classifier into a run directory (config, metrics.jsonl, TensorBoard, checkpoints, figures).
 
     Options left unset take the model's recipe (its optimizer, schedule, augmentation ...), then the
@@ -171,9 +175,9 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bo
         if given:
             raise CnnlabError(f"--resume continues a run with its own settings; drop --{given[0].replace('_', '-')} "
                               "(only --epochs may change).")
-        run = training.resume(resume, epochs=options.get("epochs"), progress=not quiet)
+        run = training.resume(resume, epochs=options.get("epochs"))
     else:
-        run = training.train(out=out, progress=not quiet, **options)
+        run = training.train(out=out, **options)
     if context().is_main:
         final = run.final() or {}
         best = final.get("best_val_top1")

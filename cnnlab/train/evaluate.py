@@ -22,6 +22,7 @@ from ..data.loader import make_loader
 from ..errors import CnnlabError
 from ..metrics import ClassificationMetrics, classification_metrics
 from ..models import Classifier, as_classifier
+from ..progress import progress as progress_of
 from ..runs import write_json
 from .config import TTA_MODES, tta_mode
 
@@ -29,7 +30,7 @@ __all__ = ["EvalResult", "evaluate", "predict_labels", "write_label_file", "tta_
            "tta_mode"]
 
 
-@dataclass
+@dataclass(repr=False)
 class EvalResult(ClassificationMetrics):
     """The metrics of one evaluation (see cnnlab.metrics for what each means) and its mean cross-entropy."""
 
@@ -41,6 +42,10 @@ class EvalResult(ClassificationMetrics):
 
     def to_dict(self) -> dict:
         return {"loss": self.loss, "error": self.error, **super().to_dict()}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        rows = super().summary_rows()
+        return rows[:1] + [("loss", round(self.loss, 4))] + rows[1:]
 
     def table(self, worst_first: bool = False, present_only: bool = True) -> str:
         """The per-class metrics (of the classes with images, unless `present_only=False`) as aligned text."""
@@ -113,12 +118,13 @@ def _all_gather(t: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512, tta: bool | str = False,
              forward: Callable[[torch.Tensor], torch.Tensor] | None = None, rank: int = 0,
-             world_size: int = 1, channels_last: bool = False, workers: int = 2) -> EvalResult:
+             world_size: int = 1, channels_last: bool = False, workers: int = 2, progress: bool = True) -> EvalResult:
     """Loss and metrics (top-1/top-5, mean class accuracy, mean average precision, per class, confusion)
     of `model` (a Classifier, or any nn.Module through `as_classifier`) on `data`.
 
     `forward` replaces the model's forward (e.g. an EMA copy of the weights); `tta` ("none", "flip"
-    or True, "flip-translate"; see `tta_views`) averages the logits over augmented views of each image.
+    or True, "flip-translate"; see `tta_views`) averages the logits over augmented views of each image;
+    `progress` shows progress (see cnnlab.progress).
     """
     model = as_classifier(model)
     mode = tta_mode(tta)
@@ -142,7 +148,7 @@ def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512
     loss = torch.zeros(1, dtype=torch.float64)
     labels, scores = [], []
     try:
-        for x, y in loader:
+        for x, y in progress_of(loader, desc=f"eval {model.name}", unit="batch", enabled=progress and rank == 0):
             x, y = x.to(model.device), y.to(model.device)
             logits = tta_logits(fn, x, mode)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
@@ -160,7 +166,7 @@ def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512
 
 @torch.inference_mode()
 def predict_labels(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512, tta: bool | str = False,
-                   workers: int = 2) -> torch.Tensor:
+                   workers: int = 2, progress: bool = True) -> torch.Tensor:
     """Top-1 class index of every image of `data`, in input order (`tta` as in `evaluate`)."""
     model = as_classifier(model)
     mode = tta_mode(tta)
@@ -168,7 +174,8 @@ def predict_labels(model: Classifier | nn.Module, data: Dataset, batch_size: int
     model.eval()
     out = []
     try:
-        for x, _ in make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers):
+        loader = make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers)
+        for x, _ in progress_of(loader, desc=f"predict {model.name}", unit="batch", enabled=progress):
             logits = tta_logits(model, x.to(model.device), mode)
             out.append(logits.argmax(1).cpu())
     finally:

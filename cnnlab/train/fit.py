@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +28,9 @@ from ..data.loader import StreamLoader, TensorLoader, make_loader
 from ..errors import CnnlabError
 from ..models import Classifier, as_classifier
 from ..models.fastpath import tune_allocator
-from ..runs import Run, save_filters
+from ..progress import Progress
+from ..results import Result, percent
+from ..runs import Run, curves_figure, save_filters
 from . import distributed
 from .config import TrainConfig
 from .ema import EMA
@@ -34,14 +38,18 @@ from .evaluate import evaluate
 from .inplace import inplace_activations
 from .optim import build_optimizer, set_lr
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 
 class TrainingDiverged(CnnlabError):
     """The loss became NaN or infinite."""
 
 
-@dataclass
-class FitResult:
-    """What a finished (or stopped) fit returns: per-epoch history and the best epoch."""
+@dataclass(repr=False)
+class FitResult(Result):
+    """What a finished (or stopped) fit returns: per-epoch history (rows as in metrics.jsonl) and the
+    best epoch."""
 
     status: str
     epochs: int
@@ -52,6 +60,18 @@ class FitResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        rows: list[tuple[str, object]] = [("status", self.status), ("epochs", self.epochs)]
+        if self.best_val_top1 is not None:
+            rows.append(("best_val_top1", f"{percent(self.best_val_top1)} (epoch {self.best_epoch})"))
+        if self.history:
+            rows.append(("train_loss", round(self.history[-1]["train_loss"], 4)))
+        return rows + [("minutes", round(self.train_s / 60, 1))]
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """The curves of the history: objective and validation loss, validation error and lr vs epoch."""
+        return curves_figure([("fit", self.history)], Path(path) if path else None)
 
 
 def backbone_parameter_names(model: Classifier) -> set[str]:
@@ -75,11 +95,13 @@ def _adversary(cfg: TrainConfig) -> tuple[Callable | None, Callable | None]:
 
 
 class _Logger:
-    """Rank-0 outputs: TensorBoard scalars and a progress bar/line per epoch."""
+    """Rank-0 outputs: TensorBoard scalars, one progress bar over the whole run (running loss and
+    accuracy of the epoch, time left for the run) and a line per finished epoch."""
 
     def __init__(self, run: Run | None, progress: bool, main: bool) -> None:
         self.run, self.progress, self.main = run, progress and main, main
         self.tb = None
+        self.bar: Progress | None = None
         if run is not None and main:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -87,12 +109,21 @@ class _Logger:
             except Exception:  # noqa: BLE001 - TensorBoard missing must not stop training
                 self.tb = None
 
-    def bar(self, loader: Iterable, epoch: int, epochs: int) -> Iterable:
-        if not self.progress:
-            return loader
-        from tqdm.auto import tqdm
-        return tqdm(loader, total=len(loader) - loader.batch, desc=f"epoch {epoch}/{epochs}",
-                    leave=False, dynamic_ncols=True, mininterval=1.0)
+    def start(self, steps: int, epochs: int) -> None:
+        """The run's bar: `steps` steps left over the remaining epochs, up to epoch `epochs`."""
+        # off a terminal, the epoch lines are the progress; a line a minute covers long epochs
+        self.bar = Progress(steps, "training", "step", enabled=self.progress, interval=60.0)
+        self.epochs = epochs
+
+    def step(self, epoch: int, loss: Callable[[], float] | None, acc: Callable[[], float] | None) -> None:
+        """One step done in `epoch` (1-based); loss/acc, when given, read the epoch's running means."""
+        if self.bar is None:
+            return
+        if loss is not None and acc is not None:
+            self.bar.set_description(f"epoch {epoch}/{self.epochs}")
+            self.bar.update(1, loss=round(loss(), 4), acc=f"{100 * acc():.1f}%")
+        else:
+            self.bar.update(1)
 
     def epoch(self, row: dict) -> None:
         if self.tb is not None:
@@ -101,7 +132,6 @@ class _Logger:
                     self.tb.add_scalar(k, v, row["epoch"])
             self.tb.flush()
         if self.progress:
-            import sys
             parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
             if row.get("val_top1") is not None:
                 parts += [f"val loss {row['val_loss']:.4f}", f"val top-1 {100 * row['val_top1']:.2f}%",
@@ -109,9 +139,12 @@ class _Logger:
             if row.get("val_robust_top1") is not None:
                 parts.append(f"robust {100 * row['val_robust_top1']:.2f}%")
             parts += [f"lr {row['lr']:.4g}", f"{row['images_per_s']:.0f} img/s", f"{row['elapsed_s']:.0f}s"]
-            print("  ".join(parts), file=sys.stderr, flush=True)
+            if self.bar is not None:
+                self.bar.write("  ".join(parts))
 
     def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
         if self.tb is not None:
             self.tb.close()
 
@@ -163,6 +196,7 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
             history = run.metrics()
     net = distributed.wrap(model, ctx)
     log = _Logger(run, progress, ctx.is_main)
+    log.start((cfg.epochs - start_epoch) * steps_per_epoch - loader.batch, cfg.epochs)
     status, robust_x = "finished", None
     if robust_accuracy is not None and val is not None and len(val):
         k = min(cfg.robust_eval_images, len(val))
@@ -185,7 +219,7 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
             loss_sum = torch.zeros((), dtype=torch.float64, device=model.device)
             correct = torch.zeros((), dtype=torch.long, device=model.device)
             lr = cfg.lr
-            for x, y in log.bar(loader, epoch + 1, cfg.epochs):
+            for x, y in loader:
                 x, y = x.to(model.device, non_blocking=True), y.to(model.device, non_blocking=True)
                 lr = set_lr(opt, cfg, step, steps_per_epoch)
                 if adversary is not None:
@@ -207,6 +241,9 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                     loss_sum += loss.detach().double() * len(y)
                     correct += (logits.argmax(1) == y).sum()
                 seen += len(y)
+                show = seen == len(y) or (step % 10 == 0)  # reading the running means syncs a GPU: not every step
+                log.step(epoch + 1, (lambda: float(loss_sum) / seen) if show else None,
+                         (lambda: float(correct) / seen) if show else None)
             epoch_s = time.perf_counter() - t0
             train_s += epoch_s
             row = _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, correct, seen, lr, epoch_s, train_s,
@@ -266,13 +303,13 @@ def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: di
         if ema is not None:
             ema.model.train(False)
         res = evaluate(model, val, cfg.eval_batch_size, tta=cfg.tta, forward=fwd, rank=ctx.rank,
-                       world_size=ctx.world_size, channels_last=cfg.channels_last, workers=cfg.workers)
+                       world_size=ctx.world_size, channels_last=cfg.channels_last, workers=cfg.workers, progress=False)
         row.update(val_loss=res.loss, val_top1=res.top1, val_top5=res.top5, val_error=res.error,
                    val_mean_class_accuracy=res.mean_class_accuracy)
         if ema is not None:
             # the raw (non-averaged) weights, for comparison: one view only, so this costs one pass
             raw = evaluate(model, val, cfg.eval_batch_size, tta="none", rank=ctx.rank, world_size=ctx.world_size,
-                           channels_last=cfg.channels_last, workers=cfg.workers)
+                           channels_last=cfg.channels_last, workers=cfg.workers, progress=False)
             row["val_top1_raw"] = raw.top1
     else:
         row.update(val_loss=None, val_top1=None, val_top5=None, val_error=None)

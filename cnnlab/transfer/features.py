@@ -24,6 +24,7 @@ from ..errors import CnnlabError, ImageError
 from ..images import Preprocessing, open_image
 from ..models import Classifier, as_classifier
 from ..paths import feature_cache_dir
+from ..progress import Progress
 from . import cache as fcache
 
 #: What features are extracted from: a dataset part, or a list of image files.
@@ -158,7 +159,7 @@ def default_workers() -> int:
 # -- extraction ----------------------------------------------------------------------------------------
 
 def compute_features(model: Classifier | nn.Module, data: FeatureSource, *, batch_size: int = 64,
-                     workers: int | None = None, progress: bool = False, fast: bool = True
+                     workers: int | None = None, progress: bool = True, fast: bool = True
                      ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
     """Raw penultimate features (float32 [n_ok, D]), the indices that decoded, and the (name, reason) of
     images that did not. No cache, no normalization. `fast` folds BatchNorms into a frozen copy
@@ -174,23 +175,15 @@ def compute_features(model: Classifier | nn.Module, data: FeatureSource, *, batc
     bad: list[tuple[str, str]] = []
     kept: list[int] = []
     feats: list[np.ndarray] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(data), unit="img", desc=f"features {model.name}", leave=False)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), Progress(len(data), f"features {model.name}", "img", enabled=progress) as bar:
             for idx, x in _batches(data, model.preprocessing, batch_size, workers, bad):
                 if x is not None:
                     feats.append(features_of(x.to(device)).float().cpu().numpy())
                     kept += idx
-                if bar is not None:
-                    bar.n = len(kept) + len(bad)
-                    bar.refresh()
+                bar.update(len(kept) + len(bad) - bar.n)
     finally:
         model.train(was_training)
-        if bar is not None:
-            bar.close()
     dim = feats[0].shape[1] if feats else 0
     return (np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)), kept, bad
 
@@ -202,7 +195,7 @@ def l2_normalize(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 
 def extract_features(model: Classifier | nn.Module, data: FeatureSource, *, l2: bool = True, batch_size: int = 64,
                      cache_dir: str | Path | None | bool = None, workers: int | None = None,
-                     progress: bool = False, fast: bool = True) -> FeatureSet:
+                     progress: bool = True, fast: bool = True) -> FeatureSet:
     """Penultimate-layer features of every image in `data`, cached on disk.
 
     Args:
@@ -213,6 +206,7 @@ def extract_features(model: Classifier | nn.Module, data: FeatureSource, *, l2: 
         cache_dir: folder for the cache (default: cnnlab.paths.feature_cache_dir()); False turns caching off.
         workers: decoding threads (0: decode in this thread).
         fast: fold BatchNorms into a frozen copy of the net (equal to model.features up to rounding).
+        progress: show progress (see cnnlab.progress) while features are computed.
     """
     t0 = time.perf_counter()
     model = as_classifier(model)

@@ -9,18 +9,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from ..data import Dataset, Split, check_labels, open_dataset
 from ..models import Classifier, as_classifier, create_model
+from ..results import Result
 from ..runs import Run, write_json
 from .features import FeatureSet, extract_features
 from .probe import ProbeResult, linear_probe
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-@dataclass
-class TransferResult:
+
+@dataclass(repr=False)
+class TransferResult(Result):
     """A linear probe on one model's features of one dataset, with what the extraction did."""
 
     model: str
@@ -40,6 +45,14 @@ class TransferResult:
                 "cache": {"train": self.train.cache_status, "test": self.test.cache_status},
                 "feature_seconds": round(self.train.seconds + self.test.seconds, 3),
                 "probe_seconds": round(self.probe.seconds, 3), "seconds": round(self.seconds, 3)}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("model", self.model), ("data", self.data), *self.probe.summary_rows(),
+                ("skipped", len(self.skipped)), ("seconds", round(self.seconds, 1))]
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """The probe's confusion matrix."""
+        return self.probe.figure(path)
 
     def save(self, directory: str | Path) -> dict[str, Path]:
         """Write result.json and confusion.png into `directory`; returns their paths."""
@@ -65,7 +78,7 @@ def probe_split(data: Split | str | Path, *, data_dir: str | Path | None = None,
 def run_probe(model: Classifier | nn.Module | str, data: Split | str | Path, classifier: str = "logreg", *,
               data_dir: str | Path | None = None, download: bool | None = None, l2: bool = True,
               cache_dir: str | Path | None | bool = None, batch_size: int = 64, workers: int | None = None,
-              seed: int = 0, test_fraction: float = 0.2, C: float | None = None, progress: bool = False,
+              seed: int = 0, test_fraction: float = 0.2, C: float | None = None, progress: bool = True,
               log: Callable[[str], None] | None = None) -> TransferResult:
     """Extract (or read cached) penultimate features for both parts of `data` and fit a linear probe.
 

@@ -40,9 +40,9 @@ def test_attack_eval_json(files):
              "--method", "pgd", "--eps", "2/255", "--steps", "5", "--json")
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
-    assert {"clean_acc", "robust_acc", "success_rate", "linf", "l2", "images_per_s"} <= set(d)
-    assert d["n"] == 40 and 0.5 < d["clean_acc"] <= 1
-    assert d["robust_acc"] < d["clean_acc"] and d["success_rate"] > 0.5
+    assert {"top1", "robust_top1", "success_rate", "linf", "l2", "images_per_s"} <= set(d)
+    assert d["n"] == 40 and 0.5 < d["top1"] <= 1
+    assert d["robust_top1"] < d["top1"] and d["success_rate"] > 0.5
     assert 0 < d["linf"] <= 2 / 255 + 1e-6 and d["images_per_s"] > 0
 
 
@@ -130,6 +130,6 @@ def test_attack_eval_eps_list_prints_one_line_per_eps_and_the_curve(files):
     assert [line.split()[1] for line in lines[1:]] == ["0.5/255", "1/255", "2/255"]
     d = json.loads(_run(*args, "--json").output)
     assert d["eps"] == pytest.approx([0.5 / 255, 1 / 255, 2 / 255]) and len(d["points"]) == 3
-    assert d["robust_acc"] == sorted(d["robust_acc"], reverse=True) and d["n"] == 40
+    assert d["robust_top1"] == sorted(d["robust_top1"], reverse=True) and d["n"] == 40
     bad = CliRunner().invoke(main, [*args[:-1], "2/255,two"])
     assert bad.exit_code != 0 and "not a number or fraction" in bad.output

@@ -96,5 +96,5 @@ def test_attack_eval_cli_deepfool(tmp_path):
             "--limit", "24", "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
-    assert doc["robust_acc"] <= 0.05 and doc["success_rate"] >= 0.95
+    assert doc["robust_top1"] <= 0.05 and doc["success_rate"] >= 0.95
     assert doc["params"]["median_l2"] < 0.5
