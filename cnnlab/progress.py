@@ -38,6 +38,13 @@ def is_quiet() -> bool:
     return _quiet or os.environ.get("CNNLAB_QUIET", "").strip().lower() in ("1", "true", "yes")
 
 
+def note(line: str) -> None:
+    """One line on stderr that tells what a job is doing for the user (e.g. 'note: reading ... once'),
+    silenced with the progress."""
+    if not is_quiet():
+        print(line, file=sys.stderr, flush=True)
+
+
 def _in_notebook() -> bool:
     """True inside a Jupyter kernel (where stderr is not a terminal but a widget can show progress)."""
     ipython = sys.modules.get("IPython")

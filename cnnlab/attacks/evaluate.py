@@ -140,36 +140,39 @@ class RobustnessCurve(Result):
 
 def load_eval_data(data: object, model: Classifier | torch.nn.Module, limit: int | None = None,
                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """(images [N,3,H,W] in [0,1] at the model's input size, labels, name) from a tensor pair, a Dataset,
-    or a spec cnnlab.data.load_dataset understands (.npz file, folder, 'cifar10'); a seeded random subset
+    """(images [N,3,H,W] in [0,1] at the model's input size, labels, name) from a pair of float tensors
+    (kept as given), or anything cnnlab.data.load_dataset reads (a dataset, a torch Dataset or
+    DataLoader, (x, y) arrays, an .npz file, a folder, 'cifar10': its test part); a seeded random subset
     of `limit` images (test files are often sorted by class)."""
+    from ..data import GivenLoader, ImageArrays, load_dataset
     model = as_classifier(model)
-    if isinstance(data, tuple) and len(data) == 2:
-        x, y = data
+    pick = (lambda n: torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(n)[:limit])))
+    given = isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor) \
+        and data[0].is_floating_point()
+    if given:
+        x, y = data[0], torch.as_tensor(data[1], dtype=torch.long)
         name = "tensors"
-        x = torch.as_tensor(x)
-        y = torch.as_tensor(y, dtype=torch.long)
-        if limit is not None and limit < len(x):
-            keep = torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(len(x))[:limit]))
-            x, y = x[keep], y[keep]
-        if x.dtype == torch.uint8:
-            x = x.float() / 255
     else:
-        from ..data import ImageArrays, ImageFiles, load_dataset
-        ds = data if isinstance(data, (ImageArrays, ImageFiles)) else load_dataset(data, split="test")
-        name = Path(str(data)).name if not isinstance(data, (ImageArrays, ImageFiles)) else (ds.name or "data")
-        n = len(ds)
-        if limit is not None and limit < n:
-            ds = ds.subset(np.sort(np.random.default_rng(seed).permutation(n)[:limit]))
-        if isinstance(ds, ImageArrays):
-            x, y = ds.floats(), ds.y.long()
+        ds = load_dataset(data, split="test")
+        name = Path(str(data)).name if isinstance(data, (str, Path)) else (ds.name or "data")
+        if isinstance(ds, GivenLoader):  # its images, read batch by batch
+            x, y = ds.tensors()
         else:
-            from ..images import load_images
-            x, y = load_images([ds.file(i) for i in range(len(ds))], model), torch.as_tensor(ds.y, dtype=torch.long)
+            if limit is not None and limit < len(ds):
+                ds = ds.subset(pick(len(ds)).numpy())
+            if isinstance(ds, ImageArrays):
+                x, y = ds.floats(), ds.y.long()
+            else:
+                from ..images import load_images
+                x = load_images([ds.file(i) for i in range(len(ds))], model)
+                y = torch.as_tensor(ds.y, dtype=torch.long)
         num = model.num_classes
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= num):
             raise CnnlabError(f"Data '{name}' has labels outside 0..{num - 1} (model '{model.name}' has {num} "
                               "classes); evaluate with a model trained on these classes.")
+    if limit is not None and limit < len(x):
+        keep = pick(len(x))
+        x, y = x[keep], y[keep]
     if len(x) == 0:
         raise CnnlabError("The evaluation data holds no images.")
     if tuple(x.shape[-2:]) != model.input_size:

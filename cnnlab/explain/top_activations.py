@@ -78,11 +78,18 @@ def _outline(img: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
 
 
 def _batches(data: object, model: Classifier, batch_size: int) -> Iterator[torch.Tensor]:
-    """Float [B,3,H,W] batches in [0,1] at the model's input size from a tensor, ImageArrays, ImageFiles
-    or a list of image paths."""
-    from ..data.base import ImageArrays, ImageFiles
+    """Float [B,3,H,W] batches in [0,1] at the model's input size from a tensor, ImageArrays, ImageFiles,
+    a list of image paths, or a user's torch Dataset, DataLoader or arrays (see cnnlab.data.load_dataset)."""
+    from ..data import GivenLoader, ImageArrays, ImageFiles, load_dataset
+    from ..data.given import is_user_data
     from ..images import load_images
     pre = model.preprocessing
+    if isinstance(data, GivenLoader) or (is_user_data(data) and not isinstance(data, torch.Tensor)):
+        data = load_dataset(data)
+    if isinstance(data, GivenLoader):
+        for x, _ in data.batches():
+            yield pre.apply_tensor(x)
+        return
     if isinstance(data, ImageFiles):
         data = data.paths
     if isinstance(data, torch.Tensor):

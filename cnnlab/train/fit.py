@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.base import Dataset
-from ..data.loader import StreamLoader, TensorLoader, make_loader
+from ..data.base import Dataset, GivenLoader
+from ..data.loader import Augment, GivenBatches, StreamLoader, TensorLoader, make_loader
 from ..errors import CnnlabError
 from ..models import Classifier, as_classifier
 from ..models.fastpath import tune_allocator
-from ..progress import Progress
+from ..progress import Progress, note
 from ..results import Result, percent
 from ..runs import Run, curves_figure, save_filters
 from . import distributed
@@ -173,6 +173,9 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise CnnlabError(f"The training data '{train.name}' is empty.")
+    if isinstance(train, GivenLoader) and Augment.parse(cfg.augment).active and progress and ctx.is_main:
+        note(f"note: the DataLoader '{train.name}' is used as given, so cnnlab's augmentation ({cfg.augment}) is "
+             "not applied; augment in its transforms.")
     opt = build_optimizer(model.net, cfg, backbone or None)
     ema = EMA(model.net, cfg.ema) if cfg.ema else None
     adversary, robust_accuracy = _adversary(cfg)
@@ -200,8 +203,11 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
     status, robust_x = "finished", None
     if robust_accuracy is not None and val is not None and len(val):
         k = min(cfg.robust_eval_images, len(val))
-        sel = torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:k]
-        robust_x = (val.subset(sel).floats().to(model.device), val.subset(sel).y.to(model.device))
+        if isinstance(val, GivenLoader):  # the loader's first k images
+            robust_x = tuple(t.to(model.device) for t in val.tensors(k))
+        else:
+            sel = torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:k]
+            robust_x = (val.subset(sel).floats().to(model.device), val.subset(sel).y.to(model.device))
     frozen = None
     scope = contextlib.ExitStack()
     scope.enter_context(inplace_activations(model.net))  # no hooks while training: ReLUs may overwrite
@@ -319,7 +325,8 @@ def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: di
     return row
 
 
-def _checkpoint(model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None, loader: TensorLoader | StreamLoader,
+def _checkpoint(model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None,
+                loader: TensorLoader | StreamLoader | GivenBatches,
                 epoch: int, step: int, best_top1: float, row: dict, train_s: float, cfg: TrainConfig) -> dict:
     """Everything a resumed run needs, as plain data (torch.load(weights_only=True) reads it)."""
     state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}

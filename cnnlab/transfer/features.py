@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.base import EncodedImages, ImageArrays, ImageFiles
+from ..data.base import EncodedImages, GivenLoader, ImageArrays, ImageFiles
+from ..data.datasets import load_dataset
+from ..data.given import arrays, is_user_data
 from ..errors import CnnlabError, ImageError
 from ..images import Preprocessing, open_image
 from ..models import Classifier, as_classifier
@@ -27,8 +29,9 @@ from ..paths import feature_cache_dir
 from ..progress import Progress
 from . import cache as fcache
 
-#: What features are extracted from: a dataset part, or a list of image files.
-FeatureSource = Union[ImageFiles, ImageArrays, EncodedImages, Sequence[Union[str, Path]]]
+#: What features are extracted from: a dataset part, a list of image files, or a user's own data (a torch
+#: Dataset or DataLoader, (x, y) tensors or arrays; see cnnlab.data.load_dataset).
+FeatureSource = Union[ImageFiles, ImageArrays, EncodedImages, Sequence[Union[str, Path]], object]
 
 
 @dataclass
@@ -66,6 +69,12 @@ class FeatureSet:
 def _as_dataset(data: FeatureSource) -> ImageFiles | ImageArrays | EncodedImages:
     if isinstance(data, (ImageFiles, ImageArrays, EncodedImages)):
         return data
+    if isinstance(data, GivenLoader) or is_user_data(data):
+        ds = load_dataset(data, "all")
+        if isinstance(ds, GivenLoader):  # features need every image once: read its batches into memory
+            x, y = ds.tensors()
+            return arrays(x, y, ds.name, ds.classes)
+        return ds
     if isinstance(data, (str, Path)):
         data = [data]
     paths = [str(p) for p in data]
@@ -201,7 +210,8 @@ def extract_features(model: Classifier | nn.Module, data: FeatureSource, *, l2: 
     Args:
         model: any Classifier (a bare nn.Module is wrapped by `as_classifier`); its preprocessing
             (resize/crop) and normalization are applied.
-        data: ImageFiles, EncodedImages, ImageArrays (a Split part), or a list of image paths.
+        data: ImageFiles, EncodedImages, ImageArrays (a Split part), a list of image paths, or a user's
+            torch Dataset, DataLoader or (x, y) tensors/arrays (read into memory once).
         l2: divide each feature vector by its L2 norm (the cache keeps raw features either way).
         cache_dir: folder for the cache (default: cnnlab.paths.feature_cache_dir()); False turns caching off.
         workers: decoding threads (0: decode in this thread).

@@ -19,7 +19,7 @@ def test_cli_report(run_dir: Path, tmp_path: Path) -> None:
     from cnnlab.cli import main
     r = CliRunner().invoke(main, ["report", str(run_dir), "--json"])
     assert r.exit_code == 0, r.output
-    info = json.loads(r.output)
+    info = json.loads(r.stdout)
     assert info["report"] == str(run_dir / "report.html") and len(info["figures"]) == 8
     r = CliRunner().invoke(main, ["report", str(run_dir), "--out", str(run_dir / "report.html")])
     assert r.exit_code == 1 and "already exists" in r.output

@@ -47,7 +47,7 @@ def test_eval_json_and_confusion(trained):
     r = cli("eval", trained / "skip" / "checkpoints" / "best.pt", "--data", shared("cifar10_train_first200_lossless.npz"),
             "--split", "all", "--json", "--out", trained / "eval")
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output)
+    res = json.loads(r.stdout)
     assert res["n"] == 200 and 0 <= res["top1"] <= res["top5"] <= 1
     assert len(res["per_class"]) == 10 and sum(sum(row) for row in res["confusion"]) == 200
     correct = sum(res["confusion"][i][i] for i in range(10))
@@ -79,7 +79,7 @@ def test_predict_set_writes_one_label_per_line_in_order(trained):
 def test_compare_draws_both_runs(trained):
     r = cli("compare", trained / "skip", trained / "noskip", "--out", trained / "cmp.png", "--json")
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output)
+    res = json.loads(r.stdout)
     assert [x["epochs"] for x in res["runs"]] == [2, 2]
     assert (trained / "cmp.png").stat().st_size > 5000
 

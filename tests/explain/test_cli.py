@@ -26,7 +26,7 @@ def test_featmaps_filters_saliency(r20_args, tmp_path):
     cat = str(shared("seed_images/glow_imagenet_cat_285.png"))
     res = _run(["featmaps", cat, *r20_args, "--out", str(tmp_path / "fm"), "-k", "4", "--json"])
     assert res.exit_code == 0, res.output
-    d = json.loads(res.output)
+    d = json.loads(res.stdout)
     assert d["layers"] == ["act", "layer2", "layer3"] and all(len(c) == 4 for c in d["channels"].values())
     assert (tmp_path / "fm" / "featmaps_glow_imagenet_cat_285.png").exists()
 

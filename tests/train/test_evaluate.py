@@ -103,7 +103,7 @@ def test_cli_eval_and_predict_set_take_the_mode(resnet20, small_set, tmp_path):
     for args in (["--tta", "flip-translate"], ["--tta"], ["--no-tta"], []):
         r = run.invoke(main, ["eval", str(ckpt), "--data", str(npz), "--split", "all", "--json", *args])
         assert r.exit_code == 0, r.output
-        doc = json.loads(r.output)
+        doc = json.loads(r.stdout)
         out[" ".join(args)] = doc
     assert out["--tta"]["tta"] == "flip" and out[""]["tta"] == out["--no-tta"]["tta"] == "none"
     assert out["--tta flip-translate"]["tta"] == "flip-translate"
