@@ -7,11 +7,16 @@ Layout of RUN_DIR (`cnnlab train --out RUN_DIR`):
                            ("data": names and sizes of the train/validation sets), "created" (UTC
                            ISO time), "torch" version and "world_size".
     metrics.jsonl          one JSON object per finished epoch: epoch (1-based), train_loss,
-                           train_top1, val_loss, val_top1, val_top5, val_error,
+                           train_top1, train_top5, val_loss, val_top1, val_top5, val_error,
                            val_mean_class_accuracy, lr (at the epoch's end), images_per_s, epoch_s,
                            elapsed_s; plus val_robust_top1 with adversarial training and
                            val_top1_raw (the weights before averaging) when an EMA is kept.
-    tb/                    TensorBoard event files with the same scalars (tensorboard --logdir RUN_DIR/tb).
+    tb/                    TensorBoard event files, laid out as Keras writes them (tensorboard
+                           --logdir RUN_DIR/tb): tb/train/ and tb/validation/ hold the same rows of
+                           metrics.jsonl under shared tags (epoch_loss, epoch_top1, epoch_top5: the
+                           training and validation curves on one chart; see tensorboard_scalars),
+                           tb/train/ also epoch_learning_rate, batch_loss (every step) and sample
+                           training images; tb/ itself the hyperparameters with the final metrics.
     checkpoints/last.pt    after every epoch; checkpoints/best.pt: the epoch with the best val_top1.
                            Plain data only (torch.load(weights_only=True)): {"cnnlab": model meta
                            (spec, labels, preprocessing, mean, std), "state_dict", "optimizer",
@@ -46,6 +51,25 @@ if TYPE_CHECKING:
     from .models import Classifier
 
 CONFIG, METRICS, FINAL = "config.json", "metrics.jsonl", "final.json"
+#: The TensorBoard run folders of a training run (under RUN_DIR/tb), as Keras names them.
+TB_PARTS = ("train", "validation")
+
+
+def tensorboard_scalars(row: dict) -> list[tuple[str, str, float]]:
+    """One metrics.jsonl row as TensorBoard scalars (folder, tag, value), Keras's way: `train_X` goes to
+    train/ and `val_X` to validation/ under the same tag `epoch_X`, so that both curves share one chart;
+    the learning rate is train/epoch_learning_rate; timings stay in train/ (epoch_images_per_s, ...)."""
+    out = []
+    for key, value in row.items():
+        if key == "epoch" or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if key.startswith("val_"):
+            out.append(("validation", f"epoch_{key[4:]}", float(value)))
+        elif key.startswith("train_"):
+            out.append(("train", f"epoch_{key[6:]}", float(value)))
+        else:
+            out.append(("train", "epoch_learning_rate" if key == "lr" else f"epoch_{key}", float(value)))
+    return out
 
 
 def fresh_out_dir(path: str | Path, force: bool = False) -> Path:

@@ -30,7 +30,7 @@ from ..models import Classifier, as_classifier
 from ..models.fastpath import tune_allocator
 from ..progress import Progress, note
 from ..results import Result, percent
-from ..runs import Run, curves_figure, save_filters
+from ..runs import TB_PARTS, Run, curves_figure, save_filters, tensorboard_scalars
 from . import distributed
 from .config import TrainConfig
 from .ema import EMA
@@ -95,19 +95,22 @@ def _adversary(cfg: TrainConfig) -> tuple[Callable | None, Callable | None]:
 
 
 class _Logger:
-    """Rank-0 outputs: TensorBoard scalars, one progress bar over the whole run (running loss and
-    accuracy of the epoch, time left for the run) and a line per finished epoch."""
+    """Rank-0 outputs: TensorBoard as Keras writes it (see cnnlab.runs.tensorboard_scalars: train/ and
+    validation/ folders whose curves share a chart, the learning rate, the loss of every step, sample
+    training images, hyperparameters with the final metrics), one progress bar over the whole run
+    (running loss and accuracy of the epoch, time left for the run) and a line per finished epoch."""
 
     def __init__(self, run: Run | None, progress: bool, main: bool) -> None:
         self.run, self.progress, self.main = run, progress and main, main
-        self.tb = None
+        self.tb: dict = {}
         self.bar: Progress | None = None
+        self.losses: list[tuple[int, torch.Tensor]] = []
         if run is not None and main:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(run.path / "tb"))
+                self.tb = {part: SummaryWriter(str(run.path / "tb" / part)) for part in TB_PARTS}
             except Exception:  # noqa: BLE001 - TensorBoard missing must not stop training
-                self.tb = None
+                self.tb = {}
 
     def start(self, steps: int, epochs: int) -> None:
         """The run's bar: `steps` steps left over the remaining epochs, up to epoch `epochs`."""
@@ -125,12 +128,48 @@ class _Logger:
         else:
             self.bar.update(1)
 
+    def step_loss(self, step: int, loss: torch.Tensor) -> None:
+        """The loss of global step `step`, for TensorBoard (read in groups: each read syncs a GPU)."""
+        if self.tb:
+            self.losses.append((step, loss.detach()))
+            if len(self.losses) >= 20:
+                self.flush_losses()
+
+    def flush_losses(self) -> None:
+        if self.tb and self.losses:
+            values = torch.stack([v for _, v in self.losses]).float().cpu().tolist()
+            for (step, _), v in zip(self.losses, values):
+                self.tb["train"].add_scalar("batch_loss", v, step)
+        self.losses = []
+
+    def samples(self, x: torch.Tensor) -> None:
+        """A few training images as the model sees them (after augmentation), once, at the start."""
+        if self.tb:
+            self.tb["train"].add_images("samples", x[:16].detach().float().cpu().clamp(0, 1), 0)
+
+    def hparams(self, cfg: TrainConfig, final: dict) -> None:
+        """The run's settings beside its final metrics (TensorBoard's HPARAMS tab), in tb/ itself."""
+        if not self.tb:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+        hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in cfg.to_dict().items()
+              if v is not None}
+        last = final.get("last") or {}
+        metrics = {f"hparam/{k}": float(v) for k, v in (("best_val_top1", final.get("best_val_top1")),
+                                                         ("val_top1", last.get("val_top1")),
+                                                         ("val_top5", last.get("val_top5")),
+                                                         ("val_loss", last.get("val_loss")),
+                                                         ("train_loss", last.get("train_loss"))) if v is not None}
+        with SummaryWriter(str(self.run.path / "tb")) as w:
+            w.add_hparams(hp, metrics, run_name=".")
+
     def epoch(self, row: dict) -> None:
-        if self.tb is not None:
-            for k, v in row.items():
-                if k != "epoch" and isinstance(v, (int, float)) and v is not None:
-                    self.tb.add_scalar(k, v, row["epoch"])
-            self.tb.flush()
+        self.flush_losses()
+        for part, tag, value in tensorboard_scalars(row):
+            if part in self.tb:
+                self.tb[part].add_scalar(tag, value, row["epoch"])
+        for w in self.tb.values():
+            w.flush()
         if self.progress:
             parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
             if row.get("val_top1") is not None:
@@ -145,8 +184,9 @@ class _Logger:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        if self.tb is not None:
-            self.tb.close()
+        self.flush_losses()
+        for w in self.tb.values():
+            w.close()
 
 
 def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run | None = None,
@@ -224,9 +264,12 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
             seen = 0
             loss_sum = torch.zeros((), dtype=torch.float64, device=model.device)
             correct = torch.zeros((), dtype=torch.long, device=model.device)
+            correct5 = torch.zeros((), dtype=torch.long, device=model.device)
             lr = cfg.lr
             for x, y in loader:
                 x, y = x.to(model.device, non_blocking=True), y.to(model.device, non_blocking=True)
+                if step == 0:
+                    log.samples(x)
                 lr = set_lr(opt, cfg, step, steps_per_epoch)
                 if adversary is not None:
                     x = adversary(model, x, y)
@@ -246,14 +289,16 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                 with torch.no_grad():
                     loss_sum += loss.detach().double() * len(y)
                     correct += (logits.argmax(1) == y).sum()
+                    correct5 += (logits.topk(min(5, logits.shape[1]), 1).indices == y[:, None]).any(1).sum()
                 seen += len(y)
+                log.step_loss(step, loss)
                 show = seen == len(y) or (step % 10 == 0)  # reading the running means syncs a GPU: not every step
                 log.step(epoch + 1, (lambda: float(loss_sum) / seen) if show else None,
                          (lambda: float(correct) / seen) if show else None)
             epoch_s = time.perf_counter() - t0
             train_s += epoch_s
-            row = _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, correct, seen, lr, epoch_s, train_s,
-                             robust_x, robust_accuracy)
+            row = _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, torch.stack([correct, correct5]), seen, lr,
+                             epoch_s, train_s, robust_x, robust_accuracy)
             history.append(row)
             is_best = row.get("val_top1") is not None and row["val_top1"] > best_top1
             if is_best:
@@ -280,7 +325,9 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
     if ema is not None:  # the trained model is the averaged one (what best/last.pt hold too)
         model.net.load_state_dict(ema.model.state_dict())
     if run is not None and ctx.is_main and status == "finished":
-        run.write_final(_final(status, history, train_s))
+        final = _final(status, history, train_s)
+        run.write_final(final)
+        log.hparams(cfg, final)
     best = max(history, key=lambda r: r.get("val_top1") or 0.0) if history else None
     return FitResult(status, len(history), history, best and best["epoch"], best and best.get("val_top1"), train_s)
 
@@ -296,14 +343,16 @@ def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: di
                epoch: int, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, lr: float, epoch_s: float,
                train_s: float, robust_x: tuple[torch.Tensor, torch.Tensor] | None,
                robust_accuracy: Callable | None) -> dict:
-    """The epoch's metrics row: training loss/accuracy over all ranks, validation, robust accuracy, timing."""
+    """The epoch's metrics row: training loss/accuracy over all ranks, validation, robust accuracy, timing.
+    `correct` counts the right answers [top-1, top-5]."""
     seen_t = torch.tensor(float(seen), dtype=torch.float64, device=loss_sum.device)
-    stats = torch.stack([loss_sum, correct.double(), seen_t])
+    stats = torch.stack([loss_sum, *correct.double(), seen_t])
     if ctx.active:
         import torch.distributed as dist
         dist.all_reduce(stats)
-    n = max(1.0, float(stats[2]))
-    row = {"epoch": epoch + 1, "train_loss": float(stats[0] / n), "train_top1": float(stats[1] / n)}
+    n = max(1.0, float(stats[3]))
+    row = {"epoch": epoch + 1, "train_loss": float(stats[0] / n), "train_top1": float(stats[1] / n),
+           "train_top5": float(stats[2] / n)}
     if val is not None and len(val):
         fwd = (lambda x: ema.model(model.normalize(x))) if ema is not None else None
         if ema is not None:
