@@ -82,7 +82,8 @@ class LazyGroup(click.Group):
         if not getattr(command, "takes_quiet", False):
             command.takes_quiet = True
             # a command whose options are built lazily (train's) takes it without building them now
-            getattr(command, "add_shared_option", command.params.append)(quiet_option())
+            add = getattr(command, "add_shared_option", None)
+            (add if add is not None else command.params.append)(quiet_option())
         return command
 
     def invoke(self, ctx: click.Context) -> object:

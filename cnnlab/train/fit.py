@@ -31,6 +31,7 @@ from ..models.fastpath import tune_allocator
 from ..progress import Progress, note
 from ..results import Result, percent
 from ..runs import TB_PARTS, Run, curves_figure, save_filters, tensorboard_scalars
+from ..tensorboard_log import summary_writer
 from . import distributed
 from .config import TrainConfig
 from .ema import EMA
@@ -107,8 +108,7 @@ class _Logger:
         self.losses: list[tuple[int, torch.Tensor]] = []
         if run is not None and main:
             try:
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = {part: SummaryWriter(str(run.path / "tb" / part)) for part in TB_PARTS}
+                self.tb = {part: summary_writer(run.path / "tb" / part) for part in TB_PARTS}
             except Exception:  # noqa: BLE001 - TensorBoard missing must not stop training
                 self.tb = {}
 
@@ -151,7 +151,6 @@ class _Logger:
         """The run's settings beside its final metrics (TensorBoard's HPARAMS tab), in tb/ itself."""
         if not self.tb:
             return
-        from torch.utils.tensorboard import SummaryWriter
         hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in cfg.to_dict().items()
               if v is not None}
         last = final.get("last") or {}
@@ -160,7 +159,7 @@ class _Logger:
                                                          ("val_top5", last.get("val_top5")),
                                                          ("val_loss", last.get("val_loss")),
                                                          ("train_loss", last.get("train_loss"))) if v is not None}
-        with SummaryWriter(str(self.run.path / "tb")) as w:
+        with summary_writer(self.run.path / "tb") as w:
             w.add_hparams(hp, metrics, run_name=".")
 
     def epoch(self, row: dict) -> None:
