@@ -240,6 +240,8 @@ class Split:
         if self.test is not None:
             return self
         data = self.train
+        if isinstance(data, GivenLoader):
+            data.subset([])  # a DataLoader is never split: this raises the one-sentence error
         labels = np.asarray(data.y)
         labelled = len(labels) and labels.min() >= 0
         keep, held = seeded_split(len(data), 1.0 - fraction, seed, labels if labelled else None)

@@ -1,5 +1,6 @@
 """A user's own data as a cnnlab dataset: a torch `Dataset`, a `DataLoader`, `(x, y)` tensors or numpy
-arrays. cnnlab.data's resolver (`load_dataset`, `open_dataset`) calls `from_user`; nothing else does.
+arrays. cnnlab.data's resolver (`load_dataset`, `open_dataset`) calls `from_user`; `arrays` also
+serves where a DataLoader's images must be in memory at once (feature extraction, probes).
 
 - `(x, y)` tensors or arrays, or `x` alone (unlabelled): images as N×H×W×3 or N×3×H×W, uint8 or
   floats in [0, 1] -> the in-memory uint8 `ImageArrays` every fast path uses.
