@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import CnnlabError
-from .base import DATASET_TYPES, Dataset, ImageArrays, seeded_subset
+from .base import DATASET_TYPES, Dataset, GivenLoader, ImageArrays, seeded_subset
 from .datasets import load_dataset, name_classes
 
 if TYPE_CHECKING:
@@ -26,12 +26,13 @@ def select_images(data: str | Path | Dataset, split: str = "test", *, limit: int
                   fallback_all: bool = True) -> Dataset:
     """The images a command works on: part `split` of `data` (a source that holds nothing out gives all
     its images unless `fallback_all` is False), then a seeded random `limit` of them
-    (`seeded_subset`), with `classes` (a list, a comma list or a file) as the class names."""
+    (`seeded_subset`), with `classes` (a list, a comma list or a file) as the class names. A DataLoader
+    is used as given (its consumer takes the `limit` of its images)."""
     ds = data if isinstance(data, DATASET_TYPES) else load_dataset(data, split, data_dir, decode=True,
                                                                    fallback_all=fallback_all)
     if classes is not None:
         ds = name_classes(ds, classes)
-    return seeded_subset(ds, limit, seed)
+    return ds if isinstance(ds, GivenLoader) else seeded_subset(ds, limit, seed)
 
 
 def image_batches(data: Dataset, preprocessing: Preprocessing, batch_size: int = 64
@@ -40,6 +41,10 @@ def image_batches(data: Dataset, preprocessing: Preprocessing, batch_size: int =
     from ..images import load_images
     if batch_size < 1:
         raise CnnlabError(f"The batch size must be at least 1, not {batch_size}.")
+    if isinstance(data, GivenLoader):  # its own batches and transforms
+        for x, y in data.batches():
+            yield (x if tuple(x.shape[-2:]) == tuple(preprocessing.input_size) else preprocessing.apply_tensor(x)), y
+        return
     for i in range(0, len(data), batch_size):
         idx = range(i, min(i + batch_size, len(data)))
         if isinstance(data, ImageArrays):

@@ -17,14 +17,16 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..models import Classifier, as_classifier
+from ..progress import Progress
+from ..results import Result
 from .hooks import run_until
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-@dataclass
-class TopActivations:
+@dataclass(repr=False)
+class TopActivations(Result):
     """The k images (dataset indices) where channel `channel` of `layer` is strongest."""
 
     layer: str
@@ -46,6 +48,11 @@ class TopActivations:
                 "indices": self.indices, "labels": self.labels, "positions_yx": self.positions,
                 "boxes_tlbr": self.boxes, "map_size": self.map_size, "scanned": self.scanned, "seconds": self.seconds,
                 "notes": self.notes}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("unit", f"{self.layer}:{self.channel}"), ("reduce", self.reduce), ("scanned", self.scanned),
+                ("top", ", ".join(f"#{i} ({v:.2f})" for i, v in zip(self.indices[:5], self.values[:5]))
+                 + (" …" if len(self.indices) > 5 else "")), ("seconds", round(self.seconds, 1))]
 
     def patches(self) -> list[torch.Tensor]:
         """The receptive-field patch of each top image, [3,h,w]."""
@@ -76,10 +83,14 @@ def _outline(img: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
 
 def _batches(data: object, model: Classifier, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """(float [B,3,H,W] in [0,1] at the model's input size, labels or None) from a tensor, any dataset
-    of cnnlab.data (arrays, photo files, encoded photos) or a list of image paths."""
-    from ..data import DATASET_TYPES, image_batches
+    of cnnlab.data (arrays, photo files, encoded photos, a DataLoader used as given), a list of image
+    paths, or a user's torch Dataset, DataLoader or arrays (see cnnlab.data.load_dataset)."""
+    from ..data import DATASET_TYPES, image_batches, load_dataset
+    from ..data.given import is_user_data
     from ..images import load_images
     pre = model.preprocessing
+    if is_user_data(data) and not isinstance(data, torch.Tensor):
+        data = load_dataset(data)
     if isinstance(data, DATASET_TYPES):
         yield from image_batches(data, pre, batch_size)
     elif isinstance(data, torch.Tensor):
@@ -98,11 +109,11 @@ def _batches(data: object, model: Classifier, batch_size: int) -> Iterator[tuple
 
 
 def top_activations(model: Classifier | nn.Module, data: object, layer: str, channel: int, k: int = 9,
-                    batch_size: int = 64, reduce: str = "max") -> TopActivations:
+                    batch_size: int = 64, reduce: str = "max", progress: bool = True) -> TopActivations:
     """Scan `data` (a dataset of cnnlab.data, an image tensor or image paths) once (no gradients, forward
     stopped at `layer`) and keep the top-k images by the channel's spatial max ('max') or mean ('mean'),
     then find each winner's receptive-field patch; a dataset's class names label them. A bare
-    nn.Module is wrapped with `cnnlab.wrap`'s defaults first."""
+    nn.Module is wrapped with `cnnlab.wrap`'s defaults first; `progress` shows the scan's."""
     model = as_classifier(model)
     if reduce not in ("max", "mean"):
         raise CnnlabError(f"reduce '{reduce}' is not known; use 'max' or 'mean'.")
@@ -116,7 +127,9 @@ def top_activations(model: Classifier | nn.Module, data: object, layer: str, cha
     best_pos = torch.empty(0, dtype=torch.long)
     best_y = torch.empty(0, dtype=torch.long)
     seen, notes, map_size = 0, [], []
-    with model.frozen(), torch.inference_mode():
+    total = len(data) if hasattr(data, "__len__") else None
+    with model.frozen(), torch.inference_mode(), \
+            Progress(total, f"scan {name}:{channel}", "img", enabled=progress) as bar:
         for xb, yb in _batches(data, model, batch_size):
             got = run_until(model, model.check_images(xb), [name])
             a = got.get(name)
@@ -141,6 +154,7 @@ def top_activations(model: Classifier | nn.Module, data: object, layer: str, cha
             best_v, best_i, best_pos, best_img, best_y = (best_v[keep], best_i[keep], best_pos[keep], best_img[keep],
                                                           best_y[keep])
             seen += len(v)
+            bar.update(len(v))
     if seen == 0:
         raise CnnlabError("No images were scanned; the data is empty.")
     w = map_size[1]

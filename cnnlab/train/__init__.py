@@ -26,13 +26,14 @@ __all__ = ["train", "resume", "fit", "TrainConfig", "FitResult", "TrainingDiverg
            "predict_labels", "write_label_file", "prepare"]
 
 
-def prepare(cfg: TrainConfig, model=None, data=None):  # noqa: ANN001
+def prepare(cfg: TrainConfig, model=None, data=None, val=None):  # noqa: ANN001
     """The (model, train set, validation set) a config describes, seeded: what `train` feeds to `fit`.
 
-    `model` (a Classifier) and `data` (a dataset object) replace what cfg.model / cfg.data name."""
+    `model` (a Classifier), `data` and `val` (dataset objects) replace what cfg.model / cfg.data / cfg.val name."""
     from ..data import check_labels, name_classes, seeded_subset, train_val_split
     from ..models import Classifier
-    split = train_val_split(data if data is not None else cfg.data, cfg.val, cfg.val_split, cfg.seed, cfg.data_dir)
+    split = train_val_split(data if data is not None else cfg.data, val if val is not None else cfg.val,
+                            cfg.val_split, cfg.seed, cfg.data_dir)
     if cfg.classes:
         split = name_classes(split, cfg.classes)
     train_set, val_set = seeded_subset(split.train, cfg.limit, cfg.seed), split.test
@@ -85,13 +86,17 @@ def _data_init(model, train_set, seed: int) -> None:  # noqa: ANN001
 def _describe_data(train_set: Dataset, val_set: Dataset | None) -> tuple[dict, dict]:
     """config.json's "data" (each set's name, source, part, size and fingerprint) and the per-image
     hashes for images.npz."""
+    from ..data import GivenLoader
     from ..data.fingerprint import describe_images, image_hashes
-    hashes = {"train": image_hashes(train_set)}
-    if val_set is not None:
-        hashes["val"] = image_hashes(val_set)
-    data = {"train": describe_images(train_set, hashes["train"]),
-            "val": describe_images(val_set, hashes["val"]) if val_set is not None else None,
-            "classes": list(train_set.classes)}
+    hashes, data = {}, {"classes": list(train_set.classes)}
+    for part, ds in (("train", train_set), ("val", val_set)):
+        if ds is None:
+            data[part] = None
+        elif isinstance(ds, GivenLoader):  # read batch by batch: recorded without per-image hashes
+            data[part] = {"name": ds.name, "source": None, "part": None, "n": len(ds), "fingerprint": None}
+        else:
+            hashes[part] = image_hashes(ds)
+            data[part] = describe_images(ds, hashes[part])
     return data, hashes
 
 
@@ -105,16 +110,20 @@ def _implied_schedule(options: dict) -> dict:
     return options
 
 
-def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset = "cifar10", epochs: int = 30,
+def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset | object = "cifar10", epochs: int = 30,
           out: str | Path | None = None, progress: bool = True, stop_after: int | None = None,
           header: bool | None = None, **options) -> Run:
-    """Train a model (a registry name, a Classifier or any nn.Module through `as_classifier`) on data (a
-    name, file, folder or dataset; see cnnlab.data.open_dataset) into a new run directory `out` (see
-    cnnlab.runs for its layout; default runs/MODEL-TIME). Options are TrainConfig fields (unset ones
-    take the model's recipe, then TrainConfig's defaults); `stop_after` ends the run after that epoch as
-    if it were interrupted (resume it later). The run's effective settings (model, parameters,
-    initialization, optimizer, schedule, augmentation, data) go into config.json and, with `header`
-    (default: with `progress`), to stderr as a short header."""
+    """Train a model (a registry name, a Classifier or any nn.Module through `as_classifier`) on data
+    into a new run directory `out` (see cnnlab.runs for its layout; default runs/MODEL-TIME).
+
+    `data` (and the option `val`) is a name, file or folder, a cnnlab dataset, or a user's own data: a
+    torch Dataset or (x, y) tensors/arrays (read into memory once, the fast path) or a DataLoader (used
+    as given; see cnnlab.data.open_dataset). Options are TrainConfig fields (unset ones take the model's
+    recipe, then TrainConfig's defaults); `stop_after` ends the run after that epoch as if it were
+    interrupted (resume it later). The run's effective settings (model, parameters, initialization,
+    optimizer, schedule, augmentation, data) go into config.json and, with `header` (default: with
+    `progress`), to stderr as a short header."""
+    from ..data import load_dataset
     from ..models import Classifier, as_classifier, recipe
     from . import distributed
     if isinstance(model, nn.Module):
@@ -122,6 +131,14 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
     name = model.name if isinstance(model, Classifier) else str(model)
     if "model_kwargs" not in options and isinstance(model, Classifier):
         options["model_kwargs"] = dict(model.spec.get("kwargs", {}))
+    if not isinstance(data, (str, Path)):
+        data = load_dataset(data)
+    val = options.get("val")
+    if val is not None and not isinstance(val, (str, Path)):
+        val = load_dataset(val, "all")
+        options["val"] = val.name or "validation data"
+    else:
+        val = None
     data_name = str(data) if isinstance(data, (str, Path)) else (data.name or "data")
     options = _implied_schedule({k: v for k, v in options.items() if v is not None})
     from_recipe = [k for k in recipe(name) if k not in options]
@@ -137,7 +154,7 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
     if err:
         raise CnnlabError(err)
     built, train_set, val_set = prepare(cfg, model if isinstance(model, Classifier) else None,
-                                        None if isinstance(data, (str, Path)) else data)
+                                        None if isinstance(data, (str, Path)) else data, val)
     run = None
     if ctx.is_main:
         from .settings import run_settings, settings_lines
@@ -147,7 +164,8 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
             print("\n".join(settings_lines(settings)), file=sys.stderr, flush=True)
         described, hashes = _describe_data(train_set, val_set)
         run = Run.create(out, {"config": cfg.to_dict(), "model": built.describe(), "settings": settings,
-                               "data": {**described, "in_memory": not isinstance(data, (str, Path))},
+                               "data": {**described, "in_memory": not isinstance(data, (str, Path)),
+                                        "val_given": val is not None},
                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                "torch": torch.__version__, "world_size": ctx.world_size})
         run.save_image_hashes(**hashes)
@@ -157,11 +175,15 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
 
 
 def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True,
-           stop_after: int | None = None, data: Dataset | None = None) -> Run:
+           stop_after: int | None = None, data: Dataset | object | None = None, val: object | None = None,
+           model: nn.Module | None = None) -> Run:
     """Continue a run from checkpoints/last.pt (model, optimizer, schedule step, EMA, RNG and data order).
 
-    `data` is needed only when the run was trained on an in-memory dataset object rather than a
-    name, file or folder (the run directory records only its name)."""
+    `data` (and `val`, `model`) are needed only when the run was trained on data (a model) given as an
+    object rather than a name, file or folder (the run directory records only its name). A DataLoader
+    resumes at the start of the epoch after the checkpoint, in the order its own sampler gives (see
+    cnnlab.data.given)."""
+    from ..models import as_classifier, get_entry
     from ..models.weights import read_checkpoint
     from . import distributed
     run = Run.open(run_dir)
@@ -173,8 +195,21 @@ def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True
     if done >= cfg.epochs:
         raise CnnlabError(f"Run '{run.path}' already finished its {cfg.epochs} epochs; pass --epochs N (more) "
                           "to train on.")
+    from ..data import load_dataset
+    data = None if data is None else load_dataset(data)
+    val = None if val is None else load_dataset(val, "all")
+    if val is None and run.config.get("data", {}).get("val_given"):
+        raise CnnlabError(f"Run '{run.path}' validated on data given as an object ('{cfg.val}'); pass it again: "
+                          "cnnlab.train.resume(run_dir, data=..., val=...).")
+    if model is None:
+        try:
+            get_entry(cfg.model)
+        except CnnlabError:
+            raise CnnlabError(f"Run '{run.path}' trained a model given as an object ('{cfg.model}'); pass it again: "
+                              "cnnlab.train.resume(run_dir, model=net, ...).") from None
     try:
-        model, train_set, val_set = prepare(cfg.replace(data_init=False), data=data)
+        model, train_set, val_set = prepare(cfg.replace(data_init=False), None if model is None else as_classifier(model),
+                                            data=data, val=val)
     except CnnlabError as e:
         if data is None and run.config.get("data", {}).get("in_memory"):
             raise CnnlabError(f"Run '{run.path}' was trained on an in-memory dataset ('{cfg.data}'); pass it again: "

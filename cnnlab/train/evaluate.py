@@ -18,11 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.base import Dataset
+from ..data.base import Dataset, GivenLoader
+from ..data.datasets import load_dataset
 from ..data.loader import make_loader
 from ..errors import CnnlabError
 from ..metrics import ClassificationMetrics, classification_metrics
 from ..models import Classifier, as_classifier
+from ..progress import progress as progress_of
 from ..runs import Run, load_trained_model, write_json
 from .config import TTA_MODES, tta_mode
 
@@ -30,7 +32,7 @@ __all__ = ["EvalResult", "evaluate", "evaluate_checkpoint", "OVERLAP_POLICIES", 
            "tta_mode"]
 
 
-@dataclass
+@dataclass(repr=False)
 class EvalResult(ClassificationMetrics):
     """The metrics of one evaluation (see cnnlab.metrics for what each means) and its mean cross-entropy;
     `context` says what was evaluated (checkpoint, data, images, overlap with the training images)."""
@@ -44,6 +46,10 @@ class EvalResult(ClassificationMetrics):
 
     def to_dict(self) -> dict:
         return {**self.context, "loss": self.loss, "error": self.error, **super().to_dict()}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        rows = super().summary_rows()
+        return rows[:1] + [("loss", round(self.loss, 4))] + rows[1:]
 
     def table(self, worst_first: bool = False, present_only: bool = True) -> str:
         """The per-class metrics (of the classes with images, unless `present_only=False`) as aligned text."""
@@ -117,26 +123,24 @@ def _all_gather(t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512, tta: bool | str = False,
+def evaluate(model: Classifier | nn.Module, data: Dataset | object, batch_size: int = 512, tta: bool | str = False,
              forward: Callable[[torch.Tensor], torch.Tensor] | None = None, rank: int = 0,
-             world_size: int = 1, channels_last: bool = False, workers: int = 2) -> EvalResult:
+             world_size: int = 1, channels_last: bool = False, workers: int = 2, progress: bool = True) -> EvalResult:
     """Loss and metrics (top-1/top-5, mean class accuracy, mean average precision, per class, confusion)
-    of `model` (a Classifier, or any nn.Module through `as_classifier`) on `data`.
+    of `model` (a Classifier, or any nn.Module through `as_classifier`) on `data`: a dataset, a name or
+    path (its test part), or a user's own data (see cnnlab.data.load_dataset).
 
     `forward` replaces the model's forward (e.g. an EMA copy of the weights); `tta` ("none", "flip"
-    or True, "flip-translate"; see `tta_views`) averages the logits over augmented views of each image.
+    or True, "flip-translate"; see `tta_views`) averages the logits over augmented views of each image;
+    `progress` shows progress (see cnnlab.progress).
     """
     model = as_classifier(model)
+    data = load_dataset(data, "test")
     mode = tta_mode(tta)
     if len(data) == 0:
         raise CnnlabError("The evaluation data is empty.")
-    if int(data.y.min()) < 0:
-        raise CnnlabError(f"The data '{data.name}' is unlabelled; evaluation needs labels "
-                          "(use `cnnlab predict-set` to write predictions).")
-    k = model.num_classes
-    if int(data.y.max()) >= k:
-        raise CnnlabError(f"The data '{data.name}' has labels up to {int(data.y.max())} but model "
-                          f"'{model.name}' has {k} classes.")
+    if data.y is not None:
+        _check_eval_labels(data.y, data.name, model)
     fn = forward or model
     was_training = model.training
     model.eval()
@@ -148,7 +152,9 @@ def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512
     loss = torch.zeros(1, dtype=torch.float64)
     labels, scores = [], []
     try:
-        for x, y in loader:
+        for x, y in progress_of(loader, desc=f"eval {model.name}", unit="batch", enabled=progress and rank == 0):
+            if data.y is None:  # a DataLoader's labels, batch by batch
+                _check_eval_labels(y, data.name, model)
             x, y = x.to(model.device), y.to(model.device)
             logits = tta_logits(fn, x, mode)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
@@ -168,14 +174,14 @@ def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512
 OVERLAP_POLICIES = ("refuse", "exclude", "allow")
 
 
-def _overlap(data: Dataset, hashes: np.ndarray, run: Run | None, policy: str, split: str
+def _overlap(data: Dataset, hashes: np.ndarray, run: Run | None, policy: str, split: str, why: str | None = None
              ) -> tuple[Dataset, np.ndarray, dict]:
     """The images to evaluate and the record of how many of them the run trained (and validated) on."""
     from ..data.fingerprint import shared_images
     trained = run.image_hashes() if run is not None else None
-    if trained is None:
-        why = ("the checkpoint is not inside a run directory" if run is None else
-               f"run '{run.path}' predates the record of its images (images.npz)")
+    if trained is None or "train" not in trained:
+        why = why or ("the checkpoint is not inside a run directory" if run is None else
+               f"run '{run.path}' has no record of its training images (images.npz)")
         return data, hashes, {"overlap_with_training": None,
                               "overlap_note": f"not checked: {why}, so its training images are unknown"}
     shared = shared_images(hashes, trained["train"])
@@ -213,12 +219,14 @@ def checkpoint_record(path: str | Path) -> dict:
             "epoch": ckpt.get("epoch") if isinstance(ckpt, dict) else None, "sha256": digest.hexdigest()[:16]}
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | Dataset, split: str = "test", *,
+def evaluate_checkpoint(checkpoint: str | Path | None, data: str | Path | Dataset | object, split: str = "test", *,
+                        model: Classifier | None = None, model_source: str | None = None,
                         data_dir: str | Path | None = None, overlap: str = "refuse", which: str = "best",
                         classes: Sequence[str] | str | None = None, batch_size: int = 256,
-                        tta: bool | str = "none", **model_args: object) -> EvalResult:
+                        tta: bool | str = "none", progress: bool = True, **model_args: object) -> EvalResult:
     """`evaluate` a run directory's `which` checkpoint (or a checkpoint file) on one part of `data`,
-    never silently on the run's own training images.
+    never silently on the run's own training images. With `checkpoint` None, `model` is evaluated (one
+    from the model options, e.g. a published checkpoint `model_source`): it has no run to compare with.
 
     Every image evaluated is compared with the images the run trained on (its images.npz): when some
     are the same, `overlap` says what happens: "refuse" (an error naming how many), "exclude" (evaluate
@@ -232,34 +240,63 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | Dataset, spli
     from ..models.labels import read_class_names
     if overlap not in OVERLAP_POLICIES:
         raise CnnlabError(f"--overlap '{overlap}' is unknown; use one of {', '.join(OVERLAP_POLICIES)}.")
-    path = Path(checkpoint)
-    run = Run.open(path) if path.is_dir() else Run.of_checkpoint(path)
-    file = run.checkpoint(which) if path.is_dir() else path
-    model = load_trained_model(file, **model_args)
+    if checkpoint is None:
+        if model is None:
+            raise CnnlabError("Name the model to evaluate: a checkpoint or run directory, or a model.")
+        run, file = None, None
+    else:
+        path = Path(checkpoint)
+        run = Run.open(path) if path.is_dir() else Run.of_checkpoint(path)
+        file = run.checkpoint(which) if path.is_dir() else path
+        model = load_trained_model(file, **model_args)
     names = read_class_names(classes, model.num_classes, "--classes")
     if names is not None:
         model.labels = names
     dataset = load_dataset(data, split, data_dir)
-    hashes = image_hashes(dataset)
-    dataset, hashes, record = _overlap(dataset, hashes, run, overlap, split)
-    res = evaluate(model, dataset, batch_size=batch_size, tta=tta)
-    res.context = {"checkpoint": checkpoint_record(file), "model": model.name,
-                   "data": {**describe_images(dataset, hashes), "spec": str(data), "split": split},
+    spec = str(data) if isinstance(data, (str, Path)) else dataset.name
+    if isinstance(dataset, GivenLoader):  # read batch by batch: its images are not compared
+        described: dict = {"name": dataset.name, "source": None, "part": None, "n": len(dataset), "fingerprint": None}
+        record: dict = {"overlap_with_training": None,
+                        "overlap_note": "not checked: a DataLoader is used as given, batch by batch"}
+    else:
+        _check_eval_labels(torch.as_tensor(dataset.y), dataset.name, model)  # before comparing images
+        hashes = image_hashes(dataset)
+        dataset, hashes, record = _overlap(dataset, hashes, run, overlap, split,
+                                           None if checkpoint is not None else "the model was given directly")
+        described = describe_images(dataset, hashes)
+    res = evaluate(model, dataset, batch_size=batch_size, tta=tta, progress=progress)
+    where = checkpoint_record(file) if file is not None else {
+        "path": model_source, "run": None, "epoch": None,
+        "sha256": checkpoint_record(model_source)["sha256"] if model_source and Path(model_source).is_file() else None}
+    res.context = {"checkpoint": where, "model": model.name, "data": {**described, "spec": spec, "split": split},
                    "tta": tta_mode(tta), **record}
     return res
 
 
+def _check_eval_labels(y: torch.Tensor, name: str, model: Classifier) -> None:
+    """Evaluation needs labels, each one of the model's classes."""
+    if len(y) and int(y.min()) < 0:
+        raise CnnlabError(f"The data '{name}' is unlabelled; evaluation needs labels "
+                          "(use `cnnlab predict-set` to write predictions).")
+    if len(y) and int(y.max()) >= model.num_classes:
+        raise CnnlabError(f"The data '{name}' has labels up to {int(y.max())} but model "
+                          f"'{model.name}' has {model.num_classes} classes.")
+
+
 @torch.inference_mode()
-def predict_labels(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512, tta: bool | str = False,
-                   workers: int = 2) -> torch.Tensor:
-    """Top-1 class index of every image of `data`, in input order (`tta` as in `evaluate`)."""
+def predict_labels(model: Classifier | nn.Module, data: Dataset | object, batch_size: int = 512,
+                   tta: bool | str = False, workers: int = 2, progress: bool = True) -> torch.Tensor:
+    """Top-1 class index of every image of `data` (all of it, as `load_dataset` reads it), in input order
+    (`tta` as in `evaluate`)."""
     model = as_classifier(model)
+    data = load_dataset(data, "all")
     mode = tta_mode(tta)
     was_training = model.training
     model.eval()
     out = []
     try:
-        for x, _ in make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers):
+        loader = make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers)
+        for x, _ in progress_of(loader, desc=f"predict {model.name}", unit="batch", enabled=progress):
             logits = tta_logits(model, x.to(model.device), mode)
             out.append(logits.argmax(1).cpu())
     finally:
