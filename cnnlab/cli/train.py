@@ -11,10 +11,12 @@ import typing
 import click
 
 from ..errors import CnnlabError
-from .common import FractionParam, echo_json
+from .common import FractionParam, device_option, echo_json, join_processes
 
-#: cnnlab.train.config.TTA_MODES, repeated here so that building eval's options does not import torch.
+#: cnnlab.train.config.TTA_MODES and cnnlab.devices.PRECISIONS, repeated here so that building eval's
+#: options does not import torch.
 TTA_CHOICES = ("none", "flip", "flip-translate")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
 
 
 def tta_option(help_text: str, default: str | None):  # noqa: ANN201 - a click decorator
@@ -160,21 +162,24 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bo
       cnnlab train --model course_resnet --model-arg shortcut=false --data hw-train-data.npy --out runs/noskip
       cnnlab train --model resnet18 --pretrained --data photos/ --freeze-epochs 2 --backbone-lr-mult 0.1
       cnnlab train --resume runs/r20
-      torchrun --nproc-per-node 2 -m cnnlab train ...     (data-parallel)
+      cnnlab train --model cifar_resnet20 --data cifar10 --device cuda --precision bf16 --out runs/r20
+      torchrun --nproc-per-node 4 -m cnnlab train ...     (data-parallel: 4 GPUs, or 4 CPU processes)
     """
     from .. import train as training
-    from ..train.distributed import context
+    from ..distributed import current
     options = _config_values(params)
     if resume:
-        given = [p.name for p in ctx.command.params if p.name not in ("resume", "epochs", "quiet")
+        keep = ("resume", "epochs", "quiet", *training.RESUME_OPTIONS)
+        given = [p.name for p in ctx.command.params if p.name not in keep
                  and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise CnnlabError(f"--resume continues a run with its own settings; drop --{given[0].replace('_', '-')} "
-                              "(only --epochs may change).")
-        run = training.resume(resume, epochs=options.get("epochs"), progress=not quiet)
+                              f"(only --epochs, {', '.join('--' + o for o in training.RESUME_OPTIONS)} may change).")
+        run = training.resume(resume, epochs=options.get("epochs"), progress=not quiet,
+                              **{k: options.get(k) for k in training.RESUME_OPTIONS})
     else:
         run = training.train(out=out, progress=not quiet, **options)
-    if context().is_main:
+    if current().is_main:
         final = run.final() or {}
         best = final.get("best_val_top1")
         click.echo(f"run: {run.path}  epochs: {final.get('epochs')}  best val top-1: "
@@ -197,17 +202,32 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bo
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write eval.json and confusion.png into this (new) directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@device_option()
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES, case_sensitive=False), default="fp32",
+              show_default=True, help="Float format of the forward pass (auto: bf16 on GPUs that have it, fp16 on "
+                                      "older NVIDIA GPUs, fp32 on the CPU).")
+@click.option("--workers", type=click.IntRange(0, None), default=2, show_default=True,
+              help="Decoding processes for image files streamed from disk.")
 def eval_cmd(checkpoint: str, data: str, split: str, data_dir: str | None, batch_size: int, tta: str,
-             no_tta: bool, out: str | None, as_json: bool) -> None:
+             no_tta: bool, out: str | None, as_json: bool, device: str, precision: str, workers: int) -> None:
     """Evaluate a checkpoint (or run directory): loss, top-1/top-5, mean class accuracy, mean average
-    precision, per-class recall/precision/F1, confusion."""
+    precision, per-class recall/precision/F1, confusion.
+
+    Under `torchrun --nproc-per-node N -m cnnlab eval ...` each process evaluates its share of the batches
+    (one GPU each, or CPU processes) and the first prints what one process would.
+    """
     from ..data import load_dataset
+    from ..devices import resolve_device, resolve_precision
     from ..runs import fresh_out_dir, load_trained_model
     from ..train import evaluate
-    model = load_trained_model(checkpoint)
+    resolve_precision(precision, resolve_device(device))
+    ctx = join_processes(device)
+    model = load_trained_model(checkpoint, device=device)
     dataset = load_dataset(data, split, data_dir)
     tta = _tta_value(tta, no_tta)
-    res = evaluate(model, dataset, batch_size=batch_size, tta=tta)
+    res = evaluate(model, dataset, batch_size=batch_size, tta=tta, precision=precision, workers=workers)
+    if not ctx.is_main:
+        return
     context = {"checkpoint": str(checkpoint), "model": model.name, "data": data, "split": split, "tta": tta}
     files = res.save(fresh_out_dir(out), **context) if out else {}
     if as_json:
@@ -231,14 +251,15 @@ def eval_cmd(checkpoint: str, data: str, split: str, data_dir: str | None, batch
 @tta_option("Test-time augmentation: flip (image + mirror), flip-translate (+ both shifted 1 px) or none.", "none")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Images per forward pass.")
+@device_option()
 def predict_set_cmd(checkpoint: str, data: str, out: str, names: bool, tta: str, no_tta: bool, force: bool,
-                    batch_size: int) -> None:
+                    batch_size: int, device: str) -> None:
     """Write the predicted class of every image in a file, one per line in input order (the hand-in file)."""
     from ..data import load_dataset
     from ..runs import load_trained_model
     from ..train import write_label_file
-    written = write_label_file(load_trained_model(checkpoint), load_dataset(data, "all"), out, names=names,
-                               tta=_tta_value(tta, no_tta), batch_size=batch_size, force=force)
+    written = write_label_file(load_trained_model(checkpoint, device=device), load_dataset(data, "all"), out,
+                               names=names, tta=_tta_value(tta, no_tta), batch_size=batch_size, force=force)
     click.echo(f"wrote {written.n} labels to {written.path} (most frequent: "
                f"{', '.join(f'{k} x{v}' for k, v in written.most_frequent)})")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from ..devices import PRECISIONS
 from ..errors import CnnlabError, unknown
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -80,7 +81,15 @@ class TrainConfig:
     ema: float | None = _opt(None, "Keep an EMA of the weights with this decay per step (e.g. 0.999); the "
                              "averaged weights are the trained model.")
     augment: str = _opt("crop4,flip", "Batch augmentation, e.g. 'crop4,flip', 'crop2,flip,cutout8', 'none'.")
-    channels_last: bool = _opt(True, "channels_last memory format (faster on CPU).")
+    channels_last: bool = _opt(True, "channels_last memory format (faster on the CPU, and on GPUs with mixed "
+                               "precision).")
+    device: str = _opt("auto", "Where to train: auto (CUDA, else MPS, else the CPU; $CNNLAB_DEVICE overrides), cpu, "
+                       "cuda, cuda:N or mps. Under torchrun each process takes the GPU of its LOCAL_RANK.")
+    precision: str = _opt("auto", "Float format of the forward pass: fp32, bf16 or fp16 (mixed precision; fp16 with a "
+                          "gradient scaler); auto: bf16 on GPUs that have it, fp16 on older NVIDIA GPUs, fp32 on the "
+                          "CPU and MPS.", choices=PRECISIONS)
+    compile: bool = _opt(False, "Compile the network with torch.compile (minutes of compiling first; helps long GPU "
+                         "runs, measured slower on a small CPU).")
     seed: int = _opt(0, "Seed of the initialization, the validation split, the data order and augmentation.")
     eval_batch_size: int = _opt(512, "Images per validation batch.")
     tta: bool | str = _opt("none", "Test-time augmentation in validation: flip (image + mirror), flip-translate "
@@ -119,6 +128,9 @@ class TrainConfig:
             raise CnnlabError(f"--ema decay must be in (0, 1), e.g. 0.999; got {self.ema}.")
         if self.adv is not None and self.adv not in ADV_METHODS:
             raise unknown("adversarial training method", self.adv, ADV_METHODS)
+        self.precision = str(self.precision).strip().lower()
+        if self.precision not in PRECISIONS:
+            raise unknown("precision", self.precision, PRECISIONS)
 
     def to_dict(self) -> dict:
         return asdict(self)

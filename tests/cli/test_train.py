@@ -138,3 +138,42 @@ def test_listing_commands_does_not_import_torch():
            "r = CliRunner().invoke(main, ['--help']); assert 'train' in r.output; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def _one_gpu(monkeypatch) -> None:
+    """This process sees one CUDA GPU (a monkeypatched torch.cuda) and no Apple GPU."""
+    import torch
+    monkeypatch.delenv("CNNLAB_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_a_device_or_precision_this_machine_lacks_stops_before_anything(trained, tmp_path, monkeypatch):
+    data = trained / "hw-train-data.npy"
+    checkpoint = trained / "skip" / "checkpoints" / "best.pt"
+    r = cli("train", "--data", data, "--precision", "fp16", "--device", "cpu", "--out", tmp_path / "a")
+    assert r.exit_code == 1 and r.output == ("error: --precision fp16 needs a GPU (CUDA or MPS) and this run is on "
+                                             "the CPU; use fp32 (the CPU's default) or bf16.\n")
+    r = cli("eval", checkpoint, "--data", data, "--precision", "fp16", "--device", "cpu")
+    assert r.exit_code == 1 and "--precision fp16 needs a GPU" in r.output
+    _one_gpu(monkeypatch)
+    r = cli("train", "--data", data, "--device", "cuda:3", "--out", tmp_path / "b")
+    assert r.exit_code == 1 and r.output == ("error: --device cuda:3: this machine has 1 GPU(s), numbered 0..0; "
+                                             "available: cpu, cuda:0.\n")
+    r = cli("train", "--data", data, "--device", "mps", "--out", tmp_path / "c")
+    assert r.exit_code == 1 and r.output.startswith("error: --device mps needs Apple's Metal backend")
+    r = cli("eval", checkpoint, "--data", data, "--device", "cuda:3", "--out", tmp_path / "d")
+    assert r.exit_code == 1 and "--device cuda:3" in r.output
+    r = cli("train", "--resume", trained / "skip", "--device", "cuda:3")
+    assert r.exit_code == 1 and "--device cuda:3" in r.output
+    assert not any((tmp_path / d).exists() for d in "abcd")  # nothing started, nothing written
+
+
+def test_resume_may_move_a_run_to_another_device(trained):
+    r = cli("train", "--resume", trained / "noskip", "--epochs", "3", "--device", "cpu", "--precision", "auto",
+            "--quiet")
+    assert r.exit_code == 0, r.output
+    conf = json.loads((trained / "noskip" / "config.json").read_text())
+    assert conf["config"]["device"] == "cpu" and conf["device"] == "cpu" and conf["precision"] == "fp32"
