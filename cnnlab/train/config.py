@@ -128,6 +128,7 @@ class TrainConfig:
             raise CnnlabError(f"--ema decay must be in (0, 1), e.g. 0.999; got {self.ema}.")
         if self.adv is not None and self.adv not in ADV_METHODS:
             raise unknown("adversarial training method", self.adv, ADV_METHODS)
+        self.device = str(self.device or "auto")  # a torch.device from Python, saved as its name
         self.precision = str(self.precision).strip().lower()
         if self.precision not in PRECISIONS:
             raise unknown("precision", self.precision, PRECISIONS)

@@ -32,7 +32,7 @@ from torch import nn
 from .. import distributed
 from ..data.base import Dataset
 from ..data.loader import StreamLoader, TensorLoader, make_loader
-from ..devices import autocast, grad_scaler, resolve_precision
+from ..devices import autocast, grad_scaler, resolve_precision, synchronize
 from ..errors import CnnlabError
 from ..models import Classifier, as_classifier
 from ..models.fastpath import tune_allocator
@@ -234,6 +234,7 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                     correct += (logits.argmax(1) == y).sum()
                 seen += len(y)
             bad.check(epoch, steps_per_epoch, run, lr)
+            synchronize(device)  # the epoch's time includes the GPU's queued work
             epoch_s = time.perf_counter() - t0
             train_s += epoch_s
             row = _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, correct, seen, lr, epoch_s, train_s,
