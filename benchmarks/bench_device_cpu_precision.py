@@ -65,7 +65,8 @@ def main() -> None:
     for rep in range(a.reps):
         for kind, precision in (CONFIGS if rep % 2 == 0 else list(reversed(CONFIGS))):
             p = subprocess.run([sys.executable, __file__, "--child", kind, precision, "--steps", str(a.steps)],
-                               capture_output=True, text=True, cwd=ROOT)
+                               capture_output=True, text=True, cwd=ROOT,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)})
             line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
                 raise SystemExit(f"{kind} {precision} failed:\n{p.stderr[-3000:]}")

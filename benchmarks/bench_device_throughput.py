@@ -178,7 +178,7 @@ def main() -> None:
     _sync(device)
     seconds = time.perf_counter() - t
     line = (f"{'pgd attack-eval':20s} cnnlab {n_att / seconds:10,.0f} img/s   PGD-10 8/255, {res.passes_per_image:.2f} "
-            f"forward+backward passes per image, clean {res.clean_acc:.1%}, robust {res.robust_acc:.1%}")
+            f"forward+backward passes per image, clean {res.top1:.1%}, robust {res.robust_top1:.1%}")
     print(line, flush=True)
     rows.append({"what": "pgd attack-eval", "cnnlab": n_att / seconds, "line": line})
     if a.json:

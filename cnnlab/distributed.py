@@ -20,6 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from types import ModuleType
 from typing import Any, TypeVar
 
 import torch
@@ -44,7 +45,7 @@ class DistContext:
         return self.world_size > 1
 
 
-def _dist():  # noqa: ANN202 - torch.distributed, imported when needed
+def _dist() -> ModuleType:  # torch.distributed, imported when needed
     import torch.distributed as dist
     return dist
 
@@ -83,7 +84,7 @@ def _leave() -> None:
             dist.monitored_barrier(timeout=timedelta(seconds=60))
         else:
             dist.barrier()
-    except Exception:  # noqa: BLE001 - a rank that already left: nothing to wait for
+    except Exception:  # noqa: BLE001, S110 - a rank that already left: nothing to wait for
         pass
     finally:
         dist.destroy_process_group()

@@ -16,7 +16,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import SHARED  # noqa: E402
+from tests.conftest import SHARED
 
 #: 200 images in batches of 48: five batches, the last short, so the ranks get unequal shares.
 BATCH = 48

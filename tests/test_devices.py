@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnlab.devices import (DEVICE_ENV, autocast, available_devices, grad_scaler, resolve_device,
-                            resolve_precision)
+from cnnlab.devices import (
+    DEVICE_ENV,
+    autocast,
+    available_devices,
+    grad_scaler,
+    resolve_device,
+    resolve_precision,
+)
 from cnnlab.errors import CnnlabError
 
 

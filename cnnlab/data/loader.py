@@ -17,6 +17,9 @@ CIFAR-10 on the GPU) and batches are gathered and augmented there, with each bat
 generator on that device seeded as on the CPU (so a GPU's batches are as reproducible as the CPU's,
 though not equal to them); streamed batches come from pinned memory with non-blocking copies. On the
 CPU the batches are exactly those of earlier versions.
+
+`GivenBatches` serves a user's DataLoader (cnnlab.data.given) through the same interface: its batches
+as given, resized to the model's input size where they differ.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CnnlabError
-from .base import Dataset, EncodedImages, ImageArrays, ImageFiles
+from .base import Dataset, EncodedImages, GivenLoader, ImageArrays, ImageFiles
 
 
 @dataclass(frozen=True)
@@ -258,9 +261,49 @@ class StreamLoader:
         self.epoch, self.batch = self.epoch + 1, 0
 
 
+class GivenBatches:
+    """The training/evaluation loader over a GivenLoader: the same interface as TensorLoader (length,
+    iteration, a resumable state), batches moved to `device` and resized to the model's input size when
+    they differ."""
+
+    rank, world_size = 0, 1  # every process iterates the whole loader
+
+    def __init__(self, data: GivenLoader, size: tuple[int, int] | None = None, channels_last: bool = False,
+                 device: torch.device | str | None = None) -> None:
+        self.data, self.size, self.channels_last = data, tuple(size) if size else None, channels_last
+        self.device = torch.device(device if device is not None else "cpu")
+        self.epoch, self.batch = 0, 0
+
+    def __len__(self) -> int:
+        return len(self.data.loader)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batch": self.batch, "seed": 0}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        skip = self.batch
+        for b, (x, y) in enumerate(self.data.batches()):
+            if b < skip:  # resuming inside an epoch: the loader's batches before it were done
+                continue
+            self.batch = b + 1
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            if self.size is not None and tuple(x.shape[-2:]) != self.size:
+                x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y
+        self.epoch, self.batch = self.epoch + 1, 0
+
+
 def make_loader(data: Dataset, batch_size: int, *, size: tuple[int, int] | None = None, **kwargs
-                ) -> TensorLoader | StreamLoader:
-    """The right loader for a dataset: in memory for decoded arrays, streaming for image files."""
+                ) -> TensorLoader | StreamLoader | GivenBatches:
+    """The right loader for a dataset: in memory for decoded arrays, streaming for image files, and a
+    user's DataLoader as given (its own batch size, order and transforms: no cnnlab augmentation)."""
+    if isinstance(data, GivenLoader):
+        return GivenBatches(data, size, kwargs.get("channels_last", False), kwargs.get("device"))
     if isinstance(data, ImageArrays):
         kwargs.pop("workers", None)
         return TensorLoader(data, batch_size, size=size, **kwargs)

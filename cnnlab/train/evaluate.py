@@ -18,12 +18,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import distributed
-from ..data.base import Dataset
+from ..data.base import Dataset, GivenLoader
+from ..data.datasets import load_dataset
 from ..data.loader import make_loader
 from ..devices import autocast, resolve_precision
 from ..errors import CnnlabError
 from ..metrics import ClassificationMetrics, classification_metrics
 from ..models import Classifier, as_classifier
+from ..progress import progress as progress_of
 from ..runs import write_json
 from .config import TTA_MODES, tta_mode
 
@@ -31,7 +33,7 @@ __all__ = ["EvalResult", "evaluate", "predict_labels", "write_label_file", "tta_
            "tta_mode"]
 
 
-@dataclass
+@dataclass(repr=False)
 class EvalResult(ClassificationMetrics):
     """The metrics of one evaluation (see cnnlab.metrics for what each means) and its mean cross-entropy."""
 
@@ -43,6 +45,10 @@ class EvalResult(ClassificationMetrics):
 
     def to_dict(self) -> dict:
         return {"loss": self.loss, "error": self.error, **super().to_dict()}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        rows = super().summary_rows()
+        return rows[:1] + [("loss", round(self.loss, 4))] + rows[1:]
 
     def table(self, worst_first: bool = False, present_only: bool = True) -> str:
         """The per-class metrics (of the classes with images, unless `present_only=False`) as aligned text."""
@@ -91,37 +97,36 @@ def tta_logits(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode
 
 
 @torch.inference_mode()
-def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512, tta: bool | str = False,
+def evaluate(model: Classifier | nn.Module, data: Dataset | object, batch_size: int = 512, tta: bool | str = False,
              forward: Callable[[torch.Tensor], torch.Tensor] | None = None, channels_last: bool = False,
-             workers: int = 2, precision: str = "fp32") -> EvalResult:
+             workers: int = 2, precision: str = "fp32", progress: bool = True) -> EvalResult:
     """Loss and metrics (top-1/top-5, mean class accuracy, mean average precision, per class, confusion)
-    of `model` (a Classifier, or any nn.Module through `as_classifier`) on `data`, on the model's device.
+    of `model` (a Classifier, or any nn.Module through `as_classifier`) on `data`, on the model's device:
+    a dataset, a name or path (its test part), or a user's own data (see cnnlab.data.load_dataset).
 
     `forward` replaces the model's forward (e.g. an EMA copy of the weights); `tta` ("none", "flip"
     or True, "flip-translate"; see `tta_views`) averages the logits over augmented views of each image;
-    `precision` ("fp32", "bf16", "fp16", "auto") runs the forward pass under mixed precision. Under
-    torchrun (a joined process group, see cnnlab.distributed) every process evaluates its share of the
-    batches and every process gets the result one process gets.
+    `precision` ("fp32", "bf16", "fp16", "auto") runs the forward pass under mixed precision; `progress`
+    shows progress (see cnnlab.progress). Under torchrun (a joined process group, see cnnlab.distributed)
+    every process evaluates its share of the batches and every process gets the result one process gets
+    (a user's DataLoader is evaluated whole by every process).
     """
     model = as_classifier(model)
+    data = load_dataset(data, "test")
     mode = tta_mode(tta)
     device = model.device
     precision = resolve_precision(precision, device)
     if len(data) == 0:
         raise CnnlabError("The evaluation data is empty.")
-    if int(data.y.min()) < 0:
-        raise CnnlabError(f"The data '{data.name}' is unlabelled; evaluation needs labels "
-                          "(use `cnnlab predict-set` to write predictions).")
-    k = model.num_classes
-    if int(data.y.max()) >= k:
-        raise CnnlabError(f"The data '{data.name}' has labels up to {int(data.y.max())} but model "
-                          f"'{model.name}' has {k} classes.")
+    if data.y is not None:
+        _check_eval_labels(data.y, data.name, model)
     if batch_size < 1:
         raise CnnlabError(f"--batch-size must be at least 1, got {batch_size}.")
     fn = forward or model
     ctx = distributed.current()
+    shard = ctx.active and not isinstance(data, GivenLoader)  # a DataLoader's batches are its own: not split
     mine = distributed.my_batches(-(-len(data) // batch_size), ctx)
-    part = data.subset(distributed.batch_items(mine, batch_size, len(data))) if ctx.active else data
+    part = data.subset(distributed.batch_items(mine, batch_size, len(data))) if shard else data
     was_training = model.training
     model.eval()
     labels, scores = [], []
@@ -129,15 +134,18 @@ def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512
         if len(part):
             loader = make_loader(part, batch_size, size=model.input_size, shuffle=False, channels_last=channels_last,
                                  workers=workers, device=device)
-            for x, y in loader:  # results stay on the device until the end: no wait for the GPU per batch
+            # results stay on the device until the end: no wait for the GPU per batch
+            for x, y in progress_of(loader, desc=f"eval {model.name}", unit="batch", enabled=progress and ctx.is_main):
+                if data.y is None:  # a DataLoader's labels, batch by batch
+                    _check_eval_labels(y, data.name, model)
                 with autocast(device, precision):
                     scores.append(tta_logits(fn, x.to(device), mode))
                 labels.append(y.to(device))
     finally:
         model.train(was_training)
-    s = torch.cat(scores).cpu() if scores else torch.zeros(0, k)
+    s = torch.cat(scores).cpu() if scores else torch.zeros(0, model.num_classes)
     y = torch.cat(labels).cpu() if labels else torch.zeros(0, dtype=torch.long)
-    if ctx.active:
+    if shard:
         batches = distributed.gather_in_order(list(zip(mine, zip(s.split(batch_size), y.split(batch_size)))), ctx)
         s, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
     loss = F.cross_entropy(s.double(), y, reduction="sum")
@@ -145,18 +153,31 @@ def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512
     return EvalResult(**{f.name: getattr(metrics, f.name) for f in fields(metrics)}, loss=float(loss / len(y)))
 
 
+def _check_eval_labels(y: torch.Tensor, name: str, model: Classifier) -> None:
+    """Evaluation needs labels, each one of the model's classes."""
+    if len(y) and int(y.min()) < 0:
+        raise CnnlabError(f"The data '{name}' is unlabelled; evaluation needs labels "
+                          "(use `cnnlab predict-set` to write predictions).")
+    if len(y) and int(y.max()) >= model.num_classes:
+        raise CnnlabError(f"The data '{name}' has labels up to {int(y.max())} but model "
+                          f"'{model.name}' has {model.num_classes} classes.")
+
+
 @torch.inference_mode()
-def predict_labels(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512, tta: bool | str = False,
-                   workers: int = 2) -> torch.Tensor:
-    """Top-1 class index of every image of `data`, in input order (`tta` as in `evaluate`)."""
+def predict_labels(model: Classifier | nn.Module, data: Dataset | object, batch_size: int = 512,
+                   tta: bool | str = False, workers: int = 2, progress: bool = True) -> torch.Tensor:
+    """Top-1 class index of every image of `data` (all of it, as `load_dataset` reads it), in input order
+    (`tta` as in `evaluate`)."""
     model = as_classifier(model)
+    data = load_dataset(data, "all")
     mode = tta_mode(tta)
     was_training = model.training
     model.eval()
     out = []
     try:
-        for x, _ in make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers,
-                                device=model.device):
+        loader = make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers,
+                             device=model.device)
+        for x, _ in progress_of(loader, desc=f"predict {model.name}", unit="batch", enabled=progress):
             out.append(tta_logits(model, x.to(model.device), mode).argmax(1))
     finally:
         model.train(was_training)

@@ -76,7 +76,7 @@ def test_loader_resizes_for_bigger_models(test_set):
 @pytest.mark.device
 def test_batches_are_made_on_the_device_in_the_cpu_order_and_resume_exactly(test_set, device):
     data = test_set.subset(range(300))
-    make = lambda: TensorLoader(data, 64, augment="crop4,flip,zeros", seed=2, device=device, channels_last=True)  # noqa: E731
+    make = lambda: TensorLoader(data, 64, augment="crop4,flip,zeros", seed=2, device=device, channels_last=True)
     batches = list(make())
     assert all(x.device == device and y.device == device for x, y in batches)
     cpu = list(TensorLoader(data, 64, augment="crop4,flip,zeros", seed=2))

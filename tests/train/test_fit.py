@@ -41,7 +41,7 @@ def test_training_learns_and_writes_the_run_directory(cifar_train_small, tmp_pat
     assert conf["data"]["train"]["n"] + conf["data"]["val"]["n"] == 1000
     for f in ("checkpoints/last.pt", "checkpoints/best.pt", "figures/curves.png", "figures/filters.png", "final.json"):
         assert (run.path / f).exists(), f
-    assert list((run.path / "tb").glob("events.out.tfevents.*"))
+    _check_tensorboard(run)
     ckpt = torch.load(run.path / "checkpoints" / "last.pt", weights_only=True)  # plain data only
     assert ckpt["epoch"] == 3 and set(ckpt) >= {"cnnlab", "state_dict", "optimizer", "scheduler", "rng", "loader"}
     model = cnnlab.create_model(weights=run.path / "checkpoints" / "best.pt")
@@ -53,6 +53,35 @@ def test_training_learns_and_writes_the_run_directory(cifar_train_small, tmp_pat
         cnnlab.train("simple_cnn_gap", data=cifar_train_small, epochs=1, out=run.path, progress=False)
 
 
+def _check_tensorboard(run: Run) -> None:
+    """TensorBoard as Keras writes it, read back with tensorboard's EventAccumulator: train/ and validation/
+    share the epoch_loss/top1/top5 tags with the numbers of metrics.jsonl; learning rate, every step's loss,
+    sample images, and the hyperparameters with the final metrics."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from cnnlab.runs import tensorboard_scalars
+    rows = run.metrics()
+    acc = {part: EventAccumulator(str(run.path / "tb" / part), size_guidance={"scalars": 0, "images": 0}).Reload()
+           for part in ("train", "validation")}
+    for tag in ("epoch_loss", "epoch_top1", "epoch_top5"):
+        for part in ("train", "validation"):
+            assert tag in acc[part].Tags()["scalars"], (part, tag)
+    for part, tag, value in (t for row in rows for t in tensorboard_scalars(row)):
+        events = acc[part].Scalars(tag)
+        assert any(abs(e.value - value) <= 1e-6 * max(1.0, abs(value)) for e in events), (part, tag, value)
+    assert [e.step for e in acc["validation"].Scalars("epoch_top1")] == [r["epoch"] for r in rows]
+    assert acc["train"].Scalars("epoch_learning_rate")[-1].value == pytest.approx(rows[-1]["lr"], rel=1e-6)
+    steps = [e.step for e in acc["train"].Scalars("batch_loss")]
+    assert steps == sorted(steps) and len(steps) >= len(rows) * 2
+    assert acc["train"].Tags()["images"] == ["samples"]
+    root = EventAccumulator(str(run.path / "tb"), size_guidance={"scalars": 0}).Reload()
+    assert root.Scalars("hparam/best_val_top1")[0].value == pytest.approx(run.final()["best_val_top1"], rel=1e-6)
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    content = root.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert session.hparams["model"].string_value == run.config["config"]["model"]
+
+
 def _weights(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
@@ -60,8 +89,8 @@ def _weights(path):
 @pytest.mark.slow
 def test_resume_equals_uninterrupted_training(cifar_train_small, tmp_path):
     data = cifar_train_small.subset(range(400))
-    opts = dict(data=data, epochs=3, batch_size=100, lr=0.05, optimizer="sgd", schedule="cosine",
-                model_kwargs=TINY_RESNET, ema=0.9, augment="crop4,flip,cutout4", progress=False, seed=3)
+    opts = {"data": data, "epochs": 3, "batch_size": 100, "lr": 0.05, "optimizer": "sgd", "schedule": "cosine",
+                "model_kwargs": TINY_RESNET, "ema": 0.9, "augment": "crop4,flip,cutout4", "progress": False, "seed": 3}
     straight = cnnlab.train("course_resnet", out=tmp_path / "straight", **opts)
     cnnlab.train("course_resnet", out=tmp_path / "killed", stop_after=1, **opts)
     assert len(Run.open(tmp_path / "killed").metrics()) == 1
@@ -253,8 +282,8 @@ def test_a_run_moves_between_devices_through_its_checkpoints(cifar_train_small, 
     """A run stopped on the session's device resumes on the CPU, one stopped on the CPU resumes on the
     device; the checkpoints hold CPU tensors only, so each loads anywhere."""
     data = cifar_train_small.subset(range(300))
-    opts = dict(data=data, epochs=2, batch_size=100, lr=0.05, optimizer="sgd", model_kwargs=TINY_RESNET, ema=0.9,
-                augment="crop4,flip", progress=False, seed=1)
+    opts = {"data": data, "epochs": 2, "batch_size": 100, "lr": 0.05, "optimizer": "sgd", "model_kwargs": TINY_RESNET, "ema": 0.9,
+                "augment": "crop4,flip", "progress": False, "seed": 1}
     straight = cnnlab.train("course_resnet", out=tmp_path / "straight", device="cpu", **opts)
     for i, (first, then) in enumerate(((device, "cpu"), ("cpu", device))):
         out = tmp_path / f"leg{i}"
@@ -293,7 +322,7 @@ def test_the_gradient_scaler_path_resumes_exactly(cifar_train_small, tmp_path, m
     monkeypatch.setattr(fit_module, "grad_scaler", lambda device, precision: torch.amp.GradScaler(
         device.type, init_scale=2.0 ** 10, growth_interval=2))
     data = cifar_train_small.subset(range(200))
-    opts = dict(data=data, epochs=2, batch_size=50, lr=0.05, optimizer="sgd", clip_grad=1.0, progress=False)
+    opts = {"data": data, "epochs": 2, "batch_size": 50, "lr": 0.05, "optimizer": "sgd", "clip_grad": 1.0, "progress": False}
     straight = cnnlab.train("simple_cnn_bn", out=tmp_path / "straight", **opts)
     killed = cnnlab.train("simple_cnn_bn", out=tmp_path / "killed", stop_after=1, **opts)
     state = torch.load(killed.path / "checkpoints/last.pt", weights_only=True)["scaler"]
@@ -316,8 +345,8 @@ def test_a_gpu_checks_for_nan_without_waiting_every_step():
 @pytest.mark.device
 def test_compiled_training_follows_the_eager_one(cifar_train_small, tmp_path, device):
     data = cifar_train_small.subset(range(200))
-    opts = dict(data=data, epochs=1, batch_size=50, lr=0.05, optimizer="sgd", progress=False, device=device,
-                precision="fp32")
+    opts = {"data": data, "epochs": 1, "batch_size": 50, "lr": 0.05, "optimizer": "sgd", "progress": False, "device": device,
+                "precision": "fp32"}
     eager = cnnlab.train("simple_cnn_bn", out=tmp_path / "eager", **opts).metrics()[-1]
     compiled = cnnlab.train("simple_cnn_bn", out=tmp_path / "compiled", compile=True, **opts).metrics()[-1]
     assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-3)
