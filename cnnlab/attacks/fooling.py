@@ -115,7 +115,7 @@ def fooling_gradient(model: Classifier | torch.nn.Module, targets: int | str | S
     conf = torch.zeros(len(idx), device=dev)
     calls = torch.zeros(len(idx), dtype=torch.long)
     t0 = time.perf_counter()
-    with model.frozen():
+    with model.frozen(fast=True):
         for _ in range(int(steps) + 1):
             run = (conf < threshold).nonzero()[:, 0]
             if len(run) == 0:
@@ -154,7 +154,7 @@ def fooling_evolve(model: Classifier | torch.nn.Module, targets: int | str | Seq
     render = (lambda g: F.interpolate(g, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1))
     best_imgs, confs, calls = [], [], []
     t0 = time.perf_counter()
-    with model.frozen(), torch.no_grad():
+    with model.frozen(fast=True), torch.no_grad():
         for t in idx:
             pop = torch.rand((population, 3, genome, genome), generator=gen).to(dev)
             fit = torch.softmax(model(render(pop)).float(), 1)[:, t]

@@ -200,7 +200,7 @@ def attribute(model: Classifier | nn.Module, x: torch.Tensor, target: Target = N
         raise CnnlabError(f"score '{options['score']}' is not known; use {' or '.join(map(repr, SCORES))}.")
     model = as_classifier(model)
     x = model.check_images(x)
-    with model.frozen(), torch.enable_grad():  # works inside a user's no_grad block too
+    with model.frozen(fast=True), torch.enable_grad():  # works inside a user's no_grad block too
         return spec.fn(model, x, target, **options)
 
 

@@ -224,7 +224,7 @@ def visualize(model: Classifier | nn.Module, objective: Objective, *, steps: int
     opt = torch.optim.Adam(param.parameters(), lr=lr)
     history: list[float] = []
     t0 = time.perf_counter()
-    with model.frozen(), torch.enable_grad():
+    with model.frozen(fast=True), torch.enable_grad():
         with torch.no_grad():
             start_value = float(_evaluate(model, objective, _fit(param(), (h, w)))[0])
         for step in range(steps):

@@ -156,7 +156,10 @@ def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True
         raise CnnlabError(f"Run '{run.path}' already finished its {cfg.epochs} epochs; pass --epochs N (more) "
                           "to train on.")
     try:
-        model, train_set, val_set = prepare(cfg.replace(data_init=False), data=data)
+        # built as the run was, data-dependent initialization included: it decides which parameters train
+        # (airbench's whitening filters are frozen by it), so the optimizer state fits; the weights then
+        # come from the checkpoint
+        model, train_set, val_set = prepare(cfg, data=data)
     except CnnlabError as e:
         if data is None and run.config.get("data", {}).get("in_memory"):
             raise CnnlabError(f"Run '{run.path}' was trained on an in-memory dataset ('{cfg.data}'); pass it again: "

@@ -29,10 +29,10 @@ from ..models.fastpath import tune_allocator
 from ..runs import Run, save_filters
 from . import distributed
 from .config import TrainConfig
-from .ema import EMA
+from .ema import EMA, Lookahead
 from .evaluate import evaluate
 from .inplace import inplace_activations
-from .optim import build_optimizer, set_lr
+from .optim import Optimizers, build_optimizer, frozen_names, set_lr
 
 
 class TrainingDiverged(CnnlabError):
@@ -142,6 +142,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
         raise CnnlabError(f"The training data '{train.name}' is empty.")
     opt = build_optimizer(model.net, cfg, backbone or None)
     ema = EMA(model.net, cfg.ema) if cfg.ema else None
+    lookahead = Lookahead(model.net, cfg.lookahead) if cfg.lookahead else None
+    total_steps = cfg.epochs * steps_per_epoch
     adversary, robust_accuracy = _adversary(cfg)
     start_epoch, step, best_top1, history, train_s = 0, 0, -1.0, [], 0.0
     if resume is not None:
@@ -153,6 +155,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                               f"model's parameters ({e}); resume with the run's own settings.") from None
         if ema is not None and resume.get("ema"):
             ema.load_state_dict(resume["ema"])
+        if lookahead is not None and resume.get("lookahead"):
+            lookahead.load_state_dict(resume["lookahead"])
         loader.load_state_dict(resume["loader"])
         torch.set_rng_state(resume["rng"]["torch"])
         start_epoch, step = int(resume["epoch"]), int(resume["scheduler"]["step"])
@@ -168,15 +172,19 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
         k = min(cfg.robust_eval_images, len(val))
         sel = torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:k]
         robust_x = (val.subset(sel).floats().to(model.device), val.subset(sel).y.to(model.device))
-    frozen = None
+    frozen, stopped = None, set()
     scope = contextlib.ExitStack()
     scope.enter_context(inplace_activations(model.net))  # no hooks while training: ReLUs may overwrite
+    trainable = {n for n, p in model.net.named_parameters() if p.requires_grad and n in cfg.freeze_after}
+    scope.callback(_set_frozen, model, trainable, False)  # parameters stopped by --freeze-after train again afterwards
     try:
         for epoch in range(start_epoch, cfg.epochs):
             want_frozen = bool(cfg.freeze_epochs) and epoch < cfg.freeze_epochs
-            if want_frozen != frozen:
+            want_stopped = frozen_names(cfg, epoch)
+            if want_frozen != frozen or want_stopped != stopped:
                 _set_frozen(model, backbone, want_frozen)
-                frozen = want_frozen
+                _set_frozen(model, want_stopped, True)  # --freeze-after: no gradient computed for them at all
+                frozen, stopped = want_frozen, want_stopped
                 if ctx.active:
                     net = distributed.wrap(model, ctx)
             model.train()
@@ -201,6 +209,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                     torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.clip_grad)
                 opt.step()
                 step += 1
+                if lookahead is not None:
+                    lookahead.update(model.net, step, total_steps)
                 if ema is not None:
                     ema.update(model.net)
                 with torch.no_grad():
@@ -219,8 +229,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                 is_best = True
             if run is not None and ctx.is_main:
                 run.append_metrics(row)
-                run.save_checkpoint(_checkpoint(model, opt, ema, loader, epoch + 1, step, best_top1, row, train_s,
-                                                cfg), is_best)
+                run.save_checkpoint(_checkpoint(model, opt, ema, lookahead, loader, epoch + 1, step, best_top1, row,
+                                                train_s, cfg), is_best)
                 _figures(run, model, ema)
             log.epoch(row)
             if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < cfg.epochs:
@@ -282,12 +292,14 @@ def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: di
     return row
 
 
-def _checkpoint(model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None, loader: TensorLoader | StreamLoader,
-                epoch: int, step: int, best_top1: float, row: dict, train_s: float, cfg: TrainConfig) -> dict:
+def _checkpoint(model: Classifier, opt: torch.optim.Optimizer | Optimizers, ema: EMA | None,
+                lookahead: Lookahead | None, loader: TensorLoader | StreamLoader, epoch: int, step: int,
+                best_top1: float, row: dict, train_s: float, cfg: TrainConfig) -> dict:
     """Everything a resumed run needs, as plain data (torch.load(weights_only=True) reads it)."""
     state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
     out = {"cnnlab": model.checkpoint_meta(), "state_dict": state, "optimizer": opt.state_dict(),
            "scheduler": {"step": step}, "ema": ema.state_dict() if ema is not None else None,
+           "lookahead": lookahead.state_dict() if lookahead is not None else None,
            "rng": {"torch": torch.get_rng_state()}, "loader": loader.state_dict(), "epoch": epoch,
            "best_top1": best_top1, "metrics": row, "train_s": train_s, "config": cfg.to_dict()}
     if ema is not None:  # the averaged weights are the model; the raw ones continue training
