@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CnnlabError
+from ..models.fastpath import chunk_size
 
 LOSSES = ("ce", "logit", "prob")
 NORMS = ("linf", "l2")
@@ -104,20 +105,6 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
 
 
 # -- the loop ----------------------------------------------------------------------------------
-#: Pixels (images x height x width) per forward+backward pass of an attack: passes over a few images
-#: whose activations stay in the CPU's caches ran 2-3x faster per image than one pass over 256 CIFAR
-#: images (see benchmarks/RESULTS.md, attacks). Images are independent in eval mode, so the gradients
-#: are the same.
-CHUNK_PIXELS = 49_152
-
-
-def chunk_size(x: torch.Tensor) -> int:
-    """Images per forward+backward pass for images like `x` on its device (at least 2; whole batch off CPU)."""
-    if x.device.type != "cpu":
-        return max(1, len(x))
-    return max(2, CHUNK_PIXELS // (x.shape[-2] * x.shape[-1]))
-
-
 def forward_backward(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, loss: str, targeted: bool,
                      grad: bool, chunk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(logits, objective, its input gradient or None) at images `x`, `chunk` images per pass."""

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import CnnlabError, unknown
 from ..models import Classifier, as_classifier
+from ..models.fastpath import chunk_size
 from ..models.classifier import Target
 from .cam import LayerCam, class_activation_map
 
@@ -200,7 +201,7 @@ def attribute(model: Classifier | nn.Module, x: torch.Tensor, target: Target = N
         raise CnnlabError(f"score '{options['score']}' is not known; use {' or '.join(map(repr, SCORES))}.")
     model = as_classifier(model)
     x = model.check_images(x)
-    with model.frozen(fast=True), torch.enable_grad():  # works inside a user's no_grad block too
+    with model.frozen(), torch.enable_grad():  # works inside a user's no_grad block too
         return spec.fn(model, x, target, **options)
 
 
@@ -241,8 +242,9 @@ def _batched_logits(model: Classifier, x: torch.Tensor, batch_size: int = 64) ->
 
 def default_batch_size(x: torch.Tensor) -> int:
     """Images per forward/backward for methods that multiply the batch (IG steps, SmoothGrad samples):
-    about 16 at 224 px, 256 at 32 px, so peak memory stays near that of a 16-image batch at 224 px."""
-    return max(1, min(256, 800_000 // (x.shape[-1] * x.shape[-2])))
+    cache-sized chunks (2 at 224 px, 48 at 32 px on CPU; see models/fastpath.py `chunk_size`), which are
+    faster per image than large batches and give the same gradients."""
+    return chunk_size(x)
 
 
 def _result(method: str, model: Classifier, x: torch.Tensor, attr: torch.Tensor, maps: torch.Tensor,

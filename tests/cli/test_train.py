@@ -138,3 +138,14 @@ def test_listing_commands_does_not_import_torch():
            "r = CliRunner().invoke(main, ['--help']); assert 'train' in r.output; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_every_repeatable_key_value_option_becomes_one_dict():
+    from cnnlab.cli.train import _config_values, config_options
+    values = _config_values({"freeze_after": ({"whiten.bias": 1}, {"fc.weight": 2}), "model_kwargs": (),
+                             "optimizer": "muon", "no_tta": False})
+    assert values == {"freeze_after": {"whiten.bias": 1, "fc.weight": 2}, "optimizer": "muon"}
+    names = {o.name for o in config_options()}
+    assert {"freeze_after", "lookahead", "muon_lr", "muon_momentum", "lr_end"} <= names
+    out = CliRunner().invoke(main, ["train", "--help"]).output
+    assert "--freeze-after NAME=EPOCHS" in out and "[sgd|adam|adamw|muon]" in out
