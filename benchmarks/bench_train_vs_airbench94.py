@@ -360,7 +360,8 @@ def worker_race_cnnlab(epochs: int, options: list[str], sets: list[str]) -> dict
     for kv in sets:
         k, v = kv.split("=", 1)
         opts[k] = json.loads(v)
-    run = cnnlab.train("airbench", data=data, val="test.npz", epochs=epochs, out="cnnlab-run", progress=False, **opts)
+    run = cnnlab.train("airbench", data=data, val="test.npz", epochs=epochs, out=f"cnnlab-run-{os.getpid()}",
+                       progress=False, **opts)
     rows = [{"epoch": r["epoch"], "train_min": r["elapsed_s"] / 60, "top1": r["val_top1"],
              "top1_raw": r.get("val_top1_raw")} for r in run.metrics()]
     return {"impl": "cnnlab", "epochs": epochs, "options": options, "set": sets, "per_epoch": rows,

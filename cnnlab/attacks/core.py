@@ -146,10 +146,11 @@ def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, 
     iterate is kept); otherwise all run `steps` steps and success is judged on the last iterate.
     `record` keeps, per image and step, the predicted class, its probability, the objective and the
     gradient's L2 norm (why probability descent stalls: its gradient vanishes when p is near 1).
-    `chunk`: images per forward+backward pass (default `chunk_size(x)`).
+    `chunk`: images per forward+backward pass (default: `chunk_size(x)` in eval mode, else the whole batch).
     """
     n = len(x)
-    chunk = chunk or chunk_size(x)
+    # chunks only in eval mode: in training mode BatchNorm's statistics would be per chunk
+    chunk = chunk or (len(x) if model.training else chunk_size(x))
     delta = random_start(x, eps, norm, generator) if rand_init and eps else torch.zeros_like(x)
     done = torch.zeros(n, dtype=torch.bool, device=x.device)        # stopped early after success
     first = torch.full((n,), -1, dtype=torch.long, device=x.device)

@@ -6,6 +6,10 @@ glibc's default allocator because every activation bigger than the mmap threshol
 mmap'ed fresh and page-faulted in on each forward pass; keeping freed memory in the heap removes
 those faults (see benchmarks/bench_foundation_inference.py for the figures). Folding BN removes one
 full pass over every activation, and channels_last lets oneDNN run depthwise convolutions natively.
+Gradient attacks and feature visualization run the same twin (`Classifier.frozen(fast=True)`): in eval
+mode folding BN changes only the order of float operations, so input gradients are the same (to 1e-5
+in float64; in float32 a pre-activation within rounding of 0 can fall on the other side of a ReLU).
+Passes over many images go in cache-sized chunks (`chunk_size`).
 """
 from __future__ import annotations
 
