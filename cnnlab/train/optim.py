@@ -95,7 +95,7 @@ class FilterMuon(torch.optim.Muon):
                          ns_steps=MUON_NS_STEPS)
 
     @torch.no_grad()
-    def step(self, closure: None = None) -> None:  # noqa: D102 - see the class
+    def step(self, closure: None = None) -> None:
         for p in self.filters:
             v = self._views[id(p)]
             v.grad = None if p.grad is None else _matrix(p.grad, p)

@@ -9,7 +9,14 @@ from torch import nn
 import cnnlab
 from cnnlab.errors import CnnlabError
 from cnnlab.train import TrainConfig
-from cnnlab.train.optim import FilterMuon, Optimizers, build_optimizer, frozen_names, lr_factor, set_lr
+from cnnlab.train.optim import (
+    FilterMuon,
+    Optimizers,
+    build_optimizer,
+    frozen_names,
+    lr_factor,
+    set_lr,
+)
 
 
 def _net() -> nn.Module:
