@@ -5,7 +5,7 @@
 #   1. the device tests:  pytest --device cuda -m device   (network placement, loaders, mixed precision,
 #      checkpoints across devices, torch.compile, evaluation/attacks/attributions/extraction/explorer on it)
 #   2. the airbench recipe to airbench94's final accuracy, airbench94 side by side on the same GPU
-#      (benchmarks/bench_train_vs_airbench94.py --race)
+#      (benchmarks/bench_device_race.py)
 #   3. ResNet-20 and EfficientNet-Lite0 inference and training throughput against a plain PyTorch AMP loop,
 #      and PGD attack-eval throughput (benchmarks/bench_device_throughput.py)
 #
@@ -65,9 +65,9 @@ line "device tests (pytest --device $DEVICE -m device): ${summary:-no summary, e
 
 # -- 2. the airbench recipe against airbench94 on the same device ----------------------------------------------
 T=$SECONDS
-RACE=(--race --device "$DEVICE")
+RACE=(--device "$DEVICE")
 [ $DRY = 1 ] && RACE+=(--limit 2048 --test-limit 500 --epochs 1 --cnnlab-epochs 1)
-timeout 240 "$PY" benchmarks/bench_train_vs_airbench94.py "${RACE[@]}" >>"$LOG" 2>&1
+timeout 240 "$PY" benchmarks/bench_device_race.py "${RACE[@]}" >>"$LOG" 2>&1
 rc=$?
 r=$(grep "^RESULT " "$LOG" | tail -1 | cut -c8-)
 line "${r:-airbench race failed (exit $rc): see the log} [$((SECONDS - T)) s]"

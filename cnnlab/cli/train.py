@@ -139,10 +139,10 @@ class TrainConfigCommand(click.Command):
 
 def _config_values(params: dict) -> dict:
     """The TrainConfig options the user gave (unset ones are left out)."""
-    values = {k: v for k, v in params.items() if v is not None and k not in ("resume", "out", "no_tta")}
-    kwargs = values.pop("model_kwargs", ())
-    if kwargs:
-        values["model_kwargs"] = {k: v for item in kwargs for k, v in item.items()}
+    values = {k: v for k, v in params.items() if v is not None and k not in ("resume", "out", "quiet", "no_tta")}
+    for name, given in list(values.items()):  # repeatable KEY=VALUE options: one dict, or unset when none given
+        if isinstance(given, tuple) and all(isinstance(item, dict) for item in given):
+            values[name] = {k: v for item in given for k, v in item.items()} if given else None
     values["tta"] = _tta_value(values.get("tta"), params.get("no_tta", False))
     return {k: v for k, v in values.items() if v is not None}
 

@@ -43,10 +43,10 @@ from ..results import Result, percent
 from ..runs import TB_PARTS, Run, curves_figure, save_filters, tensorboard_scalars
 from ..tensorboard_log import summary_writer
 from .config import TrainConfig
-from .ema import EMA
+from .ema import EMA, Lookahead
 from .evaluate import evaluate
 from .inplace import inplace_activations
-from .optim import build_optimizer, set_lr
+from .optim import Optimizers, build_optimizer, frozen_names, set_lr
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -233,6 +233,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
     opt = build_optimizer(model.net, cfg, backbone or None)
     ema = EMA(model.net, cfg.ema) if cfg.ema else None
     scaler = grad_scaler(device, precision)
+    lookahead = Lookahead(model.net, cfg.lookahead) if cfg.lookahead else None
+    total_steps = cfg.epochs * steps_per_epoch
     adversary, robust_accuracy = _adversary(cfg)
     start_epoch, step, best_top1, history, train_s = 0, 0, -1.0, [], 0.0
     if resume is not None:
@@ -246,6 +248,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
             ema.load_state_dict(resume["ema"])
         if resume.get("scaler") and scaler.is_enabled():
             scaler.load_state_dict(resume["scaler"])
+        if lookahead is not None and resume.get("lookahead"):
+            lookahead.load_state_dict(resume["lookahead"])
         loader.load_state_dict(resume["loader"])
         torch.set_rng_state(resume["rng"]["torch"])
         if device.type == "cuda" and resume["rng"].get("cuda") is not None:  # a GPU run resumed on a GPU
@@ -268,15 +272,19 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
             sel = torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:k]
             robust_x = (val.subset(sel).floats().to(device), val.subset(sel).y.to(device))
     check_every = 1 if device.type == "cpu" else _NAN_CHECK_EVERY
-    frozen = None
+    frozen, stopped = None, set()
     scope = contextlib.ExitStack()
     scope.enter_context(inplace_activations(model.net))  # no hooks while training: ReLUs may overwrite
+    trainable = {n for n, p in model.net.named_parameters() if p.requires_grad and n in cfg.freeze_after}
+    scope.callback(_set_frozen, model, trainable, False)  # parameters stopped by --freeze-after train again afterwards
     try:
         for epoch in range(start_epoch, cfg.epochs):
             want_frozen = bool(cfg.freeze_epochs) and epoch < cfg.freeze_epochs
-            if want_frozen != frozen:
+            want_stopped = frozen_names(cfg, epoch)
+            if want_frozen != frozen or want_stopped != stopped:
                 _set_frozen(model, backbone, want_frozen)
-                frozen = want_frozen
+                _set_frozen(model, want_stopped, True)  # --freeze-after: no gradient computed for them at all
+                frozen, stopped = want_frozen, want_stopped
                 if ctx.active:
                     net = _step_module(model, ctx, device, cfg.compile)
             model.train()
@@ -309,6 +317,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                 scaler.step(opt)
                 scaler.update()
                 step += 1
+                if lookahead is not None:
+                    lookahead.update(model.net, step, total_steps)
                 if ema is not None:
                     ema.update(model.net)
                 with torch.no_grad():
@@ -334,7 +344,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                 is_best = True
             if run is not None and ctx.is_main:
                 run.append_metrics(row)
-                run.save_checkpoint(_checkpoint(model, opt, ema, scaler, loader, epoch + 1, step, best_top1, row,
+                run.save_checkpoint(_checkpoint(model, opt, ema, lookahead, scaler, loader, epoch + 1, step, best_top1,
+                                                row,
                                                 train_s, cfg), is_best)
                 _figures(run, model, ema)
             log.epoch(row)
@@ -428,7 +439,8 @@ def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: di
     return row
 
 
-def _checkpoint(model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None, scaler: torch.amp.GradScaler,
+def _checkpoint(model: Classifier, opt: torch.optim.Optimizer | Optimizers, ema: EMA | None,
+                lookahead: Lookahead | None, scaler: torch.amp.GradScaler,
                 loader: TensorLoader | StreamLoader | GivenBatches, epoch: int, step: int, best_top1: float, row: dict,
                 train_s: float, cfg: TrainConfig) -> dict:
     """Everything a resumed run needs, as plain data (torch.load(weights_only=True) reads it), every
@@ -439,6 +451,7 @@ def _checkpoint(model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None, 
            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
     out = {"cnnlab": model.checkpoint_meta(), "state_dict": state, "optimizer": opt.state_dict(),
            "scheduler": {"step": step}, "ema": ema.state_dict() if ema is not None else None,
+           "lookahead": lookahead.state_dict() if lookahead is not None else None,
            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
            "rng": rng, "loader": loader.state_dict(), "epoch": epoch, "device": str(device),
            "best_top1": best_top1, "metrics": row, "train_s": train_s, "config": cfg.to_dict()}

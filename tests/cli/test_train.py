@@ -199,3 +199,14 @@ def test_resume_may_move_a_run_to_another_device(trained):
     assert r.exit_code == 0, r.output
     conf = json.loads((trained / "noskip" / "config.json").read_text())
     assert conf["config"]["device"] == "cpu" and conf["device"] == "cpu" and conf["precision"] == "fp32"
+
+
+def test_every_repeatable_key_value_option_becomes_one_dict():
+    from cnnlab.cli.train import _config_values, config_options
+    values = _config_values({"freeze_after": ({"whiten.bias": 1}, {"fc.weight": 2}), "model_kwargs": (),
+                             "optimizer": "muon", "no_tta": False})
+    assert values == {"freeze_after": {"whiten.bias": 1, "fc.weight": 2}, "optimizer": "muon"}
+    names = {o.name for o in config_options()}
+    assert {"freeze_after", "lookahead", "muon_lr", "muon_momentum", "lr_end"} <= names
+    out = CliRunner().invoke(main, ["train", "--help"]).output
+    assert "--freeze-after NAME=EPOCHS" in out and "[sgd|adam|adamw|muon]" in out

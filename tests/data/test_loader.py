@@ -105,3 +105,26 @@ def test_streamed_photos_arrive_on_the_device_augmented(device):
     again = StreamLoader(part, 4, size=(64, 64), augment="crop4,flip", seed=1, workers=0, device=device)
     again.load_state_dict({"epoch": 0, "batch": 1, "seed": 1})
     assert torch.equal(next(iter(again))[0], x2)
+
+
+
+def test_alternating_flip_mirrors_each_image_in_every_other_epoch(test_set):
+    data = test_set.subset(range(16))
+    assert str(Augment.parse("crop2,altflip")) == "crop2,altflip" and Augment.parse("altflip").active
+    loader = TensorLoader(data, 4, shuffle=True, augment="altflip", seed=3)
+    seen, batches = [], []
+    for _ in range(2):
+        flipped = torch.zeros(16, dtype=torch.bool)
+        for b, (xb, _) in enumerate(loader):
+            batches.append(xb)
+            src = data.x[loader.order(loader.epoch)[b * 4:(b + 1) * 4]].float() / 255
+            same = (xb == src).flatten(1).all(1)
+            mirrored = (xb == src.flip(3)).flatten(1).all(1)
+            assert bool((same | mirrored).all())
+            flipped[loader.order(loader.epoch)[b * 4:(b + 1) * 4]] = mirrored & ~same
+        seen.append(flipped)
+    assert bool((seen[0] ^ seen[1]).all())  # every image mirrored in exactly one of two epochs
+    assert 0 < int(seen[0].sum()) < 16  # a seeded coin per image, not all the same way
+    resumed = TensorLoader(data, 4, shuffle=True, augment="altflip", seed=3)
+    resumed.load_state_dict({"epoch": 1, "batch": 2, "seed": 3})
+    assert all(torch.equal(a, b) for a, b in zip([xb for xb, _ in resumed], batches[6:]))
