@@ -272,10 +272,10 @@ class Run(Result):
                               "before finishing an epoch.")
         return p
 
-    def load_model(self, which: str = "best") -> "Classifier":
-        """The trained Classifier from a checkpoint of this run."""
+    def load_model(self, which: str = "best", device: str | None = "auto") -> "Classifier":
+        """The trained Classifier from a checkpoint of this run, on `device` (see cnnlab.devices)."""
         from .models import create_model
-        return create_model(weights=self.checkpoint(which))
+        return create_model(weights=self.checkpoint(which), device=device)
 
     # -- writing ----------------------------------------------------------------------------
     def append_metrics(self, row: dict) -> None:
@@ -414,16 +414,17 @@ def compare_runs(paths: list[str | Path], out: str | Path) -> Path:
     return plot_curves(runs, Path(out), labels)
 
 
-def load_trained_model(path: str | Path, which: str = "best", **model_args: Any) -> "Classifier":
-    """The model of a run directory (its `which` checkpoint) or of a checkpoint file; `model_args`
-    (e.g. name= for a plain state dict, or the model's own arguments) go to `create_model`."""
+def load_trained_model(path: str | Path, which: str = "best", device: str | None = "auto",
+                       **model_args: Any) -> "Classifier":
+    """The model of a run directory (its `which` checkpoint) or of a checkpoint file, on `device`;
+    `model_args` (e.g. name= for a plain state dict, or the model's own arguments) go to `create_model`."""
     from .models import create_model
     path = Path(path)
     if path.is_dir():
         path = Run.open(path).checkpoint(which)
     elif path.suffix.lower() in (".json", ".jsonl", ".txt", ".png"):
         raise CnnlabError(f"'{path}' is not a checkpoint; pass RUN_DIR/checkpoints/best.pt or the run directory.")
-    return create_model(weights=path, **model_args)
+    return create_model(weights=path, device=device, **model_args)
 
 
 def summary(run: Run) -> dict:

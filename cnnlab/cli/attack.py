@@ -8,8 +8,8 @@ from __future__ import annotations
 import click
 
 from ..errors import CnnlabError
-from .common import (FractionParam, classes_option, echo_json, fresh_out_dir, load_cli_model, model_options,
-                     parse_fraction)
+from .common import (FractionParam, ModelChoice, classes_option, echo_json, fresh_out_dir, join_processes,
+                     load_cli_model, model_options, parse_fraction)
 
 
 class MethodsCommand(click.Command):
@@ -134,17 +134,24 @@ def _substitute_progress(row: dict) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: top1, robust_top1, success_rate, linf, l2, images_per_s, ... (with a list of "
                    "eps: the curve, one point per eps).")
-def attack_eval_cmd(model_name: str | None, weights: str | None, normalize: str | None, data: str, method: str,
-                    eps: list[float] | None, steps: int | None, step_size: float | None, target: str | None,
-                    limit: int | None, batch_size: int, seed: int, classes: str | None, as_json: bool) -> None:
+def attack_eval_cmd(model_choice: ModelChoice, data: str, method: str, eps: list[float] | None, steps: int | None,
+                    step_size: float | None, target: str | None, limit: int | None, batch_size: int, seed: int,
+                    classes: str | None, as_json: bool) -> None:
     """Clean and robust accuracy of a model under an attack on a labelled dataset (its held-out part, or
-    all of a file that holds nothing out)."""
+    all of a file that holds nothing out).
+
+    Under `torchrun --nproc-per-node N -m cnnlab attack-eval ...` each process attacks its share of the
+    batches (one GPU each, or CPU processes) and the first prints what one process would.
+    """
     from ..attacks import attack_eval, attack_spec
     attack_spec(method)
-    model = load_cli_model(model_name, weights, normalize)
+    ctx = join_processes(model_choice.device)
+    model = model_choice.load()
     res = attack_eval(model, data, method, eps=eps[0] if eps and len(eps) == 1 else eps, steps=steps,
                       step_size=step_size, target=target, limit=limit, batch_size=batch_size, seed=seed,
                       classes=classes)
+    if not ctx.is_main:
+        return
     if as_json:
         echo_json(res)
         return

@@ -225,3 +225,19 @@ def test_cli_eval_json_says_which_checkpoint_and_images(hw_run, tmp_path):
     assert doc["data"]["n"] == 200 and doc["data"]["split"] == "all"
     refused = CliRunner().invoke(main, ["eval", str(hw_run / "run"), "--data", str(hw_run / "hw-train-data.npy")])
     assert refused.exit_code == 1 and refused.output.startswith("error: The data 'hw-train-data' has no test split")
+
+
+@pytest.mark.device
+def test_evaluation_on_the_device_agrees_with_the_cpu(resnet20, cifar_test_small, device):
+    import copy
+    x, y = cifar_test_small
+    data = ImageArrays((x[:200] * 255).round().to(torch.uint8), y[:200], CLASSES, "cifar10-test")
+    on = evaluate(resnet20, data, batch_size=64, tta="flip")
+    assert resnet20.device == device
+    ref = evaluate(copy.deepcopy(resnet20).cpu(), data, batch_size=64, tta="flip")
+    assert abs(on.top1 - ref.top1) <= 0.01 and on.loss == pytest.approx(ref.loss, rel=1e-3)
+    if device.type == "cpu":
+        assert on.to_dict() == ref.to_dict()
+        return
+    mixed = evaluate(resnet20, data, batch_size=64, tta="flip", precision="auto")  # bf16 or fp16 on a GPU
+    assert abs(mixed.top1 - ref.top1) <= 0.02
