@@ -35,7 +35,8 @@ def schedule_text(cfg: TrainConfig) -> str:
             "exponential": f"exponential: x{cfg.gamma:g} per epoch",
             "cosine": "cosine decay to 0",
             "onecycle": "one-cycle: up from lr/25 over 30% of the steps, then down to lr/1e4",
-            "triangle": "triangle: up from 0.2 lr over 23% of the steps, then down to 0"}[s]
+            "triangle": f"triangle: up from 0.2 lr over 23% of the steps, then down to {cfg.lr_end:g} lr",
+            "linear": f"linear: from lr straight down to {cfg.lr_end:g} lr over the steps"}.get(s, s)
     return text + (f", after {cfg.warmup_epochs:g} warm-up epochs" if cfg.warmup_epochs else "")
 
 
