@@ -42,6 +42,20 @@ def tune_allocator() -> bool:
     return _tuned
 
 
+def release_memory() -> bool:
+    """Hand freed heap memory back to the operating system now (glibc's malloc_trim).
+
+    The counterpart of `tune_allocator` for long-lived processes that go idle (the explorer between
+    requests): the kept memory makes busy periods fast, this returns it when the work is done.
+    Returns False where there is nothing to call (not glibc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def state_key(net: nn.Module) -> tuple | None:
     """Changes whenever a parameter or buffer is modified in place, replaced or moved; None when that
     cannot be tracked (tensors made under torch.inference_mode have no version counter)."""
