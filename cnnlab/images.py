@@ -342,6 +342,22 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     return arr if arr.ndim == 2 else arr.transpose(1, 2, 0)
 
 
+def unique_stems(names: Sequence[str | Path]) -> list[str]:
+    """One file-name stem per input, unique among them: 'a/x.png', 'b/x.png', 'x.jpg' -> x, x-2, x-3 (so
+    outputs named after their inputs never overwrite each other)."""
+    used: set[str] = set()
+    out = []
+    for i, name in enumerate(names):
+        base = Path(str(name)).stem or f"image{i}"
+        stem, n = base, 1
+        while stem.lower() in used:  # case-insensitive file systems count X and x as one name
+            n += 1
+            stem = f"{base}-{n}"
+        used.add(stem.lower())
+        out.append(stem)
+    return out
+
+
 def save_image(img: torch.Tensor, path: str | Path) -> Path:
     """Save a float [3,H,W]/[1,H,W]/[H,W] tensor in [0,1] (or an [N,3,H,W] batch as a grid) as PNG."""
     if img.dim() == 4:

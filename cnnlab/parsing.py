@@ -15,9 +15,9 @@ def parse_fraction(value: str | float, what: str = "value", lo: float = 0.0, hi:
         x = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
             else _fraction(str(value).strip())
     except (ValueError, ZeroDivisionError, OverflowError):
-        raise CnnlabError(f"{what} '{value}' is not a number or a fraction like 8/255 (finite, one '/' at most).") from None
+        raise CnnlabError(f"{what} '{value}' is not a number or fraction like 8/255 (finite, one '/' at most).") from None
     if not math.isfinite(x):
-        raise CnnlabError(f"{what} '{value}' is not a number or a fraction like 8/255 (finite, one '/' at most).")
+        raise CnnlabError(f"{what} '{value}' is not a number or fraction like 8/255 (finite, one '/' at most).")
     if not lo <= x <= hi:
         raise CnnlabError(f"{what} {value} is outside [{lo:g}, {hi:g}]; pixel values are in [0, 1] (use e.g. 8/255).")
     return x

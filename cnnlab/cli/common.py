@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -22,6 +23,8 @@ from ..parsing import parse_fraction
 from ..runs import fresh_out_dir, json_default  # noqa: F401  (fresh_out_dir: re-exported for the commands)
 
 if TYPE_CHECKING:
+    import torch
+
     from ..models import Classifier
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -173,3 +176,15 @@ def echo_json(obj: Any) -> None:
 def warn(msg: str) -> None:
     """One line on stderr, prefixed 'warning: '."""
     click.echo(f"warning: {msg}", err=True)
+
+
+def load_or_skip(sources: Sequence[str | Path], model: Classifier) -> tuple[list[str], torch.Tensor]:
+    """The image files a command works on, loaded the model's way: each unreadable one is skipped with a
+    warning naming it and why (like `cnnlab predict`); an error only when none could be read."""
+    from ..images import load_many
+    good, x, bad = load_many(sources, model)
+    for _, reason in bad:
+        warn(reason)
+    if x is None:
+        raise CnnlabError(f"None of the {len(bad)} images could be read; see the warnings above.")
+    return good, x

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import CnnlabError
-from .common import ModelChoice, echo_json, fresh_out_dir, model_options
+from .common import ModelChoice, echo_json, fresh_out_dir, load_or_skip, model_options, warn
 
 if TYPE_CHECKING:
     import torch
@@ -188,36 +188,43 @@ def saliency_cmd(images: tuple[str, ...], model_choice: ModelChoice,
                  method: str, target: str | None, layer: str | None, steps: int | None, samples: int | None,
                  sigma: float | None, score: str | None, batch_size: int | None, out: str | None, force: bool,
                  tensorboard: str | None, as_json: bool) -> None:
-    """Attribution maps of IMAGES (gradient saliency by default), with overlays, in --out."""
+    """Attribution maps of IMAGES (gradient saliency by default), with overlays, in --out.
+
+    Unreadable files are skipped and counted; the exit status is non-zero only if none could be read.
+    """
     from ..explain import attribute
     from ..explain.attribution import method_specs
-    from ..images import bundled_photo, load_images, save_image
+    from ..images import bundled_photo, save_image, unique_stems
     specs = method_specs(method, "--method")
     model = model_choice.load()
-    srcs = list(images) or [bundled_photo("chelsea")]
     if not images:
         click.echo("no IMAGES given: using scikit-image's photo 'chelsea' (a cat)", err=True)
-    x = load_images(srcs, model)
+    srcs, x = load_or_skip([str(s) for s in images] or [str(bundled_photo("chelsea"))], model)
     _check_out(out, force)
     given = {"layer": layer, "steps": steps, "samples": samples, "sigma": sigma, "score": score,
              "batch_size": batch_size}
     results = [attribute(model, x, target=target, method=spec.name, **spec.pick(given)) for spec in specs]
     d = _out_dir(out, force, "saliency")
-    summary: dict = {"images": [str(s) for s in srcs], "methods": {}, "figures": []}
+    summary: dict = {"images": srcs, "methods": {}, "figures": []}
+    if len(srcs) < len(images):
+        summary["skipped"] = len(images) - len(srcs)
+    stems = unique_stems(srcs)
     tb: dict = {}
     for a in results:
         key = a.method
         summary["methods"][key] = a.to_dict()
         summary["figures"].append(str(a.figure(d / f"saliency_{key}.png")))
-        for i, (ov, s) in enumerate(zip(a.overlays(), srcs)):
-            p = save_image(ov, d / f"{key}_{i:02d}_{Path(str(s)).stem}.png")
-            tb[f"{key}/{i:02d}_{Path(str(s)).stem}"] = ov
+        for i, (ov, stem) in enumerate(zip(a.overlays(), stems)):
+            p = save_image(ov, d / f"{key}_{i:02d}_{stem}.png")
+            tb[f"{key}/{i:02d}_{stem}"] = ov
             summary["figures"].append(str(p))
         if not as_json:
             click.echo(a.summary())
             for note in a.notes:
                 click.echo(f"note: {note}", err=True)
     _finish(d, summary, tb, tensorboard, as_json, "saliency")
+    if len(srcs) < len(images):
+        warn(f"skipped {len(images) - len(srcs)} of {len(images)} images that could not be read")
 
 
 @click.command("dream")

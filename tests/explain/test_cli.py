@@ -78,3 +78,17 @@ def test_errors_are_one_line(r20_args, tmp_path):
     res = CliRunner().invoke(main, ["filters", *r20_args, "--out", str(tmp_path / "full")])
     assert res.exit_code == 1 and "not empty" in res.output
     assert (tmp_path / "full" / "mine.txt").read_text() == "keep"
+
+
+def test_saliency_skips_unreadable_files_and_fails_only_when_none_is_read(r20_args, tmp_path):
+    from tests.conftest import corrupt_tiff_bytes, shared
+    cat = str(shared("seed_images/glow_imagenet_cat_285.png"))
+    tiff = tmp_path / "scan.tiff"
+    tiff.write_bytes(corrupt_tiff_bytes())
+    res = CliRunner().invoke(main, ["saliency", cat, str(tiff), *r20_args, "--out", str(tmp_path / "s"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "scan.tiff" in res.output and "skipped 1 of 2 images" in res.output and "Traceback" not in res.output
+    summary = json.loads((tmp_path / "s" / "saliency.json").read_text())
+    assert summary["images"] == [cat] and summary["skipped"] == 1
+    res = CliRunner().invoke(main, ["saliency", str(tiff), *r20_args, "--out", str(tmp_path / "t")])
+    assert res.exit_code == 1 and "None of the 1 images could be read" in res.output
