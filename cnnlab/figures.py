@@ -31,24 +31,46 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6
     return fig, fig.subplots(nrows, ncols, **subplots)
 
 
+def literal_text(fig: "Figure") -> "Figure":
+    """Show every text of `fig` as written: labels come from users' data (run names, metric keys, class
+    names, file names), and a '$' in them must print as a dollar sign, not start matplotlib's math
+    notation (which fails on '$x_$' with a traceback). Applied to every figure cnnlab saves or returns."""
+    from matplotlib.text import Text
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+    return fig
+
+
+@contextmanager
+def _drawing(fig: "Figure") -> Iterator[None]:
+    """Draw `fig` with its texts literal (tick labels made while drawing included)."""
+    import matplotlib
+    literal_text(fig)
+    with matplotlib.rc_context({"text.parse_math": False}):
+        yield
+
+
 def save_figure(fig: "Figure", path: str | Path, dpi: int = 100) -> Path:
     """Write `fig` to `path` (PNG unless the suffix says otherwise), making its folder; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    with _drawing(fig):
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
 
 
 def figure_png(fig: "Figure", dpi: int = 80) -> bytes:
     """`fig` as PNG bytes (for reports and Jupyter's `_repr_png_`)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    with _drawing(fig):
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
 
 
 def finish(fig: "Figure", path: str | Path | None) -> "Figure | Path":
-    """The figure itself when `path` is None, else the path it was saved to."""
-    return fig if path is None else save_figure(fig, path)
+    """The figure itself when `path` is None (its texts literal, see `literal_text`), else the path it was
+    saved to."""
+    return literal_text(fig) if path is None else save_figure(fig, path)
 
 
 def hwc(img: torch.Tensor) -> np.ndarray:

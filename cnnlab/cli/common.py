@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -166,6 +167,26 @@ class FractionParam(click.ParamType):
             return parse_fraction(value, f"--{param.name.replace('_', '-')}" if param else self.what, self.lo, self.hi)
         except CnnlabError as e:
             self.fail(str(e), param, ctx)
+
+
+class Number(click.ParamType):
+    """A finite float within [lo, hi] (nan and inf refused where the command line is parsed, in one sentence
+    like every user error)."""
+
+    name = "NUMBER"
+
+    def __init__(self, lo: float = -math.inf, hi: float = math.inf) -> None:
+        self.lo, self.hi = lo, hi
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        what = f"--{param.name.replace('_', '-')}" if param else "value"
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            raise CnnlabError(f"{what} '{value}' is not a number.") from None
+        if not math.isfinite(x) or not self.lo <= x <= self.hi:
+            raise CnnlabError(f"{what} must be a finite number in [{self.lo:g}, {self.hi:g}], not {value}.")
+        return x
 
 
 def echo_json(obj: Any) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import CnnlabError
-from .common import ModelChoice, echo_json, fresh_out_dir, load_or_skip, model_options, warn
+from .common import ModelChoice, Number, echo_json, fresh_out_dir, load_or_skip, model_options, warn
 
 if TYPE_CHECKING:
     import torch
@@ -176,7 +176,7 @@ def filters_cmd(model_choice: ModelChoice, layer: str | None,
               help_from=lambda: f"Integrated Gradients steps {_method_default('ig', 'steps')}.")
 @click.option("--samples", type=click.IntRange(1, 10000), default=None, cls=LibraryHelp,
               help_from=lambda: f"SmoothGrad samples {_method_default('smoothgrad', 'samples')}.")
-@click.option("--sigma", type=float, default=None, cls=LibraryHelp,
+@click.option("--sigma", type=Number(0.0), default=None, cls=LibraryHelp,
               help_from=lambda: f"SmoothGrad noise std in pixel units {_method_default('smoothgrad', 'sigma')}.")
 @click.option("--score", default=None, cls=LibraryHelp,
               help_from=lambda: f"What gradient methods differentiate, {_scores()}: the target's logit or its "
@@ -235,7 +235,7 @@ def saliency_cmd(images: tuple[str, ...], model_choice: ModelChoice,
                    "and weighted sums like 'middle:5*2 + middle:16'. LAYER may be early/middle/late "
                    "[default: 'middle' (DeepDream)].")
 @click.option("--steps", type=click.IntRange(1, 100000), default=256, show_default=True, help="Optimization steps.")
-@click.option("--lr", type=float, default=0.05, show_default=True, help="Adam learning rate.")
+@click.option("--lr", type=Number(0.0), default=0.05, show_default=True, help="Adam learning rate.")
 @click.option("--reg", "regs", multiple=True,
               help="Regularizers (repeatable, NAME or NAME:VALUE): fft, decorrelate, jitter, scale, rotate, "
                    "blur, tv, or a preset none/default/classic [default: default].")

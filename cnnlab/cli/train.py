@@ -80,6 +80,19 @@ def _click_type(hint: object, meta: typing.Mapping) -> click.ParamType | type:
     return inner[0] if inner[0] in (int, float, str) else str
 
 
+class CheckedParam(click.ParamType):
+    """A TrainConfig field's click type that also checks the value as TrainConfig does (its numbers'
+    bounds), when the command line is parsed: `--clip-grad -1` is one sentence before anything loads."""
+
+    def __init__(self, f: dataclasses.Field, base: click.ParamType | type) -> None:
+        self.field, self.base = f, click.types.convert_type(base)
+        self.name = self.base.name
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201
+        from ..train.config import check_option
+        return check_option(self.field, self.base.convert(value, param, ctx))
+
+
 def _default_text(default: object) -> str:
     if default in (dataclasses.MISSING, None, "") or default is False:
         return ""
@@ -106,7 +119,7 @@ def config_options() -> list[click.Option]:
             kw.update(type=KeyValueParam(), multiple=True, metavar=meta.get("metavar"))
         else:
             flags = meta.get("flags") or (f"--{dash}",)
-            kw["type"] = _click_type(hint, meta)
+            kw["type"] = CheckedParam(f, _click_type(hint, meta))
         if "bare" in meta:  # e.g. a bare --tta means flip
             kw.update(is_flag=False, flag_value=meta["bare"])
         options.append(click.Option([*flags, f.name], **kw))
@@ -132,7 +145,8 @@ class TrainConfigCommand(click.Command):
 
 def _config_values(params: dict) -> dict:
     """The TrainConfig options the user gave (unset ones are left out)."""
-    values = {k: v for k, v in params.items() if v is not None and k not in ("resume", "out", "quiet", "no_tta")}
+    own = ("resume", "out", "quiet", "no_tta", "force")
+    values = {k: v for k, v in params.items() if v is not None and k not in own}
     kwargs = values.pop("model_kwargs", ())
     if kwargs:
         values["model_kwargs"] = {k: v for item in kwargs for k, v in item.items()}
@@ -144,11 +158,15 @@ def _config_values(params: dict) -> dict:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="New run directory (default runs/MODEL-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
-              help="Continue the run in this directory from its last checkpoint (other options come from it; "
-                   "--epochs may extend it).")
+              help="Continue the run in this directory from its last checkpoint, or start it again from its "
+                   "recorded config if it stopped before one (other options come from it; --epochs may extend it).")
+@click.option("--force", is_flag=True,
+              help="Start over in an --out that holds a run: its own files (config, metrics, checkpoints, curves, "
+                   "TensorBoard events) are removed first; other files there are never touched.")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.pass_context
-def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bool, **params: object) -> None:
+def train_cmd(ctx: click.Context, out: str | None, resume: str | None, force: bool, quiet: bool,
+              **params: object) -> None:
     """Train a classifier into a run directory (config, metrics.jsonl, TensorBoard, checkpoints, figures).
 
     Options left unset take the model's recipe (its optimizer, schedule, augmentation ...), then the
@@ -160,20 +178,23 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bo
       cnnlab train --model course_resnet --model-arg shortcut=false --data hw-train-data.npy --out runs/noskip
       cnnlab train --model resnet18 --pretrained --data photos/ --freeze-epochs 2 --backbone-lr-mult 0.1
       cnnlab train --resume runs/r20
+      cnnlab train --model cifar_resnet20 --data cifar10 --out runs/r20 --force     (start runs/r20 over)
       torchrun --nproc-per-node 2 -m cnnlab train ...     (data-parallel)
     """
     from .. import train as training
     from ..train.distributed import context
     options = _config_values(params)
+    if resume and force:
+        raise CnnlabError("--resume continues a run and --force starts one over; give only one of them.")
     if resume:
-        given = [p.name for p in ctx.command.params if p.name not in ("resume", "epochs", "quiet")
+        given = [p.name for p in ctx.command.params if p.name not in ("resume", "epochs", "quiet", "force")
                  and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise CnnlabError(f"--resume continues a run with its own settings; drop --{given[0].replace('_', '-')} "
                               "(only --epochs may change).")
         run = training.resume(resume, epochs=options.get("epochs"), progress=not quiet)
     else:
-        run = training.train(out=out, progress=not quiet, **options)
+        run = training.train(out=out, progress=not quiet, force=force, **options)
     if context().is_main:
         final = run.final() or {}
         best = final.get("best_val_top1")

@@ -9,6 +9,7 @@ back to back, `offsets` marking them) stay encoded until they are decoded at a m
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,6 +117,29 @@ def concat(first: Dataset, second: Dataset) -> Dataset:
                              np.concatenate([first.ends, second.ends]), np.concatenate([first.y, second.y]),
                              first.classes, first.name, dict(first.meta))
     raise TypeError(f"cannot join a {type(first).__name__} and a {type(second).__name__}")
+
+
+def fingerprint(data: Dataset, sample: int = 64) -> str:
+    """A short hash that changes when the images or labels change, cheap to compute on any size: the
+    number of images, the class names, every label, and the pixels (or file bytes) of `sample` images
+    spread evenly over the data. A resumed run compares it with the one it recorded."""
+    import hashlib
+    h = hashlib.sha256()
+    h.update(f"{type(data).__name__}:{len(data)}:{'|'.join(map(str, data.classes))}".encode())
+    h.update(np.ascontiguousarray(np.asarray(data.y, dtype=np.int64)).tobytes())
+    picks = np.unique(np.linspace(0, len(data) - 1, num=min(sample, len(data))).astype(np.int64)) if len(data) else []
+    for i in picks:
+        if isinstance(data, ImageArrays):
+            h.update(data.x[int(i)].contiguous().numpy().tobytes())
+        elif isinstance(data, EncodedImages):
+            h.update(data.file(int(i)))
+        else:  # a file on disk: its size and first MB (a file that cannot be read counts as such)
+            try:
+                with open(data.file(int(i)), "rb") as f:
+                    h.update(f"{os.fstat(f.fileno()).st_size}:".encode() + f.read(1 << 20))
+            except OSError as e:
+                h.update(f"unreadable:{e.errno}".encode())
+    return h.hexdigest()[:16]
 
 
 #: The names a part of a dataset goes by: the held-out part is called test or val(idation).

@@ -167,12 +167,17 @@ def predict_labels(model: Classifier | nn.Module, data: Dataset, batch_size: int
     was_training = model.training
     model.eval()
     out = []
+    loader = make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers)
     try:
-        for x, _ in make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers):
+        for x, _ in loader:
             logits = tta_logits(model, x.to(model.device), mode)
             out.append(logits.argmax(1).cpu())
     finally:
         model.train(was_training)
+    skipped = getattr(loader, "skipped", {})
+    if skipped:  # one label per image, in order: a hole would shift every later line
+        raise CnnlabError(f"{len(skipped)} of the images could not be read (first: {next(iter(skipped.values()))}); "
+                          "a label file needs every image, so fix or remove them.")
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
