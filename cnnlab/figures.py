@@ -7,6 +7,7 @@ A `Figure` returned here displays inline in Jupyter, and saves with `save_figure
 """
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,9 +25,9 @@ if TYPE_CHECKING:
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6.4, 4.8),
                **subplots: Any) -> tuple["Figure", Any]:
-    """A figure and its axes (`squeeze=False` unless given), made without pyplot."""
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=figsize)
+    """A figure and its axes (`squeeze=False` unless given), made without pyplot; its texts show as
+    written (see `literal_text`)."""
+    fig = _literal_figure_class()(figsize=figsize)
     subplots.setdefault("squeeze", False)
     return fig, fig.subplots(nrows, ncols, **subplots)
 
@@ -34,43 +35,52 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6
 def literal_text(fig: "Figure") -> "Figure":
     """Show every text of `fig` as written: labels come from users' data (run names, metric keys, class
     names, file names), and a '$' in them must print as a dollar sign, not start matplotlib's math
-    notation (which fails on '$x_$' with a traceback). Applied to every figure cnnlab saves or returns."""
+    notation (which fails on '$x_$' with a traceback)."""
     from matplotlib.text import Text
     for text in fig.findobj(Text):
         text.set_parse_math(False)
     return fig
 
 
-@contextmanager
-def _drawing(fig: "Figure") -> Iterator[None]:
-    """Draw `fig` with its texts literal (tick labels made while drawing included)."""
+@functools.cache
+def _literal_figure_class() -> type:
+    """matplotlib's Figure, but every measure or drawing of it (tight_layout, savefig, a notebook showing
+    it) first makes its texts literal, tick labels made while drawing included."""
     import matplotlib
-    literal_text(fig)
-    with matplotlib.rc_context({"text.parse_math": False}):
-        yield
+    from matplotlib.figure import Figure
+
+    class LiteralFigure(Figure):
+        def tight_layout(self, *args: Any, **kwargs: Any) -> None:
+            literal_text(self)
+            with matplotlib.rc_context({"text.parse_math": False}):
+                super().tight_layout(*args, **kwargs)
+
+        def draw(self, renderer: Any) -> None:
+            literal_text(self)
+            with matplotlib.rc_context({"text.parse_math": False}):
+                super().draw(renderer)
+
+    return LiteralFigure
 
 
 def save_figure(fig: "Figure", path: str | Path, dpi: int = 100) -> Path:
     """Write `fig` to `path` (PNG unless the suffix says otherwise), making its folder; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _drawing(fig):
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
 
 
 def figure_png(fig: "Figure", dpi: int = 80) -> bytes:
     """`fig` as PNG bytes (for reports and Jupyter's `_repr_png_`)."""
     buf = io.BytesIO()
-    with _drawing(fig):
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
 
 
 def finish(fig: "Figure", path: str | Path | None) -> "Figure | Path":
-    """The figure itself when `path` is None (its texts literal, see `literal_text`), else the path it was
-    saved to."""
-    return literal_text(fig) if path is None else save_figure(fig, path)
+    """The figure itself when `path` is None, else the path it was saved to."""
+    return fig if path is None else save_figure(fig, path)
 
 
 def hwc(img: torch.Tensor) -> np.ndarray:

@@ -75,20 +75,25 @@ def fresh_out_dir(path: str | Path, force: bool = False) -> Path:
     return out
 
 
-def write_failed(path: str | Path, e: BaseException, kept: str = "") -> CnnlabError:
-    """One sentence for a file that could not be written (a full disk, no permission, ...)."""
+def write_failed(path: str | Path, e: BaseException, kept: str = "", full: bool | None = None) -> CnnlabError:
+    """One sentence for a file that could not be written (a full disk, no permission, ...). `full`: whether
+    the disk was full when the write failed (measure it before removing the partial file)."""
     path = Path(path)
+    if full is None:
+        full = disk_full(e, path.parent)
+    if full:
+        return CnnlabError(f"Could not write '{path}' (no space left on the disk){kept}; free disk space and try "
+                           "again.")
     reason = e.strerror if isinstance(e, OSError) and e.strerror else brief(e, 100)
-    if getattr(e, "errno", None) == errno.ENOSPC or _nearly_full(path.parent):
-        reason, fix = "no space left on the disk", "free disk space"
-    else:
-        fix = "check that the directory is writable"
-    return CnnlabError(f"Could not write '{path}' ({reason}){kept}; {fix} and try again.")
+    return CnnlabError(f"Could not write '{path}' ({reason}){kept}; check that the directory is writable and "
+                       "try again.")
 
 
-def _nearly_full(folder: Path) -> bool:
-    """True when the file system holding `folder` has (almost) no space left: torch's zip writer reports a
-    full disk as a RuntimeError without the errno."""
+def disk_full(e: BaseException, folder: Path) -> bool:
+    """Whether a failed write failed for want of space: ENOSPC, or (torch's zip writer reports a full disk
+    as a RuntimeError without the errno) a file system with almost no space left."""
+    if getattr(e, "errno", None) == errno.ENOSPC:
+        return True
     try:
         return shutil.disk_usage(folder).free < (1 << 20)
     except OSError:
@@ -142,11 +147,12 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
+        full = isinstance(e, Exception) and disk_full(e, path.parent)  # before the partial file frees space
         tmp.unlink(missing_ok=True)
         if not isinstance(e, Exception):  # Ctrl+C: clean up, then stop as asked
             raise
         kept = "; the previous checkpoint there is intact" if path.exists() else "; nothing was written"
-        raise write_failed(path, e, kept) from None
+        raise write_failed(path, e, kept, full) from None
     return path
 
 
@@ -157,10 +163,11 @@ def atomic_copy(src: Path, dst: Path) -> Path:
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
     except BaseException as e:
+        full = isinstance(e, Exception) and disk_full(e, dst.parent)
         tmp.unlink(missing_ok=True)
         if not isinstance(e, Exception):
             raise
-        raise write_failed(dst, e, "; the previous file is intact" if dst.exists() else "") from None
+        raise write_failed(dst, e, "; the previous file is intact" if dst.exists() else "", full) from None
     return dst
 
 
@@ -174,10 +181,11 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             f.write(text)
         os.replace(tmp, path)
     except BaseException as e:
+        full = isinstance(e, Exception) and disk_full(e, path.parent)
         tmp.unlink(missing_ok=True)
         if not isinstance(e, Exception):
             raise
-        raise write_failed(path, e, "; the previous file is intact" if path.exists() else "") from None
+        raise write_failed(path, e, "; the previous file is intact" if path.exists() else "", full) from None
     return path
 
 

@@ -150,7 +150,7 @@ def _walk(root: Path, notes: list[str]):
         if any(part.startswith(".") for part in rel.parts):
             continue
         if not p.resolve().is_relative_to(inside):
-            notes.append(f"{rel.as_posix()} links to a file outside the run directory; not read")
+            notes.append(f"{rel.as_posix()} links outside the run directory; not read")
             continue
         if p.is_file():
             yield p, rel.as_posix()

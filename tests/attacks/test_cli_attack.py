@@ -86,6 +86,9 @@ def test_logit_descent_reports_the_classes_it_passes(files):
     (["--eps", "2"], "outside [0, 1]"),
     (["--eps", "8/0"], "not a number or fraction"),
     (["--eps", "eight"], "not a number or fraction"),
+    (["--eps", "1e400"], "not a number or fraction"),  # once an OverflowError traceback
+    (["--eps", "4/255/2"], "not a number or fraction"),  # once read as 4/(255/2) = 8/255
+    (["--eps", "nan"], "not a number or fraction"),
     (["--steps", "0"], "positive whole number"),
     (["--target", "caat"], "did you mean: cat"),
     (["--method", "pgdd"], "did you mean: pgd"),

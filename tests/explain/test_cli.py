@@ -92,3 +92,16 @@ def test_saliency_skips_unreadable_files_and_fails_only_when_none_is_read(r20_ar
     assert summary["images"] == [cat] and summary["skipped"] == 1
     res = CliRunner().invoke(main, ["saliency", str(tiff), *r20_args, "--out", str(tmp_path / "t")])
     assert res.exit_code == 1 and "None of the 1 images could be read" in res.output
+
+
+def test_a_nan_sigma_is_refused_where_it_is_parsed_and_in_python(r20_args, tmp_path):
+    import math
+
+    import cnnlab
+    from cnnlab.errors import CnnlabError
+    res = CliRunner().invoke(main, ["saliency", *r20_args, "--method", "smoothgrad", "--sigma", "nan",
+                                    "--out", str(tmp_path / "s")])
+    assert res.exit_code == 1 and "--sigma must be a finite number" in res.output and "Traceback" not in res.output
+    model = cnnlab.create_model("cifar_resnet20")
+    with pytest.raises(CnnlabError, match="finite sigma"):
+        cnnlab.explain.attribute(model, __import__("torch").rand(1, 3, 32, 32), method="smoothgrad", sigma=math.nan)
