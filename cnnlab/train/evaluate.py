@@ -8,7 +8,6 @@ so all ranks get the result one process would.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -22,7 +21,7 @@ from ..data.loader import make_loader
 from ..errors import CnnlabError
 from ..metrics import ClassificationMetrics, classification_metrics
 from ..models import Classifier, as_classifier
-from ..runs import write_json
+from ..runs import atomic_write_text, write_json
 from .config import TTA_MODES, tta_mode
 
 __all__ = ["EvalResult", "evaluate", "predict_labels", "write_label_file", "tta_views", "tta_logits", "TTA_MODES",
@@ -201,9 +200,7 @@ def write_label_file(model: Classifier | nn.Module, data: Dataset, path: str | P
     pred = predict_labels(model, data, batch_size=batch_size, tta=tta)
     lines = [model.labels[int(i)] if names else str(int(i)) for i in pred]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(lines) + "\n")
     counts: dict[str, int] = {}
     for line in lines:
         counts[line] = counts.get(line, 0) + 1
