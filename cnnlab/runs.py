@@ -131,62 +131,50 @@ def loads_bounded(text: str) -> Any:
     return obj
 
 
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """torch.save to a temporary file beside `path`, fsync, then rename over it: all or nothing.
-
-    Whatever the write raises (an OSError, or the RuntimeError torch's zip writer makes of a full disk)
-    removes the temporary file, keeps the previous file, and becomes one sentence."""
-    import torch
+@contextlib.contextmanager
+def replacing(path: str | Path, kept: str = "the previous file") -> Iterator[Path]:
+    """A temporary file beside `path` for the block to write; renamed over `path` when the block ends, so
+    `path` is always the old or the new file, never half of one. When the write fails, whatever it
+    raised (an OSError, or the RuntimeError torch's zip writer makes of a full disk) removes the
+    temporary file and becomes one sentence; Ctrl+C removes it and stops as asked."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException as e:
         full = isinstance(e, Exception) and disk_full(e, path.parent)  # before the partial file frees space
         tmp.unlink(missing_ok=True)
-        if not isinstance(e, Exception):  # Ctrl+C: clean up, then stop as asked
+        if not isinstance(e, Exception):
             raise
-        kept = "; the previous checkpoint there is intact" if path.exists() else "; nothing was written"
-        raise write_failed(path, e, kept, full) from None
+        raise write_failed(path, e, f"; {kept} there is intact" if path.exists() else "; nothing was written",
+                           full) from None
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temporary file beside `path`, fsync, then rename over it: all or nothing."""
+    import torch
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path, "the previous checkpoint") as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 
 def atomic_copy(src: Path, dst: Path) -> Path:
     """Copy a file so that `dst` is either the old or the new file, never half of one."""
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    try:
+    with replacing(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException as e:
-        full = isinstance(e, Exception) and disk_full(e, dst.parent)
-        tmp.unlink(missing_ok=True)
-        if not isinstance(e, Exception):
-            raise
-        raise write_failed(dst, e, "; the previous file is intact" if dst.exists() else "", full) from None
     return dst
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write a text file atomically (temp file + rename): a reader never sees half a file, a failed write
-    (a full disk) leaves the previous file and is one sentence."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException as e:
-        full = isinstance(e, Exception) and disk_full(e, path.parent)
-        tmp.unlink(missing_ok=True)
-        if not isinstance(e, Exception):
-            raise
-        raise write_failed(path, e, "; the previous file is intact" if path.exists() else "", full) from None
-    return path
+    """Write a text file atomically: a reader never sees half a file."""
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    return Path(path)
 
 
 def json_default(o: Any) -> Any:

@@ -121,7 +121,7 @@ def test_a_text_write_failing_with_enospc_is_one_sentence(tmp_path, monkeypatch)
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_open(path, mode, *a, **k)
     monkeypatch.setattr(runs, "open", full, raising=False)
-    with pytest.raises(CnnlabError, match="no space left on the disk.*previous file is intact"):
+    with pytest.raises(CnnlabError, match="no space left on the disk.*previous file there is intact"):
         run.write_final({"status": "diverged"})
     with pytest.raises(CnnlabError, match="metrics.jsonl.*no space left"):
         run.append_metrics({"epoch": 1})

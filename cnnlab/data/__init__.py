@@ -7,11 +7,11 @@ one function, and the loaders that batch them.
     pets = open_dataset("pets")                                        # Split(train, test) of photo files
 """
 from .arrays import load_array_file, read_array_file, unnamed_classes
-from .base import Dataset, EncodedImages, ImageArrays, ImageFiles, Split, concat, fingerprint, seeded_split
+from .base import Dataset, EncodedImages, ImageArrays, ImageFiles, Split, concat, seeded_split, signature
 from .datasets import NAMED, check_labels, dataset_names, load_dataset, open_dataset, train_val_split
 from .loader import Augment, StreamLoader, TensorLoader, augment_batch, make_loader
 
-__all__ = ["Dataset", "ImageArrays", "ImageFiles", "EncodedImages", "Split", "concat", "fingerprint", "seeded_split",
+__all__ = ["Dataset", "ImageArrays", "ImageFiles", "EncodedImages", "Split", "concat", "seeded_split", "signature",
            "read_array_file", "load_array_file", "unnamed_classes", "NAMED",
            "open_dataset", "load_dataset", "train_val_split", "check_labels", "dataset_names", "Augment",
            "TensorLoader", "StreamLoader", "augment_batch", "make_loader"]

@@ -119,10 +119,11 @@ def concat(first: Dataset, second: Dataset) -> Dataset:
     raise TypeError(f"cannot join a {type(first).__name__} and a {type(second).__name__}")
 
 
-def fingerprint(data: Dataset, sample: int = 64) -> str:
-    """A short hash that changes when the images or labels change, cheap to compute on any size: the
-    number of images, the class names, every label, and the pixels (or file bytes) of `sample` images
-    spread evenly over the data. A resumed run compares it with the one it recorded."""
+def signature(data: Dataset, sample: int = 64) -> str:
+    """A short hash of exactly this data, in this order: the number of images, the class names, every
+    label, and the pixels (or file bytes) of `sample` images spread evenly over it; cheap on any size.
+    A resumed run compares it with the one it recorded, since resuming on other data (or the same
+    images in another order, or relabelled) would silently train on something else."""
     import hashlib
     h = hashlib.sha256()
     h.update(f"{type(data).__name__}:{len(data)}:{'|'.join(map(str, data.classes))}".encode())

@@ -4,7 +4,7 @@ The module itself is callable (that call is `train(...)` below); underneath, `fi
 val, config)` is the loop for a model and data you already hold. `resume("runs/r20")` continues a
 run from its last checkpoint exactly where it stopped (or, when it stopped before its first
 checkpoint, starts it again from its recorded config), on the same data: the run records a
-fingerprint of its training and validation data, and a resume on other data is refused. One
+signature of its training and validation data, and a resume on other data is refused. One
 process at a time writes a run (see `Run.locked`).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data import Dataset, fingerprint
+from ..data import Dataset, signature
 from ..errors import CnnlabError
 from ..runs import Run, run_dir_problem
 from .config import TrainConfig
@@ -86,25 +86,25 @@ def _data_init(model, train_set, seed: int) -> None:  # noqa: ANN001
 
 
 def _describe_data(train_set: Dataset, val_set: Dataset | None) -> dict:
-    return {"train": {"name": train_set.name, "n": len(train_set), "fingerprint": fingerprint(train_set)},
-            "val": {"name": val_set.name, "n": len(val_set), "fingerprint": fingerprint(val_set)}
+    return {"train": {"name": train_set.name, "n": len(train_set), "signature": signature(train_set)},
+            "val": {"name": val_set.name, "n": len(val_set), "signature": signature(val_set)}
             if val_set is not None else None,
             "classes": list(train_set.classes)}
 
 
 def _check_same_data(run: Run, train_set: Dataset, val_set: Dataset | None) -> None:
-    """Refuse to resume on data other than the run's (its recorded fingerprints; older runs have none)."""
+    """Refuse to resume on data other than the run's (its recorded signatures; older runs have none)."""
     recorded = run.config.get("data") or {}
     for part, data in (("train", train_set), ("val", val_set)):
         was = recorded.get(part) if isinstance(recorded.get(part), dict) else {}
-        if not was.get("fingerprint") or data is None:
+        if not was.get("signature") or data is None:
             continue
-        now = fingerprint(data)
-        if now != was["fingerprint"] or len(data) != was.get("n"):
+        now = signature(data)
+        if now != was["signature"] or len(data) != was.get("n"):
             what = "training" if part == "train" else "validation"
             raise CnnlabError(f"The {what} data is not the data run '{run.path}' was trained on ({len(data)} images, "
-                              f"fingerprint {now}; the run recorded {was.get('n')} images, fingerprint "
-                              f"{was['fingerprint']}); resume with the same data, or start a new run.")
+                              f"signature {now}; the run recorded {was.get('n')} images, signature "
+                              f"{was['signature']}); resume with the same data, or start a new run.")
 
 
 #: What checkpoints/last.pt must hold to continue a run exactly (see cnnlab.runs).

@@ -110,10 +110,10 @@ def test_resume_refuses_data_other_than_the_runs(cifar_file, tmp_path):
     run = cnnlab.train("softmax_regression", data=str(data), epochs=2, out=tmp_path / "run", batch_size=100,
                        stop_after=1, progress=False)
     recorded = run.config["data"]
-    assert len(recorded["train"]["fingerprint"]) == 16 and recorded["val"]["fingerprint"]
+    assert len(recorded["train"]["signature"]) == 16 and recorded["val"]["signature"]
     d = np.load(cifar_file)
     np.savez(data, x=d["x"][::-1].copy(), y=d["y"][::-1].copy())  # same images and labels, other order
-    with pytest.raises(CnnlabError, match="not the data run .* was trained on .*fingerprint"):
+    with pytest.raises(CnnlabError, match="not the data run .* was trained on .*signature"):
         resume(run.path, progress=False)
     np.savez(data, x=d["x"], y=d["y"])  # the original back: resumes
     assert [r["epoch"] for r in resume(run.path, progress=False).metrics()] == [1, 2]
