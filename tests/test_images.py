@@ -12,9 +12,21 @@ import torch
 from PIL import Image
 
 from cnnlab.errors import CnnlabError, ImageError
+from cnnlab.images import (
+    Preprocessing,
+    bundled_photo,
+    expand_image_paths,
+    load_batches,
+    load_image,
+    load_images,
+    load_many,
+    make_grid,
+    normalize01,
+    open_image,
+    save_image,
+    to_uint8,
+)
 from tests.conftest import child_peak_rss_mb, corrupt_tiff_bytes
-from cnnlab.images import (Preprocessing, bundled_photo, expand_image_paths, load_batches, load_image, load_images,
-                           load_many, make_grid, normalize01, open_image, save_image, to_uint8)
 
 
 @pytest.fixture(scope="module")
@@ -284,6 +296,7 @@ def test_fuzzed_files_of_every_format_load_or_give_an_image_error():
     import io
     import random
     import warnings
+
     from cnnlab.images import _load_one
     arr = np.random.default_rng(0).integers(0, 255, (24, 20, 3), dtype=np.uint8)
     bases = {}

@@ -63,8 +63,9 @@ def test_open_and_compare_errors(tmp_path):
 
 
 def test_first_layer_filters_image(tmp_path):
-    import cnnlab
     from PIL import Image
+
+    import cnnlab
     net = cnnlab.create_model("cnn11").net
     path = save_filters(net, tmp_path / "f.png")
     w, h = Image.open(path).size
@@ -79,15 +80,15 @@ def small_disk(tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True,
-                              text=True, timeout=30)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=False,
+                              capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
         pytest.skip(f"cannot mount a small tmpfs here ({e}); the fake full disk tests cover the same code")
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'mount failed'}, it needs root); "
                     "the fake full disk tests cover the same code")
     yield disk
-    subprocess.run(["umount", str(disk)], capture_output=True, timeout=30)
+    subprocess.run(["umount", str(disk)], check=False, capture_output=True, timeout=30)
 
 
 def test_torch_save_failing_like_on_a_full_disk_keeps_the_last_checkpoint(tmp_path, monkeypatch):
@@ -95,7 +96,7 @@ def test_torch_save_failing_like_on_a_full_disk_keeps_the_last_checkpoint(tmp_pa
     path = tmp_path / "last.pt"
     atomic_save({"a": torch.ones(3)}, path)
 
-    def zip_writer_fails(obj, f, *a, **k):  # noqa: ANN001, ANN002, ANN003
+    def zip_writer_fails(obj, f, *a, **k):
         f.write(b"PK partial")
         raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
                            "data/0: file write failed")
@@ -111,12 +112,12 @@ def test_torch_save_failing_like_on_a_full_disk_keeps_the_last_checkpoint(tmp_pa
 def test_a_text_write_failing_with_enospc_is_one_sentence(tmp_path, monkeypatch):
     import errno
 
-    import cnnlab.runs as runs
+    from cnnlab import runs
     run = Run.create(tmp_path / "r", {"config": {}})
     run.write_final({"status": "finished"})
     real_open = open
 
-    def full(path, mode="r", *a, **k):  # noqa: ANN001, ANN002, ANN003
+    def full(path, mode="r", *a, **k):
         if "w" in mode or "a" in mode:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_open(path, mode, *a, **k)
@@ -196,10 +197,9 @@ def test_force_never_replaces_a_users_file_of_a_run_files_name(tmp_path):
 
 def test_a_run_has_one_writer(tmp_path):
     run = Run.create(tmp_path / "r", {"config": {}})
-    with run.locked():
-        with pytest.raises(CnnlabError, match=r"being written by another cnnlab process \(pid \d+\)"):
-            with Run(run.path).locked():
-                pass
+    with run.locked(), pytest.raises(CnnlabError, match=r"being written by another cnnlab process \(pid \d+\)"), \
+            Run(run.path).locked():
+        pass
     with Run(run.path).locked():  # released
         pass
 
@@ -219,8 +219,8 @@ def test_compare_takes_rows_without_a_value_odd_lines_and_dollar_signs(tmp_path)
         f.write(json.dumps({"epoch": 3, "train_loss": 0.8, "val_loss": 0.8, "val_error": 0.3, "lr": 0.01,
                             "val_top1": 0.7}) + "\n")
     assert [r["epoch"] for r in run.metrics()] == [1, 2, 3]
-    r = CliRunner().invoke(main, ["compare", str(run.path), "--out", str(tmp_path / "c.png"), "--json"])
+    r = CliRunner().invoke(main, ["compare", str(run.path), "--out", str(tmp_path / "c"), "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     assert doc["runs"][0]["best_epoch"] == 3 and doc["runs"][0]["best_val_top1"] == 0.7
-    assert (tmp_path / "c.png").stat().st_size > 5000
+    assert (tmp_path / "c" / "curves.png").stat().st_size > 5000

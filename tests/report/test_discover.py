@@ -12,7 +12,7 @@ def test_captions_and_sections_from_file_names() -> None:
     assert section_of("figures/pgd_toaster.png") == "adversarial"
 
 
-def test_links_out_of_the_run_directory_are_never_read(tmp_path) -> None:  # noqa: ANN001
+def test_links_out_of_the_run_directory_are_never_read(tmp_path) -> None:
     """`ln -s ~/secret.json RUN/notes.json` must not put the secret into a report of RUN."""
     from cnnlab.report import build_report, discover
     secret = tmp_path / "home" / "secret.json"
@@ -37,7 +37,7 @@ def test_links_out_of_the_run_directory_are_never_read(tmp_path) -> None:  # noq
     assert "hunter2" not in html and __import__("base64").b64encode(outside_png.read_bytes()).decode() not in html
 
 
-def test_json_nested_beyond_reason_is_a_note_not_a_traceback(tmp_path) -> None:  # noqa: ANN001
+def test_json_nested_beyond_reason_is_a_note_not_a_traceback(tmp_path) -> None:
     from cnnlab.report import build_report, discover
     run = tmp_path / "run"
     run.mkdir()
@@ -51,7 +51,7 @@ def test_json_nested_beyond_reason_is_a_note_not_a_traceback(tmp_path) -> None: 
     assert "nested deeper than 64 levels" in build_report(run).read_text()
 
 
-def test_metric_keys_and_names_with_dollar_signs_are_drawn_as_written(tmp_path) -> None:  # noqa: ANN001
+def test_metric_keys_and_names_with_dollar_signs_are_drawn_as_written(tmp_path) -> None:
     """matplotlib reads '$...$' as math and fails on '$x_$'; the report's charts show it as text."""
     from cnnlab.report import build_report
     run = tmp_path / "$cost_$ run"

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cnnlab
 from cnnlab.models.fastpath import has_hooks
 from cnnlab.serve import Explorer, create_app, start_server
 from cnnlab.serve import engine as engine_mod
@@ -31,7 +30,7 @@ def png_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def wait_for(condition, what: str, limit: float = 120.0) -> None:  # noqa: ANN001
+def wait_for(condition, what: str, limit: float = 120.0) -> None:
     """Poll `condition` until it holds (a safety net against hanging, not a timing assertion)."""
     end = time.monotonic() + limit
     while not condition():
@@ -45,7 +44,7 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-def test_a_full_queue_is_refused_with_503_and_retry_after(resnet20) -> None:  # noqa: ANN001
+def test_a_full_queue_is_refused_with_503_and_retry_after(resnet20) -> None:
     explorer = Explorer(resnet20, max_waiting=1)
     client = create_app(explorer).test_client()
     iid = client.post("/api/predict", data={"photo": "chelsea"}, headers=H).json["image_id"]
@@ -65,7 +64,7 @@ def test_a_full_queue_is_refused_with_503_and_retry_after(resnet20) -> None:  # 
     assert answers[0].status_code == 200 and explorer.refused == 1 and explorer.waiting == 0
 
 
-def test_a_request_past_its_deadline_stops_and_frees_the_model(lite0) -> None:  # noqa: ANN001
+def test_a_request_past_its_deadline_stops_and_frees_the_model(lite0) -> None:
     explorer = Explorer(lite0, request_seconds=0.3)
     client = create_app(explorer).test_client()
     iid = client.post("/api/predict", data={"photo": "chelsea"}, headers=H).json["image_id"]
@@ -78,7 +77,7 @@ def test_a_request_past_its_deadline_stops_and_frees_the_model(lite0) -> None:  
     assert again.status_code == 200 and "cat" in again.json["top"][0]["label"]
 
 
-def test_work_whose_client_closed_the_connection_is_stopped(lite0) -> None:  # noqa: ANN001
+def test_work_whose_client_closed_the_connection_is_stopped(lite0) -> None:
     """A real server: a client asks for a 200-step attack it can never win, then hangs up; the attack
     stops at its next step (it would run all 200 otherwise) and the next client is served."""
     srv = start_server(lite0, port=0)
@@ -107,7 +106,7 @@ def test_work_whose_client_closed_the_connection_is_stopped(lite0) -> None:  # n
         srv.stop()
 
 
-def test_identical_uploads_keep_each_clients_own_name(resnet20) -> None:  # noqa: ANN001
+def test_identical_uploads_keep_each_clients_own_name(resnet20) -> None:
     client = create_app(Explorer(resnet20)).test_client()
     data = png_bytes(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
     alice = client.post("/api/predict", data={"image": (io.BytesIO(data), "alice-holiday.png")}, headers=H).json
@@ -120,13 +119,13 @@ def test_identical_uploads_keep_each_clients_own_name(resnet20) -> None:  # noqa
         "alice-holiday.png"
 
 
-def test_uploads_are_decoded_a_few_at_a_time(resnet20, monkeypatch) -> None:  # noqa: ANN001
+def test_uploads_are_decoded_a_few_at_a_time(resnet20, monkeypatch) -> None:
     explorer = Explorer(resnet20, max_decodes=2)
     client = create_app(explorer).test_client()
     now, peak, lock = [0], [0], threading.Lock()
     real = engine_mod.open_image
 
-    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def counting(*args, **kwargs):
         with lock:
             now[0] += 1
             peak[0] = max(peak[0], now[0])
@@ -149,7 +148,7 @@ def test_uploads_are_decoded_a_few_at_a_time(resnet20, monkeypatch) -> None:  # 
     assert codes == [200] * 8 and peak[0] == 2
 
 
-def test_hostile_images_and_numbers_are_400_not_500(resnet20, tmp_path) -> None:  # noqa: ANN001
+def test_hostile_images_and_numbers_are_400_not_500(resnet20, tmp_path) -> None:
     client = create_app(Explorer(resnet20)).test_client()
     strip = png_bytes(np.zeros((8000, 1, 3), np.uint8))  # 1 x 8000: resized by its short side, 2 GB
     r = client.post("/api/predict", data={"image": (io.BytesIO(strip), "strip.png")}, headers=H)
@@ -163,7 +162,7 @@ def test_hostile_images_and_numbers_are_400_not_500(resnet20, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_memory_goes_back_when_the_explorer_is_idle(lite0) -> None:  # noqa: ANN001
+def test_memory_goes_back_when_the_explorer_is_idle(lite0) -> None:
     """Integrated Gradients allocates over a GB; the kept heap (see fastpath.tune_allocator) made an idle
     explorer hold 1.4 GB more than at start (measured). After the last request it is handed back."""
     client = create_app(Explorer(lite0)).test_client()

@@ -35,7 +35,7 @@ def pixels(uri: str) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_many_clients_mixing_every_request_get_their_own_answers(resnet20) -> None:  # noqa: ANN001
+def test_many_clients_mixing_every_request_get_their_own_answers(resnet20) -> None:
     d = np.load(shared("cifar10_test.npz"))
     images = [d["x"][i] for i in range(CLIENTS - 1)] + [d["x"][0]]  # the last client sends client 0's file
     names = [f"client{i}-{'secret' if i % 2 else 'holiday'}.png" for i in range(CLIENTS)]

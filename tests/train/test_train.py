@@ -44,7 +44,7 @@ def finish(p: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
     return p.returncode, out + err
 
 
-def wait_until(condition, what: str, limit: float = 300) -> None:  # noqa: ANN001
+def wait_until(condition, what: str, limit: float = 300) -> None:
     end = time.monotonic() + limit
     while not condition():
         if time.monotonic() > end:
@@ -59,11 +59,10 @@ def test_a_run_killed_in_its_first_epoch_can_be_resumed_or_started_over(cifar_fi
     run = tmp_path / "run"
     common = ["--model", "simple_cnn_gap", "--data", cifar_file, "--epochs", "1", "--batch-size", "50"]
     p = cnnlab_process("train", *common, "--out", run, "--workers", "0")
-    seen = []
-    while "epoch 1/1" not in "".join(seen):  # the progress bar of the first epoch is up: kill it there
-        line = p.stderr.read(1)
-        assert line or p.poll() is None, "".join(seen)
-        seen.append(line)
+    # the training loop has started (its TensorBoard writers are made just before the first step): kill it there
+    wait_until(lambda: p.poll() is None and any((run / "tb" / "train").glob("events.out.tfevents.*"))
+               or p.poll() is not None, "the training loop")
+    assert p.poll() is None, p.communicate()[1][-2000:]
     p.send_signal(signal.SIGKILL)
     p.wait(60)
     assert (run / "config.json").exists() and not (run / "checkpoints" / "last.pt").exists()
