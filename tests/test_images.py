@@ -12,20 +12,8 @@ import torch
 from PIL import Image
 
 from cnnlab.errors import CnnlabError, ImageError
-from cnnlab.images import (
-    Preprocessing,
-    bundled_photo,
-    expand_image_paths,
-    load_batches,
-    load_image,
-    load_images,
-    load_many,
-    make_grid,
-    normalize01,
-    open_image,
-    save_image,
-    to_uint8,
-)
+from cnnlab.images import (Preprocessing, bundled_photo, expand_image_paths, load_batches, load_image, load_images,
+                           load_many, make_grid, normalize01, open_image, save_image, to_uint8)
 from tests.conftest import child_peak_rss_mb, corrupt_tiff_bytes
 
 

@@ -11,15 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import CnnlabError
-from .common import (
-    ModelChoice,
-    Number,
-    echo_json,
-    fresh_out_dir,
-    load_or_skip,
-    model_options,
-    warn,
-)
+from .common import ModelChoice, Number, echo_json, fresh_out_dir, load_or_skip, model_options, warn
 
 if TYPE_CHECKING:
     import torch

@@ -11,14 +11,7 @@ import typing
 import click
 
 from ..errors import CnnlabError
-from .common import (
-    FractionParam,
-    ModelChoice,
-    echo_json,
-    model_options,
-    out_file,
-    trained_model,
-)
+from .common import FractionParam, ModelChoice, echo_json, model_options, out_file, trained_model
 
 #: cnnlab.train.config.TTA_MODES, repeated here so that building eval's options does not import torch.
 TTA_CHOICES = ("none", "flip", "flip-translate")
@@ -99,6 +92,12 @@ class CheckedParam(click.ParamType):
         from ..train.config import check_option
         return check_option(self.field, self.base.convert(value, param, ctx))
 
+    def get_metavar(self, *args, **kwargs) -> str | None:  # the base's: [sgd|adam|...] for a choice
+        return self.base.get_metavar(*args, **kwargs)
+
+    def shell_complete(self, ctx, param, incomplete):
+        return self.base.shell_complete(ctx, param, incomplete)
+
 
 def _default_text(default: object) -> str:
     if default in (dataclasses.MISSING, None, "") or default is False:
@@ -157,11 +156,11 @@ class TrainConfigCommand(click.Command):
 
 def _config_values(params: dict) -> dict:
     """The TrainConfig options the user gave (unset ones are left out)."""
-    own = ("resume", "out", "no_tta", "force")
+    own = ("resume", "out", "quiet", "no_tta", "force")
     values = {k: v for k, v in params.items() if v is not None and k not in own}
-    kwargs = values.pop("model_kwargs", ())
-    if kwargs:
-        values["model_kwargs"] = {k: v for item in kwargs for k, v in item.items()}
+    for name, given in list(values.items()):  # repeatable KEY=VALUE options: one dict, or unset when none given
+        if isinstance(given, tuple) and all(isinstance(item, dict) for item in given):
+            values[name] = {k: v for item in given for k, v in item.items()} if given else None
     values["tta"] = _tta_value(values.get("tta"), params.get("no_tta", False))
     return {k: v for k, v in values.items() if v is not None}
 

@@ -37,16 +37,21 @@ _warned: set[str] = set()  # each unreadable file is reported once per process, 
 
 @dataclass(frozen=True)
 class Augment:
-    """Batch augmentation: translate ±`crop_pad` px (reflect or zero padding), horizontal flip, cutout."""
+    """Batch augmentation: translate ±`crop_pad` px (reflect or zero padding), horizontal flip, cutout.
+
+    `altflip` (airbench's alternating flip) mirrors each image in every other epoch instead of at
+    random: a seeded coin per image picks whether it starts mirrored, so over any two epochs the
+    network sees every image both ways."""
 
     crop_pad: int = 0
     flip: bool = False
     cutout: int = 0
     pad_mode: str = "reflect"
+    altflip: bool = False
 
     @classmethod
     def parse(cls, spec: "str | Augment | None") -> "Augment":
-        """'crop4,flip' / 'crop2,flip,cutout8,zeros' / 'standard' (= crop4,flip) / 'none'."""
+        """'crop4,flip' / 'crop2,flip,cutout8,zeros' / 'crop2,altflip' / 'standard' (= crop4,flip) / 'none'."""
         if isinstance(spec, Augment):
             return spec
         if spec is None or str(spec).strip().lower() in ("", "none", "off"):
@@ -57,6 +62,8 @@ class Augment:
                 kw.update(crop_pad=4, flip=True)
             elif part == "flip":
                 kw["flip"] = True
+            elif part == "altflip":
+                kw["altflip"] = True
             elif part.startswith("crop") and part[4:].isdigit():
                 kw["crop_pad"] = int(part[4:])
             elif part.startswith("cutout") and part[6:].isdigit():
@@ -70,22 +77,23 @@ class Augment:
 
     @property
     def active(self) -> bool:
-        return bool(self.crop_pad or self.flip or self.cutout)
+        return bool(self.crop_pad or self.flip or self.cutout or self.altflip)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def __str__(self) -> str:
         parts = ([f"crop{self.crop_pad}"] if self.crop_pad else []) + (["flip"] if self.flip else []) + \
-                ([f"cutout{self.cutout}"] if self.cutout else [])
+                (["altflip"] if self.altflip else []) + ([f"cutout{self.cutout}"] if self.cutout else [])
         if self.crop_pad and self.pad_mode != "reflect":
             parts.append(self.pad_mode)
         return ",".join(parts) or "none"
 
 
 def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator, rows: slice | None = None,
-                  n_all: int | None = None) -> torch.Tensor:
-    """Apply `aug` to a float batch [B,3,H,W]; all random draws come from `gen`.
+                  n_all: int | None = None, mirrored: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply `aug` to a float batch [B,3,H,W]; all random draws come from `gen`; `mirrored` [B] says
+    which images the alternating flip mirrors (see `alternating_flips`).
 
     Draws are made for the whole batch even when `rows` selects only part of it (a DDP rank's
     slice), so every rank consumes the generator identically.
@@ -108,6 +116,8 @@ def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator, rows: sli
         if rows is not None:
             flip = flip[rows]
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if aug.altflip and mirrored is not None:
+        x = torch.where(mirrored[:, None, None, None], x.flip(3), x)
     if aug.cutout:
         s = aug.cutout
         cy = torch.randint(0, h, (n_all,), generator=gen)
@@ -128,6 +138,15 @@ def _seed(*parts: int) -> int:
         h = ((h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
         h ^= h >> 31
     return h & 0x7FFFFFFFFFFFFFFF
+
+
+def alternating_flips(n: int, seed: int) -> torch.Tensor:
+    """A seeded coin per image [n]: whether it is mirrored in even epochs (and not in odd ones)."""
+    return torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(_seed(seed, 2))).bool()
+
+
+def _mirrored(aug: Augment, coins: torch.Tensor | None, idx: torch.Tensor, epoch: int) -> torch.Tensor | None:
+    return coins[idx] ^ bool(epoch % 2) if aug.altflip and coins is not None else None
 
 
 class TensorLoader:
@@ -156,6 +175,7 @@ class TensorLoader:
         self.size = tuple(size) if size is not None and tuple(size) != tuple(data.x.shape[-2:]) else None
         self.rank, self.world_size, self.channels_last = rank, world_size, channels_last
         self.epoch, self.batch = 0, 0
+        self.coins = alternating_flips(len(data), self.seed) if self.augment.altflip else None
 
     def __len__(self) -> int:
         n = len(self.data)
@@ -191,7 +211,7 @@ class TensorLoader:
         x = self.data.x[mine].float().div_(255.0)
         if self.shuffle and self.augment.active:
             gen = torch.Generator().manual_seed(_seed(self.seed, self.epoch, b, 1))
-            x = augment_batch(x, self.augment, gen, rows, len(idx))
+            x = augment_batch(x, self.augment, gen, rows, len(idx), _mirrored(self.augment, self.coins, mine, self.epoch))
         if self.size is not None:
             x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
         if self.channels_last:
@@ -232,6 +252,7 @@ class StreamLoader:
         self.rank, self.world_size, self.channels_last = rank, world_size, channels_last
         self.epoch, self.batch = 0, 0
         self.skipped: dict[int, str] = {}  # index in the dataset -> why its file could not be read
+        self.coins = alternating_flips(len(data), self.seed) if self.augment.altflip else None
 
     __len__ = TensorLoader.__len__
     order = TensorLoader.order
@@ -252,7 +273,8 @@ class StreamLoader:
             x = xb.float().div_(255.0)
             if self.shuffle and self.augment.active:  # every row drawn for, so a skipped file changes no draws
                 gen = torch.Generator().manual_seed(_seed(self.seed, self.epoch, b, 1))
-                x = augment_batch(x, self.augment, gen, rows, len(batches[j]))
+                x = augment_batch(x, self.augment, gen, rows, len(batches[j]),
+                                  _mirrored(self.augment, self.coins, mine[j], self.epoch))
             readable = [k for k, reason in enumerate(why) if not reason]
             if len(readable) < len(why):
                 for k in set(range(len(why))) - set(readable):

@@ -235,8 +235,11 @@ def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True
                 raise CnnlabError(f"Run '{run.path}' trained a model given as an object ('{cfg.model}'); pass it "
                                   "again: cnnlab.train.resume(run_dir, model=net, ...).") from None
         try:
-            model, train_set, val_set = prepare(cfg if ckpt is None else cfg.replace(data_init=False),
-                                                None if model is None else as_classifier(model), data=data, val=val)
+            # built as the run was, data-dependent initialization included: it decides which parameters train
+            # (airbench's whitening filters are frozen by it), so the optimizer state fits; the weights then
+            # come from the checkpoint
+            model, train_set, val_set = prepare(cfg, None if model is None else as_classifier(model), data=data,
+                                                val=val)
         except CnnlabError as e:
             if data is None and run.config.get("data", {}).get("in_memory"):
                 raise CnnlabError(f"Run '{run.path}' was trained on an in-memory dataset ('{cfg.data}'); pass it "

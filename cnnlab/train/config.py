@@ -10,8 +10,9 @@ from dataclasses import Field, asdict, dataclass, field, fields
 
 from ..errors import CnnlabError, unknown
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "multistep", "exponential", "cosine", "onecycle", "triangle")
+#: "muon": Muon (torch.optim.Muon) for the convolution filters, Nesterov SGD for every other parameter.
+OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
+SCHEDULES = ("constant", "step", "multistep", "exponential", "cosine", "onecycle", "triangle", "linear")
 #: Test-time augmentation modes: "flip" averages each image with its mirror; "flip-translate" also
 #: averages the mirror pair shifted one pixel up-left and down-right (the unshifted pair weighs half).
 TTA_MODES = ("none", "flip", "flip-translate")
@@ -68,9 +69,13 @@ class TrainConfig:
     num_classes: int | None = _opt(None, "Head size (default: the data's number of classes).", min=1)
     epochs: int = _opt(30, "Epochs to train.", min=1)
     batch_size: int = _opt(128, "Images per optimizer step, over all processes.", min=1)
-    optimizer: str = _opt("sgd", "Optimizer.", choices=OPTIMIZERS)
+    optimizer: str = _opt("sgd", "Optimizer; muon: Muon for the convolution filters (momentum orthogonalized by "
+                          "Newton-Schulz, filters kept at a fixed norm), Nesterov SGD for the rest.", choices=OPTIMIZERS)
     lr: float = _opt(0.1, "Peak learning rate.", above=0)
     momentum: float = _opt(0.9, "SGD momentum.", min=0, below=1)
+    muon_lr: float = _opt(0.24, "Muon: peak learning rate of the convolution filters (each step moves a filter by "
+                          "about this fraction of its norm).", above=0)
+    muon_momentum: float = _opt(0.6, "Muon: momentum of the convolution filters (Nesterov).", min=0, below=1)
     nesterov: bool = _opt(False, "Nesterov momentum (SGD).")
     weight_decay: float = _opt(1e-4, "L2 weight decay.", flags=("--wd", "--weight-decay"), min=0)
     decay_norm_and_bias: bool = _opt(False, "Decay BatchNorm and bias parameters too (default: not).",
@@ -82,12 +87,20 @@ class TrainConfig:
     milestones: list[int] = _opt(factory=list, help="Multistep schedule: the epochs where the lr is multiplied by "
                                  "--gamma, e.g. 80,120 (implies --schedule multistep).", min=1)
     gamma: float = _opt(0.1, "Decay factor of the step, multistep and exponential schedules.", above=0)
+    lr_end: float = _opt(0.0, "Triangle and linear schedules: the lr at the last step, as a fraction of the peak "
+                         "(airbench94: 0.07).", min=0)
     warmup_epochs: float = _opt(0.0, "Linear warm-up epochs.", flags=("--warmup",), min=0)
     label_smoothing: float = _opt(0.0, "Label smoothing of the cross-entropy.", min=0, below=1)
     clip_grad: float | None = _opt(None, "Clip the gradient norm to this value.", above=0)
     ema: float | None = _opt(None, "Keep an EMA of the weights with this decay per step (e.g. 0.999); the "
                              "averaged weights are the trained model.", above=0, below=1)
-    augment: str = _opt("crop4,flip", "Batch augmentation, e.g. 'crop4,flip', 'crop2,flip,cutout8', 'none'.")
+    lookahead: int = _opt(0, "Every N steps pull the weights back to their running average (lookahead; the "
+                          "average's decay rises as 0.95^N x progress^3) and end on the average; 0: off.", min=0)
+    freeze_after: dict = _opt(factory=dict, help="Stop training a parameter after N epochs, its lr falling linearly to "
+                              "0 until then; repeatable, e.g. whiten.bias=1 (airbench's whitening bias).",
+                              metavar="NAME=EPOCHS")
+    augment: str = _opt("crop4,flip", "Batch augmentation, e.g. 'crop4,flip', 'crop2,flip,cutout8', 'crop2,altflip' "
+                        "(altflip: each image mirrored in every other epoch), 'none'.")
     channels_last: bool = _opt(True, "channels_last memory format (faster on CPU).")
     seed: int = _opt(0, "Seed of the initialization, the validation split, the data order and augmentation.")
     eval_batch_size: int = _opt(512, "Images per validation batch.", min=1)
@@ -120,6 +133,10 @@ class TrainConfig:
             raise unknown("optimizer", self.optimizer, OPTIMIZERS)
         if self.schedule not in SCHEDULES:
             raise unknown("schedule", self.schedule, SCHEDULES)
+        for name, n in self.freeze_after.items():
+            if isinstance(n, bool) or not isinstance(n, (int, float)) or not math.isfinite(n) or n <= 0:
+                raise CnnlabError(f"--freeze-after {name}={n}: the number of epochs must be positive, e.g. "
+                                  f"{name}=1.")
         if self.adv is not None and self.adv not in ADV_METHODS:
             raise unknown("adversarial training method", self.adv, ADV_METHODS)
         bad = [k for k in self.model_kwargs if not isinstance(k, str)]

@@ -34,10 +34,10 @@ from ..runs import TB_PARTS, Run, curves_figure, save_filters, tensorboard_scala
 from ..tensorboard_log import summary_writer
 from . import distributed
 from .config import TrainConfig
-from .ema import EMA
+from .ema import EMA, Lookahead
 from .evaluate import evaluate
 from .inplace import inplace_activations
-from .optim import build_optimizer, set_lr
+from .optim import Optimizers, build_optimizer, frozen_names, set_lr
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -217,10 +217,12 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
              "not applied; augment in its transforms.")
     opt = build_optimizer(model.net, cfg, backbone or None)
     ema = EMA(model.net, cfg.ema) if cfg.ema else None
+    lookahead = Lookahead(model.net, cfg.lookahead) if cfg.lookahead else None
+    total_steps = cfg.epochs * steps_per_epoch
     adversary, robust_accuracy = _adversary(cfg)
     start_epoch, step, best_top1, history, train_s = 0, 0, -1.0, [], 0.0
     if resume is not None:
-        start_epoch, step, best_top1, train_s = _restore(resume, model, opt, ema, loader, cfg)
+        start_epoch, step, best_top1, train_s = _restore(resume, model, opt, ema, lookahead, loader, cfg)
         if run is not None:
             run.truncate_metrics(start_epoch)
             history = run.metrics()
@@ -235,15 +237,19 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
         else:
             sel = torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:k]
             robust_x = (val.subset(sel).floats().to(model.device), val.subset(sel).y.to(model.device))
-    frozen = None
+    frozen, stopped = None, set()
     scope = contextlib.ExitStack()
     scope.enter_context(inplace_activations(model.net))  # no hooks while training: ReLUs may overwrite
+    trainable = {n for n, p in model.net.named_parameters() if p.requires_grad and n in cfg.freeze_after}
+    scope.callback(_set_frozen, model, trainable, False)  # parameters stopped by --freeze-after train again afterwards
     try:
         for epoch in range(start_epoch, cfg.epochs):
             want_frozen = bool(cfg.freeze_epochs) and epoch < cfg.freeze_epochs
-            if want_frozen != frozen:
+            want_stopped = frozen_names(cfg, epoch)
+            if want_frozen != frozen or want_stopped != stopped:
                 _set_frozen(model, backbone, want_frozen)
-                frozen = want_frozen
+                _set_frozen(model, want_stopped, True)  # --freeze-after: no gradient computed for them at all
+                frozen, stopped = want_frozen, want_stopped
                 if ctx.active:
                     net = distributed.wrap(model, ctx)
             model.train()
@@ -271,6 +277,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                     torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.clip_grad)
                 opt.step()
                 step += 1
+                if lookahead is not None:
+                    lookahead.update(model.net, step, total_steps)
                 if ema is not None:
                     ema.update(model.net)
                 with torch.no_grad():
@@ -296,8 +304,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                 is_best = True
             if run is not None and ctx.is_main:
                 run.append_metrics(row)
-                run.save_checkpoint(_checkpoint(model, opt, ema, loader, epoch + 1, step, best_top1, row, train_s,
-                                                cfg), is_best)
+                run.save_checkpoint(_checkpoint(model, opt, ema, lookahead, loader, epoch + 1, step, best_top1, row,
+                                                train_s, cfg), is_best)
                 _figures(run, model, ema)
             log.epoch(row)
             if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < cfg.epochs:
@@ -321,9 +329,9 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
     return FitResult(status, len(history), history, best and best["epoch"], best and best.get("val_top1"), train_s)
 
 
-def _restore(ckpt: dict, model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None,
-             loader: TensorLoader | StreamLoader, cfg: TrainConfig) -> tuple[int, int, float, float]:
-    """Put a checkpoint's state back (weights, optimizer, EMA, data order, RNG); returns (epoch, step,
+def _restore(ckpt: dict, model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None, lookahead: Lookahead | None,
+             loader: TensorLoader | StreamLoader | GivenBatches, cfg: TrainConfig) -> tuple[int, int, float, float]:
+    """Put a checkpoint's state back (weights, optimizer, EMA, lookahead average, data order, RNG); returns (epoch, step,
     best top-1, training seconds). A checkpoint that does not fit is one sentence, never a traceback."""
     from ..models.weights import load_state_into
     load_state_into(model.net, ckpt.get("train_state_dict") or ckpt["state_dict"], "checkpoints/last.pt", model.name)
@@ -335,6 +343,8 @@ def _restore(ckpt: dict, model: Classifier, opt: torch.optim.Optimizer, ema: EMA
     try:
         if ema is not None and ckpt.get("ema"):
             ema.load_state_dict(ckpt["ema"])
+        if lookahead is not None and ckpt.get("lookahead"):
+            lookahead.load_state_dict(ckpt["lookahead"])
         loader.load_state_dict(ckpt["loader"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         return (int(ckpt["epoch"]), int(ckpt["scheduler"]["step"]), float(ckpt.get("best_top1", -1.0)),
@@ -386,13 +396,14 @@ def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: di
     return row
 
 
-def _checkpoint(model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None,
-                loader: TensorLoader | StreamLoader | GivenBatches,
-                epoch: int, step: int, best_top1: float, row: dict, train_s: float, cfg: TrainConfig) -> dict:
+def _checkpoint(model: Classifier, opt: torch.optim.Optimizer | Optimizers, ema: EMA | None,
+                lookahead: Lookahead | None, loader: TensorLoader | StreamLoader | GivenBatches, epoch: int,
+                step: int, best_top1: float, row: dict, train_s: float, cfg: TrainConfig) -> dict:
     """Everything a resumed run needs, as plain data (torch.load(weights_only=True) reads it)."""
     state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
     out = {"cnnlab": model.checkpoint_meta(), "state_dict": state, "optimizer": opt.state_dict(),
            "scheduler": {"step": step}, "ema": ema.state_dict() if ema is not None else None,
+           "lookahead": lookahead.state_dict() if lookahead is not None else None,
            "rng": {"torch": torch.get_rng_state()}, "loader": loader.state_dict(), "epoch": epoch,
            "best_top1": best_top1, "metrics": row, "train_s": train_s, "config": cfg.to_dict()}
     if ema is not None:  # the averaged weights are the model; the raw ones continue training

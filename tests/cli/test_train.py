@@ -201,3 +201,14 @@ def test_the_python_api_checks_the_same_options(tmp_path, options, message):
     with pytest.raises(CnnlabError, match=message):
         cnnlab.train("softmax_regression", data=str(shared("cifar10_train_first200_lossless.npz")),
                      out=tmp_path / "run", progress=False, **{"epochs": 1, **options})
+
+
+def test_every_repeatable_key_value_option_becomes_one_dict():
+    from cnnlab.cli.train import _config_values, config_options
+    values = _config_values({"freeze_after": ({"whiten.bias": 1}, {"fc.weight": 2}), "model_kwargs": (),
+                             "optimizer": "muon", "no_tta": False})
+    assert values == {"freeze_after": {"whiten.bias": 1, "fc.weight": 2}, "optimizer": "muon"}
+    names = {o.name for o in config_options()}
+    assert {"freeze_after", "lookahead", "muon_lr", "muon_momentum", "lr_end"} <= names
+    out = CliRunner().invoke(main, ["train", "--help"]).output
+    assert "--freeze-after NAME=EPOCHS" in out and "[sgd|adam|adamw|muon]" in out

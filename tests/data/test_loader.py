@@ -71,3 +71,26 @@ def test_loader_resizes_for_bigger_models(test_set):
     data = ImageArrays(test_set.x[:8], test_set.y[:8], test_set.classes)
     x, _ = next(iter(TensorLoader(data, 8, shuffle=False, size=(64, 64))))
     assert x.shape == (8, 3, 64, 64) and 0 <= float(x.min()) and float(x.max()) <= 1
+
+
+
+def test_alternating_flip_mirrors_each_image_in_every_other_epoch(test_set):
+    data = test_set.subset(range(16))
+    assert str(Augment.parse("crop2,altflip")) == "crop2,altflip" and Augment.parse("altflip").active
+    loader = TensorLoader(data, 4, shuffle=True, augment="altflip", seed=3)
+    seen, batches = [], []
+    for _ in range(2):
+        flipped = torch.zeros(16, dtype=torch.bool)
+        for b, (xb, _) in enumerate(loader):
+            batches.append(xb)
+            src = data.x[loader.order(loader.epoch)[b * 4:(b + 1) * 4]].float() / 255
+            same = (xb == src).flatten(1).all(1)
+            mirrored = (xb == src.flip(3)).flatten(1).all(1)
+            assert bool((same | mirrored).all())
+            flipped[loader.order(loader.epoch)[b * 4:(b + 1) * 4]] = mirrored & ~same
+        seen.append(flipped)
+    assert bool((seen[0] ^ seen[1]).all())  # every image mirrored in exactly one of two epochs
+    assert 0 < int(seen[0].sum()) < 16  # a seeded coin per image, not all the same way
+    resumed = TensorLoader(data, 4, shuffle=True, augment="altflip", seed=3)
+    resumed.load_state_dict({"epoch": 1, "batch": 2, "seed": 3})
+    assert all(torch.equal(a, b) for a, b in zip([xb for xb, _ in resumed], batches[6:]))

@@ -255,3 +255,23 @@ def test_a_bare_module_trains(cifar_train_small, tmp_path):
     row = run.metrics()[0]
     assert row["train_loss"] < 2.5 and row["val_top1"] is not None
     assert run.config["model"]["num_classes"] == 10
+
+
+@pytest.mark.slow
+def test_resume_is_exact_with_every_option_of_the_airbench_recipe(cifar_train_small, tmp_path):
+    from cnnlab.models.airbench import OPTIONS
+    data = cifar_train_small.subset(range(400))
+    every = {k: v for name in OPTIONS for k, v in OPTIONS[name].items()}
+    opts = dict(data=data, epochs=3, progress=False, seed=5, model_kwargs={"widths": "8,16,16"}, val_split=0.25,
+                **{**every, "batch_size": 100, "lookahead": 2, "freeze_after": {"whiten.bias": 1.5},
+                   "schedule": "linear", "lr_end": 0.05, "ema": 0.9})
+    straight = cnnlab.train("airbench", out=tmp_path / "straight", **opts)
+    cnnlab.train("airbench", out=tmp_path / "killed", stop_after=1, **opts)
+    resume(tmp_path / "killed", progress=False, data=data, stop_after=2)  # crosses the bias's freezing point
+    resumed = resume(tmp_path / "killed", progress=False, data=data)
+    a = torch.load(straight.path / "checkpoints/last.pt", weights_only=True)
+    b = torch.load(resumed.path / "checkpoints/last.pt", weights_only=True)
+    for part in ("state_dict", "train_state_dict"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    assert a["lookahead"] is not None and len(a["optimizer"]["optimizers"]) == 2
+    assert [r["train_loss"] for r in straight.metrics()] == [r["train_loss"] for r in resumed.metrics()]
