@@ -8,6 +8,7 @@ import types
 import typing
 from dataclasses import Field, asdict, dataclass, field, fields
 
+from ..devices import PRECISIONS
 from ..errors import CnnlabError, unknown
 
 #: "muon": Muon (torch.optim.Muon) for the convolution filters, Nesterov SGD for every other parameter.
@@ -101,7 +102,15 @@ class TrainConfig:
                               metavar="NAME=EPOCHS")
     augment: str = _opt("crop4,flip", "Batch augmentation, e.g. 'crop4,flip', 'crop2,flip,cutout8', 'crop2,altflip' "
                         "(altflip: each image mirrored in every other epoch), 'none'.")
-    channels_last: bool = _opt(True, "channels_last memory format (faster on CPU).")
+    channels_last: bool = _opt(True, "channels_last memory format (faster on the CPU, and on GPUs with mixed "
+                               "precision).")
+    device: str = _opt("auto", "Where to train: auto (CUDA, else MPS, else the CPU; $CNNLAB_DEVICE overrides), cpu, "
+                       "cuda, cuda:N or mps. Under torchrun each process takes the GPU of its LOCAL_RANK.")
+    precision: str = _opt("auto", "Float format of the forward pass: fp32, bf16 or fp16 (mixed precision; fp16 with a "
+                          "gradient scaler); auto: bf16 on GPUs that have it, fp16 on older NVIDIA GPUs, fp32 on the "
+                          "CPU and MPS.", choices=PRECISIONS)
+    compile: bool = _opt(False, "Compile the network with torch.compile (minutes of compiling first; helps long GPU "
+                         "runs, measured slower on a small CPU).")
     seed: int = _opt(0, "Seed of the initialization, the validation split, the data order and augmentation.")
     eval_batch_size: int = _opt(512, "Images per validation batch.", min=1)
     tta: bool | str = _opt("none", "Test-time augmentation in validation: flip (image + mirror), flip-translate "
@@ -127,6 +136,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.tta = tta_mode(self.tta)
+        self.device = str(self.device or "auto")  # a torch.device from Python, saved as its name
         for f in fields(self):
             setattr(self, f.name, check_option(f, getattr(self, f.name)))
         if self.optimizer not in OPTIMIZERS:
@@ -143,6 +153,9 @@ class TrainConfig:
         if bad:
             raise CnnlabError(f"Model argument names must be text, not {bad[0]!r}; write them as --model-arg "
                               "NAME=VALUE.")
+        self.precision = str(self.precision).strip().lower()
+        if self.precision not in PRECISIONS:
+            raise unknown("precision", self.precision, PRECISIONS)
 
     def to_dict(self) -> dict:
         return asdict(self)

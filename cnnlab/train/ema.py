@@ -23,11 +23,16 @@ class EMA:
     def update(self, net: nn.Module) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        floats, news = [], []
         for (_, e), (_, v) in zip(self.model.state_dict().items(), net.state_dict().items()):
             if e.dtype.is_floating_point:
-                e.mul_(d).add_(v.detach(), alpha=1 - d)
+                floats.append(e)
+                news.append(v.detach())
             else:
                 e.copy_(v)
+        # the same arithmetic as e.mul_(d).add_(v, alpha=1 - d) per tensor; on a GPU a few fused launches
+        torch._foreach_mul_(floats, d)
+        torch._foreach_add_(floats, news, alpha=1 - d)
 
     def state_dict(self) -> dict:
         return {"decay": self.decay, "updates": self.updates, "state_dict": self.model.state_dict()}
