@@ -9,7 +9,7 @@ one function, and the loaders that batch them.
 """
 from .arrays import load_array_file, read_array_file, unnamed_classes
 from .base import (DATASET_TYPES, Dataset, EncodedImages, GivenLoader, ImageArrays, ImageFiles, Split, concat,
-                   seeded_split, seeded_subset)
+                   seeded_split, seeded_subset, signature)
 from .datasets import (NAMED, check_labels, dataset_names, load_dataset, name_classes, open_dataset,
                        train_val_split)
 from .given import from_user
@@ -17,7 +17,7 @@ from .loader import Augment, GivenBatches, StreamLoader, TensorLoader, augment_b
 from .tensors import image_batches, image_tensors, select_images
 
 __all__ = ["DATASET_TYPES", "Dataset", "ImageArrays", "ImageFiles", "EncodedImages", "GivenLoader", "GivenBatches",
-           "from_user", "Split", "concat", "seeded_split", "seeded_subset",
+           "from_user", "Split", "concat", "seeded_split", "seeded_subset", "signature",
            "read_array_file", "load_array_file", "unnamed_classes", "NAMED",
            "open_dataset", "load_dataset", "train_val_split", "check_labels", "dataset_names", "name_classes",
            "select_images", "image_batches", "image_tensors", "Augment", "TensorLoader", "StreamLoader",

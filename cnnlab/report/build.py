@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import CnnlabError
+from ..runs import atomic_write_text
 from . import charts
 from .discover import KNOWN_JSON, Figure, JsonDoc, RunContents, discover
 from .html import compact_json, esc, figure, flatten, fmt, is_scalar, kv_table, records_table, render_value
@@ -259,16 +258,5 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, force: bool
                           "images); pass the --out folder of cnnlab train, tour or attack.")
     text = render_report(run)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(target, text)
+    atomic_write_text(target, text)  # a full disk: one sentence, the previous report kept
     return target
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
