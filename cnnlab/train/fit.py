@@ -74,6 +74,19 @@ def _adversary(cfg: TrainConfig) -> tuple[Callable | None, Callable | None]:
     return make_adversary(cfg.adv, cfg.eps, cfg.adv_steps, cfg.adv_step_size), robust_accuracy
 
 
+def _tensorboard_without_tensorflow() -> None:
+    """Let TensorBoard's event writer use its own TensorFlow stub instead of importing TensorFlow.
+
+    torch's SummaryWriter needs nothing from TensorFlow, but TensorBoard imports it whenever it is
+    installed: measured on a loaded 2-core machine, 20-30 s before the first epoch of every run (and
+    TensorFlow loaded beside torch crashed a process there). TensorBoard's own switch for this is a
+    module named tensorboard.compat.notf; nothing changes when TensorFlow is already imported."""
+    import sys
+    import types
+    if "tensorflow" not in sys.modules:
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+
+
 class _Logger:
     """Rank-0 outputs: TensorBoard scalars and a progress bar/line per epoch."""
 
@@ -82,6 +95,7 @@ class _Logger:
         self.tb = None
         if run is not None and main:
             try:
+                _tensorboard_without_tensorflow()
                 from torch.utils.tensorboard import SummaryWriter
                 self.tb = SummaryWriter(str(run.path / "tb"))
             except Exception:  # noqa: BLE001 - TensorBoard missing must not stop training

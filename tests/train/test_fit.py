@@ -226,3 +226,18 @@ def test_a_bare_module_trains(cifar_train_small, tmp_path):
     row = run.metrics()[0]
     assert row["train_loss"] < 2.5 and row["val_top1"] is not None
     assert run.config["model"]["num_classes"] == 10
+
+
+def test_tensorboard_events_without_importing_tensorflow(tmp_path):
+    """A run writes its TensorBoard scalars through TensorBoard's own stub: TensorFlow, when installed,
+    is never imported (it cost 20-30 s before the first epoch on a loaded machine)."""
+    import subprocess
+    import sys
+    code = ("import sys, cnnlab\n"
+            "from cnnlab.data import shapes\n"
+            f"cnnlab.train('softmax_regression', data=shapes(60, 32), epochs=1, out=r'{tmp_path / 'r'}', progress=False)\n"
+            "print('tensorflow' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert list((tmp_path / "r" / "tb").glob("events.out.tfevents.*"))
