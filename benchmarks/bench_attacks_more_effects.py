@@ -49,8 +49,8 @@ def main() -> None:
 
     eps = 8 / 255
     tr = transfer_attack(m20, m32, xs, ys, eps=eps, steps=10)
-    print(f"plain transfer PGD-10 {eps * 255:.0f}/255 resnet20 -> resnet32: target acc {tr.target_clean_acc:.1%} -> "
-          f"{tr.target_adv_acc:.1%}, transfer rate {tr.transfer_rate:.1%}")
+    print(f"plain transfer PGD-10 {eps * 255:.0f}/255 resnet20 -> resnet32: target acc {tr.target_top1:.1%} -> "
+          f"{tr.target_robust_top1:.1%}, transfer rate {tr.transfer_rate:.1%}")
     for seeds in (50, 150):
         sa = substitute_attack(m20, xs, y=ys, eps=eps, steps=10, seeds=x[a.images:a.images + seeds], rounds=4, seed=0)
         with torch.no_grad():

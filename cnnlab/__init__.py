@@ -27,6 +27,7 @@ _LAZY = {
     "list_models": ("cnnlab.models", "list_models"),
     "Classifier": ("cnnlab.models", "Classifier"),
     "wrap": ("cnnlab.models", "wrap"),
+    "as_classifier": ("cnnlab.models", "as_classifier"),
     "resolve_device": ("cnnlab.devices", "resolve_device"),
     "load_images": ("cnnlab.images", "load_images"),
     "load_image": ("cnnlab.images", "load_image"),

@@ -118,3 +118,35 @@ def panel_figure(rows: Sequence[Sequence[torch.Tensor | None]], titles: Sequence
                             ha="right", va="center", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def bars_figure(panels: Sequence[tuple[str, Sequence[str], Sequence[float]]], percent: bool = True,
+                xlabel: str = "", cols: int = 4) -> "Figure":
+    """Horizontal bar charts side by side (wrapping after `cols`), one per (title, labels, values); the
+    first label on top. Values are fractions shown in percent unless `percent=False`."""
+    n = max(1, len(panels))
+    ncols = min(cols, n)
+    nrows = -(-n // ncols)
+    height = max(1.2, 0.32 * max((len(p[1]) for p in panels), default=1) + 0.8)
+    fig, axes = new_figure(nrows, ncols, figsize=(max(4.8, 3.6 * ncols), height * nrows))
+    for i in range(nrows * ncols):
+        ax = axes[i // ncols][i % ncols]
+        if i >= len(panels):
+            ax.axis("off")
+            continue
+        title, labels, values = panels[i]
+        shown = [100 * v for v in values] if percent else list(values)
+        y = list(range(len(labels)))[::-1]
+        ax.barh(y, shown, color="C0")
+        ax.set_yticks(y, [short_label(str(lab), 28) for lab in labels], fontsize=8)
+        for yi, v in zip(y, shown):
+            ax.text(v, yi, f" {v:.1f}%" if percent else f" {v:,.4g}", va="center", fontsize=7)
+        if percent:
+            ax.set_xlim(0, 115)
+        else:
+            ax.set_xlim(0, max(shown, default=1) * 1.25 or 1)
+        ax.set_title(title if len(title) <= 48 else title[:47] + "…", fontsize=9)
+        ax.set_xlabel(xlabel or ("%" if percent else ""), fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    return fig

@@ -20,7 +20,8 @@ import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import fx, nn
@@ -28,6 +29,10 @@ from torch import fx, nn
 from .errors import CnnlabError
 from .models.classifier import Classifier
 from .models.wrap import as_classifier
+from .results import Result
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: How many tied nodes `GraphReport.summary` names before it says "and N more".
 SHOWN_TIES = 6
@@ -79,8 +84,8 @@ def most_inputs(nodes: Iterable[tuple[str, str, int]]) -> FanIn:
     return FanIn(top, [NodeRef(name, op) for name, op, n in nodes if n == top])
 
 
-@dataclass
-class GraphReport:
+@dataclass(repr=False)
+class GraphReport(Result):
     """Answers about a model's graph; `to_dict()` gives the JSON of `cnnlab inspect --json`."""
 
     model: str
@@ -101,6 +106,22 @@ class GraphReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        h, w = self.input_size
+        return [("model", self.model), ("input", f"1x3x{h}x{w}"), ("params", f"{self.params:,}"),
+                ("macs", f"{self.macs / 1e6:,.1f} M"), ("nodes", self.nodes), ("logits_node", self.logits_node),
+                ("max_fan_in", self.max_fan_in.inputs)]
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """The most frequent operations, and each stage's receptive field (when the graph has stages)."""
+        from .figures import bars_figure, finish
+        ops = sorted(self.op_counts.items(), key=lambda kv: -kv[1])[:10]
+        panels = [(f"{self.model}: operations", [k for k, _ in ops], [float(v) for _, v in ops])]
+        if self.stages:
+            panels.append(("receptive field (px)", [s.name for s in self.stages],
+                           [float(max(s.receptive_field)) for s in self.stages]))
+        return finish(bars_figure(panels, percent=False), path)
 
     def summary(self) -> str:
         """A short human-readable account (what `cnnlab inspect` prints)."""

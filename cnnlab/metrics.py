@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .errors import CnnlabError
+from .results import Result, percent
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -113,8 +114,8 @@ def _json_number(x: float) -> float | None:
     return None if x is None or math.isnan(x) else float(x)
 
 
-@dataclass
-class ClassificationMetrics:
+@dataclass(repr=False)
+class ClassificationMetrics(Result):
     """Metrics of one set of predictions (see the module docstring for what each means).
 
     `confusion[i, j]` counts images of class i predicted as j; `precision`, `recall`, `f1` and
@@ -150,6 +151,19 @@ class ClassificationMetrics:
                  "f1": _json_number(f), "average_precision": _json_number(a)}
                 for i, (name, n, r, p, f, a) in enumerate(zip(self.classes, self.support, self.recall, self.precision,
                                                                self.f1, ap))]
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        rows: list[tuple[str, object]] = [("n", self.n), ("top1", percent(self.top1))]
+        if self.top5 is not None:
+            rows.append(("top5", percent(self.top5)))
+        rows.append(("mean_class_accuracy", percent(self.mean_class_accuracy)))
+        if self.mean_average_precision is not None:
+            rows.append(("mean_average_precision", percent(self.mean_average_precision)))
+        return rows
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """The confusion matrix, normalized per true class (see `confusion_figure`)."""
+        return self.confusion_figure(path)
 
     def to_dict(self) -> dict:
         """Strict-JSON metrics: undefined values are null."""

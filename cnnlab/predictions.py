@@ -10,12 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from .errors import CnnlabError
 from .images import expand_image_paths, load_batches
 from .models import Classifier, Prediction, as_classifier
+from .models.classifier import predictions_rows
+from .progress import Progress
+from .results import Result
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -29,8 +36,8 @@ class FilePrediction:
         return {"image": self.image, "top": [p.to_dict() for p in self.top]}
 
 
-@dataclass
-class FilePredictions:
+@dataclass(repr=False)
+class FilePredictions(Result):
     """Predictions for the files that could be read, in the order given, and the files skipped."""
 
     predictions: list[FilePrediction] = field(default_factory=list)
@@ -45,11 +52,23 @@ class FilePredictions:
         return {"predictions": [p.to_dict() for p in self.predictions],
                 "skipped": [{"image": path, "reason": reason} for path, reason in self.skipped]}
 
+    def summary_rows(self) -> list[tuple[str, object]]:
+        head = [("files", self.files)] + ([("skipped", len(self.skipped))] if self.skipped else [])
+        return head + predictions_rows([Path(p.image).name for p in self.predictions],
+                                       [p.top for p in self.predictions])
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """One bar chart of the top-k probabilities per file."""
+        from .figures import bars_figure, finish
+        return finish(bars_figure([(Path(p.image).name, [t.label for t in p.top], [t.prob for t in p.top])
+                                   for p in self.predictions], xlabel="probability %"), path)
+
 
 def predict_files(model: Classifier | nn.Module, sources: Iterable[str | Path], k: int = 3,
-                  batch_size: int = 32) -> FilePredictions:
+                  batch_size: int = 32, progress: bool = True) -> FilePredictions:
     """Top-k classes of every image in `sources` (files, or directories standing for the image files
-    directly inside them), `batch_size` images in memory at a time.
+    directly inside them), `batch_size` images in memory at a time; `progress` shows progress when
+    there is more than one batch.
 
     Raises CnnlabError when `sources` name no image file at all; unreadable files are in `.skipped`.
     """
@@ -60,8 +79,10 @@ def predict_files(model: Classifier | nn.Module, sources: Iterable[str | Path], 
                           "files or a directory holding them.")
     clf = as_classifier(model)
     result = FilePredictions()
-    for good, x, bad in load_batches(paths, clf, batch_size):
-        result.skipped += bad
-        if x is not None:
-            result.predictions += [FilePrediction(path, top) for path, top in zip(good, clf.predict(x, k=k))]
+    with Progress(len(paths), f"predict {clf.name}", "img", enabled=progress and len(paths) > batch_size) as bar:
+        for good, x, bad in load_batches(paths, clf, batch_size):
+            result.skipped += bad
+            if x is not None:
+                result.predictions += [FilePrediction(path, top) for path, top in zip(good, clf.predict(x, k=k))]
+            bar.update(len(good) + len(bad))
     return result

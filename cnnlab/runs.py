@@ -7,11 +7,16 @@ Layout of RUN_DIR (`cnnlab train --out RUN_DIR`):
                            ("data": names and sizes of the train/validation sets), "created" (UTC
                            ISO time), "torch" version and "world_size".
     metrics.jsonl          one JSON object per finished epoch: epoch (1-based), train_loss,
-                           train_top1, val_loss, val_top1, val_top5, val_error,
+                           train_top1, train_top5, val_loss, val_top1, val_top5, val_error,
                            val_mean_class_accuracy, lr (at the epoch's end), images_per_s, epoch_s,
                            elapsed_s; plus val_robust_top1 with adversarial training and
                            val_top1_raw (the weights before averaging) when an EMA is kept.
-    tb/                    TensorBoard event files with the same scalars (tensorboard --logdir RUN_DIR/tb).
+    tb/                    TensorBoard event files, laid out as Keras writes them (tensorboard
+                           --logdir RUN_DIR/tb): tb/train/ and tb/validation/ hold the same rows of
+                           metrics.jsonl under shared tags (epoch_loss, epoch_top1, epoch_top5: the
+                           training and validation curves on one chart; see tensorboard_scalars),
+                           tb/train/ also epoch_learning_rate, batch_loss (every step) and sample
+                           training images; tb/ itself the hyperparameters with the final metrics.
     checkpoints/last.pt    after every epoch; checkpoints/best.pt: the epoch with the best val_top1.
                            Plain data only (torch.load(weights_only=True)): {"cnnlab": model meta
                            (spec, labels, preprocessing, mean, std), "state_dict", "optimizer",
@@ -36,14 +41,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CnnlabError
+from .results import Result, percent
 
 if TYPE_CHECKING:
     import torch
+    from matplotlib.figure import Figure
     from torch import nn
 
     from .models import Classifier
 
 CONFIG, METRICS, FINAL = "config.json", "metrics.jsonl", "final.json"
+#: The TensorBoard run folders of a training run (under RUN_DIR/tb), as Keras names them.
+TB_PARTS = ("train", "validation")
+
+
+def tensorboard_scalars(row: dict) -> list[tuple[str, str, float]]:
+    """One metrics.jsonl row as TensorBoard scalars (folder, tag, value), Keras's way: `train_X` goes to
+    train/ and `val_X` to validation/ under the same tag `epoch_X`, so that both curves share one chart;
+    the learning rate is train/epoch_learning_rate; timings stay in train/ (epoch_images_per_s, ...)."""
+    out = []
+    for key, value in row.items():
+        if key == "epoch" or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if key.startswith("val_"):
+            out.append(("validation", f"epoch_{key[4:]}", float(value)))
+        elif key.startswith("train_"):
+            out.append(("train", f"epoch_{key[6:]}", float(value)))
+        else:
+            out.append(("train", "epoch_learning_rate" if key == "lr" else f"epoch_{key}", float(value)))
+    return out
 
 
 def fresh_out_dir(path: str | Path, force: bool = False) -> Path:
@@ -108,8 +134,8 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-@dataclass
-class Run:
+@dataclass(repr=False)
+class Run(Result):
     """A run directory on disk (see the module docstring for its layout)."""
 
     path: Path
@@ -201,21 +227,42 @@ class Run:
     def write_final(self, obj: dict) -> None:
         write_json(self.path / FINAL, obj)
 
-    # -- figures ----------------------------------------------------------------------------
+    # -- summary and figures ----------------------------------------------------------------
+    def summary_rows(self) -> list[tuple[str, object]]:
+        s = summary(self)
+        final = self.final() or {}
+        rows: list[tuple[str, object]] = [("path", str(self.path)), ("model", s["model"]),
+                                          ("epochs", s["epochs"]), ("status", final.get("status", "running"))]
+        if s["best_val_top1"] is not None:
+            rows.append(("best_val_top1", f"{percent(s['best_val_top1'])} (epoch {s['best_epoch']})"))
+        if s["last"]:
+            rows.append(("train_loss", round(s["last"]["train_loss"], 4)))
+            rows.append(("minutes", round(s["last"].get("elapsed_s", 0.0) / 60, 1)))
+        return rows
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """The curves: objective and validation loss, validation error and lr vs epoch."""
+        return plot_curves([self], Path(path) if path else None)
+
     def plot_curves(self, path: str | Path | None = None) -> Path:
         """Training objective + validation loss, validation error and lr vs epoch (figures/curves.png)."""
         return plot_curves([self], Path(path) if path else self.path / "figures" / "curves.png")
 
 
-def plot_curves(runs: list[Run], out: Path | None = None, labels: list[str] | None = None) -> "Any | Path":
+def plot_curves(runs: list[Run], out: Path | None = None, labels: list[str] | None = None) -> "Figure | Path":
     """One figure of several runs: objective, validation error and learning rate vs epoch; the figure,
     or the PNG path when `out` is given."""
-    from .figures import finish, new_figure
     labels = labels or [r.name for r in runs]
+    return curves_figure([(label, run.metrics()) for run, label in zip(runs, labels)], out)
+
+
+def curves_figure(series: list[tuple[str, list[dict]]], out: Path | None = None) -> "Figure | Path":
+    """The curves of (label, metrics rows) pairs (rows as in metrics.jsonl): objective, validation error
+    and learning rate vs epoch; the figure, or the PNG path when `out` is given."""
+    from .figures import finish, new_figure
     fig, grid = new_figure(1, 3, figsize=(15, 4.2))
     axes = grid[0]
-    for i, (run, label) in enumerate(zip(runs, labels)):
-        rows = run.metrics()
+    for i, (label, rows) in enumerate(series):
         if not rows:
             continue
         ep = [r["epoch"] for r in rows]

@@ -8,6 +8,8 @@ x + lambda * sign(grad of the substitute's logit for the oracle's label), repeat
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -16,11 +18,15 @@ from torch import nn
 from ..errors import CnnlabError
 from ..models.classifier import Classifier, Target
 from ..models.wrap import as_classifier, wrap
+from ..results import Result, percent
 from .core import make_generator
 from .gradient import pgd
 from .prologue import check_labels, clean_probs, setup_attack
 from .registry import AttackSpec, attack, attack_spec, register
 from .result import AttackResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class SmallCNN(nn.Module):
@@ -109,26 +115,41 @@ def train_substitute(oracle: Classifier | torch.nn.Module, seeds: torch.Tensor, 
     return Substitute(sub, queries, log)
 
 
-@dataclass
-class TransferAttackResult:
+@dataclass(repr=False)
+class TransferAttackResult(Result):
     """Adversarial examples crafted on `source`, judged on `target`: how often they fool each."""
 
     method: str
     n: int
     source_success: float
-    target_clean_acc: float
-    target_adv_acc: float
+    target_top1: float
+    target_robust_top1: float
     transfer_rate: float
     params: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("method", self.method), ("source", self.params.get("source")), ("target", self.params.get("target")),
+                ("n", self.n), ("source_success", percent(self.source_success)),
+                ("target_top1", percent(self.target_top1)), ("target_robust_top1", percent(self.target_robust_top1)),
+                ("transfer_rate", percent(self.transfer_rate))]
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """How often the examples fool the source, the target's accuracy before and after, the transfer rate."""
+        from ..figures import bars_figure, finish
+        return finish(bars_figure([(f"{self.params.get('source')} -> {self.params.get('target')}",
+                                    ["fools the source", "target top-1 clean", "target top-1 adversarial",
+                                     "transfer rate"],
+                                    [self.source_success, self.target_top1, self.target_robust_top1,
+                                     self.transfer_rate])]), path)
+
     def lines(self) -> list[str]:
         return [f"{self.method} on {self.params.get('source')} -> {self.params.get('target')} ({self.n} images)",
                 f"fools the source        {self.source_success:7.2%}",
-                f"target accuracy clean   {self.target_clean_acc:7.2%}",
-                f"target accuracy adv     {self.target_adv_acc:7.2%}",
+                f"target accuracy clean   {self.target_top1:7.2%}",
+                f"target accuracy adv     {self.target_robust_top1:7.2%}",
                 f"transfer rate           {self.transfer_rate:7.2%}  (of source-successful examples on images "
                 "the target got right)"]
 
@@ -151,7 +172,7 @@ def transfer_attack(source: Classifier | torch.nn.Module, target: Classifier | t
     base = clean & src_ok
     return TransferAttackResult(
         method=method, n=len(x), source_success=float(src_ok.float().mean()),
-        target_clean_acc=float(clean.float().mean()), target_adv_acc=float(adv.float().mean()),
+        target_top1=float(clean.float().mean()), target_robust_top1=float(adv.float().mean()),
         transfer_rate=float((~adv[base]).float().mean()) if bool(base.any()) else 0.0,
         params={"eps": eps, "steps": steps, "seed": seed, "source": source.name, "target": target.name})
 

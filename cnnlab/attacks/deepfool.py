@@ -4,15 +4,21 @@ minimal norm, and its median over a dataset, measure robustness without choosing
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import CnnlabError
 from ..models.classifier import Classifier
+from ..results import Result
 from .core import check_steps
 from .prologue import setup_attack
 from .registry import AttackSpec, register
 from .result import AttackResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def deepfool_step(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, cand: torch.Tensor,
@@ -125,8 +131,8 @@ def _put(final: torch.Tensor | None, idx: torch.Tensor, probs: torch.Tensor, n: 
     return final
 
 
-@dataclass
-class MinimalPerturbation:
+@dataclass(repr=False)
+class MinimalPerturbation(Result):
     """DeepFool's robustness measure: per-image minimal perturbation norms and their medians (no eps)."""
 
     n: int
@@ -139,6 +145,15 @@ class MinimalPerturbation:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("n", self.n), ("fooled", self.fooled), ("median_l2", round(self.median_l2, 4)),
+                ("median_linf_255", round(self.median_linf_255, 3))]
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """Histograms of the minimal L2 and L-inf perturbation of each image fooled."""
+        from .figures import minimal_perturbation_figure
+        return minimal_perturbation_figure(self, path)
 
 
 def minimal_perturbation(result: AttackResult) -> MinimalPerturbation:

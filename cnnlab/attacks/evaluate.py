@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,15 +25,20 @@ import torch
 from ..errors import CnnlabError
 from ..models.classifier import Classifier, Target
 from ..models.wrap import as_classifier
+from ..progress import Progress
+from ..results import Result, percent
 from .core import check_eps
 from .registry import AttackSpec, attack, attack_spec, format_eps, method_names
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-@dataclass
-class AttackEval:
+
+@dataclass(repr=False)
+class AttackEval(Result):
     """What an attack does to a model on a dataset, at one budget.
 
-    clean_acc / robust_acc are over all n images (an image misclassified before the attack is not
+    top1 / robust_top1 are over all n images (an image misclassified before the attack is not
     robust); success_rate is over the images the model got right (the ones attacked); linf and l2
     are the mean (median_linf, median_l2: the median) perturbation norms of the successful adversarial
     examples -- for DeepFool, the median minimal perturbation; images_per_s counts all n images over
@@ -42,8 +48,8 @@ class AttackEval:
 
     method: str
     n: int
-    clean_acc: float
-    robust_acc: float
+    top1: float
+    robust_top1: float
     success_rate: float
     linf: float
     l2: float
@@ -59,11 +65,24 @@ class AttackEval:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("method", self.method), ("budget", self.budget), ("n", self.n), ("top1", percent(self.top1)),
+                ("robust_top1", percent(self.robust_top1)), ("success_rate", percent(self.success_rate)),
+                ("median_linf_255", round(self.median_linf * 255, 3)), ("median_l2", round(self.median_l2, 4)),
+                ("seconds", round(self.seconds, 1))]
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """Clean and robust top-1 accuracy and the success rate, as bars."""
+        from ..figures import bars_figure, finish
+        return finish(bars_figure([(f"{self.method} ({self.budget}), {self.n} images",
+                                    ["top-1 clean", "top-1 under attack", "success rate"],
+                                    [self.top1, self.robust_top1, self.success_rate])]), path)
+
     def lines(self) -> list[str]:
         return [f"{self.method} ({self.budget}) on {self.n} images of {self.params.get('data', '?')}",
-                f"clean accuracy    {self.clean_acc:7.2%}",
-                f"robust accuracy   {self.robust_acc:7.2%}",
-                f"success rate      {self.success_rate:7.2%}  (of the {round(self.clean_acc * self.n)} "
+                f"clean accuracy    {self.top1:7.2%}",
+                f"robust accuracy   {self.robust_top1:7.2%}",
+                f"success rate      {self.success_rate:7.2%}  (of the {round(self.top1 * self.n)} "
                 "correctly classified images)",
                 f"mean L-inf        {self.linf * 255:7.3f}/255   mean L2 {self.l2:.4f}  (successful examples)",
                 f"median L-inf      {self.median_linf * 255:7.3f}/255   median L2 {self.median_l2:.4f}",
@@ -71,8 +90,8 @@ class AttackEval:
                 f"{self.cost_unit} per image"]
 
 
-@dataclass
-class RobustnessCurve:
+@dataclass(repr=False)
+class RobustnessCurve(Result):
     """Robust accuracy against eps: one AttackEval per eps, ascending, sharing the data and clean accuracy.
 
     Each point's robust accuracy, success rate and norms count every image fooled within its eps; its
@@ -81,7 +100,7 @@ class RobustnessCurve:
 
     method: str
     n: int
-    clean_acc: float
+    top1: float
     points: list[AttackEval]
     seconds: float
     norm: str | None = "linf"
@@ -91,20 +110,29 @@ class RobustnessCurve:
         return [p.params["eps"] for p in self.points]
 
     @property
-    def robust_acc(self) -> list[float]:
-        return [p.robust_acc for p in self.points]
+    def robust_top1(self) -> list[float]:
+        return [p.robust_top1 for p in self.points]
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "n": self.n, "clean_acc": self.clean_acc, "norm": self.norm,
-                "eps": self.eps, "robust_acc": self.robust_acc,
+        return {"method": self.method, "n": self.n, "top1": self.top1, "norm": self.norm,
+                "eps": self.eps, "robust_top1": self.robust_top1,
                 "success_rate": [p.success_rate for p in self.points], "seconds": self.seconds,
                 "points": [p.to_dict() for p in self.points]}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("method", self.method), ("n", self.n), ("top1", percent(self.top1))] + [
+            (f"robust_top1 @ {format_eps(p.params['eps'], self.norm)}", percent(p.robust_top1)) for p in self.points]
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """Robust top-1 accuracy against eps, the clean accuracy at eps 0."""
+        from .figures import robustness_curve
+        return robustness_curve(self, path)
 
     def lines(self) -> list[str]:
         first = self.points[0]
         head = [f"{self.method} on {self.n} images of {first.params.get('data', '?')}: clean accuracy "
-                f"{self.clean_acc:.2%}"]
-        return head + [f"eps {format_eps(p.params['eps'], self.norm):>9}  robust accuracy {p.robust_acc:7.2%}  "
+                f"{self.top1:.2%}"]
+        return head + [f"eps {format_eps(p.params['eps'], self.norm):>9}  robust accuracy {p.robust_top1:7.2%}  "
                        f"success rate {p.success_rate:7.2%}  median L-inf {p.median_linf * 255:6.3f}/255  "
                        f"median L2 {p.median_l2:.4f}  {p.passes_per_image:.2f} {p.cost_unit} per image"
                        for p in self.points]
@@ -112,36 +140,39 @@ class RobustnessCurve:
 
 def load_eval_data(data: object, model: Classifier | torch.nn.Module, limit: int | None = None,
                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """(images [N,3,H,W] in [0,1] at the model's input size, labels, name) from a tensor pair, a Dataset,
-    or a spec cnnlab.data.load_dataset understands (.npz file, folder, 'cifar10'); a seeded random subset
+    """(images [N,3,H,W] in [0,1] at the model's input size, labels, name) from a pair of float tensors
+    (kept as given), or anything cnnlab.data.load_dataset reads (a dataset, a torch Dataset or
+    DataLoader, (x, y) arrays, an .npz file, a folder, 'cifar10': its test part); a seeded random subset
     of `limit` images (test files are often sorted by class)."""
+    from ..data import GivenLoader, ImageArrays, load_dataset
     model = as_classifier(model)
-    if isinstance(data, tuple) and len(data) == 2:
-        x, y = data
+    pick = (lambda n: torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(n)[:limit])))
+    given = isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor) \
+        and data[0].is_floating_point()
+    if given:
+        x, y = data[0], torch.as_tensor(data[1], dtype=torch.long)
         name = "tensors"
-        x = torch.as_tensor(x)
-        y = torch.as_tensor(y, dtype=torch.long)
-        if limit is not None and limit < len(x):
-            keep = torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(len(x))[:limit]))
-            x, y = x[keep], y[keep]
-        if x.dtype == torch.uint8:
-            x = x.float() / 255
     else:
-        from ..data import ImageArrays, ImageFiles, load_dataset
-        ds = data if isinstance(data, (ImageArrays, ImageFiles)) else load_dataset(data, split="test")
-        name = Path(str(data)).name if not isinstance(data, (ImageArrays, ImageFiles)) else (ds.name or "data")
-        n = len(ds)
-        if limit is not None and limit < n:
-            ds = ds.subset(np.sort(np.random.default_rng(seed).permutation(n)[:limit]))
-        if isinstance(ds, ImageArrays):
-            x, y = ds.floats(), ds.y.long()
+        ds = load_dataset(data, split="test")
+        name = Path(str(data)).name if isinstance(data, (str, Path)) else (ds.name or "data")
+        if isinstance(ds, GivenLoader):  # its images, read batch by batch
+            x, y = ds.tensors()
         else:
-            from ..images import load_images
-            x, y = load_images([ds.file(i) for i in range(len(ds))], model), torch.as_tensor(ds.y, dtype=torch.long)
+            if limit is not None and limit < len(ds):
+                ds = ds.subset(pick(len(ds)).numpy())
+            if isinstance(ds, ImageArrays):
+                x, y = ds.floats(), ds.y.long()
+            else:
+                from ..images import load_images
+                x = load_images([ds.file(i) for i in range(len(ds))], model)
+                y = torch.as_tensor(ds.y, dtype=torch.long)
         num = model.num_classes
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= num):
             raise CnnlabError(f"Data '{name}' has labels outside 0..{num - 1} (model '{model.name}' has {num} "
                               "classes); evaluate with a model trained on these classes.")
+    if limit is not None and limit < len(x):
+        keep = pick(len(x))
+        x, y = x[keep], y[keep]
     if len(x) == 0:
         raise CnnlabError("The evaluation data holds no images.")
     if tuple(x.shape[-2:]) != model.input_size:
@@ -152,12 +183,14 @@ def load_eval_data(data: object, model: Classifier | torch.nn.Module, limit: int
 def attack_eval(model: Classifier | torch.nn.Module, data: object, method: str = "pgd", *,
                 eps: float | Sequence[float] | None = None, steps: int | None = None,
                 step_size: float | None = None, target: Target = None, limit: int | None = None,
-                batch_size: int = 256, seed: int = 0, **method_options: object) -> AttackEval | RobustnessCurve:
+                batch_size: int = 256, seed: int = 0, progress: bool = True,
+                **method_options: object) -> AttackEval | RobustnessCurve:
     """Attack the correctly classified images of `data` and measure what survives.
 
     `eps` is one budget (default: the method's) and gives an AttackEval, or a list of budgets and gives
     a RobustnessCurve (see the module's docstring for how the list is attacked). `method_options` go
-    to the attack function (e.g. `rotations=` for the spatial attack)."""
+    to the attack function (e.g. `rotations=` for the spatial attack); `progress` shows the images
+    attacked so far."""
     model = as_classifier(model)
     spec = attack_spec(method)
     if not spec.evaluable:
@@ -179,8 +212,9 @@ def attack_eval(model: Classifier | torch.nn.Module, data: object, method: str =
         if per_image_target:
             target = wanted.cpu()
     run = dict(model=model, x=x, y=y, method=method, steps=steps, step_size=step_size, target=target,
-               per_image_target=per_image_target, batch_size=batch_size, seed=seed, options=method_options)
-    common = dict(spec=spec, n=n, correct=int(correct.sum()), clean_acc=float(correct.float().mean()),
+               per_image_target=per_image_target, batch_size=batch_size, seed=seed, options=method_options,
+               progress=progress)
+    common = dict(spec=spec, n=n, correct=int(correct.sum()), top1=float(correct.float().mean()),
                   attacked=len(todo), steps=steps,
                   extra={"data": name, "limit": limit, "target": target})
     points = []
@@ -204,7 +238,7 @@ def attack_eval(model: Classifier | torch.nn.Module, data: object, method: str =
                                  seconds=seconds, params=found.params, **common))
     if not curve:
         return points[0]
-    return RobustnessCurve(method=method, n=n, clean_acc=float(correct.float().mean()), points=points,
+    return RobustnessCurve(method=method, n=n, top1=float(correct.float().mean()), points=points,
                            seconds=round(sum(p.seconds for p in points), 3), norm=spec.norm)
 
 
@@ -234,11 +268,13 @@ class _Found:
 
 def _attack_batches(idx: torch.Tensor, *, model: Classifier, x: torch.Tensor, y: torch.Tensor, method: str,
                     eps: float | None, steps: int | None, step_size: float | None, target: Target,
-                    per_image_target: bool, batch_size: int, seed: int, options: dict) -> _Found:
+                    per_image_target: bool, batch_size: int, seed: int, options: dict, progress: bool) -> _Found:
     """Attack images `idx` of x in batches (batch at offset i seeded with seed + i)."""
     n = len(x)
     fooled, linf, l2 = torch.zeros(n, dtype=torch.bool), torch.zeros(n), torch.zeros(n)
     passes, params = 0, {}
+    budget = "" if eps is None else f" eps {format_eps(eps, attack_spec(method).norm)}"
+    bar = Progress(len(idx), f"{method}{budget}", "img", enabled=progress)
     for i in range(0, len(idx), batch_size):
         b = idx[i:i + batch_size]
         t = target[b] if per_image_target else target
@@ -250,10 +286,12 @@ def _attack_batches(idx: torch.Tensor, *, model: Classifier, x: torch.Tensor, y:
         fooled[b], linf[b], l2[b] = ok, r.linf.cpu(), r.l2.cpu()
         passes += r.passes
         params = r.params
+        bar.update(len(b), fooled=int(fooled[idx].sum()))
+    bar.close()
     return _Found(fooled, linf, l2, passes, params)
 
 
-def _point(*, spec: AttackSpec, eps: float | None, n: int, correct: int, clean_acc: float, attacked: int,
+def _point(*, spec: AttackSpec, eps: float | None, n: int, correct: int, top1: float, attacked: int,
            fooled: torch.Tensor,
            linf: torch.Tensor, l2: torch.Tensor, passes: int, seconds: float, steps: int | None, params: dict,
            extra: dict) -> AttackEval:
@@ -263,7 +301,7 @@ def _point(*, spec: AttackSpec, eps: float | None, n: int, correct: int, clean_a
     median = (lambda v: float(v.median()) if len(v) else 0.0)
     k = int(fooled.sum())
     params = {**params, "eps": eps, **extra}
-    return AttackEval(method=spec.name, n=n, clean_acc=clean_acc, robust_acc=(correct - k) / n,
+    return AttackEval(method=spec.name, n=n, top1=top1, robust_top1=(correct - k) / n,
                       success_rate=k / attacked if attacked else 0.0, linf=mean(li), l2=mean(l2s),
                       images_per_s=n / seconds if seconds > 0 else 0.0, passes_per_image=passes / n,
                       seconds=seconds, median_linf=median(li), median_l2=median(l2s),

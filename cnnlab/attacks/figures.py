@@ -1,6 +1,7 @@
 """Pictures of attacks, through cnnlab.figures (matplotlib's object API; no pyplot, no backend switch):
 original | perturbation | adversarial rows, the pixelwise-difference heat map, the trajectory of a
-descent, the transformation-robustness grid, an adversarial patch and fooling images."""
+descent, the transformation-robustness grid, an adversarial patch and fooling images, robust accuracy
+against eps and the spread of minimal perturbations."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +12,8 @@ from ..figures import finish, hwc, new_figure, short_label
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from .deepfool import MinimalPerturbation
+    from .evaluate import RobustnessCurve
     from .fooling import FoolingResult
     from .patch import PatchResult
     from .result import AttackResult
@@ -145,5 +148,35 @@ def fooling_figure(result: FoolingResult, path: str | Path | None = None) -> Fig
         ax.imshow(hwc(result.images[i]), interpolation="nearest")
         ax.set_title(f"{short_label(result.target_labels[i], 16)}\n{result.confidence[i]:.2%}", fontsize=8)
     fig.suptitle(f"fooling images ({result.method})", fontsize=9)
+    fig.tight_layout()
+    return finish(fig, path)
+
+
+def robustness_curve(curve: RobustnessCurve, path: str | Path | None = None) -> Figure | Path:
+    """Robust top-1 accuracy (%) against eps, starting from the clean accuracy at eps 0."""
+    fig, axes = new_figure(figsize=(5.5, 3.6))
+    ax = axes[0][0]
+    scale = 255 if curve.norm == "linf" else 1
+    eps = [0.0] + [e * scale for e in curve.eps]
+    ax.plot(eps, [100 * curve.top1] + [100 * a for a in curve.robust_top1], "-o", ms=4)
+    ax.set(xlabel="eps (x/255)" if curve.norm == "linf" else f"eps ({curve.norm})", ylabel="top-1 %",
+           title=f"{curve.method} on {curve.n} images", ylim=(0, 100))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return finish(fig, path)
+
+
+def minimal_perturbation_figure(mp: MinimalPerturbation, path: str | Path | None = None) -> Figure | Path:
+    """Histograms of the minimal L2 and L-inf (x255) perturbations of the images fooled, medians marked."""
+    import math
+    fig, axes = new_figure(1, 2, figsize=(8, 3.2))
+    for ax, values, median, name in ((axes[0][0], mp.l2, mp.median_l2, "L2"),
+                                     (axes[0][1], [v * 255 for v in mp.linf], mp.median_linf_255, "L-inf (x/255)")):
+        finite = [v for v in values if math.isfinite(v)]
+        ax.hist(finite, bins=20, color="C0")
+        if math.isfinite(median):
+            ax.axvline(median, color="C3", ls="--", label=f"median {median:.3g}")
+            ax.legend(fontsize=7)
+        ax.set(xlabel=f"minimal {name}", ylabel="images", title=f"{mp.fooled} of {mp.n} images fooled")
     fig.tight_layout()
     return finish(fig, path)

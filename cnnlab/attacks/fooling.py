@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from ..errors import CnnlabError
 from ..models.classifier import Classifier
 from ..models.wrap import as_classifier
+from ..progress import Progress
+from ..results import Result, percent
 from .core import make_generator
 from .figures import fooling_figure
 
@@ -26,8 +28,8 @@ if TYPE_CHECKING:
 METHODS = {"gradient": "gradient steps", "evolve": "queries"}
 
 
-@dataclass
-class FoolingResult:
+@dataclass(repr=False)
+class FoolingResult(Result):
     """One image per requested class, its confidence, and the model calls it took (gradient steps
     for 'gradient', forward queries for 'evolve')."""
 
@@ -62,6 +64,13 @@ class FoolingResult:
                 "images": [{"target": {"index": t, "label": lab}, "confidence": round(c, 6), "calls": q,
                             "success": s} for t, lab, c, q, s in
                            zip(self.targets, self.target_labels, self.confidence, self.calls, self.success)]}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("method", self.method), ("images", len(self.targets)), ("success_rate", percent(self.success_rate)),
+                ("confidence", ", ".join(f"{lab.split(',')[0]} {percent(c, 1)}"
+                                         for lab, c in zip(self.target_labels[:4], self.confidence[:4]))
+                 + (" …" if len(self.targets) > 4 else "")),
+                ("seconds", round(self.seconds, 1))]
 
     def figure(self, path: str | Path | None = None) -> Figure | Path:
         """The fooling images in a row, each titled with the class and the model's confidence."""
@@ -102,7 +111,7 @@ def _shape(model: Classifier, size: tuple[int, int] | None) -> tuple[int, int]:
 
 def fooling_gradient(model: Classifier | torch.nn.Module, targets: int | str | Sequence[int | str], *,
                      steps: int = 200, step_size: float = 2 / 255, threshold: float = 0.99,
-                     size: tuple[int, int] | None = None, seed: int = 0) -> FoolingResult:
+                     size: tuple[int, int] | None = None, seed: int = 0, progress: bool = True) -> FoolingResult:
     """From uniform noise, signed gradient ascent on log P(target) (one image per target, batched),
     each image stopping once the model gives its class >= `threshold`."""
     model = as_classifier(model)
@@ -115,11 +124,12 @@ def fooling_gradient(model: Classifier | torch.nn.Module, targets: int | str | S
     conf = torch.zeros(len(idx), device=dev)
     calls = torch.zeros(len(idx), dtype=torch.long)
     t0 = time.perf_counter()
-    with model.frozen():
+    with model.frozen(), Progress(int(steps) + 1, "fooling images", "step", enabled=progress) as bar:
         for _ in range(int(steps) + 1):
             run = (conf < threshold).nonzero()[:, 0]
             if len(run) == 0:
                 break
+            bar.update(1, searching=len(run))
             xa = x[run].clone().requires_grad_(True)
             logp = F.log_softmax(model(xa).float(), 1).gather(1, tgt[run, None])[:, 0]
             conf[run] = logp.detach().exp()
@@ -139,7 +149,7 @@ def fooling_gradient(model: Classifier | torch.nn.Module, targets: int | str | S
 def fooling_evolve(model: Classifier | torch.nn.Module, targets: int | str | Sequence[int | str], *,
                    generations: int = 300, population: int = 32, genome: int = 8, sigma: float = 0.15,
                    mutate_fraction: float = 0.1, threshold: float = 0.99, size: tuple[int, int] | None = None,
-                   seed: int = 0) -> FoolingResult:
+                   seed: int = 0, progress: bool = True) -> FoolingResult:
     """A (mu + lambda) evolutionary search that reads only P(target): each image is a genome x genome
     colour grid (upsampled to the input size, as Nguyen et al.'s indirect encoding keeps images
     smooth); every generation each parent gets one mutated child (Gaussian noise on a random
@@ -154,14 +164,17 @@ def fooling_evolve(model: Classifier | torch.nn.Module, targets: int | str | Seq
     render = (lambda g: F.interpolate(g, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1))
     best_imgs, confs, calls = [], [], []
     t0 = time.perf_counter()
-    with model.frozen(), torch.no_grad():
+    with model.frozen(), torch.no_grad(), \
+            Progress(len(idx) * int(generations), "evolving fooling images", "generation", enabled=progress) as bar:
         for t in idx:
             pop = torch.rand((population, 3, genome, genome), generator=gen).to(dev)
             fit = torch.softmax(model(render(pop)).float(), 1)[:, t]
             q = population
-            for _ in range(int(generations)):
+            for g in range(int(generations)):
                 if float(fit.max()) >= threshold:
+                    bar.drop(int(generations) - g)
                     break
+                bar.update(1)
                 mask = (torch.rand(pop.shape, generator=gen) < mutate_fraction).to(dev)
                 kids = (pop + mask * sigma * torch.randn(pop.shape, generator=gen).to(dev)).clamp(0, 1)
                 kfit = torch.softmax(model(render(kids)).float(), 1)[:, t]

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from ..errors import CnnlabError
 from ..models.classifier import Classifier
 from ..models.wrap import as_classifier
+from ..progress import Progress
+from ..results import Result, percent
 from .core import make_generator
 from .evaluate import load_eval_data
 from .figures import patch_figure
@@ -56,8 +58,8 @@ def random_placement(n: int, size: tuple[int, int], side: float, scale: tuple[fl
     return s, ang, cx, cy
 
 
-@dataclass
-class PatchResult:
+@dataclass(repr=False)
+class PatchResult(Result):
     """The optimized patch [3,p,p] and its targeted success rates (train images vs held-out images,
     each held-out image patched at several random placements)."""
 
@@ -86,6 +88,11 @@ class PatchResult:
                 "heldout_placements": self.heldout_placements, "steps": self.steps,
                 "seconds": round(self.seconds, 3), "params": self.params, "history": self.history,
                 "model": self.model_name, "data": self.data}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("target", self.target_label), ("area", percent(self.area, 1)),
+                ("train_success", percent(self.train_success)), ("heldout_success", percent(self.heldout_success)),
+                ("heldout_n", self.heldout_n), ("steps", self.steps), ("seconds", round(self.seconds, 1))]
 
     def figure(self, path: str | Path | None = None) -> Figure | Path:
         """The patch, then held-out images before / with the patch (predicted class and probability)."""
@@ -136,10 +143,11 @@ def patch_success(model: Classifier | torch.nn.Module, patch: torch.Tensor, x: t
 def adversarial_patch(model: Classifier | torch.nn.Module, x_train: torch.Tensor, target: int | str, *,
                       x_test: torch.Tensor | None = None, area: float = 0.1, steps: int = 300, batch_size: int = 32,
                       lr: float = 0.05, scale: tuple[float, float] = (0.8, 1.2), max_degrees: float = 45.0,
-                      placements: int = 4, seed: int = 0) -> PatchResult:
+                      placements: int = 4, seed: int = 0, progress: bool = True) -> PatchResult:
     """Optimize a patch covering `area` of the image that makes `model` predict `target` on x_train
     (Adam on the mean targeted cross-entropy over random placements), then measure its success on
-    x_test (images never used to optimize it; pass images not of the target class)."""
+    x_test (images never used to optimize it; pass images not of the target class). `progress`
+    shows the optimization's progress."""
     model = as_classifier(model)
     x_train = model.check_images(x_train)
     x_test = model.check_images(x_test) if x_test is not None else None
@@ -154,7 +162,7 @@ def adversarial_patch(model: Classifier | torch.nn.Module, x_train: torch.Tensor
     opt = torch.optim.Adam([patch], lr=lr)
     t0 = time.perf_counter()
     history = []
-    with model.frozen():
+    with model.frozen(), Progress(steps, f"patch for {model.label(tgt)}", "step", enabled=progress) as bar:
         for t in range(steps):
             pick = torch.randint(0, len(x_train), (min(batch_size, len(x_train)),), generator=gen).to(x_train.device)
             xb = x_train[pick]
@@ -166,9 +174,13 @@ def adversarial_patch(model: Classifier | torch.nn.Module, x_train: torch.Tensor
             opt.step()
             with torch.no_grad():
                 patch.clamp_(0, 1)
+            stats = {}
             if t % max(1, steps // 20) == 0 or t == steps - 1:
                 history.append({"step": t, "loss": round(float(loss.detach()), 5),
                                 "batch_success": float((logits.argmax(1) == tgt).float().mean())})
+                stats = {"loss": history[-1]["loss"]}
+            bar.update(1, **stats)
+        bar.close()
         p = patch.detach()
         kw = {"placements": placements, "scale": scale, "max_degrees": max_degrees}
         train_ok = patch_success(model, p, x_train, tgt, **kw)

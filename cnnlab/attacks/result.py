@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..results import Result, percent
 from .figures import attack_rows, difference_heatmap
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-@dataclass
-class AttackResult:
+@dataclass(repr=False)
+class AttackResult(Result):
     """Adversarial images and, per image, success, steps, perturbation norms and classes before/after.
 
     `images`/`originals` are float [N,3,H,W] in [0,1]; `target` is the class each image was pushed
@@ -109,6 +110,19 @@ class AttackResult:
             d.update({k: one[k] for k in ("success", "steps", "original", "final", "linf", "l2")})
             d["trajectory"] = one.get("trajectory", [])
         return d
+
+    def summary_rows(self) -> list[tuple[str, Any]]:
+        rows: list[tuple[str, Any]] = [("method", self.method), ("images", len(self)),
+                                       ("success_rate", percent(self.success_rate))]
+        if len(self) == 1:
+            oc, fc = int(self.original_class[0]), int(self.final_class[0])
+            rows += [("original", f"{self.name_of(oc)} ({float(self.original_prob[0]):.3f})"),
+                     ("final", f"{self.name_of(fc)} ({float(self.final_prob[0]):.3f})")]
+        if self.targeted:
+            rows.append(("target", ", ".join(sorted({self.name_of(int(t)) for t in self.target}))[:60]))
+        s = self.summary()
+        return rows + [("mean_steps", round(s["mean_steps"], 1)), ("linf_255", round(s["linf"] * 255, 2)),
+                       ("l2", round(s["l2"], 4)), ("seconds", round(self.seconds, 2))]
 
     # -- pictures ------------------------------------------------------------------------------------
     def figure(self, path: str | Path | None = None, magnify: float | None = None) -> Figure | Path:

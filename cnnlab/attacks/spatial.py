@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -12,9 +14,13 @@ from ..errors import CnnlabError
 from ..imageops import affine
 from ..models.classifier import Classifier
 from ..models.wrap import as_classifier
+from ..results import Result, percent
 from .prologue import check_labels, clean_probs, setup_attack
 from .registry import AttackSpec, register
 from .result import AttackResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def rotate_translate(x: torch.Tensor, degrees: float, dx: float, dy: float) -> torch.Tensor:
@@ -36,15 +42,15 @@ def spatial_grid(size: tuple[int, int], rotations: int = 31, translations: int =
     return [(a, dx, dy) for a in angles for dx in lin(-sx, sx, translations) for dy in lin(-sy, sy, translations)]
 
 
-@dataclass
-class SpatialEval:
+@dataclass(repr=False)
+class SpatialEval(Result):
     """Accuracy under the worst grid transform of each image, and under each single fixed transform."""
 
     n: int
-    clean_acc: float
-    worst_acc: float
+    top1: float
+    robust_top1: float
     grid_points: int
-    min_fixed_acc: float
+    min_fixed_top1: float
     worst_fixed: dict
     per_transform: list[dict] = field(default_factory=list)
     worst_transform: list[dict] = field(default_factory=list)
@@ -53,13 +59,25 @@ class SpatialEval:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("n", self.n), ("top1", percent(self.top1)), ("min_fixed_top1", percent(self.min_fixed_top1)),
+                ("robust_top1", percent(self.robust_top1)), ("grid_points", self.grid_points),
+                ("seconds", round(self.seconds, 1))]
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """Top-1 accuracy clean, under the worst single transform and under the per-image worst transform."""
+        from ..figures import bars_figure, finish
+        return finish(bars_figure([(f"rotation and translation, {self.grid_points} grid points",
+                                    ["clean", "worst fixed transform", "spatial attack"],
+                                    [self.top1, self.min_fixed_top1, self.robust_top1])], xlabel="top-1 %"), path)
+
     def lines(self) -> list[str]:
         w = self.worst_fixed
         return [f"spatial attack (rotation and translation, {self.grid_points} grid points) on {self.n} images",
-                f"clean accuracy                    {self.clean_acc:7.2%}",
-                f"worst single fixed transform      {self.min_fixed_acc:7.2%}  (rotate {w['degrees']:+.1f} deg, "
+                f"clean accuracy                    {self.top1:7.2%}",
+                f"worst single fixed transform      {self.min_fixed_top1:7.2%}  (rotate {w['degrees']:+.1f} deg, "
                 f"shift {w['dx']:+.1f},{w['dy']:+.1f} px)",
-                f"accuracy under the spatial attack {self.worst_acc:7.2%}  (worst transform per image)"]
+                f"accuracy under the spatial attack {self.robust_top1:7.2%}  (worst transform per image)"]
 
 
 def _search(model: Classifier, x: torch.Tensor, y: torch.Tensor, grid: list[tuple[float, float, float]],
@@ -102,9 +120,9 @@ def spatial_eval(model: Classifier | torch.nn.Module, x: torch.Tensor, y: torch.
     robust = correct_all & clean
     k = min(range(len(grid)), key=lambda i: accs[i])
     point = (lambda g: {"degrees": round(g[0], 3), "dx": round(g[1], 3), "dy": round(g[2], 3)})
-    return SpatialEval(n=len(x), clean_acc=float(clean.float().mean()), worst_acc=float(robust.float().mean()),
-                       grid_points=len(grid), min_fixed_acc=min(accs), worst_fixed=point(grid[k]),
-                       per_transform=[{**point(g), "acc": a} for g, a in zip(grid, accs)],
+    return SpatialEval(n=len(x), top1=float(clean.float().mean()), robust_top1=float(robust.float().mean()),
+                       grid_points=len(grid), min_fixed_top1=min(accs), worst_fixed=point(grid[k]),
+                       per_transform=[{**point(g), "top1": a} for g, a in zip(grid, accs)],
                        worst_transform=[point(grid[int(i)]) for i in where],
                        seconds=time.perf_counter() - t0)
 

@@ -102,7 +102,7 @@ class FGSMRSAdversary(PGDAdversary):
             acc_p = float((model(pg).argmax(1) == y).float().mean())
         self.passes += n * (1 + self.check_steps)
         overfit = acc_f - acc_p > self.gap
-        self.history.append({"batch": self.calls, "fgsm_acc": acc_f, "pgd_acc": acc_p, "overfitting": overfit})
+        self.history.append({"batch": self.calls, "fgsm_top1": acc_f, "pgd_top1": acc_p, "overfitting": overfit})
         if overfit:
             self.fallback = True
             warnings.warn(f"fgsm-rs: catastrophic overfitting detected at batch {self.calls} (FGSM accuracy "

@@ -17,6 +17,7 @@ from ..errors import CnnlabError, unknown
 from ..imageops import center_crop, gaussian_blur, grayscale, hflip, jpeg, rotate
 from ..models.classifier import Classifier
 from ..models.wrap import as_classifier
+from ..results import Result, percent
 from .figures import robustness_figure
 from .result import AttackResult
 
@@ -40,8 +41,8 @@ TRANSFORMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-@dataclass
-class RobustnessTable:
+@dataclass(repr=False)
+class RobustnessTable(Result):
     """Top-1 class and probability of each image after each transformation."""
 
     transforms: list[str]
@@ -64,6 +65,10 @@ class RobustnessTable:
                      for c in (r["cells"][t] for t in self.transforms)]
             lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n\n`*`: still the adversarial class."
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        """Per transformation, the share of adversarial images that stay adversarial."""
+        return [("images", str(len(self.rows)))] + [(t, percent(v, 0)) for t, v in self.survival().items()]
 
     def figure(self, path: str | Path | None = None) -> Figure | Path:
         """The table as a grid of images titled with their top-1 class."""

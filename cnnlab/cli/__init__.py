@@ -3,6 +3,19 @@
 Commands live in small modules named for what they run, and are imported only when invoked, so
 `cnnlab predict` does not pay for importing the training, report or attack code. (`import cnnlab`,
 which runs first, keeps idle OpenMP threads from spinning: see cnnlab/__init__.py.)
+
+One convention for every command:
+- What a command acts on is an argument: image files (`predict`, `attack`, `saliency`, `featmaps`,
+  `dream`), a checkpoint or run directory (`eval`, `predict-set`, `report`, `compare`), a model
+  file (`inspect`). A dataset is always `--data` (a name, an .npz/.npy file or a folder), and the
+  model always comes from the model options (`--model`, `--weights`, `--model-file`, ...).
+- `--out DIR` is the directory the command writes (refused when it already holds files, unless
+  `--force`); a command writing a single file names it inside DIR (`--filename` where it matters).
+- `-k/--top-k` is "how many of the best"; `--json` prints the result as JSON with the same key for
+  the same quantity everywhere: `top1`, `top5`, `mean_class_accuracy`, `mean_average_precision`,
+  `robust_top1` (accuracy under attack), `success_rate`, `loss`; a training run prefixes them with
+  `train_`/`val_` (and `best_`).
+- `-q/--quiet`, accepted by every command (and by `cnnlab` itself), silences the progress bars.
 """
 from __future__ import annotations
 
@@ -12,6 +25,7 @@ import sys
 import click
 
 from ..errors import CnnlabError
+from ..progress import set_quiet
 
 #: command name -> (module under cnnlab.cli, function name)
 COMMANDS = {
@@ -40,6 +54,18 @@ COMMANDS = {
 }
 
 
+def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        set_quiet(True)
+    return value
+
+
+def quiet_option() -> click.Option:
+    """-q/--quiet: every command has it (added by LazyGroup), so it may come before or after the command name."""
+    return click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, is_eager=True, callback=_quiet,
+                        help="No progress bars or progress lines.")
+
+
 class LazyGroup(click.Group):
     """A click group that imports a command's module only when that command runs (or --help lists it).
 
@@ -52,7 +78,13 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr = COMMANDS[name]
-        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        command = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        if not getattr(command, "takes_quiet", False):
+            command.takes_quiet = True
+            # a command whose options are built lazily (train's) takes it without building them now
+            add = getattr(command, "add_shared_option", None)
+            (add if add is not None else command.params.append)(quiet_option())
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -60,9 +92,13 @@ class LazyGroup(click.Group):
         except CnnlabError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
+        finally:
+            set_quiet(False)  # a caller in the same process (a test, a notebook) gets its progress back
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="cnnlab")
+@click.option("-q", "--quiet", is_flag=True, expose_value=False, is_eager=True, callback=_quiet,
+              help="No progress bars or progress lines (every command also takes -q).")
 def main() -> None:
     """cnnlab: predict with, look inside, attack, train and transfer convolutional image classifiers."""

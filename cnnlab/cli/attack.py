@@ -102,10 +102,12 @@ def attack_cmd(images: tuple[str, ...], model_name: str | None, weights: str | N
 @click.option("--target", default=None, help="Targeted evaluation: a class, least-likely or random.")
 @click.option("--limit", type=click.IntRange(1, None), default=None,
               help="Evaluate a seeded random subset of this many images.")
-@click.option("--batch-size", type=click.IntRange(1, None), default=256, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, None), default=256, show_default=True,
+              help="Images attacked at once.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the --limit subset, random starts and random targets.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print JSON: clean_acc, robust_acc, success_rate, linf, l2, images_per_s, ... (with a list of "
+              help="Print JSON: top1, robust_top1, success_rate, linf, l2, images_per_s, ... (with a list of "
                    "eps: the curve, one point per eps).")
 def attack_eval_cmd(model_name: str | None, weights: str | None, normalize: str | None, data: str, method: str,
                     eps: list[float] | None, steps: int | None, step_size: float | None, target: str | None,

@@ -13,6 +13,7 @@ import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -163,6 +164,39 @@ class FractionParam(click.ParamType):
             return parse_fraction(value, f"--{param.name.replace('_', '-')}" if param else self.what, self.lo, self.hi)
         except CnnlabError as e:
             self.fail(str(e), param, ctx)
+
+
+def out_file(out: str | Path, filename: str, force: bool = False, named: bool = True) -> Path:
+    """The one file a command writes: `filename` inside the --out directory (made when missing); an
+    existing file is kept unless `force`. An --out that looks like the file itself gets the fix."""
+    d = Path(out)
+    if d.suffix.lower() == Path(filename).suffix.lower() and not d.is_dir():
+        fix = f"--out {d.parent} --filename {d.name}" if named else f"--out {d.parent} (it writes {filename} there)"
+        raise CnnlabError(f"--out is the directory this command writes, not the file; use {fix}.")
+    if d.exists() and not d.is_dir():
+        raise CnnlabError(f"--out '{d}' is a file; choose a directory.")
+    path = d / filename
+    if path.exists() and not force:
+        raise CnnlabError(f"'{path}' already exists; choose another --out{' or --filename' if named else ''}, or "
+                          "pass --force to replace it.")
+    d.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def trained_model(checkpoint: str | None, choice: ModelChoice) -> Classifier:
+    """The model of a command that takes a CHECKPOINT (a checkpoint file or a run directory) or the model
+    options (e.g. --model cifar_resnet20 --weights published.th), one or the other."""
+    from ..runs import load_trained_model
+    chosen = choice.model_name or choice.weights or choice.model_file
+    if checkpoint and chosen:
+        raise CnnlabError("Give a CHECKPOINT (or run directory) or the model options (--model/--weights/--model-file), "
+                          "not both.")
+    if checkpoint:
+        return load_trained_model(checkpoint)
+    if not chosen:
+        raise CnnlabError("Name the model: a CHECKPOINT or run directory, or --model NAME --weights FILE (a published "
+                          "checkpoint), or --model-file.")
+    return choice.load()
 
 
 def echo_json(obj: Any) -> None:

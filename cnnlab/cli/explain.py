@@ -4,7 +4,6 @@ Each writes PNG figures (and a JSON summary) into --out, optionally TensorBoard 
 """
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,7 +112,7 @@ def _image_or_default(image: str | None, model: Classifier) -> tuple[torch.Tenso
 @model_options
 @click.option("--layer", "layers", multiple=True,
               help="Layer name, or early/middle/late (repeatable) [default: early, middle, late].")
-@click.option("-k", "k", type=click.IntRange(1, 256), default=5, show_default=True,
+@click.option("-k", "--top-k", "k", type=click.IntRange(1, 256), default=5, show_default=True,
               help="How many of the most active channels per layer.")
 @click.option("--channels", default=None, help="Show these channels instead, e.g. 0,5,9 (same for every layer).")
 @click.option("--rank", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
@@ -235,7 +234,7 @@ def saliency_cmd(images: tuple[str, ...], model_choice: ModelChoice,
 @click.option("--compare", is_flag=True, help="Also optimize without regularization and show both side by side.")
 @click.option("--canvas", type=click.IntRange(8, 2048), default=None,
               help="Side of the optimized image [default: the model's input, 4x for small inputs].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the starting noise and the jitter.")
 @_out_options("dream")
 def dream_cmd(image: str | None, model_choice: ModelChoice,
               objective: str | None, steps: int, lr: float, regs: tuple[str, ...], compare: bool,
@@ -249,9 +248,7 @@ def dream_cmd(image: str | None, model_choice: ModelChoice,
     start = load_images(image, model) if image else None
     reg = list(regs) or "default"
     _check_out(out, force)
-    with click.progressbar(length=steps, label=f"optimizing {obj.name}", file=sys.stderr) as bar:
-        v = visualize(model, obj, steps=steps, lr=lr, regularizers=reg, start=start, canvas=canvas, seed=seed,
-                      callback=lambda i, val: bar.update(1))
+    v = visualize(model, obj, steps=steps, lr=lr, regularizers=reg, start=start, canvas=canvas, seed=seed)
     d = _out_dir(out, force, "dream")
     figs = [v.save(d / "dream.png"), v.figure(d / "dream_curve.png")]
     tb = {"dream/regularized": v.image}
@@ -269,20 +266,23 @@ def dream_cmd(image: str | None, model_choice: ModelChoice,
 
 
 @click.command("top-activations")
-@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
 @model_options
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=True),
+              help="Images to scan (repeatable): image files, folders of them, or an .npz with uint8 'x'.")
 @click.option("--layer", default="middle", show_default=True, help="Layer name or early/middle/late.")
 @click.option("--channel", type=int, default=0, show_default=True, help="Channel of the layer.")
-@click.option("-k", "k", type=click.IntRange(1, 1000), default=9, show_default=True, help="How many top images.")
+@click.option("-k", "--top-k", "k", type=click.IntRange(1, 1000), default=9, show_default=True,
+              help="How many top images.")
 @click.option("--reduce", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="Score an image by the channel's spatial max or mean.")
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True,
+              help="Images per forward pass.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Scan at most this many images.")
 @_out_options("top-activations")
 def top_activations_cmd(data: tuple[str, ...], model_choice: ModelChoice,
                         layer: str, channel: int, k: int, reduce: str, batch_size: int, limit: int | None,
                         out: str | None, force: bool, tensorboard: str | None, as_json: bool) -> None:
-    """The DATA images (files, folders, or an .npz with uint8 'x') that most excite one channel, with the
+    """The --data images (files, folders, or an .npz with uint8 'x') that most excite one channel, with the
     receptive-field patch of the strongest position."""
     from ..explain import top_activations
     model = model_choice.load()

@@ -17,7 +17,7 @@ from .common import FractionParam, echo_json, fresh_out_dir, load_cli_model, mod
               help="Gradient steps or generations [200 / 300].")
 @click.option("--confidence", type=FractionParam("--confidence", 0.0, 1.0), default=0.99, show_default=True,
               help="Stop once the model is this sure.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the starting noise.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for PNGs, fool.json, figure.")
 @click.option("--force", is_flag=True, help="Write into an existing non-empty --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print fool.json to stdout.")

@@ -33,6 +33,13 @@ def models_cmd(name: str | None, as_json: bool) -> None:
     click.echo(f"\n{len(rows)} models; 'download' weights are fetched into the torch hub cache on first use "
                "(offline: copy the file there, or pass --weights PATH). `cnnlab models NAME` lists a model's "
                "arguments and recipe.")
+    click.echo("\nOther models:\n"
+               "  timm/NAME      any timm model (pip install timm), e.g. --model timm/resnet18 or timm/convnext_tiny; "
+               "names: python -c 'import timm; print(timm.list_models(pretrained=True))'; weights come from the "
+               "Hugging Face hub into its cache (offline: `hf download timm/NAME.TAG` beforehand).\n"
+               "  torchvision    the torchvision names above (family imagenet) with torchvision's DEFAULT weights.\n"
+               "  your own       in Python, any nn.Module: cnnlab.wrap(module, labels=..., input_size=...), or pass it "
+               "to any function directly; a file from another framework: --model-file (ONNX, Keras, TF).")
 
 
 def _weights_word(entry: dict) -> str:

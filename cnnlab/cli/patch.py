@@ -16,8 +16,10 @@ from .common import FractionParam, echo_json, fresh_out_dir, load_cli_model, mod
 @click.option("--steps", type=click.IntRange(1, None), default=300, show_default=True, help="Optimization steps.")
 @click.option("--limit", type=click.IntRange(4, None), default=400, show_default=True,
               help="Images to use (a seeded random subset); half optimize the patch, half test it.")
-@click.option("--batch-size", type=click.IntRange(1, None), default=32, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, None), default=32, show_default=True,
+              help="Images per optimization step.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the image subset, the starting patch and its random placements.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for patch.png, patch.json, figures.")
 @click.option("--force", is_flag=True, help="Write into an existing non-empty --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print patch.json to stdout.")

@@ -11,7 +11,7 @@ import typing
 import click
 
 from ..errors import CnnlabError
-from .common import FractionParam, echo_json
+from .common import FractionParam, ModelChoice, echo_json, model_options, out_file, trained_model
 
 #: cnnlab.train.config.TTA_MODES, repeated here so that building eval's options does not import torch.
 TTA_CHOICES = ("none", "flip", "flip-translate")
@@ -129,10 +129,15 @@ class TrainConfigCommand(click.Command):
     def params(self, value: list[click.Parameter]) -> None:
         self._own, self._all = list(value), None
 
+    def add_shared_option(self, option: click.Option) -> None:
+        """Add an option every command has (e.g. -q) without building the TrainConfig options yet."""
+        self._own.append(option)
+        self._all = None
+
 
 def _config_values(params: dict) -> dict:
     """The TrainConfig options the user gave (unset ones are left out)."""
-    values = {k: v for k, v in params.items() if v is not None and k not in ("resume", "out", "quiet", "no_tta")}
+    values = {k: v for k, v in params.items() if v is not None and k not in ("resume", "out", "no_tta")}
     kwargs = values.pop("model_kwargs", ())
     if kwargs:
         values["model_kwargs"] = {k: v for item in kwargs for k, v in item.items()}
@@ -146,9 +151,8 @@ def _config_values(params: dict) -> dict:
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Continue the run in this directory from its last checkpoint (other options come from it; "
                    "--epochs may extend it).")
-@click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.pass_context
-def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bool, **params: object) -> None:
+def train_cmd(ctx: click.Context, out: str | None, resume: str | None, **params: object) -> None:
     """Train a classifier into a run directory (config, metrics.jsonl, TensorBoard, checkpoints, figures).
 
     Options left unset take the model's recipe (its optimizer, schedule, augmentation ...), then the
@@ -171,9 +175,9 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bo
         if given:
             raise CnnlabError(f"--resume continues a run with its own settings; drop --{given[0].replace('_', '-')} "
                               "(only --epochs may change).")
-        run = training.resume(resume, epochs=options.get("epochs"), progress=not quiet)
+        run = training.resume(resume, epochs=options.get("epochs"))
     else:
-        run = training.train(out=out, progress=not quiet, **options)
+        run = training.train(out=out, **options)
     if context().is_main:
         final = run.final() or {}
         best = final.get("best_val_top1")
@@ -184,7 +188,8 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bo
 
 
 @click.command("eval")
-@click.argument("checkpoint", type=click.Path())
+@click.argument("checkpoint", type=click.Path(), required=False)
+@model_options
 @click.option("--data", required=True,
               help="cifar10, cifar100, pets, miniplaces, an .npz/.npy file or an image folder.")
 @click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
@@ -197,18 +202,20 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, quiet: bo
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write eval.json and confusion.png into this (new) directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_cmd(checkpoint: str, data: str, split: str, data_dir: str | None, batch_size: int, tta: str,
-             no_tta: bool, out: str | None, as_json: bool) -> None:
-    """Evaluate a checkpoint (or run directory): loss, top-1/top-5, mean class accuracy, mean average
-    precision, per-class recall/precision/F1, confusion."""
+def eval_cmd(checkpoint: str | None, model_choice: ModelChoice, data: str, split: str, data_dir: str | None,
+             batch_size: int, tta: str, no_tta: bool, out: str | None, as_json: bool) -> None:
+    """Evaluate a model: a CHECKPOINT or run directory of `cnnlab train`, or the model options (e.g. a
+    published checkpoint: --model cifar_resnet20 --weights resnet20.th). Prints loss, top-1/top-5, mean
+    class accuracy, mean average precision, per-class recall/precision/F1, confusion."""
     from ..data import load_dataset
-    from ..runs import fresh_out_dir, load_trained_model
+    from ..runs import fresh_out_dir
     from ..train import evaluate
-    model = load_trained_model(checkpoint)
+    model = trained_model(checkpoint, model_choice)
     dataset = load_dataset(data, split, data_dir)
     tta = _tta_value(tta, no_tta)
     res = evaluate(model, dataset, batch_size=batch_size, tta=tta)
-    context = {"checkpoint": str(checkpoint), "model": model.name, "data": data, "split": split, "tta": tta}
+    context = {"checkpoint": str(checkpoint or model_choice.weights or model_choice.model_file), "model": model.name,
+               "data": data, "split": split, "tta": tta}
     files = res.save(fresh_out_dir(out), **context) if out else {}
     if as_json:
         echo_json({**context, **res.to_dict(), "files": files})
@@ -223,21 +230,25 @@ def eval_cmd(checkpoint: str, data: str, split: str, data_dir: str | None, batch
 
 
 @click.command("predict-set")
-@click.argument("checkpoint", type=click.Path())
+@click.argument("checkpoint", type=click.Path(), required=False)
+@model_options
 @click.option("--data", required=True, help="Images to label: an .npy/.npz file (labels not needed) or a folder.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="Text file: one label per line, input order.")
+@click.option("--out", required=True, type=click.Path(),
+              help="Directory to write the label file into (made if missing).")
+@click.option("--filename", default="predictions.txt", show_default=True,
+              help="Name of the label file in --out, e.g. the name a course asks for.")
 @click.option("--names", is_flag=True, help="Write class names instead of class indices.")
 @tta_option("Test-time augmentation: flip (image + mirror), flip-translate (+ both shifted 1 px) or none.", "none")
-@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+@click.option("--force", is_flag=True, help="Replace the label file if it exists.")
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Images per forward pass.")
-def predict_set_cmd(checkpoint: str, data: str, out: str, names: bool, tta: str, no_tta: bool, force: bool,
-                    batch_size: int) -> None:
-    """Write the predicted class of every image in a file, one per line in input order (the hand-in file)."""
+def predict_set_cmd(checkpoint: str | None, model_choice: ModelChoice, data: str, out: str, filename: str,
+                    names: bool, tta: str, no_tta: bool, force: bool, batch_size: int) -> None:
+    """Write the predicted class of every image in a file, one per line in input order (the hand-in file),
+    by a CHECKPOINT or run directory, or the model options."""
     from ..data import load_dataset
-    from ..runs import load_trained_model
     from ..train import write_label_file
-    written = write_label_file(load_trained_model(checkpoint), load_dataset(data, "all"), out, names=names,
+    path = out_file(out, filename, force)
+    written = write_label_file(trained_model(checkpoint, model_choice), load_dataset(data, "all"), path, names=names,
                                tta=_tta_value(tta, no_tta), batch_size=batch_size, force=force)
     click.echo(f"wrote {written.n} labels to {written.path} (most frequent: "
                f"{', '.join(f'{k} x{v}' for k, v in written.most_frequent)})")
@@ -245,13 +256,20 @@ def predict_set_cmd(checkpoint: str, data: str, out: str, names: bool, tta: str,
 
 @click.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG with the curves of all runs.")
+@click.option("--out", required=True, type=click.Path(),
+              help="Directory to write curves.png (the curves of all runs) and compare.json into.")
+@click.option("--force", is_flag=True, help="Replace curves.png and compare.json if they exist.")
 @click.option("--json", "as_json", is_flag=True, help="Also print each run's best and last metrics as JSON.")
-def compare_cmd(runs: tuple[str, ...], out: str, as_json: bool) -> None:
-    """Curves of several runs on one figure (objective, validation error, lr), e.g. shortcuts vs none."""
-    from ..runs import Run, compare_runs, summary
-    path = compare_runs(list(runs), out)
+def compare_cmd(runs: tuple[str, ...], out: str, force: bool, as_json: bool) -> None:
+    """Curves of several runs on one figure (objective, validation error, lr), e.g. shortcuts vs none; they
+    are read from the runs' metrics.jsonl (the same numbers as their TensorBoard scalars)."""
+    from ..runs import Run, compare_runs, summary, write_json
+    png = out_file(out, "curves.png", force, named=False)
+    doc_path = out_file(out, "compare.json", force, named=False)
+    png.unlink(missing_ok=True)
+    path = compare_runs(list(runs), png)
     rows = [summary(Run.open(r)) for r in runs]
+    write_json(doc_path, {"figure": str(path), "runs": rows})
     if as_json:
         echo_json({"figure": str(path), "runs": rows})
         return
@@ -259,4 +277,4 @@ def compare_cmd(runs: tuple[str, ...], out: str, as_json: bool) -> None:
         best = r["best_val_top1"]
         click.echo(f"{r['run']}: {r['model']}, {r['epochs']} epochs, best val top-1 "
                    f"{'-' if best is None else f'{100 * best:.2f}%'} (epoch {r['best_epoch']})")
-    click.echo(f"figure: {path}")
+    click.echo(f"figure: {path}   summary: {doc_path}")

@@ -30,13 +30,12 @@ from .common import ModelChoice, echo_json, fresh_out_dir, model_options, warn
 @click.option("--workers", type=click.IntRange(0, None), default=None, help="Decoding threads [2-4].")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write result.json and confusion.png into this (new or empty) folder.")
-@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (keys: accuracy, top5, "
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON (keys: top1, top5, "
               "mean_class_accuracy, mean_average_precision, per_class, n_train, n_test, feature_dim, seconds, ...).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def transfer_cmd(model_choice: ModelChoice, data: str, data_dir: str | None,
                  download: bool, classifier: str, C: float | None, no_l2: bool, cache_dir: str | None,
                  no_cache: bool, test_fraction: float, seed: int, batch_size: int, workers: int | None,
-                 out: str | None, as_json: bool, quiet: bool) -> None:
+                 out: str | None, as_json: bool) -> None:
     """Linear probe on a model's penultimate features: accuracy, mean class accuracy, per class.
 
     Features are cached, so a second probe (another --classifier, --C or --no-l2) costs seconds.
@@ -47,7 +46,7 @@ def transfer_cmd(model_choice: ModelChoice, data: str, data_dir: str | None,
     model = model_choice.load()
     result = run_probe(model, data, classifier, data_dir=data_dir, download=download or None, l2=not no_l2,
                        cache_dir=False if no_cache else cache_dir, batch_size=batch_size, workers=workers,
-                       seed=seed, test_fraction=test_fraction, C=C, progress=not quiet and not as_json, log=warn)
+                       seed=seed, test_fraction=test_fraction, C=C, log=warn)
     if result.skipped:
         first = result.skipped[0]
         warn(f"skipped {len(result.skipped)} images that could not be decoded (first: {first[1]})")
@@ -64,7 +63,7 @@ def transfer_cmd(model_choice: ModelChoice, data: str, data_dir: str | None,
     click.echo("")
     click.echo(p.table())
     click.echo("")
-    click.echo(f"accuracy                 {100 * p.accuracy:6.2f}%")
+    click.echo(f"top-1 accuracy           {100 * p.top1:6.2f}%")
     click.echo(f"mean per-class accuracy  {100 * p.mean_class_accuracy:6.2f}%")
     click.echo(f"mean average precision   {100 * p.metrics.mean_average_precision:6.2f}%")
     click.echo(f"seconds                  {result.seconds:6.1f}  (features {result.train.seconds + result.test.seconds:.1f}, "

@@ -6,14 +6,16 @@ one function, and the loaders that batch them.
     loader = TensorLoader(split.train, 128, augment="crop4,flip", seed=0)
     pets = open_dataset("pets")                                        # Split(train, test) of photo files
     toy = shapes(2000, size=32)                                        # ten classes made on the spot, offline
+    load_dataset(TensorDataset(x, y))       # a user's own data: in memory (a DataLoader: used as given)
 """
 from .arrays import load_array_file, read_array_file, unnamed_classes
-from .base import Dataset, EncodedImages, ImageArrays, ImageFiles, Split, concat, seeded_split
+from .base import Dataset, EncodedImages, GivenLoader, ImageArrays, ImageFiles, Split, concat, seeded_split
 from .datasets import NAMED, check_labels, dataset_names, load_dataset, open_dataset, train_val_split
-from .loader import Augment, StreamLoader, TensorLoader, augment_batch, make_loader
+from .given import from_user
+from .loader import Augment, GivenBatches, StreamLoader, TensorLoader, augment_batch, make_loader
 from .shapes import SHAPE_CLASSES, shapes
 
-__all__ = ["Dataset", "ImageArrays", "ImageFiles", "EncodedImages", "Split", "concat", "seeded_split",
-           "read_array_file", "load_array_file", "unnamed_classes", "NAMED",
+__all__ = ["Dataset", "ImageArrays", "ImageFiles", "EncodedImages", "GivenLoader", "GivenBatches", "from_user",
+           "Split", "concat", "seeded_split", "read_array_file", "load_array_file", "unnamed_classes", "NAMED",
            "open_dataset", "load_dataset", "train_val_split", "check_labels", "dataset_names", "Augment",
            "TensorLoader", "StreamLoader", "augment_batch", "make_loader", "shapes", "SHAPE_CLASSES"]

@@ -1,14 +1,17 @@
-"""The three shapes a dataset takes in cnnlab: decoded images in memory, image files on disk, or
-encoded image files held in memory.
+"""The four shapes a dataset takes in cnnlab: decoded images in memory, image files on disk, encoded
+image files held in memory, or a user's DataLoader.
 
 Small datasets of one image size (CIFAR, .npz arrays) live in memory as uint8 tensors and are
 augmented by whole batches (`ImageArrays`); folders of photos stream from disk (`ImageFiles`);
 photos of many sizes packed into one file (the JPEG-bytes `.npz` layout: one buffer of JPEG files
 back to back, `offsets` marking them) stay encoded until they are decoded at a model's input size
-(`EncodedImages`). All three carry labels (-1 where unlabelled) and class names, and `subset`.
+(`EncodedImages`). These three carry labels (-1 where unlabelled) and class names, and `subset`.
+A user's DataLoader (`GivenLoader`) is used as given, batch by batch: its labels are known only
+batch by batch and it cannot be subset.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,8 +102,81 @@ class EncodedImages(_Labelled):
                              self.name, dict(self.meta))
 
 
-Dataset = ImageArrays | ImageFiles | EncodedImages
-DATASET_TYPES = (ImageArrays, ImageFiles, EncodedImages)
+def batch_tensors(batch: object, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One DataLoader batch -> (float images [B,3,H,W] in [0,1], int64 labels; -1 where unlabelled)."""
+    if isinstance(batch, dict):
+        x, y = batch.get("image"), batch.get("label")
+    elif isinstance(batch, (tuple, list)):
+        x, y = batch[0], (batch[1] if len(batch) > 1 else None)
+    else:
+        x, y = batch, None
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] not in (1, 3):
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise CnnlabError(f"A batch of {where} holds images of shape {got}; expected a tensor [B,3,H,W] (add "
+                          "transforms.ToTensor() to its dataset).")
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255.0)
+    else:
+        x = x.float()
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise CnnlabError(f"A batch of {where} has pixel values from {lo:.3g} to {hi:.3g}; give images in [0, 1] "
+                              "(drop transforms.Normalize: the model normalizes inside).")
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    y = torch.full((len(x),), -1, dtype=torch.long) if y is None else torch.as_tensor(y).long().reshape(-1)
+    return x, y
+
+
+@dataclass
+class GivenLoader:
+    """A user's DataLoader, used as given: its batches, in its order, with its transforms.
+
+    `classes` come from its dataset's `classes` attribute (else the model's); labels are checked batch
+    by batch. It cannot be split or subset."""
+
+    loader: torch.utils.data.DataLoader
+    classes: list[str]
+    name: str = "loader"
+    meta: dict = field(default_factory=dict)
+    y = None  # labels are only known batch by batch
+
+    def __len__(self) -> int:
+        try:
+            return len(self.loader.dataset)  # type: ignore[arg-type]
+        except TypeError:
+            return len(self.loader) * (self.loader.batch_size or 1)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def subset(self, index: object) -> "GivenLoader":
+        raise CnnlabError(f"'{self.name}' is a DataLoader, used as given: it cannot be split or subset; pass the "
+                          "validation data separately (val=...) and limit the data in the loader itself.")
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Its batches as (float images in [0,1], int64 labels)."""
+        for batch in self.loader:
+            yield batch_tensors(batch, f"'{self.name}'")
+
+    def tensors(self, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Its first `limit` images (all when None) in memory as float [N,3,H,W] and their labels."""
+        xs, ys, n = [], [], 0
+        for x, y in self.batches():
+            xs.append(x)
+            ys.append(y)
+            n += len(x)
+            if limit is not None and n >= limit:
+                break
+        if not xs:
+            raise CnnlabError(f"The DataLoader '{self.name}' gave no batches.")
+        x, y = torch.cat(xs), torch.cat(ys)
+        return (x, y) if limit is None else (x[:limit], y[:limit])
+
+
+Dataset = ImageArrays | ImageFiles | EncodedImages | GivenLoader
+DATASET_TYPES = (ImageArrays, ImageFiles, EncodedImages, GivenLoader)
 
 
 def concat(first: Dataset, second: Dataset) -> Dataset:
@@ -164,6 +240,8 @@ class Split:
         if self.test is not None:
             return self
         data = self.train
+        if isinstance(data, GivenLoader):
+            data.subset([])  # a DataLoader is never split: this raises the one-sentence error
         labels = np.asarray(data.y)
         labelled = len(labels) and labels.min() >= 0
         keep, held = seeded_split(len(data), 1.0 - fraction, seed, labels if labelled else None)

@@ -1,7 +1,9 @@
-"""The one dataset resolver: a dataset's name, an array file or an image folder -> its images, in parts.
+"""The one dataset resolver: a dataset's name, an array file, an image folder or a user's own data ->
+its images, in parts.
 
     open_dataset("pets")                  # Split(train, test): every part of a source
     load_dataset("cifar10", "test")       # one part: 'train', 'test' (or 'val') or 'all'
+    load_dataset(TensorDataset(x, y))     # a user's data (see below): the whole of it
     train_val_split("train.npz")          # what a training run uses: (train, validation)
 
 | source | training part | held-out part |
@@ -18,6 +20,12 @@ cnnlab.paths.data_dir() (`$CNNLAB_DATA`; Pets in its `pets/`, MiniPlaces in its 
 A name is taken as that dataset even when a folder of the same name exists. A source that holds
 nothing out leaves the held-out part to its consumer: training holds out a seeded validation
 fraction, a probe a seeded test fraction (`Split.holdout`).
+
+A user's own data is one part, converted by cnnlab.data.given: `(x, y)` tensors or numpy arrays
+(uint8 or floats in [0, 1], N×H×W×3 or N×3×H×W) and a torch `Dataset` that fits in memory become
+in-memory uint8 arrays (the fast path; a Dataset is read once, and a note says so); a `DataLoader`
+is used as given (its batches, its order, its transforms), so it is never split: a run on it
+validates on the `val` data given with it, or not at all.
 """
 from __future__ import annotations
 
@@ -26,9 +34,10 @@ from pathlib import Path
 from .. import paths
 from ..errors import CnnlabError, unknown
 from .arrays import read_array_file
-from .base import DATASET_TYPES, PARTS, Dataset, Split
+from .base import DATASET_TYPES, PARTS, Dataset, GivenLoader, Split
 from .cifar import load_cifar
 from .folders import load_folder_dataset, load_miniplaces, load_pets
+from .given import from_user, is_user_data
 
 NAMED = ("cifar10", "cifar100", "pets", "miniplaces")
 _ALIASES = {"cifar-10": "cifar10", "cifar_10": "cifar10", "cifar-100": "cifar100", "cifar_100": "cifar100",
@@ -63,9 +72,9 @@ def _named_split(key: str, data_dir: str | Path | None, download: bool | None) -
     return load_miniplaces(folder)
 
 
-def open_dataset(spec: str | Path, *, data_dir: str | Path | None = None, download: bool | None = None,
+def open_dataset(spec: str | Path | object, *, data_dir: str | Path | None = None, download: bool | None = None,
                  seed: int = 0, test_fraction: float = 0.2, decode: bool = True) -> Split:
-    """Every part of a source (see the table above).
+    """Every part of a source (see the table above); a dataset object or a user's data is one part.
 
     Args:
         data_dir: where a named dataset lives (default: cnnlab.paths.data_dir()).
@@ -73,6 +82,10 @@ def open_dataset(spec: str | Path, *, data_dir: str | Path | None = None, downlo
         seed, test_fraction: the split of a folder of class folders.
         decode: decode a JPEG-bytes file of one image size into memory (False keeps it encoded).
     """
+    if isinstance(spec, DATASET_TYPES):
+        return Split(spec)
+    if is_user_data(spec):
+        return Split(from_user(spec))
     key = _named(spec)
     if key is not None:
         return _named_split(key, data_dir, download)
@@ -91,12 +104,15 @@ def open_dataset(spec: str | Path, *, data_dir: str | Path | None = None, downlo
     raise unknown("dataset", text, NAMED)
 
 
-def load_dataset(spec: str | Path | Dataset, split: str = "train", data_dir: str | Path | None = None,
+def load_dataset(spec: str | Path | Dataset | object, split: str = "train", data_dir: str | Path | None = None,
                  download: bool | None = None, *, decode: bool = True) -> Dataset:
     """One part of a source: 'train', 'test' ('val' is the same part) or 'all'. A dataset object is
-    returned as it is. A source with no held-out part answers 'test' with all its images."""
+    returned as it is, a user's data (a torch Dataset, a DataLoader, (x, y) tensors or arrays) as one
+    (every part of it). A source with no held-out part answers 'test' with all its images."""
     if isinstance(spec, DATASET_TYPES):
         return spec
+    if is_user_data(spec):
+        return from_user(spec)
     if split not in PARTS:
         raise CnnlabError(f"Unknown split '{split}'; use train, test or all.")
     key = _named(spec)
@@ -115,13 +131,18 @@ def train_val_split(data: str | Path | Dataset, val: str | Path | Dataset | None
     class-stratified `val_fraction` of the training data is held out (0 keeps none).
     """
     train = load_dataset(data, "train", data_dir, download)
-    if val is not None and str(val) != "split":
-        if str(val) == "test":
-            if isinstance(data, DATASET_TYPES):
+    if isinstance(val, (str, Path)) and str(val) == "split":
+        val = None
+    if isinstance(train, GivenLoader) and val is None:  # a DataLoader is never split
+        return Split(train, None)
+    if val is not None:
+        if isinstance(val, str) and val == "test":
+            if isinstance(data, DATASET_TYPES) or is_user_data(data):
                 raise CnnlabError("--val test needs a named dataset or a file with a test split.")
             valset = load_dataset(data, "test", data_dir, download)
         else:
-            valset = load_dataset(val, "test" if _named(val) else "all", data_dir, download)
+            valset = load_dataset(val, "test" if isinstance(val, (str, Path)) and _named(val) else "all", data_dir,
+                                  download)
         return Split(train, valset)
     if not 0.0 <= val_fraction < 1.0:
         raise CnnlabError(f"--val-split {val_fraction} must be in [0, 1): the fraction held out for validation.")
@@ -133,9 +154,10 @@ def train_val_split(data: str | Path | Dataset, val: str | Path | Dataset | None
 
 
 def check_labels(data: Dataset, num_classes: int, what: str = "data") -> None:
-    """Refuse labels outside 0..num_classes-1 with one sentence naming the data and the fix."""
+    """Refuse labels outside 0..num_classes-1 with one sentence naming the data and the fix (a DataLoader's
+    labels are checked batch by batch instead)."""
     y = data.y
-    if len(y) == 0:
+    if y is None or len(y) == 0:
         return
     lo, hi = int(y.min()), int(y.max())
     if lo < 0:

@@ -11,6 +11,9 @@ so N processes see the same images per step as one process does.
 `StreamLoader` does the same for photos too big or too varied for memory (image folders, encoded
 photos of mixed sizes): worker processes decode files to the model's input size and the batch
 augmentation runs on the decoded batch.
+
+`GivenBatches` serves a user's DataLoader (cnnlab.data.given) through the same interface: its batches
+as given, resized to the model's input size where they differ.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CnnlabError
-from .base import Dataset, EncodedImages, ImageArrays, ImageFiles
+from .base import Dataset, EncodedImages, GivenLoader, ImageArrays, ImageFiles
 
 
 @dataclass(frozen=True)
@@ -243,9 +246,45 @@ class StreamLoader:
         self.epoch, self.batch = self.epoch + 1, 0
 
 
+class GivenBatches:
+    """The training/evaluation loader over a GivenLoader: the same interface as TensorLoader (length,
+    iteration, a resumable state), batches resized to the model's input size when they differ."""
+
+    rank, world_size = 0, 1  # every process iterates the whole loader
+
+    def __init__(self, data: GivenLoader, size: tuple[int, int] | None = None, channels_last: bool = False) -> None:
+        self.data, self.size, self.channels_last = data, tuple(size) if size else None, channels_last
+        self.epoch, self.batch = 0, 0
+
+    def __len__(self) -> int:
+        return len(self.data.loader)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batch": self.batch, "seed": 0}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        skip = self.batch
+        for b, (x, y) in enumerate(self.data.batches()):
+            if b < skip:  # resuming inside an epoch: the loader's batches before it were done
+                continue
+            self.batch = b + 1
+            if self.size is not None and tuple(x.shape[-2:]) != self.size:
+                x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y
+        self.epoch, self.batch = self.epoch + 1, 0
+
+
 def make_loader(data: Dataset, batch_size: int, *, size: tuple[int, int] | None = None, **kwargs
-                ) -> TensorLoader | StreamLoader:
-    """The right loader for a dataset: in memory for decoded arrays, streaming for image files."""
+                ) -> TensorLoader | StreamLoader | GivenBatches:
+    """The right loader for a dataset: in memory for decoded arrays, streaming for image files, and a
+    user's DataLoader as given (its own batch size, order and transforms: no cnnlab augmentation)."""
+    if isinstance(data, GivenLoader):
+        return GivenBatches(data, size, kwargs.get("channels_last", False))
     if isinstance(data, ImageArrays):
         kwargs.pop("workers", None)
         return TensorLoader(data, batch_size, size=size, **kwargs)

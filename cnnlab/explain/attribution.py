@@ -26,6 +26,7 @@ from torch import nn
 from ..errors import CnnlabError, unknown
 from ..models import Classifier, as_classifier
 from ..models.classifier import Target
+from ..results import Result, percent, rows_of
 from .cam import LayerCam, class_activation_map
 
 if TYPE_CHECKING:
@@ -37,8 +38,8 @@ RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, nn.RReLU)
 SCORES = ("logit", "loss")
 
 
-@dataclass
-class Attribution:
+@dataclass(repr=False)
+class Attribution(Result):
     """Attributions of N images: signed per-pixel values and a non-negative map per image for display.
 
     attributions: [N,3,H,W] (gradient, smoothgrad, ig, guided, deconvnet) or [N,1,H,W] (gradcam, upsampled).
@@ -78,6 +79,14 @@ class Attribution:
         if "completeness_relative_error" in self.extras:
             line += f"; completeness error {max(self.extras['completeness_relative_error']):.1%}"
         return line + (f"; layer {self.layer}" if self.layer else "")
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        rows: list[tuple[str, object]] = [("method", self.title), ("images", len(self.images))]
+        rows += rows_of([(f"image {i}", f"{lab} ({s:.2f})") for i, (lab, s) in enumerate(zip(self.labels, self.scores))],
+                        4)
+        if "completeness_relative_error" in self.extras:
+            rows.append(("completeness_error", percent(max(self.extras["completeness_relative_error"]), 1)))
+        return rows
 
     def display_maps(self, percentile: float = 99.5) -> torch.Tensor:
         """[N,H,W] maps scaled to [0,1] for viewing: pixel attributions are divided by their `percentile`

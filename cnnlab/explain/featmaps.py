@@ -12,6 +12,7 @@ from torch import nn
 from ..errors import CnnlabError
 from ..images import make_grid, normalize01
 from ..models import Classifier, as_classifier
+from ..results import Result
 from .hooks import run_until
 
 if TYPE_CHECKING:
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 RANKINGS = ("mean", "max")
 
 
-@dataclass
-class FeatureMaps:
+@dataclass(repr=False)
+class FeatureMaps(Result):
     """Chosen channels of chosen layers for one image: maps[layer] is [k,h,w] in [0,1]."""
 
     image: torch.Tensor
@@ -37,6 +38,10 @@ class FeatureMaps:
     def to_dict(self) -> dict:
         return {"layers": self.layers, "requested": self.requested, "channels": self.channels,
                 "activation": self.activation, "shapes": self.shapes, "rank": self.rank, "notes": self.notes}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [(name, f"{'x'.join(map(str, self.shapes[name]))}, channels {', '.join(map(str, self.channels[name]))}")
+                for name in self.layers]
 
     def grid(self, layer: str, ncols: int | None = None) -> torch.Tensor:
         """[3,H',W'] grayscale tile of one layer's chosen maps (each already in [0,1])."""

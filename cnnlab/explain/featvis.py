@@ -28,6 +28,8 @@ from torch import nn
 from ..errors import CnnlabError, unknown
 from ..imageops import affine, gaussian_blur
 from ..models import Classifier, as_classifier
+from ..progress import Progress
+from ..results import Result
 from .hooks import run_until
 from .objectives import LOGITS, Objective
 
@@ -138,8 +140,8 @@ def random_transform(img: torch.Tensor, reg: dict[str, float], out_size: tuple[i
     return img
 
 
-@dataclass
-class Visualization:
+@dataclass(repr=False)
+class Visualization(Result):
     """The optimized image (at canvas size) and how the objective rose."""
 
     objective: str
@@ -157,6 +159,11 @@ class Visualization:
         return {"objective": self.objective, "regularizers": self.regularizers, "steps": self.steps,
                 "start_value": self.start_value, "final_value": self.final_value, "seconds": self.seconds,
                 "image_size": list(self.image.shape[-2:]), "notes": self.notes}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("objective", self.objective), ("steps", self.steps), ("start_value", round(self.start_value, 3)),
+                ("final_value", round(self.final_value, 3)), ("image_size", "x".join(map(str, self.image.shape[-2:]))),
+                ("seconds", round(self.seconds, 1))]
 
     def save(self, path: str | Path) -> Path:
         """The optimized image as a PNG at canvas size."""
@@ -200,13 +207,13 @@ def _evaluate(model: Classifier, objective: Objective, x: torch.Tensor) -> torch
 def visualize(model: Classifier | nn.Module, objective: Objective, *, steps: int = 256, lr: float = 0.05,
               regularizers: str | Sequence[str] | None = "default", start: torch.Tensor | None = None,
               canvas: int | None = None, seed: int = 0,
-              callback: Callable[[int, float], None] | None = None) -> Visualization:
+              callback: Callable[[int, float], None] | None = None, progress: bool = True) -> Visualization:
     """Optimize an image to maximize `objective` (see cnnlab.explain.objectives) with Adam.
 
     start: None (noise) or an image [1,3,H,W] in [0,1] (resized to the canvas). canvas: side of the
     optimized image (default: the model's input side, or 4x it below 100 px). Returns the image at
     canvas size, its model-size version, and the objective per step. A bare nn.Module is wrapped with
-    `cnnlab.wrap`'s defaults first.
+    `cnnlab.wrap`'s defaults first. `progress` shows the steps (with the objective's value).
     """
     model = as_classifier(model)
     if steps < 1:
@@ -224,7 +231,8 @@ def visualize(model: Classifier | nn.Module, objective: Objective, *, steps: int
     opt = torch.optim.Adam(param.parameters(), lr=lr)
     history: list[float] = []
     t0 = time.perf_counter()
-    with model.frozen(), torch.enable_grad():
+    with model.frozen(), torch.enable_grad(), Progress(steps, f"optimizing {objective.name}", "step",
+                                                       enabled=progress) as bar:
         with torch.no_grad():
             start_value = float(_evaluate(model, objective, _fit(param(), (h, w)))[0])
         for step in range(steps):
@@ -240,6 +248,7 @@ def visualize(model: Classifier | nn.Module, objective: Objective, *, steps: int
             if "blur" in reg and reg["blur"] >= 1 and (step + 1) % int(reg["blur"]) == 0:
                 param.set_image(gaussian_blur(param().detach(), 0.5 * size / side))
             history.append(value.item())
+            bar.update(1, objective=round(history[-1], 3))
             if callback:
                 callback(step, history[-1])
         with torch.no_grad():

@@ -34,8 +34,8 @@ def labeled_grid(rows: Sequence[Sequence[torch.Tensor]], titles: Sequence[Sequen
 
 def write_tensorboard(logdir: str | Path, images: dict[str, torch.Tensor], step: int = 0) -> Path:
     """Write [3,H,W] images in [0,1] as TensorBoard image summaries under `logdir`."""
-    from torch.utils.tensorboard import SummaryWriter
-    with SummaryWriter(str(logdir)) as w:
+    from ..tensorboard_log import summary_writer
+    with summary_writer(logdir) as w:
         for tag, img in images.items():
             w.add_image(tag, img.detach().float().cpu().clamp(0, 1), step)
     return Path(logdir)

@@ -16,13 +16,14 @@ from torch import nn
 from ..errors import CnnlabError
 from ..images import make_grid, normalize01
 from ..models import Classifier, as_classifier
+from ..results import Result
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-@dataclass
-class Filters:
+@dataclass(repr=False)
+class Filters(Result):
     """filters [K,3,kh,kw] in [0,1] (each stretched); kind 'conv' or 'templates' (a Linear on pixels)."""
 
     layer: str
@@ -35,6 +36,10 @@ class Filters:
         """A JSON-able summary: layer, kind, how many filters and their size."""
         return {"layer": self.layer, "kind": self.kind, "count": len(self.filters),
                 "weight_shape": self.weight_shape, "filter_size": list(self.filters.shape[-2:])}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("layer", self.layer), ("kind", self.kind), ("count", len(self.filters)),
+                ("weight_shape", "x".join(map(str, self.weight_shape)))]
 
     @property
     def title(self) -> str:

@@ -17,14 +17,16 @@ from torch import nn
 
 from ..errors import CnnlabError
 from ..models import Classifier, as_classifier
+from ..progress import Progress
+from ..results import Result
 from .hooks import run_until
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-@dataclass
-class TopActivations:
+@dataclass(repr=False)
+class TopActivations(Result):
     """The k images (dataset indices) where channel `channel` of `layer` is strongest."""
 
     layer: str
@@ -44,6 +46,11 @@ class TopActivations:
         return {"layer": self.layer, "channel": self.channel, "reduce": self.reduce, "values": self.values,
                 "indices": self.indices, "positions_yx": self.positions, "boxes_tlbr": self.boxes,
                 "map_size": self.map_size, "scanned": self.scanned, "seconds": self.seconds, "notes": self.notes}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("unit", f"{self.layer}:{self.channel}"), ("reduce", self.reduce), ("scanned", self.scanned),
+                ("top", ", ".join(f"#{i} ({v:.2f})" for i, v in zip(self.indices[:5], self.values[:5]))
+                 + (" …" if len(self.indices) > 5 else "")), ("seconds", round(self.seconds, 1))]
 
     def patches(self) -> list[torch.Tensor]:
         """The receptive-field patch of each top image, [3,h,w]."""
@@ -71,11 +78,18 @@ def _outline(img: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
 
 
 def _batches(data: object, model: Classifier, batch_size: int) -> Iterator[torch.Tensor]:
-    """Float [B,3,H,W] batches in [0,1] at the model's input size from a tensor, ImageArrays, ImageFiles
-    or a list of image paths."""
-    from ..data.base import ImageArrays, ImageFiles
+    """Float [B,3,H,W] batches in [0,1] at the model's input size from a tensor, ImageArrays, ImageFiles,
+    a list of image paths, or a user's torch Dataset, DataLoader or arrays (see cnnlab.data.load_dataset)."""
+    from ..data import GivenLoader, ImageArrays, ImageFiles, load_dataset
+    from ..data.given import is_user_data
     from ..images import load_images
     pre = model.preprocessing
+    if isinstance(data, GivenLoader) or (is_user_data(data) and not isinstance(data, torch.Tensor)):
+        data = load_dataset(data)
+    if isinstance(data, GivenLoader):
+        for x, _ in data.batches():
+            yield pre.apply_tensor(x)
+        return
     if isinstance(data, ImageFiles):
         data = data.paths
     if isinstance(data, torch.Tensor):
@@ -97,10 +111,10 @@ def _batches(data: object, model: Classifier, batch_size: int) -> Iterator[torch
 
 
 def top_activations(model: Classifier | nn.Module, data: object, layer: str, channel: int, k: int = 9,
-                    batch_size: int = 64, reduce: str = "max") -> TopActivations:
+                    batch_size: int = 64, reduce: str = "max", progress: bool = True) -> TopActivations:
     """Scan `data` once (no gradients, forward stopped at `layer`) and keep the top-k images by the
     channel's spatial max ('max') or mean ('mean'), then find each winner's receptive-field patch.
-    A bare nn.Module is wrapped with `cnnlab.wrap`'s defaults first."""
+    A bare nn.Module is wrapped with `cnnlab.wrap`'s defaults first; `progress` shows the scan's."""
     model = as_classifier(model)
     if reduce not in ("max", "mean"):
         raise CnnlabError(f"reduce '{reduce}' is not known; use 'max' or 'mean'.")
@@ -113,7 +127,9 @@ def top_activations(model: Classifier | nn.Module, data: object, layer: str, cha
     best_img = torch.empty(0)
     best_pos = torch.empty(0, dtype=torch.long)
     seen, notes, map_size = 0, [], []
-    with model.frozen(), torch.inference_mode():
+    total = len(data) if hasattr(data, "__len__") else None
+    with model.frozen(), torch.inference_mode(), \
+            Progress(total, f"scan {name}:{channel}", "img", enabled=progress) as bar:
         for xb in _batches(data, model, batch_size):
             got = run_until(model, model.check_images(xb), [name])
             a = got.get(name)
@@ -136,6 +152,7 @@ def top_activations(model: Classifier | nn.Module, data: object, layer: str, cha
             keep = best_v.topk(min(k, len(best_v))).indices
             best_v, best_i, best_pos, best_img = best_v[keep], best_i[keep], best_pos[keep], best_img[keep]
             seen += len(v)
+            bar.update(len(v))
     if seen == 0:
         raise CnnlabError("No images were scanned; the data is empty.")
     w = map_size[1]

@@ -11,15 +11,20 @@ import json
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
 
 import torch
 from torch import nn
 
 from ..errors import CnnlabError, unknown
 from ..images import Preprocessing
+from ..results import Result, percent
 from .labels import class_names
 from .normalization import IMAGENET_MEAN, IMAGENET_STD
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Which class(es) a verb is about: None (each image's prediction), a class index or name, 'least-likely',
 #: 'random' (a class other than the prediction), or one index/name per image (a list or tensor).
@@ -38,6 +43,38 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class Predictions(Result, list):
+    """The top-k predictions of a batch: one list of `Prediction` per image (a plain list otherwise),
+    shown as one line per image and, in Jupyter, as bars of the probabilities."""
+
+    def summary_rows(self) -> list[tuple[str, str]]:
+        return predictions_rows([f"image {i}" for i in range(len(self))], self)
+
+    def __repr__(self) -> str:
+        if not self:
+            return "Predictions([])"
+        return "Predictions(" + "; ".join(f"{k}: {v}" for k, v in self.summary_rows()) + ")"
+
+    def to_dict(self) -> list[list[dict]]:
+        return [[p.to_dict() for p in top] for top in self]
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """One bar chart of the top-k probabilities per image."""
+        from ..figures import bars_figure, finish
+        return finish(bars_figure([(f"image {i}", [p.label for p in top], [p.prob for p in top])
+                                   for i, top in enumerate(self)], xlabel="probability %"), path)
+
+
+def predictions_rows(names: Sequence[str], tops: Sequence[Sequence[Prediction]], limit: int = 6
+                     ) -> list[tuple[str, str]]:
+    """(name, 'label 38.2%, label 21.0%, ...') for the first `limit` images (the top 3 of each)."""
+    rows = [(name, ", ".join(f"{p.label.split(',')[0]} {percent(p.prob, 1)}" for p in top[:3]))
+            for name, top in zip(names, tops)]
+    if len(rows) > limit:
+        rows = rows[:limit - 1] + [("…", f"{len(rows) - limit + 1} more images")]
+    return rows
 
 
 class Classifier(nn.Module):
@@ -277,13 +314,14 @@ class Classifier(nn.Module):
         twin = cached[1]
         return lambda xb: _logits(twin(self.normalize(xb).contiguous(memory_format=torch.channels_last)))
 
-    def predict(self, x: torch.Tensor, k: int = 5, batch_size: int = 64) -> list[list[Prediction]]:
-        """Top-k (index, label, prob) per image."""
+    def predict(self, x: torch.Tensor, k: int = 5, batch_size: int = 64) -> Predictions:
+        """Top-k (index, label, prob) per image: a list (one list of Prediction per image) that prints
+        in one line per image and shows its probabilities in Jupyter."""
         probs = self.probabilities(x, batch_size)
         k = max(1, min(k, probs.shape[1]))
         top = probs.topk(k, dim=1)
-        return [[Prediction(int(i), self.labels[int(i)], float(p)) for p, i in zip(ps, idx)]
-                for ps, idx in zip(top.values, top.indices)]
+        return Predictions([[Prediction(int(i), self.labels[int(i)], float(p)) for p, i in zip(ps, idx)]
+                            for ps, idx in zip(top.values, top.indices)])
 
     def class_index(self, target: int | str) -> int:
         """A class given by index, by (case-insensitive) name, or by synset id -> its index."""

@@ -7,7 +7,6 @@ from then on every cnnlab verb works with it.
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +18,6 @@ from .configs import DataInit, ModelCfg
 from .normalization import Normalization, resolve_normalization
 from .weights import extract_state_dict, hub_cache_dir, load_state_into, read_checkpoint
 
-#: Modules that register models when imported (imported lazily, on the first lookup).
-_MODEL_MODULES = ("efficientnet_lite", "cifar_resnet", "course", "airbench", "zoo")
 
 
 @dataclass
@@ -74,7 +71,8 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
-_loaded = False
+#: Name prefixes answered by a family on demand, e.g. 'timm/' -> an entry for any timm model.
+_PREFIXES: dict[str, Callable[[str], ModelEntry]] = {}
 
 
 def register_model(name: str, *, family: str, description: str, cfg: ModelCfg, weights: ModelCfg | None = None,
@@ -89,31 +87,21 @@ def register_model(name: str, *, family: str, description: str, cfg: ModelCfg, w
     return deco
 
 
-def _ensure_loaded(name: str | None = None) -> None:
-    """Import the family modules; with `name`, stop as soon as it is registered (a fast cold start:
-    `cnnlab predict` with EfficientNet-Lite0 never imports the other families)."""
-    global _loaded
-    if _loaded or (name is not None and name in _REGISTRY):
-        return
-    for mod in _MODEL_MODULES:
-        importlib.import_module(f"{__package__}.{mod}")
-        if name is not None and name in _REGISTRY:
-            return
-    _loaded = True
+def register_prefix(prefix: str, entry_for: Callable[[str], ModelEntry]) -> None:
+    """Let a family answer every name `prefix + NAME` (e.g. 'timm/resnet50') with `entry_for(NAME)`."""
+    _PREFIXES[prefix] = entry_for
 
 
 def list_models() -> list[ModelEntry]:
     """Every registered model, by family then name."""
-    _ensure_loaded()
     return sorted(_REGISTRY.values(), key=lambda e: (e.family, e.name))
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registered model `name` (or `timm/NAME` for any timm model), or an error suggesting names."""
-    if name.startswith("timm/"):
-        from .zoo import timm_entry
-        return timm_entry(name[5:])
-    _ensure_loaded(name)
+    for prefix, entry_for in _PREFIXES.items():
+        if name.startswith(prefix):
+            return entry_for(name[len(prefix):])
     if name not in _REGISTRY:
         raise unknown("model", name, _REGISTRY)
     return _REGISTRY[name]
@@ -126,9 +114,6 @@ def model_arguments(name: str) -> list[ModelArgument]:
 
 
 def _registered(name: str) -> ModelEntry | None:
-    if name.startswith("timm/"):
-        return None
-    _ensure_loaded(name)
     return _REGISTRY.get(name)
 
 

@@ -4,15 +4,21 @@ Each name's published weights are torchvision's DEFAULT weights, configured belo
 own transforms state them (input size, resize, interpolation, mean/std; tests/models check the table
 against torchvision). Weights come through torchvision's normal download into torch.hub's cache;
 offline, the error names the file, the cache directory and how to put the file there.
+
+A timm model's weights are read from the Hugging Face cache when they are there (no network at all);
+otherwise a 3-second check that the hub answers comes first, so that offline the error names the
+file to fetch at once instead of after the hub client's retries (about 40 s).
 """
 from __future__ import annotations
+
+import os
 
 from torch import nn
 
 from ..errors import CnnlabError
 from .classifier import Classifier
 from .configs import ModelCfg, build_classifier
-from .registry import ModelEntry, register_model
+from .registry import ModelEntry, register_model, register_prefix
 from .weights import download
 from .wrap import guess_layers, wrap
 
@@ -100,8 +106,10 @@ def timm_model(name: str, pretrained: bool = False, num_classes: int | None = No
         import timm
     except ImportError:
         raise CnnlabError(f"Model 'timm/{name}' needs timm: `pip install timm`.") from None
+    overlay = _timm_weights(name) if pretrained else None
     try:
-        net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes or 1000)
+        net = timm.create_model(name, pretrained=pretrained, num_classes=num_classes or 1000,
+                                **({"pretrained_cfg_overlay": overlay} if overlay else {}))
     except Exception as e:  # noqa: BLE001 - download or name errors from timm
         raise CnnlabError(f"timm could not create '{name}' ({str(e).splitlines()[0][:150]}); "
                           "check the name (timm.list_models()) and the network.") from None
@@ -110,9 +118,52 @@ def timm_model(name: str, pretrained: bool = False, num_classes: int | None = No
     return model
 
 
+def _timm_weights(name: str) -> dict | None:
+    """Where timm model `name`'s published weights are on this machine ({"file": path} for timm), None
+    when timm should fetch them itself (the hub answers); CnnlabError naming the file when offline."""
+    from timm.models import get_pretrained_cfg
+    cfg = get_pretrained_cfg(name)
+    if cfg is None:
+        return None  # timm's own error names the unknown model
+    if not cfg.hf_hub_id:
+        return {"file": str(download(cfg.url, f"timm {name}")), "custom_load": cfg.custom_load} if cfg.url else None
+    from huggingface_hub import constants, try_to_load_from_cache
+    files = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+    for filename in files:
+        found = try_to_load_from_cache(cfg.hf_hub_id, filename)
+        if isinstance(found, str):
+            return {"file": found, "custom_load": False}
+    url = f"https://huggingface.co/{cfg.hf_hub_id}/resolve/main/{files[0]}"
+    why = _offline_reason("huggingface.co")
+    if why:
+        raise CnnlabError(f"The weights of timm/{name} are not in the Hugging Face cache ({constants.HF_HUB_CACHE}) "
+                          f"and cannot be fetched ({why}); with network access run `hf download {cfg.hf_hub_id}` "
+                          f"(or fetch {url}) once, or pass --weights PATH.")
+    return None
+
+
+def _offline_reason(host: str, timeout: float = 3.0) -> str | None:
+    """Why `host` cannot be reached (an offline setting, no DNS, no answer in `timeout` s), or None when
+    it answers or a proxy is configured (then the download itself decides)."""
+    import socket
+    for var in ("CNNLAB_OFFLINE", "HF_HUB_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return f"{var}={os.environ[var]} is set"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as e:
+        return f"{host} is unreachable: {e.strerror or type(e).__name__}"
+    return None
+
+
 def timm_entry(name: str) -> ModelEntry:
     """A registry entry for timm's model `name` (built on demand; timm's own cfg configures it)."""
     def build(pretrained: bool = False, num_classes: int | None = None) -> Classifier:
         """A timm model."""
         return timm_model(name, pretrained, num_classes)
     return ModelEntry(f"timm/{name}", build, "timm", "a timm model")
+
+
+register_prefix("timm/", timm_entry)

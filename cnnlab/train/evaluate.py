@@ -18,10 +18,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.base import Dataset
+from ..data.datasets import load_dataset
 from ..data.loader import make_loader
 from ..errors import CnnlabError
 from ..metrics import ClassificationMetrics, classification_metrics
 from ..models import Classifier, as_classifier
+from ..progress import progress as progress_of
 from ..runs import write_json
 from .config import TTA_MODES, tta_mode
 
@@ -29,7 +31,7 @@ __all__ = ["EvalResult", "evaluate", "predict_labels", "write_label_file", "tta_
            "tta_mode"]
 
 
-@dataclass
+@dataclass(repr=False)
 class EvalResult(ClassificationMetrics):
     """The metrics of one evaluation (see cnnlab.metrics for what each means) and its mean cross-entropy."""
 
@@ -41,6 +43,10 @@ class EvalResult(ClassificationMetrics):
 
     def to_dict(self) -> dict:
         return {"loss": self.loss, "error": self.error, **super().to_dict()}
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        rows = super().summary_rows()
+        return rows[:1] + [("loss", round(self.loss, 4))] + rows[1:]
 
     def table(self, worst_first: bool = False, present_only: bool = True) -> str:
         """The per-class metrics (of the classes with images, unless `present_only=False`) as aligned text."""
@@ -111,26 +117,24 @@ def _all_gather(t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512, tta: bool | str = False,
+def evaluate(model: Classifier | nn.Module, data: Dataset | object, batch_size: int = 512, tta: bool | str = False,
              forward: Callable[[torch.Tensor], torch.Tensor] | None = None, rank: int = 0,
-             world_size: int = 1, channels_last: bool = False, workers: int = 2) -> EvalResult:
+             world_size: int = 1, channels_last: bool = False, workers: int = 2, progress: bool = True) -> EvalResult:
     """Loss and metrics (top-1/top-5, mean class accuracy, mean average precision, per class, confusion)
-    of `model` (a Classifier, or any nn.Module through `as_classifier`) on `data`.
+    of `model` (a Classifier, or any nn.Module through `as_classifier`) on `data`: a dataset, a name or
+    path (its test part), or a user's own data (see cnnlab.data.load_dataset).
 
     `forward` replaces the model's forward (e.g. an EMA copy of the weights); `tta` ("none", "flip"
-    or True, "flip-translate"; see `tta_views`) averages the logits over augmented views of each image.
+    or True, "flip-translate"; see `tta_views`) averages the logits over augmented views of each image;
+    `progress` shows progress (see cnnlab.progress).
     """
     model = as_classifier(model)
+    data = load_dataset(data, "test")
     mode = tta_mode(tta)
     if len(data) == 0:
         raise CnnlabError("The evaluation data is empty.")
-    if int(data.y.min()) < 0:
-        raise CnnlabError(f"The data '{data.name}' is unlabelled; evaluation needs labels "
-                          "(use `cnnlab predict-set` to write predictions).")
-    k = model.num_classes
-    if int(data.y.max()) >= k:
-        raise CnnlabError(f"The data '{data.name}' has labels up to {int(data.y.max())} but model "
-                          f"'{model.name}' has {k} classes.")
+    if data.y is not None:
+        _check_eval_labels(data.y, data.name, model)
     fn = forward or model
     was_training = model.training
     model.eval()
@@ -142,7 +146,9 @@ def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512
     loss = torch.zeros(1, dtype=torch.float64)
     labels, scores = [], []
     try:
-        for x, y in loader:
+        for x, y in progress_of(loader, desc=f"eval {model.name}", unit="batch", enabled=progress and rank == 0):
+            if data.y is None:  # a DataLoader's labels, batch by batch
+                _check_eval_labels(y, data.name, model)
             x, y = x.to(model.device), y.to(model.device)
             logits = tta_logits(fn, x, mode)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
@@ -158,17 +164,30 @@ def evaluate(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512
     return EvalResult(**{f.name: getattr(metrics, f.name) for f in fields(metrics)}, loss=float(loss / len(y)))
 
 
+def _check_eval_labels(y: torch.Tensor, name: str, model: Classifier) -> None:
+    """Evaluation needs labels, each one of the model's classes."""
+    if len(y) and int(y.min()) < 0:
+        raise CnnlabError(f"The data '{name}' is unlabelled; evaluation needs labels "
+                          "(use `cnnlab predict-set` to write predictions).")
+    if len(y) and int(y.max()) >= model.num_classes:
+        raise CnnlabError(f"The data '{name}' has labels up to {int(y.max())} but model "
+                          f"'{model.name}' has {model.num_classes} classes.")
+
+
 @torch.inference_mode()
-def predict_labels(model: Classifier | nn.Module, data: Dataset, batch_size: int = 512, tta: bool | str = False,
-                   workers: int = 2) -> torch.Tensor:
-    """Top-1 class index of every image of `data`, in input order (`tta` as in `evaluate`)."""
+def predict_labels(model: Classifier | nn.Module, data: Dataset | object, batch_size: int = 512,
+                   tta: bool | str = False, workers: int = 2, progress: bool = True) -> torch.Tensor:
+    """Top-1 class index of every image of `data` (all of it, as `load_dataset` reads it), in input order
+    (`tta` as in `evaluate`)."""
     model = as_classifier(model)
+    data = load_dataset(data, "all")
     mode = tta_mode(tta)
     was_training = model.training
     model.eval()
     out = []
     try:
-        for x, _ in make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers):
+        loader = make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers)
+        for x, _ in progress_of(loader, desc=f"predict {model.name}", unit="batch", enabled=progress):
             logits = tta_logits(model, x.to(model.device), mode)
             out.append(logits.argmax(1).cpu())
     finally:

@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.base import Dataset
-from ..data.loader import StreamLoader, TensorLoader, make_loader
+from ..data.base import Dataset, GivenLoader
+from ..data.loader import Augment, GivenBatches, StreamLoader, TensorLoader, make_loader
 from ..errors import CnnlabError
 from ..models import Classifier, as_classifier
 from ..models.fastpath import tune_allocator
-from ..runs import Run, save_filters
+from ..progress import Progress, note
+from ..results import Result, percent
+from ..runs import TB_PARTS, Run, curves_figure, save_filters, tensorboard_scalars
+from ..tensorboard_log import summary_writer
 from . import distributed
 from .config import TrainConfig
 from .ema import EMA
@@ -34,14 +39,18 @@ from .evaluate import evaluate
 from .inplace import inplace_activations
 from .optim import build_optimizer, set_lr
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 
 class TrainingDiverged(CnnlabError):
     """The loss became NaN or infinite."""
 
 
-@dataclass
-class FitResult:
-    """What a finished (or stopped) fit returns: per-epoch history and the best epoch."""
+@dataclass(repr=False)
+class FitResult(Result):
+    """What a finished (or stopped) fit returns: per-epoch history (rows as in metrics.jsonl) and the
+    best epoch."""
 
     status: str
     epochs: int
@@ -52,6 +61,18 @@ class FitResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def summary_rows(self) -> list[tuple[str, object]]:
+        rows: list[tuple[str, object]] = [("status", self.status), ("epochs", self.epochs)]
+        if self.best_val_top1 is not None:
+            rows.append(("best_val_top1", f"{percent(self.best_val_top1)} (epoch {self.best_epoch})"))
+        if self.history:
+            rows.append(("train_loss", round(self.history[-1]["train_loss"], 4)))
+        return rows + [("minutes", round(self.train_s / 60, 1))]
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """The curves of the history: objective and validation loss, validation error and lr vs epoch."""
+        return curves_figure([("fit", self.history)], Path(path) if path else None)
 
 
 def backbone_parameter_names(model: Classifier) -> set[str]:
@@ -74,48 +95,81 @@ def _adversary(cfg: TrainConfig) -> tuple[Callable | None, Callable | None]:
     return make_adversary(cfg.adv, cfg.eps, cfg.adv_steps, cfg.adv_step_size), robust_accuracy
 
 
-def _tensorboard_without_tensorflow() -> None:
-    """Let TensorBoard's event writer use its own TensorFlow stub instead of importing TensorFlow.
-
-    torch's SummaryWriter needs nothing from TensorFlow, but TensorBoard imports it whenever it is
-    installed: measured on a loaded 2-core machine, 20-30 s before the first epoch of every run (and
-    TensorFlow loaded beside torch crashed a process there). TensorBoard's own switch for this is a
-    module named tensorboard.compat.notf; nothing changes when TensorFlow is already imported."""
-    import sys
-    import types
-    if "tensorflow" not in sys.modules:
-        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
-
-
 class _Logger:
-    """Rank-0 outputs: TensorBoard scalars and a progress bar/line per epoch."""
+    """Rank-0 outputs: TensorBoard as Keras writes it (see cnnlab.runs.tensorboard_scalars: train/ and
+    validation/ folders whose curves share a chart, the learning rate, the loss of every step, sample
+    training images, hyperparameters with the final metrics), one progress bar over the whole run
+    (running loss and accuracy of the epoch, time left for the run) and a line per finished epoch."""
 
     def __init__(self, run: Run | None, progress: bool, main: bool) -> None:
         self.run, self.progress, self.main = run, progress and main, main
-        self.tb = None
+        self.tb: dict = {}
+        self.bar: Progress | None = None
+        self.losses: list[tuple[int, torch.Tensor]] = []
         if run is not None and main:
             try:
-                _tensorboard_without_tensorflow()
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(run.path / "tb"))
+                self.tb = {part: summary_writer(run.path / "tb" / part) for part in TB_PARTS}
             except Exception:  # noqa: BLE001 - TensorBoard missing must not stop training
-                self.tb = None
+                self.tb = {}
 
-    def bar(self, loader: Iterable, epoch: int, epochs: int) -> Iterable:
-        if not self.progress:
-            return loader
-        from tqdm.auto import tqdm
-        return tqdm(loader, total=len(loader) - loader.batch, desc=f"epoch {epoch}/{epochs}",
-                    leave=False, dynamic_ncols=True, mininterval=1.0)
+    def start(self, steps: int, epochs: int) -> None:
+        """The run's bar: `steps` steps left over the remaining epochs, up to epoch `epochs`."""
+        # off a terminal, the epoch lines are the progress; a line a minute covers long epochs
+        self.bar = Progress(steps, "training", "step", enabled=self.progress, interval=60.0)
+        self.epochs = epochs
+
+    def step(self, epoch: int, loss: Callable[[], float] | None, acc: Callable[[], float] | None) -> None:
+        """One step done in `epoch` (1-based); loss/acc, when given, read the epoch's running means."""
+        if self.bar is None:
+            return
+        if loss is not None and acc is not None:
+            self.bar.set_description(f"epoch {epoch}/{self.epochs}")
+            self.bar.update(1, loss=round(loss(), 4), acc=f"{100 * acc():.1f}%")
+        else:
+            self.bar.update(1)
+
+    def step_loss(self, step: int, loss: torch.Tensor) -> None:
+        """The loss of global step `step`, for TensorBoard (read in groups: each read syncs a GPU)."""
+        if self.tb:
+            self.losses.append((step, loss.detach()))
+            if len(self.losses) >= 20:
+                self.flush_losses()
+
+    def flush_losses(self) -> None:
+        if self.tb and self.losses:
+            values = torch.stack([v for _, v in self.losses]).float().cpu().tolist()
+            for (step, _), v in zip(self.losses, values):
+                self.tb["train"].add_scalar("batch_loss", v, step)
+        self.losses = []
+
+    def samples(self, x: torch.Tensor) -> None:
+        """A few training images as the model sees them (after augmentation), once, at the start."""
+        if self.tb:
+            self.tb["train"].add_images("samples", x[:16].detach().float().cpu().clamp(0, 1), 0)
+
+    def hparams(self, cfg: TrainConfig, final: dict) -> None:
+        """The run's settings beside its final metrics (TensorBoard's HPARAMS tab), in tb/ itself."""
+        if not self.tb:
+            return
+        hp = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in cfg.to_dict().items()
+              if v is not None}
+        last = final.get("last") or {}
+        metrics = {f"hparam/{k}": float(v) for k, v in (("best_val_top1", final.get("best_val_top1")),
+                                                         ("val_top1", last.get("val_top1")),
+                                                         ("val_top5", last.get("val_top5")),
+                                                         ("val_loss", last.get("val_loss")),
+                                                         ("train_loss", last.get("train_loss"))) if v is not None}
+        with summary_writer(self.run.path / "tb") as w:
+            w.add_hparams(hp, metrics, run_name=".")
 
     def epoch(self, row: dict) -> None:
-        if self.tb is not None:
-            for k, v in row.items():
-                if k != "epoch" and isinstance(v, (int, float)) and v is not None:
-                    self.tb.add_scalar(k, v, row["epoch"])
-            self.tb.flush()
+        self.flush_losses()
+        for part, tag, value in tensorboard_scalars(row):
+            if part in self.tb:
+                self.tb[part].add_scalar(tag, value, row["epoch"])
+        for w in self.tb.values():
+            w.flush()
         if self.progress:
-            import sys
             parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
             if row.get("val_top1") is not None:
                 parts += [f"val loss {row['val_loss']:.4f}", f"val top-1 {100 * row['val_top1']:.2f}%",
@@ -123,11 +177,15 @@ class _Logger:
             if row.get("val_robust_top1") is not None:
                 parts.append(f"robust {100 * row['val_robust_top1']:.2f}%")
             parts += [f"lr {row['lr']:.4g}", f"{row['images_per_s']:.0f} img/s", f"{row['elapsed_s']:.0f}s"]
-            print("  ".join(parts), file=sys.stderr, flush=True)
+            if self.bar is not None:
+                self.bar.write("  ".join(parts))
 
     def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+        if self.bar is not None:
+            self.bar.close()
+        self.flush_losses()
+        for w in self.tb.values():
+            w.close()
 
 
 def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run | None = None,
@@ -154,6 +212,9 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise CnnlabError(f"The training data '{train.name}' is empty.")
+    if isinstance(train, GivenLoader) and Augment.parse(cfg.augment).active and progress and ctx.is_main:
+        note(f"note: the DataLoader '{train.name}' is used as given, so cnnlab's augmentation ({cfg.augment}) is "
+             "not applied; augment in its transforms.")
     opt = build_optimizer(model.net, cfg, backbone or None)
     ema = EMA(model.net, cfg.ema) if cfg.ema else None
     adversary, robust_accuracy = _adversary(cfg)
@@ -177,11 +238,15 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
             history = run.metrics()
     net = distributed.wrap(model, ctx)
     log = _Logger(run, progress, ctx.is_main)
+    log.start((cfg.epochs - start_epoch) * steps_per_epoch - loader.batch, cfg.epochs)
     status, robust_x = "finished", None
     if robust_accuracy is not None and val is not None and len(val):
         k = min(cfg.robust_eval_images, len(val))
-        sel = torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:k]
-        robust_x = (val.subset(sel).floats().to(model.device), val.subset(sel).y.to(model.device))
+        if isinstance(val, GivenLoader):  # the loader's first k images
+            robust_x = tuple(t.to(model.device) for t in val.tensors(k))
+        else:
+            sel = torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:k]
+            robust_x = (val.subset(sel).floats().to(model.device), val.subset(sel).y.to(model.device))
     frozen = None
     scope = contextlib.ExitStack()
     scope.enter_context(inplace_activations(model.net))  # no hooks while training: ReLUs may overwrite
@@ -198,9 +263,12 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
             seen = 0
             loss_sum = torch.zeros((), dtype=torch.float64, device=model.device)
             correct = torch.zeros((), dtype=torch.long, device=model.device)
+            correct5 = torch.zeros((), dtype=torch.long, device=model.device)
             lr = cfg.lr
-            for x, y in log.bar(loader, epoch + 1, cfg.epochs):
+            for x, y in loader:
                 x, y = x.to(model.device, non_blocking=True), y.to(model.device, non_blocking=True)
+                if step == 0:
+                    log.samples(x)
                 lr = set_lr(opt, cfg, step, steps_per_epoch)
                 if adversary is not None:
                     x = adversary(model, x, y)
@@ -220,11 +288,16 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                 with torch.no_grad():
                     loss_sum += loss.detach().double() * len(y)
                     correct += (logits.argmax(1) == y).sum()
+                    correct5 += (logits.topk(min(5, logits.shape[1]), 1).indices == y[:, None]).any(1).sum()
                 seen += len(y)
+                log.step_loss(step, loss)
+                show = seen == len(y) or (step % 10 == 0)  # reading the running means syncs a GPU: not every step
+                log.step(epoch + 1, (lambda: float(loss_sum) / seen) if show else None,
+                         (lambda: float(correct) / seen) if show else None)
             epoch_s = time.perf_counter() - t0
             train_s += epoch_s
-            row = _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, correct, seen, lr, epoch_s, train_s,
-                             robust_x, robust_accuracy)
+            row = _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, torch.stack([correct, correct5]), seen, lr,
+                             epoch_s, train_s, robust_x, robust_accuracy)
             history.append(row)
             is_best = row.get("val_top1") is not None and row["val_top1"] > best_top1
             if is_best:
@@ -251,7 +324,9 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
     if ema is not None:  # the trained model is the averaged one (what best/last.pt hold too)
         model.net.load_state_dict(ema.model.state_dict())
     if run is not None and ctx.is_main and status == "finished":
-        run.write_final(_final(status, history, train_s))
+        final = _final(status, history, train_s)
+        run.write_final(final)
+        log.hparams(cfg, final)
     best = max(history, key=lambda r: r.get("val_top1") or 0.0) if history else None
     return FitResult(status, len(history), history, best and best["epoch"], best and best.get("val_top1"), train_s)
 
@@ -267,26 +342,28 @@ def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: di
                epoch: int, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, lr: float, epoch_s: float,
                train_s: float, robust_x: tuple[torch.Tensor, torch.Tensor] | None,
                robust_accuracy: Callable | None) -> dict:
-    """The epoch's metrics row: training loss/accuracy over all ranks, validation, robust accuracy, timing."""
+    """The epoch's metrics row: training loss/accuracy over all ranks, validation, robust accuracy, timing.
+    `correct` counts the right answers [top-1, top-5]."""
     seen_t = torch.tensor(float(seen), dtype=torch.float64, device=loss_sum.device)
-    stats = torch.stack([loss_sum, correct.double(), seen_t])
+    stats = torch.stack([loss_sum, *correct.double(), seen_t])
     if ctx.active:
         import torch.distributed as dist
         dist.all_reduce(stats)
-    n = max(1.0, float(stats[2]))
-    row = {"epoch": epoch + 1, "train_loss": float(stats[0] / n), "train_top1": float(stats[1] / n)}
+    n = max(1.0, float(stats[3]))
+    row = {"epoch": epoch + 1, "train_loss": float(stats[0] / n), "train_top1": float(stats[1] / n),
+           "train_top5": float(stats[2] / n)}
     if val is not None and len(val):
         fwd = (lambda x: ema.model(model.normalize(x))) if ema is not None else None
         if ema is not None:
             ema.model.train(False)
         res = evaluate(model, val, cfg.eval_batch_size, tta=cfg.tta, forward=fwd, rank=ctx.rank,
-                       world_size=ctx.world_size, channels_last=cfg.channels_last, workers=cfg.workers)
+                       world_size=ctx.world_size, channels_last=cfg.channels_last, workers=cfg.workers, progress=False)
         row.update(val_loss=res.loss, val_top1=res.top1, val_top5=res.top5, val_error=res.error,
                    val_mean_class_accuracy=res.mean_class_accuracy)
         if ema is not None:
             # the raw (non-averaged) weights, for comparison: one view only, so this costs one pass
             raw = evaluate(model, val, cfg.eval_batch_size, tta="none", rank=ctx.rank, world_size=ctx.world_size,
-                           channels_last=cfg.channels_last, workers=cfg.workers)
+                           channels_last=cfg.channels_last, workers=cfg.workers, progress=False)
             row["val_top1_raw"] = raw.top1
     else:
         row.update(val_loss=None, val_top1=None, val_top5=None, val_error=None)
@@ -296,7 +373,8 @@ def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: di
     return row
 
 
-def _checkpoint(model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None, loader: TensorLoader | StreamLoader,
+def _checkpoint(model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None,
+                loader: TensorLoader | StreamLoader | GivenBatches,
                 epoch: int, step: int, best_top1: float, row: dict, train_s: float, cfg: TrainConfig) -> dict:
     """Everything a resumed run needs, as plain data (torch.load(weights_only=True) reads it)."""
     state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}

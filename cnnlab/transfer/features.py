@@ -19,15 +19,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.base import EncodedImages, ImageArrays, ImageFiles
+from ..data.base import EncodedImages, GivenLoader, ImageArrays, ImageFiles
+from ..data.datasets import load_dataset
+from ..data.given import arrays, is_user_data
 from ..errors import CnnlabError, ImageError
 from ..images import Preprocessing, open_image
 from ..models import Classifier, as_classifier
 from ..paths import feature_cache_dir
+from ..progress import Progress
 from . import cache as fcache
 
-#: What features are extracted from: a dataset part, or a list of image files.
-FeatureSource = Union[ImageFiles, ImageArrays, EncodedImages, Sequence[Union[str, Path]]]
+#: What features are extracted from: a dataset part, a list of image files, or a user's own data (a torch
+#: Dataset or DataLoader, (x, y) tensors or arrays; see cnnlab.data.load_dataset).
+FeatureSource = Union[ImageFiles, ImageArrays, EncodedImages, Sequence[Union[str, Path]], object]
 
 
 @dataclass
@@ -65,6 +69,12 @@ class FeatureSet:
 def _as_dataset(data: FeatureSource) -> ImageFiles | ImageArrays | EncodedImages:
     if isinstance(data, (ImageFiles, ImageArrays, EncodedImages)):
         return data
+    if isinstance(data, GivenLoader) or is_user_data(data):
+        ds = load_dataset(data, "all")
+        if isinstance(ds, GivenLoader):  # features need every image once: read its batches into memory
+            x, y = ds.tensors()
+            return arrays(x, y, ds.name, ds.classes)
+        return ds
     if isinstance(data, (str, Path)):
         data = [data]
     paths = [str(p) for p in data]
@@ -158,7 +168,7 @@ def default_workers() -> int:
 # -- extraction ----------------------------------------------------------------------------------------
 
 def compute_features(model: Classifier | nn.Module, data: FeatureSource, *, batch_size: int = 64,
-                     workers: int | None = None, progress: bool = False, fast: bool = True
+                     workers: int | None = None, progress: bool = True, fast: bool = True
                      ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
     """Raw penultimate features (float32 [n_ok, D]), the indices that decoded, and the (name, reason) of
     images that did not. No cache, no normalization. `fast` folds BatchNorms into a frozen copy
@@ -174,23 +184,15 @@ def compute_features(model: Classifier | nn.Module, data: FeatureSource, *, batc
     bad: list[tuple[str, str]] = []
     kept: list[int] = []
     feats: list[np.ndarray] = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(data), unit="img", desc=f"features {model.name}", leave=False)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), Progress(len(data), f"features {model.name}", "img", enabled=progress) as bar:
             for idx, x in _batches(data, model.preprocessing, batch_size, workers, bad):
                 if x is not None:
                     feats.append(features_of(x.to(device)).float().cpu().numpy())
                     kept += idx
-                if bar is not None:
-                    bar.n = len(kept) + len(bad)
-                    bar.refresh()
+                bar.update(len(kept) + len(bad) - bar.n)
     finally:
         model.train(was_training)
-        if bar is not None:
-            bar.close()
     dim = feats[0].shape[1] if feats else 0
     return (np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)), kept, bad
 
@@ -202,17 +204,19 @@ def l2_normalize(features: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 
 def extract_features(model: Classifier | nn.Module, data: FeatureSource, *, l2: bool = True, batch_size: int = 64,
                      cache_dir: str | Path | None | bool = None, workers: int | None = None,
-                     progress: bool = False, fast: bool = True) -> FeatureSet:
+                     progress: bool = True, fast: bool = True) -> FeatureSet:
     """Penultimate-layer features of every image in `data`, cached on disk.
 
     Args:
         model: any Classifier (a bare nn.Module is wrapped by `as_classifier`); its preprocessing
             (resize/crop) and normalization are applied.
-        data: ImageFiles, EncodedImages, ImageArrays (a Split part), or a list of image paths.
+        data: ImageFiles, EncodedImages, ImageArrays (a Split part), a list of image paths, or a user's
+            torch Dataset, DataLoader or (x, y) tensors/arrays (read into memory once).
         l2: divide each feature vector by its L2 norm (the cache keeps raw features either way).
         cache_dir: folder for the cache (default: cnnlab.paths.feature_cache_dir()); False turns caching off.
         workers: decoding threads (0: decode in this thread).
         fast: fold BatchNorms into a frozen copy of the net (equal to model.features up to rounding).
+        progress: show progress (see cnnlab.progress) while features are computed.
     """
     t0 = time.perf_counter()
     model = as_classifier(model)

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import CnnlabError, unknown
 from ..metrics import ClassificationMetrics, classification_metrics, mean_class_accuracy
+from ..results import Result
 from .features import FeatureSet
 
 if TYPE_CHECKING:
@@ -30,8 +31,8 @@ LOGREG_CS = tuple(float(c) for c in np.logspace(-2, 4, 13))
 SVM_CS = tuple(float(c) for c in np.logspace(-2, 2, 9))
 
 
-@dataclass
-class ProbeResult:
+@dataclass(repr=False)
+class ProbeResult(Result):
     """A linear probe's test metrics (see cnnlab.metrics), the regularization it chose, and its sizes.
 
     The metrics' scores are the probe's class probabilities (logistic regression) or decision values
@@ -51,7 +52,7 @@ class ProbeResult:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def accuracy(self) -> float:
+    def top1(self) -> float:
         """Top-1 accuracy on the test part."""
         return self.metrics.top1
 
@@ -69,7 +70,7 @@ class ProbeResult:
 
     def to_dict(self) -> dict:
         m = self.metrics
-        return {"classifier": self.classifier, "accuracy": self.accuracy, "top5": m.top5,
+        return {"classifier": self.classifier, "top1": self.top1, "top5": m.top5,
                 "mean_class_accuracy": self.mean_class_accuracy, "mean_average_precision": m.mean_average_precision,
                 "per_class": self.per_class, "n_train": self.n_train, "n_test": self.n_test,
                 "feature_dim": self.feature_dim, "num_classes": len(self.classes), "C": self.C,
@@ -77,13 +78,17 @@ class ProbeResult:
                 "confusion": self.confusion.tolist(), "classes": self.classes, "notes": self.notes,
                 "seconds": round(self.seconds, 3)}
 
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("classifier", self.classifier), ("n_train", self.n_train), ("n_test", self.n_test),
+                ("feature_dim", self.feature_dim), ("C", f"{self.C:g}")] + self.metrics.summary_rows()[1:]
+
     def table(self, worst_first: bool = True) -> str:
         """The per-class metrics as aligned text, worst recall first by default."""
         return self.metrics.table(worst_first=worst_first)
 
     def figure(self, path: str | Path | None = None, normalize: bool = True) -> "Figure | Path":
         """The confusion matrix (rows: true class, normalized per row); the PNG path when `path` is given."""
-        return self.metrics.confusion_figure(path, f"{self.classifier} probe: accuracy {100 * self.accuracy:.1f}%, "
+        return self.metrics.confusion_figure(path, f"{self.classifier} probe: top-1 {100 * self.top1:.1f}%, "
                                                    f"mean class accuracy {100 * self.mean_class_accuracy:.1f}%",
                                              normalize)
 

@@ -9,18 +9,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
-from ..data import Dataset, Split, check_labels, open_dataset
+from ..data import Dataset, GivenLoader, Split, check_labels, load_dataset, open_dataset
+from ..data.given import arrays, is_user_data
 from ..models import Classifier, as_classifier, create_model
+from ..results import Result
 from ..runs import Run, write_json
 from .features import FeatureSet, extract_features
 from .probe import ProbeResult, linear_probe
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-@dataclass
-class TransferResult:
+
+@dataclass(repr=False)
+class TransferResult(Result):
     """A linear probe on one model's features of one dataset, with what the extraction did."""
 
     model: str
@@ -41,6 +47,14 @@ class TransferResult:
                 "feature_seconds": round(self.train.seconds + self.test.seconds, 3),
                 "probe_seconds": round(self.probe.seconds, 3), "seconds": round(self.seconds, 3)}
 
+    def summary_rows(self) -> list[tuple[str, object]]:
+        return [("model", self.model), ("data", self.data), *self.probe.summary_rows(),
+                ("skipped", len(self.skipped)), ("seconds", round(self.seconds, 1))]
+
+    def figure(self, path: str | Path | None = None) -> "Figure | Path":
+        """The probe's confusion matrix."""
+        return self.probe.figure(path)
+
     def save(self, directory: str | Path) -> dict[str, Path]:
         """Write result.json and confusion.png into `directory`; returns their paths."""
         d = Path(directory)
@@ -49,23 +63,44 @@ class TransferResult:
         return {"json": d / "result.json", "confusion": self.probe.figure(d / "confusion.png")}
 
 
-def probe_split(data: Split | str | Path, *, data_dir: str | Path | None = None, download: bool | None = None,
-                seed: int = 0, test_fraction: float = 0.2) -> Split:
+def probe_split(data: Split | str | Path | object, *, data_dir: str | Path | None = None,
+                download: bool | None = None, seed: int = 0, test_fraction: float = 0.2) -> Split:
     """The (train, test) parts a probe uses: the source's own parts (see cnnlab.data.open_dataset), or,
     for a source that holds nothing out, a seeded, stratified `test_fraction` of each class. Photos stay
-    encoded until extraction decodes them at the model's input size."""
-    split = data if isinstance(data, Split) else open_dataset(
-        data, data_dir=data_dir, download=download, seed=seed, test_fraction=test_fraction, decode=False)
+    encoded until extraction decodes them at the model's input size.
+
+    `data` may also be a user's own data (a torch Dataset or DataLoader, (x, y) tensors or arrays; read
+    into memory once) or a pair (train data, test data) of those."""
+    if isinstance(data, tuple) and len(data) == 2 and not is_user_data(data):
+        train, test = (_in_memory(load_dataset(part, "all")) for part in data)
+        longer = max(train.classes, test.classes, key=len)  # unnamed classes: as many as either part has
+        if longer[:min(len(train.classes), len(test.classes))] == min(train.classes, test.classes, key=len):
+            train.classes = test.classes = list(longer)
+        split = Split(train, test)
+    elif isinstance(data, Split):
+        split = data
+    else:
+        split = open_dataset(data, data_dir=data_dir, download=download, seed=seed, test_fraction=test_fraction,
+                             decode=False)
+        split = Split(_in_memory(split.train), split.test, split.whole)
     split = split.holdout(test_fraction, seed)
     for what, part in (("training data", split.train), ("test data", split.test)):
         check_labels(part, len(split.classes), what)
     return split
 
 
-def run_probe(model: Classifier | nn.Module | str, data: Split | str | Path, classifier: str = "logreg", *,
+def _in_memory(data: Dataset) -> Dataset:
+    """A DataLoader's images read into memory (a probe splits and caches them); other datasets as they are."""
+    if isinstance(data, GivenLoader):
+        x, y = data.tensors()
+        return arrays(x, y, data.name, data.classes)
+    return data
+
+
+def run_probe(model: Classifier | nn.Module | str, data: Split | str | Path | object, classifier: str = "logreg", *,
               data_dir: str | Path | None = None, download: bool | None = None, l2: bool = True,
               cache_dir: str | Path | None | bool = None, batch_size: int = 64, workers: int | None = None,
-              seed: int = 0, test_fraction: float = 0.2, C: float | None = None, progress: bool = False,
+              seed: int = 0, test_fraction: float = 0.2, C: float | None = None, progress: bool = True,
               log: Callable[[str], None] | None = None) -> TransferResult:
     """Extract (or read cached) penultimate features for both parts of `data` and fit a linear probe.
 

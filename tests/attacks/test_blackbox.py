@@ -19,7 +19,7 @@ def test_plain_transfer_between_two_cnnlab_models(resnet20, correct):
     x, y = correct
     t = transfer_attack(resnet20, r32, x[:24], y[:24], eps=8 / 255, steps=10)
     assert t.source_success >= 0.95
-    assert t.target_adv_acc < t.target_clean_acc - 0.3
+    assert t.target_robust_top1 < t.target_top1 - 0.3
     assert t.transfer_rate >= 0.4
     assert t.params["source"] == "cifar_resnet20" and t.params["target"] == "cifar_resnet32"
 

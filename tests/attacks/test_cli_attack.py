@@ -39,10 +39,10 @@ def test_attack_eval_json(files):
     r = _run("attack-eval", "--model", "cifar_resnet20", "--weights", files["weights"], "--data", files["npz"],
              "--method", "pgd", "--eps", "2/255", "--steps", "5", "--json")
     assert r.exit_code == 0, r.output
-    d = json.loads(r.output)
-    assert {"clean_acc", "robust_acc", "success_rate", "linf", "l2", "images_per_s"} <= set(d)
-    assert d["n"] == 40 and 0.5 < d["clean_acc"] <= 1
-    assert d["robust_acc"] < d["clean_acc"] and d["success_rate"] > 0.5
+    d = json.loads(r.stdout)
+    assert {"top1", "robust_top1", "success_rate", "linf", "l2", "images_per_s"} <= set(d)
+    assert d["n"] == 40 and 0.5 < d["top1"] <= 1
+    assert d["robust_top1"] < d["top1"] and d["success_rate"] > 0.5
     assert 0 < d["linf"] <= 2 / 255 + 1e-6 and d["images_per_s"] > 0
 
 
@@ -102,7 +102,7 @@ def test_attack_bad_options(files, args, message):
 def test_attack_refuses_target_equal_to_current_class_and_bad_images(files):
     r0 = _run("attack", files["pngs"][0], "--model", "cifar_resnet20", "--weights", files["weights"],
               "--method", "fgsm", "--out", str(files["tmp"] / "o3"), "--json", "--no-robustness")
-    current = json.loads(r0.output)["original"]["label"]
+    current = json.loads(r0.stdout)["original"]["label"]
     r = CliRunner().invoke(main, ["attack", files["pngs"][0], "--model", "cifar_resnet20", "--weights",
                                   files["weights"], "--target", current, "--out", str(files["tmp"] / "o4")])
     assert r.exit_code == 1 and "already classified as" in r.output
@@ -125,11 +125,11 @@ def test_attack_eval_eps_list_prints_one_line_per_eps_and_the_curve(files):
             "--method", "fgsm", "--eps", "2/255,0.5/255,1/255"]
     r = _run(*args)
     assert r.exit_code == 0, r.output
-    lines = r.output.strip().splitlines()
+    lines = r.stdout.strip().splitlines()
     assert len(lines) == 4 and "clean accuracy" in lines[0]
     assert [line.split()[1] for line in lines[1:]] == ["0.5/255", "1/255", "2/255"]
-    d = json.loads(_run(*args, "--json").output)
+    d = json.loads(_run(*args, "--json").stdout)
     assert d["eps"] == pytest.approx([0.5 / 255, 1 / 255, 2 / 255]) and len(d["points"]) == 3
-    assert d["robust_acc"] == sorted(d["robust_acc"], reverse=True) and d["n"] == 40
+    assert d["robust_top1"] == sorted(d["robust_top1"], reverse=True) and d["n"] == 40
     bad = CliRunner().invoke(main, [*args[:-1], "2/255,two"])
     assert bad.exit_code != 0 and "not a number or fraction" in bad.output

@@ -48,7 +48,7 @@ def test_fool_cli_evolve_and_bad_class(tmp_path):
     r = run("fool", *model_args(), "--target", "ship", "--method", "evolve", "--steps", "150",
             "--out", str(tmp_path / "e"), "--json")
     assert r.exit_code == 0, r.output
-    doc = json.loads(r.output)
+    doc = json.loads(r.stdout)
     assert doc["method"] == "evolve" and doc["images"][0]["calls"] >= 32
     bad = run("fool", *model_args(), "--target", "kat", "--out", str(tmp_path / "b"))
     assert bad.exit_code == 1 and "error:" in bad.output and "cat" in bad.output
@@ -81,7 +81,7 @@ def test_attack_cli_new_methods(tmp_path, cat_png, method):
     out = tmp_path / method
     r = run("attack", str(cat_png), *model_args(), "--method", method, "--out", str(out), "--no-robustness", "--json")
     assert r.exit_code == 0, r.output
-    doc = json.loads(r.output)
+    doc = json.loads(r.stdout)
     assert doc["method"] == method
     # DeepFool and Square always fool this cat; a training image can resist every rotation/shift
     assert doc["success"] is True or (method == "spatial" and doc["final"]["index"] == doc["original"]["index"])
@@ -95,6 +95,6 @@ def test_attack_eval_cli_deepfool(tmp_path):
     r = run("attack-eval", *model_args(), "--data", str(shared("cifar10_test.npz")), "--method", "deepfool",
             "--limit", "24", "--json")
     assert r.exit_code == 0, r.output
-    doc = json.loads(r.output)
-    assert doc["robust_acc"] <= 0.05 and doc["success_rate"] >= 0.95
+    doc = json.loads(r.stdout)
+    assert doc["robust_top1"] <= 0.05 and doc["success_rate"] >= 0.95
     assert doc["params"]["median_l2"] < 0.5

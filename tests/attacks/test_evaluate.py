@@ -23,17 +23,17 @@ def test_robust_accuracy_never_rises_with_eps(resnet20, data):
     curve = attack_eval(resnet20, data, "pgd", eps=[2 / 255, 0.5 / 255, 1 / 255], steps=5)
     assert isinstance(curve, RobustnessCurve)
     assert curve.eps == pytest.approx([0.5 / 255, 1 / 255, 2 / 255])                 # ascending
-    acc = curve.robust_acc
-    assert all(a >= b for a, b in zip(acc, acc[1:])) and acc[0] < curve.clean_acc
+    acc = curve.robust_top1
+    assert all(a >= b for a, b in zip(acc, acc[1:])) and acc[0] < curve.top1
     assert acc[-1] < acc[0]
     # the first eps attacks every correctly classified image, exactly as a single-eps evaluation does
     one = attack_eval(resnet20, data, "pgd", eps=0.5 / 255, steps=5)
-    assert isinstance(one, AttackEval) and one.robust_acc == acc[0] and one.clean_acc == curve.clean_acc
+    assert isinstance(one, AttackEval) and one.robust_top1 == acc[0] and one.top1 == curve.top1
     # a perturbation found at a smaller eps counts at the larger ones: norms stay inside each ball
     for p in curve.points:
         assert p.linf <= p.params["eps"] + 1e-6 and p.budget.startswith(f"eps {p.params['eps'] * 255:.3g}/255")
     d = json.loads(json.dumps(curve.to_dict()))
-    assert d["robust_acc"] == acc and len(d["points"]) == 3
+    assert d["robust_top1"] == acc and len(d["points"]) == 3
     lines = curve.lines()
     assert len(lines) == 4 and "0.5/255" in lines[1] and "forward+backward passes" in lines[1]
 
@@ -41,11 +41,11 @@ def test_robust_accuracy_never_rises_with_eps(resnet20, data):
 def test_minimal_perturbation_curve_from_one_deepfool_run(resnet20, data):
     data = (data[0][:16], data[1][:16])
     curve = attack_eval(resnet20, data, "deepfool", eps=[0.05, 0.1, 0.2], steps=20)
-    acc = curve.robust_acc
+    acc = curve.robust_top1
     assert all(a >= b for a, b in zip(acc, acc[1:]))
     assert len({p.passes_per_image for p in curve.points}) == 1      # one run serves every eps
     unbounded = attack_eval(resnet20, data, "deepfool", steps=20)
-    assert unbounded.robust_acc <= acc[-1] and "minimal L2 perturbation" in unbounded.lines()[0]
+    assert unbounded.robust_top1 <= acc[-1] and "minimal L2 perturbation" in unbounded.lines()[0]
     assert not re.search(r"\beps\b", unbounded.lines()[0])
 
 

@@ -137,4 +137,4 @@ def test_a_new_attack_is_offered_once_registered(monkeypatch, files):
     r = CliRunner().invoke(main, ["attack-eval", *files["model"], "--data", files["npz"], "--method", "fgsm-half",
                                   "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)["params"]["eps"] == pytest.approx(4 / 255)
+    assert json.loads(r.stdout)["params"]["eps"] == pytest.approx(4 / 255)

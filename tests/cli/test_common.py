@@ -59,6 +59,6 @@ def test_bad_model_choices_exit_1_with_one_sentence(onnx_file, tmp_path, args, w
     args = [a.format(bad=bad, onnx=onnx_file) for a in args]
     r = run("predict", str(cnnlab.bundled_photo("chelsea")), *args)
     assert r.exit_code == 1
-    msg = r.output.strip()
+    msg = r.stderr.strip()
     assert msg.startswith("error: ") and "\n" not in msg, msg
     assert all(w.format(bad=bad) in msg for w in words), msg

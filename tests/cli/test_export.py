@@ -16,12 +16,13 @@ def run(*args: str):
 
 def test_export_writes_a_checked_onnx_file(tmp_path):
     pytest.importorskip("onnxruntime", reason="needs the 'onnx' extra: pip install 'cnnlab[onnx]'")
-    out = tmp_path / "r20.onnx"
+    out = tmp_path / "cifar_resnet20.onnx"
     weights = str(shared("weights/akamaster_cifar10_resnet20-12fca82f.th"))
-    r = run("export", "--model", "cifar_resnet20", "--weights", weights, "--format", "onnx", "--out", str(out), "--json")
+    r = run("export", "--model", "cifar_resnet20", "--weights", weights, "--format", "onnx", "--out", str(tmp_path),
+            "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["path"] == str(out) and out.is_file() and res["max_abs_diff"] < 1e-4
     assert res["outputs"] == "logits [N,10]"
-    r = run("export", "--model", "cifar_resnet20", "--weights", weights, "--out", str(out))
-    assert r.exit_code == 1 and "exists; pass --force" in r.output
+    r = run("export", "--model", "cifar_resnet20", "--weights", weights, "--out", str(tmp_path))
+    assert r.exit_code == 1 and "already exists" in r.output and "--force" in r.output

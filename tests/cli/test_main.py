@@ -3,6 +3,7 @@ runs, a command whose module is broken fails loudly, and the model options are d
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -15,8 +16,8 @@ from cnnlab.cli import COMMANDS, main
 from cnnlab.cli.common import MODEL_OPTIONS, ModelChoice, model_options
 
 
-#: Command modules whose every option is checked for help text here (the others: their own tests).
-DOCUMENTED = {"predict", "graph", "serve", "report", "tour", "scratch", "models"}
+#: What a help text must not cite: course documents and their sections, issue numbers.
+COURSE_CITATION = re.compile(r"\bseed[- ]?0\d\d\b|§|\b0\d\d §|\bissue \d+|\bhw\d|homework", re.IGNORECASE)
 
 
 def test_help_lists_every_command_and_every_command_has_help():
@@ -30,10 +31,34 @@ def test_help_lists_every_command_and_every_command_has_help():
         assert r.exit_code == 0 and f"Usage: main {name}" in r.output, (name, r.output)
         command = main.get_command(click.Context(main), name)
         assert command.help, name
-        if module in DOCUMENTED:
-            for param in command.params:
-                if isinstance(param, click.Option):
-                    assert param.help, f"{name} {param.opts[0]} has no help text"
+
+
+def test_every_option_of_every_command_has_help_citing_no_course_document():
+    ctx = click.Context(main)
+    for name in COMMANDS:
+        command = main.get_command(ctx, name)
+        assert not COURSE_CITATION.search(command.help or ""), name
+        names = [p.name for p in command.params]
+        assert names.count("quiet") == 1, name  # the one -q/--quiet, on every command
+        for param in command.params:
+            if isinstance(param, click.Option):
+                help_from = getattr(param, "help_from", None)  # help read from the library when shown
+                help_text = param.help or (help_from() if help_from else "")
+                assert help_text.strip(), f"{name} {param.opts[0]} has no help text"
+                assert not COURSE_CITATION.search(help_text), f"{name} {param.opts[0]}: {help_text}"
+
+
+def test_one_convention_for_out_top_k_and_data():
+    """--out is a directory everywhere; 'how many of the best' is -k/--top-k; a dataset is --data."""
+    ctx = click.Context(main)
+    for name in COMMANDS:
+        for param in main.get_command(ctx, name).params:
+            if param.name == "out":
+                assert not (isinstance(param.type, click.Path) and param.type.dir_okay is False), name
+            if param.name == "k":
+                assert {"-k", "--top-k"} <= set(param.opts), name
+            if isinstance(param, click.Argument):
+                assert param.name != "data", name
 
 
 def test_python_dash_m_cnnlab():
@@ -72,3 +97,17 @@ def test_model_options_are_one_declaration_and_arrive_as_one_choice():
     assert seen[-1] == (None, __file__, None)
     names = [p.name for p in cmd.params]
     assert names == [f.name for f in dataclasses.fields(ModelChoice)] + ["k"]  # --help order: the model first
+
+
+def test_shell_completion_as_the_readme_documents_it():
+    """`eval "$(_CNNLAB_COMPLETE=bash_source cnnlab)"` completes commands and their options."""
+    import os
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "_CNNLAB_COMPLETE": "bash_complete"}
+    code = "from cnnlab.cli import main; main(prog_name='cnnlab')"
+    for words, cword, want in (("cnnlab predict-", "1", "predict-set"), ("cnnlab top-activations --to", "2", "--top-k")):
+        r = subprocess.run([sys.executable, "-c", code], env={**env, "COMP_WORDS": words, "COMP_CWORD": cword},
+                           capture_output=True, text=True, timeout=120)
+        assert want in r.stdout, (words, r.stdout, r.stderr[-500:])
+    assert "_CNNLAB_COMPLETE=bash_source cnnlab" in (root / "README.md").read_text()

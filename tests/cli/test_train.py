@@ -47,7 +47,7 @@ def test_eval_json_and_confusion(trained):
     r = cli("eval", trained / "skip" / "checkpoints" / "best.pt", "--data", shared("cifar10_train_first200_lossless.npz"),
             "--split", "all", "--json", "--out", trained / "eval")
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output)
+    res = json.loads(r.stdout)
     assert res["n"] == 200 and 0 <= res["top1"] <= res["top5"] <= 1
     assert len(res["per_class"]) == 10 and sum(sum(row) for row in res["confusion"]) == 200
     correct = sum(res["confusion"][i][i] for i in range(10))
@@ -58,10 +58,29 @@ def test_eval_json_and_confusion(trained):
     assert "mean per-class accuracy" in text.output and "class 0" in text.output and "airplane" not in text.output
 
 
+def test_eval_and_predict_set_take_a_published_checkpoint_by_the_model_options(tmp_path):
+    """The published CIFAR-10 ResNet-20 evaluates without a cnnlab run: --model + --weights."""
+    weights = shared("weights/akamaster_cifar10_resnet20-12fca82f.th")
+    data = shared("cifar10_train_first200_lossless.npz")
+    r = cli("eval", "--model", "cifar_resnet20", "--weights", weights, "--data", data, "--split", "all", "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["n"] == 200 and res["top1"] == 1.0 and res["model"] == "cifar_resnet20"  # it saw these in training
+    r = cli("predict-set", "--model", "cifar_resnet20", "--weights", weights, "--data", data, "--out", tmp_path,
+            "--names")
+    assert r.exit_code == 0, r.output
+    labels = (tmp_path / "predictions.txt").read_text().split()
+    assert len(labels) == 200 and labels[0] == "frog"
+    r = cli("eval", tmp_path, "--model", "cifar_resnet20", "--data", data)
+    assert r.exit_code == 1 and "not both" in r.output
+    r = cli("eval", "--data", data)
+    assert r.exit_code == 1 and "Name the model" in r.output
+
+
 def test_predict_set_writes_one_label_per_line_in_order(trained):
     out = trained / "hw-test-labels.txt"
     r = cli("predict-set", trained / "skip" / "checkpoints" / "best.pt", "--data", trained / "hw-test-data.npy",
-            "--out", out)
+            "--out", trained, "--filename", "hw-test-labels.txt")
     assert r.exit_code == 0, r.output
     lines = out.read_text().splitlines()
     assert len(lines) == 37 and all(line.isdigit() and 0 <= int(line) < 10 for line in lines)
@@ -72,16 +91,19 @@ def test_predict_set_writes_one_label_per_line_in_order(trained):
     expect = predict_labels(model, load_dataset(str(trained / "hw-test-data.npy"), "all"))
     assert [int(v) for v in lines] == expect.tolist()
     again = cli("predict-set", trained / "skip" / "checkpoints" / "best.pt", "--data", trained / "hw-test-data.npy",
-                "--out", out)
+                "--out", trained, "--filename", "hw-test-labels.txt")
     assert again.exit_code == 1 and "already exists" in again.output
+    as_file = cli("predict-set", trained / "skip", "--data", trained / "hw-test-data.npy", "--out", out)
+    assert as_file.exit_code == 1 and f"--filename {out.name}" in as_file.output  # --out is a directory
 
 
 def test_compare_draws_both_runs(trained):
-    r = cli("compare", trained / "skip", trained / "noskip", "--out", trained / "cmp.png", "--json")
+    r = cli("compare", trained / "skip", trained / "noskip", "--out", trained / "cmp", "--json")
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output)
+    res = json.loads(r.stdout)
     assert [x["epochs"] for x in res["runs"]] == [2, 2]
-    assert (trained / "cmp.png").stat().st_size > 5000
+    assert (trained / "cmp" / "curves.png").stat().st_size > 5000
+    assert json.loads((trained / "cmp" / "compare.json").read_text())["runs"] == res["runs"]
 
 
 def test_resume_from_the_cli_extends_a_run(trained):

@@ -36,7 +36,7 @@ def test_transfer_json_on_a_photo_folder_then_from_cache(pets_folder, tmp_path):
     res = run("--model", "efficientnet_lite0", "--data", str(pets_folder), "--cache-dir", cache, "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    for key in ("accuracy", "mean_class_accuracy", "mean_average_precision", "per_class", "n_train", "n_test",
+    for key in ("top1", "mean_class_accuracy", "mean_average_precision", "per_class", "n_train", "n_test",
                 "feature_dim", "seconds"):
         assert key in out
     assert (out["n_train"], out["n_test"], out["feature_dim"]) == (20, 8, 1280)

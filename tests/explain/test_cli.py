@@ -26,7 +26,7 @@ def test_featmaps_filters_saliency(r20_args, tmp_path):
     cat = str(shared("seed_images/glow_imagenet_cat_285.png"))
     res = _run(["featmaps", cat, *r20_args, "--out", str(tmp_path / "fm"), "-k", "4", "--json"])
     assert res.exit_code == 0, res.output
-    d = json.loads(res.output)
+    d = json.loads(res.stdout)
     assert d["layers"] == ["act", "layer2", "layer3"] and all(len(c) == 4 for c in d["channels"].values())
     assert (tmp_path / "fm" / "featmaps_glow_imagenet_cat_285.png").exists()
 
@@ -48,12 +48,12 @@ def test_dream_and_top_activations(r20_args, tmp_path):
     res = _run(["dream", *r20_args, "--objective", "layer2:5*2 + layer2:16", "--steps", "5", "--compare",
                 "--out", str(tmp_path / "d"), "--json"])
     assert res.exit_code == 0, res.output
-    d = json.loads(res.output[res.output.index("{"):])
+    d = json.loads(res.stdout)
     assert d["steps"] == 5 and d["unregularized"]["regularizers"] == {}
     assert (tmp_path / "d" / "dream_compare.png").exists() and (tmp_path / "d" / "dream.png").exists()
 
     npz = str(shared("cifar10_train_first200_lossless.npz"))
-    res = _run(["top-activations", npz, *r20_args, "--layer", "layer3", "--channel", "7", "-k", "4",
+    res = _run(["top-activations", "--data", npz, *r20_args, "--layer", "layer3", "--channel", "7", "-k", "4",
                 "--limit", "100", "--out", str(tmp_path / "t")])
     assert res.exit_code == 0, res.output
     assert "scanned 100 images" in res.output and (tmp_path / "t" / "top_activations.png").exists()

@@ -103,7 +103,7 @@ def test_cli_eval_and_predict_set_take_the_mode(resnet20, small_set, tmp_path):
     for args in (["--tta", "flip-translate"], ["--tta"], ["--no-tta"], []):
         r = run.invoke(main, ["eval", str(ckpt), "--data", str(npz), "--split", "all", "--json", *args])
         assert r.exit_code == 0, r.output
-        doc = json.loads(r.output)
+        doc = json.loads(r.stdout)
         out[" ".join(args)] = doc
     assert out["--tta"]["tta"] == "flip" and out[""]["tta"] == out["--no-tta"]["tta"] == "none"
     assert out["--tta flip-translate"]["tta"] == "flip-translate"
@@ -112,7 +112,7 @@ def test_cli_eval_and_predict_set_take_the_mode(resnet20, small_set, tmp_path):
     r = run.invoke(main, ["eval", str(ckpt), "--data", str(npz), "--tta", "sideways"])
     assert r.exit_code != 0 and "flip-translate" in r.output
     r = run.invoke(main, ["predict-set", str(ckpt), "--data", str(npz), "--tta", "flip-translate",
-                          "--out", str(tmp_path / "labels.txt")])
+                          "--out", str(tmp_path), "--filename", "labels.txt"])
     assert r.exit_code == 0, r.output
     lines = (tmp_path / "labels.txt").read_text().split()
     pred = predict_labels(resnet20, small_set, batch_size=256, tta="flip-translate", workers=0)

@@ -41,7 +41,7 @@ def test_training_learns_and_writes_the_run_directory(cifar_train_small, tmp_pat
     assert conf["data"]["train"]["n"] + conf["data"]["val"]["n"] == 1000
     for f in ("checkpoints/last.pt", "checkpoints/best.pt", "figures/curves.png", "figures/filters.png", "final.json"):
         assert (run.path / f).exists(), f
-    assert list((run.path / "tb").glob("events.out.tfevents.*"))
+    _check_tensorboard(run)
     ckpt = torch.load(run.path / "checkpoints" / "last.pt", weights_only=True)  # plain data only
     assert ckpt["epoch"] == 3 and set(ckpt) >= {"cnnlab", "state_dict", "optimizer", "scheduler", "rng", "loader"}
     model = cnnlab.create_model(weights=run.path / "checkpoints" / "best.pt")
@@ -51,6 +51,35 @@ def test_training_learns_and_writes_the_run_directory(cifar_train_small, tmp_pat
     assert abs(evaluate(model, held).top1 - best["val_top1"]) < 1e-9
     with pytest.raises(CnnlabError, match="already holds a run"):
         cnnlab.train("simple_cnn_gap", data=cifar_train_small, epochs=1, out=run.path, progress=False)
+
+
+def _check_tensorboard(run: Run) -> None:
+    """TensorBoard as Keras writes it, read back with tensorboard's EventAccumulator: train/ and validation/
+    share the epoch_loss/top1/top5 tags with the numbers of metrics.jsonl; learning rate, every step's loss,
+    sample images, and the hyperparameters with the final metrics."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from cnnlab.runs import tensorboard_scalars
+    rows = run.metrics()
+    acc = {part: EventAccumulator(str(run.path / "tb" / part), size_guidance={"scalars": 0, "images": 0}).Reload()
+           for part in ("train", "validation")}
+    for tag in ("epoch_loss", "epoch_top1", "epoch_top5"):
+        for part in ("train", "validation"):
+            assert tag in acc[part].Tags()["scalars"], (part, tag)
+    for part, tag, value in (t for row in rows for t in tensorboard_scalars(row)):
+        events = acc[part].Scalars(tag)
+        assert any(abs(e.value - value) <= 1e-6 * max(1.0, abs(value)) for e in events), (part, tag, value)
+    assert [e.step for e in acc["validation"].Scalars("epoch_top1")] == [r["epoch"] for r in rows]
+    assert acc["train"].Scalars("epoch_learning_rate")[-1].value == pytest.approx(rows[-1]["lr"], rel=1e-6)
+    steps = [e.step for e in acc["train"].Scalars("batch_loss")]
+    assert steps == sorted(steps) and len(steps) >= len(rows) * 2
+    assert acc["train"].Tags()["images"] == ["samples"]
+    root = EventAccumulator(str(run.path / "tb"), size_guidance={"scalars": 0}).Reload()
+    assert root.Scalars("hparam/best_val_top1")[0].value == pytest.approx(run.final()["best_val_top1"], rel=1e-6)
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    content = root.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert session.hparams["model"].string_value == run.config["config"]["model"]
 
 
 def _weights(path):
@@ -229,7 +258,7 @@ def test_a_bare_module_trains(cifar_train_small, tmp_path):
 
 
 def test_tensorboard_events_without_importing_tensorflow(tmp_path):
-    """A run writes its TensorBoard scalars through TensorBoard's own stub: TensorFlow, when installed,
+    """A run writes its TensorBoard events through TensorBoard's own stub: TensorFlow, when installed,
     is never imported (it cost 20-30 s before the first epoch on a loaded machine)."""
     import subprocess
     import sys
@@ -240,4 +269,4 @@ def test_tensorboard_events_without_importing_tensorflow(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
-    assert list((tmp_path / "r" / "tb").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "r" / "tb").rglob("events.out.tfevents.*"))

@@ -27,11 +27,11 @@ def test_probe_learns_separable_classes_and_reports_everything(classifier, tmp_p
                              for k, n in enumerate([10, 4, 6])])
     y_test = np.array([0] * 10 + [1] * 4 + [2] * 6)
     r = linear_probe(train, (x_test, y_test), classifier, classes=["x", "y", "z"])
-    assert r.accuracy == 1.0 and r.mean_class_accuracy == 1.0
+    assert r.top1 == 1.0 and r.mean_class_accuracy == 1.0
     assert r.metrics.top5 == 1.0 and r.metrics.mean_average_precision == pytest.approx(1.0)
     assert r.cv_folds == 5 and r.C in r.cv_scores and max(r.cv_scores.values()) == r.cv_scores[r.C]
     d = r.to_dict()
-    for key in ("accuracy", "top5", "mean_class_accuracy", "mean_average_precision", "per_class", "n_train", "n_test",
+    for key in ("top1", "top5", "mean_class_accuracy", "mean_average_precision", "per_class", "n_train", "n_test",
                 "feature_dim", "seconds"):
         assert key in d
     assert (d["n_train"], d["n_test"], d["feature_dim"]) == (62, 20, 20)
@@ -75,4 +75,4 @@ def test_one_image_per_class_falls_back_to_a_fixed_C():
     x, y = blobs([1, 1, 1])
     r = linear_probe((x, y), (x, y), "logreg")
     assert r.cv_folds == 0 and r.notes and "too few" in r.notes[0]
-    assert r.accuracy == 1.0
+    assert r.top1 == 1.0
