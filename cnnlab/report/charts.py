@@ -6,7 +6,7 @@ report needs no figure files from the trainer: metrics.jsonl alone gives the cur
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..figures import figure_png, new_figure
 
@@ -44,7 +44,7 @@ def curve_series(rows: list[dict]) -> dict[str, Series]:
     xs_all = [_num(r.get("epoch")) for r in rows]
     use_epoch = all(x is not None for x in xs_all) and len(set(xs_all)) == len(xs_all)
 
-    def add(panel: str, name: str, getter) -> None:  # noqa: ANN001
+    def add(panel: str, name: str, getter: Callable[[dict], float | None]) -> None:
         xs, ys = [], []
         for i, r in enumerate(rows):
             y = getter(r)

@@ -38,7 +38,7 @@ class Page(HTMLParser):
         self._open_tables: list[int] = []
         self._buffers: list[list[str]] = []  # open h2/figcaption/td/th texts (outer cells include inner text)
 
-    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+    def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         for key in ("src", "href"):
             v = a.get(key)
@@ -60,7 +60,7 @@ class Page(HTMLParser):
         if tag in ("h2", "figcaption", "td", "th"):
             self._buffers.append([])
 
-    def handle_endtag(self, tag):  # noqa: ANN001
+    def handle_endtag(self, tag):
         if tag in ("h2", "figcaption", "td", "th") and self._buffers:
             text = "".join(self._buffers.pop()).strip()
             if tag == "h2" and self._section:
@@ -72,7 +72,7 @@ class Page(HTMLParser):
         elif tag == "table" and self._open_tables:
             self._open_tables.pop()
 
-    def handle_data(self, data):  # noqa: ANN001
+    def handle_data(self, data):
         for buf in self._buffers:
             buf.append(data)
 
@@ -335,12 +335,12 @@ def test_no_silent_overwrite(run_dir: Path, tmp_path: Path) -> None:
     (lambda p: (p.write_text("x"), p)[1], "is a file"),
     (lambda p: (p.mkdir(), p)[1], "holds no run files"),
 ])
-def test_bad_run_directories(tmp_path: Path, make, message: str) -> None:  # noqa: ANN001
+def test_bad_run_directories(tmp_path: Path, make, message: str) -> None:
     with pytest.raises(CnnlabError, match=message):
         build_report(make(tmp_path / "run"))
 
 
-def test_big_and_many_images_are_listed_not_embedded(run_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_big_and_many_images_are_listed_not_embedded(run_dir: Path, monkeypatch) -> None:
     import importlib
     disc = importlib.import_module("cnnlab.report.discover")
     monkeypatch.setattr(disc, "MAX_EMBED_BYTES", 4000)
@@ -354,7 +354,7 @@ def test_big_and_many_images_are_listed_not_embedded(run_dir: Path, monkeypatch)
     assert "too large to embed" in (run_dir / "report.html").read_text()
 
 
-def test_report_of_a_real_attack_directory(resnet20, cifar_test_small, tmp_path: Path) -> None:  # noqa: ANN001
+def test_report_of_a_real_attack_directory(resnet20, cifar_test_small, tmp_path: Path) -> None:
     """cnnlab.attacks.save_attack output (attack.json with its robustness table, figures) in the report."""
     from cnnlab import attacks
     x, y = cifar_test_small

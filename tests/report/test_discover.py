@@ -1,7 +1,12 @@
 """What a run directory holds: captions and sections from file names."""
 from __future__ import annotations
 
-from cnnlab.report.discover import caption_from_name, caption_of, figure_order, section_of
+from cnnlab.report.discover import (
+    caption_from_name,
+    caption_of,
+    figure_order,
+    section_of,
+)
 
 
 def test_captions_and_sections_from_file_names() -> None:

@@ -266,7 +266,7 @@ def test_tensorboard_events_without_importing_tensorflow(tmp_path):
             "from cnnlab.data import shapes\n"
             f"cnnlab.train('softmax_regression', data=shapes(60, 32), epochs=1, out=r'{tmp_path / 'r'}', progress=False)\n"
             "print('tensorflow' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
     assert list((tmp_path / "r" / "tb").rglob("events.out.tfevents.*"))
