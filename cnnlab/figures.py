@@ -8,6 +8,7 @@ A `Figure` returned here displays inline in Jupyter, and saves with `save_figure
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,9 +27,24 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6
                **subplots: Any) -> tuple["Figure", Any]:
     """A figure and its axes (`squeeze=False` unless given), made without pyplot."""
     from matplotlib.figure import Figure
+    _show_figures_in_ipython(Figure)
     fig = Figure(figsize=figsize)
     subplots.setdefault("squeeze", False)
     return fig, fig.subplots(nrows, ncols, **subplots)
+
+
+def _show_figures_in_ipython(figure_type: type) -> None:
+    """In Jupyter, draw a Figure that ends a cell as a PNG. IPython learns to draw figures only when
+    pyplot loads its inline backend, which cnnlab never does; an existing rule (pyplot's) is kept."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    png = shell.display_formatter.formatters["image/png"]
+    try:
+        png.lookup_by_type(figure_type)
+    except KeyError:
+        png.for_type(figure_type, lambda fig: figure_png(fig, dpi=100))
 
 
 def save_figure(fig: "Figure", path: str | Path, dpi: int = 100) -> Path:
