@@ -9,6 +9,8 @@ minutes (evaluation excluded) at which test top-1 first reached 80/85/90/90.5% (
 accuracy), and peak RSS.
 
     .venv/bin/python benchmarks/bench_train_time_to_accuracy.py --epochs 10 --out /tmp/tta
+    # a named option of the airbench recipe on top (cnnlab.models.airbench.OPTIONS), or any TrainConfig value:
+    .venv/bin/python benchmarks/bench_train_time_to_accuracy.py --epochs 10 --option muon --set lr_end=0.05 --out /tmp/m
     # quick recipe checks on a subset:
     .venv/bin/python benchmarks/bench_train_time_to_accuracy.py --limit 5000 --test-limit 2000 --epochs 4 \
         --widths 32,64,64 --out /tmp/tta-small
@@ -43,6 +45,11 @@ def main() -> None:
     ap.add_argument("--label-smoothing", type=float, default=None)
     ap.add_argument("--tta", default=None, help="none|flip|flip-translate (default: the recipe's)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--option", action="append", default=[],
+                    help="a named option of the airbench recipe to switch on (cnnlab.models.airbench.OPTIONS)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="any TrainConfig value, e.g. tta=\"none\" or freeze_after={}")
+    ap.add_argument("--json-out", default=None, help="also write the result as JSON here")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -59,9 +66,18 @@ def main() -> None:
     test_path = Path(a.out + "-test.npz")
     import numpy as np
     np.savez(test_path, x=test.x.permute(0, 2, 3, 1).numpy(), y=test.y.numpy(), classes=np.array(test.classes))
-    opts = {k: v for k, v in dict(batch_size=a.batch_size, lr=a.lr, weight_decay=a.wd, ema=a.ema,
-                                   bias_lr_mult=a.bias_lr_mult, label_smoothing=a.label_smoothing, tta=a.tta).items()
-            if v is not None}
+    from cnnlab.models.airbench import OPTIONS
+    opts = {}
+    for name in a.option:
+        if name not in OPTIONS:
+            raise SystemExit(f"unknown option {name}; the airbench recipe's options are {', '.join(OPTIONS)}")
+        opts.update(OPTIONS[name])
+    for kv in a.set:
+        k, v = kv.split("=", 1)
+        opts[k] = json.loads(v)
+    opts.update({k: v for k, v in dict(batch_size=a.batch_size, lr=a.lr, weight_decay=a.wd, ema=a.ema,
+                                       bias_lr_mult=a.bias_lr_mult, label_smoothing=a.label_smoothing,
+                                       tta=a.tta).items() if v is not None})
     print(f"# load average at start: {os.getloadavg()} (shared machine: absolute times are inflated)", flush=True)
     t0 = time.time()
     run = cnnlab.train("airbench", data=train, val=str(test_path), epochs=a.epochs, out=a.out, seed=a.seed,
@@ -73,9 +89,15 @@ def main() -> None:
     for thr in (0.80, 0.85, 0.90, 0.905):
         hit = next((r for r in rows if r["val_top1"] >= thr), None)
         hits[f"{100 * thr:g}%"] = None if hit is None else {"epoch": hit["epoch"], "train_min": hit["elapsed_s"] / 60}
-    print(json.dumps({"config": run.config["config"], "per_epoch": [
+    result = {"config": run.config["config"], "options": a.option, "set": a.set, "per_epoch": [
         {"epoch": r["epoch"], "test_top1_tta": r["val_top1"], "raw_top1": r.get("val_top1_raw"),
-         "train_min": r["elapsed_s"] / 60, "img_per_s": r["images_per_s"]} for r in rows]}, indent=1))
+         "train_min": r["elapsed_s"] / 60, "img_per_s": r["images_per_s"]} for r in rows],
+        "hits": hits, "final_top1": rows[-1]["val_top1"], "train_min": rows[-1]["elapsed_s"] / 60,
+        "wall_min": wall / 60, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "load_average_end": os.getloadavg()}
+    print(json.dumps(result, indent=1))
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps(result, indent=1))
     print(f"time to accuracy (training minutes, evaluation excluded): {json.dumps(hits)}")
     print(f"wall {wall / 60:.1f} min; peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
           f"load average at end {os.getloadavg()}")

@@ -25,11 +25,22 @@ Modes:
               seconds (its own timer: whitening init + epochs, evaluation excluded), per-epoch test
               accuracy without TTA (it evaluates after every epoch), final accuracy without TTA,
               with flip TTA and with its 6-view TTA (tta_level 2), peak RSS.
+  --race      the fair time-to-accuracy comparison: airbench94's complete training and cnnlab's recipe
+              (`cnnlab.train`, --cnnlab-epochs, plus any --cnnlab-option of the airbench recipe),
+              alternating, each in a fresh process, --reps times, with the same allocator setting (glibc's
+              MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ at 1 GiB in both processes' environment:
+              what cnnlab's mallopt sets), the same threads, OMP_WAIT_POLICY and data. After every epoch
+              both are evaluated on the whole test set with their own 6-view TTA (airbench94: its current
+              weights, tta_level 2; cnnlab: its EMA weights), outside the training time. Reports the
+              training minutes to 90% and 90.5% and the final accuracy of each, and draws the per-epoch
+              curves of every run in one figure (--figure).
 
     .venv/bin/pip install airbench==0.1.8        # the `bench` extra; it declares no dependencies
     nice -n 19 .venv/bin/python benchmarks/bench_train_vs_airbench94.py --steps 10 --reps 3
     nice -n 19 .venv/bin/python benchmarks/bench_train_vs_airbench94.py --full
-    # smoke checks (not results): --steps 2 --reps 1 --limit 4096 ; --full --limit 2048 --test-limit 500 --epochs 1
+    .venv/bin/python benchmarks/bench_train_vs_airbench94.py --race --reps 2 --figure race.png --json race.json
+    # smoke checks (not results): --steps 2 --reps 1 --limit 4096 ; --full --limit 2048 --test-limit 500 --epochs 1 ;
+    #   --race --reps 1 --limit 2048 --test-limit 500 --epochs 1 --cnnlab-epochs 1 --figure /tmp/race.png
 
 The machine is shared: run when it is quiet and quote ratios from one run.
 """
@@ -136,10 +147,22 @@ def _cycles(marks: list[float]) -> list[float]:
 # ---------------------------------------------------------------------------------------------------
 # workers (each in a fresh subprocess)
 
+#: glibc reads these at start-up: the setting cnnlab's trainer makes with mallopt (allocations up to 1 GiB
+#: come from the heap, up to 1 GiB of free top memory kept), given to airbench94's process unchanged.
+SAME_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def worker_env(tuned_malloc: bool) -> dict:
+    """The environment of a worker process: the allocator setting, and OpenMP threads that sleep when idle
+    (what the `cnnlab` command sets) unless the caller chose otherwise."""
+    env = {**os.environ, **(SAME_ALLOCATOR if tuned_malloc else {})}
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def worker_airbench_steps(steps: int, tune_malloc: bool = False) -> dict:
-    if tune_malloc:  # the process-wide glibc setting cnnlab's trainer makes (no change to the algorithm)
-        from cnnlab.models.fastpath import tune_allocator
-        tune_allocator()
+    # tune_malloc: the parent put SAME_ALLOCATOR in this process's environment (glibc read it at start-up)
     install_cpu_shims()
     import airbench.utils as abu
     from airbench.lib_airbench94 import hyp, train94
@@ -221,7 +244,8 @@ def run_steps(a, workdir: Path) -> None:
         for impl in impls:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--steps", str(a.steps),
                    "--threads", str(a.threads)]
-            p = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+            p = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
+                               env=worker_env(impl != "airbench94"))
             if p.returncode != 0:
                 raise SystemExit(f"{impl} worker failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
             r = json.loads(p.stdout.strip().splitlines()[-1])
@@ -246,7 +270,7 @@ def run_steps(a, workdir: Path) -> None:
 
 def run_full(a, workdir: Path) -> None:
     os.chdir(workdir)
-    if a.airbench_tuned_malloc:
+    if a.airbench_tuned_malloc:  # as mallopt: glibc read the environment before this process started
         from cnnlab.models.fastpath import tune_allocator
         tune_allocator()
     install_cpu_shims()
@@ -289,6 +313,137 @@ def run_full(a, workdir: Path) -> None:
         "tuned_malloc": bool(a.airbench_tuned_malloc), "load_average_end": os.getloadavg()}, indent=1))
 
 
+# ---------------------------------------------------------------------------------------------------
+# the race: time to accuracy of both, side by side
+
+THRESHOLDS = (0.90, 0.905)
+
+
+def worker_race_airbench(epochs: float | None) -> dict:
+    """airbench94's complete training; after each epoch its current weights on the test set with its 6-view
+    TTA (tta_level 2), outside its timer."""
+    install_cpu_shims()
+    import airbench.utils as abu
+    from airbench.lib_airbench94 import hyp, train94
+    rows: list[dict] = []
+    original = abu.print_training_details
+
+    def record(variables, is_final_entry):  # noqa: ANN001 - airbench's logging hook: locals() of its train()
+        if isinstance(variables.get("epoch"), int):
+            tta = abu.evaluate(variables["model"], variables["test_loader"], tta_level=2)
+            rows.append({"epoch": variables["epoch"] + 1, "train_min": variables["total_time_seconds"] / 60,
+                         "top1": tta, "top1_raw": variables["val_acc"]})
+        original(variables, is_final_entry)
+
+    abu.print_training_details = record
+    epochs = epochs or hyp["opt"]["train_epochs"]
+    train94(epochs=epochs, verbose=True)
+    return {"impl": "airbench94", "epochs": epochs, "per_epoch": rows,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def worker_race_cnnlab(epochs: int, options: list[str], sets: list[str]) -> dict:
+    """cnnlab's airbench recipe through cnnlab.train on the same files; EMA weights + 6-view TTA per epoch."""
+    import numpy as np
+    import torch
+
+    import cnnlab
+    from cnnlab.data.base import ImageArrays
+    from cnnlab.models.airbench import OPTIONS
+    d = torch.load("cifar10/train.pt")
+    data = ImageArrays(d["images"].permute(0, 3, 1, 2).contiguous(), d["labels"], d["classes"], "cifar10-train")
+    t = torch.load("cifar10/test.pt")
+    np.savez("test.npz", x=t["images"].numpy(), y=t["labels"].numpy(), classes=np.array(t["classes"]))
+    opts: dict = {}
+    for name in options:
+        opts.update(OPTIONS[name])
+    for kv in sets:
+        k, v = kv.split("=", 1)
+        opts[k] = json.loads(v)
+    run = cnnlab.train("airbench", data=data, val="test.npz", epochs=epochs, out=f"cnnlab-run-{os.getpid()}",
+                       progress=False, **opts)
+    rows = [{"epoch": r["epoch"], "train_min": r["elapsed_s"] / 60, "top1": r["val_top1"],
+             "top1_raw": r.get("val_top1_raw")} for r in run.metrics()]
+    return {"impl": "cnnlab", "epochs": epochs, "options": options, "set": sets, "per_epoch": rows,
+            "config": run.config["config"], "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def time_to(rows: list[dict], threshold: float) -> float | None:
+    """Training minutes at the first epoch whose test top-1 reached `threshold` (None if none did)."""
+    hit = next((r for r in rows if r["top1"] >= threshold), None)
+    return None if hit is None else hit["train_min"]
+
+
+def race_figure(results: list[dict], path: Path) -> Path:
+    """Test top-1 (6-view TTA) against training minutes, every run of both, one figure."""
+    from cnnlab.figures import new_figure, save_figure
+    fig, axes = new_figure(figsize=(7.5, 4.6))
+    ax = axes[0][0]
+    colors = {"airbench94": "tab:orange", "cnnlab": "tab:blue"}
+    for i, r in enumerate(results):
+        xs = [row["train_min"] for row in r["per_epoch"]]
+        ys = [100 * row["top1"] for row in r["per_epoch"]]
+        label = r["impl"] if r["rep"] == 1 else None
+        ax.plot(xs, ys, marker="o", ms=3, color=colors[r["impl"]], alpha=1.0 if r["rep"] == 1 else 0.5, label=label)
+    for thr, dy in zip(THRESHOLDS, (-10, 2)):  # the lower line labelled below it, the upper above
+        ax.axhline(100 * thr, color="grey", lw=0.8, ls=":")
+        ax.annotate(f"{100 * thr:g}%", (0, 100 * thr), xycoords=("axes fraction", "data"), xytext=(2, dy),
+                    textcoords="offset points", fontsize=8, color="grey")
+    ax.set_xlabel("training minutes (evaluation excluded)")
+    ax.set_ylabel("CIFAR-10 test top-1, 6-view TTA (%)")
+    low = min(100 * row["top1"] for r in results for row in r["per_epoch"])
+    ax.set_ylim(max(low - 2, 0), 100 if low < 80 else 93)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title("airbench94 vs cnnlab on this CPU: same allocator, threads and data", fontsize=10)
+    return save_figure(fig, path)
+
+
+def run_race(a, workdir: Path) -> None:
+    results: list[dict] = []
+    print(f"# load average at start: {os.getloadavg()}", flush=True)
+    for rep in range(1, a.reps + 1):
+        order = ("airbench94", "cnnlab") if rep % 2 else ("cnnlab", "airbench94")
+        for impl in order:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", f"race-{impl}", "--threads",
+                   str(a.threads)]
+            if impl == "airbench94" and a.epochs:
+                cmd += ["--epochs", str(a.epochs)]
+            if impl == "cnnlab":
+                cmd += ["--cnnlab-epochs", str(a.cnnlab_epochs)]
+                cmd += [arg for name in a.cnnlab_option for arg in ("--cnnlab-option", name)]
+                cmd += [arg for kv in a.cnnlab_set for arg in ("--cnnlab-set", kv)]
+            p = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=worker_env(True))
+            if p.returncode != 0:
+                raise SystemExit(f"{impl} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            r["rep"] = rep
+            results.append(r)
+            last = r["per_epoch"][-1]
+            print(f"rep {rep} {impl:10s}: final {100 * last['top1']:.2f}% after {last['train_min']:.1f} min; to 90%: "
+                  f"{time_to(r['per_epoch'], 0.90)} min, to 90.5%: {time_to(r['per_epoch'], 0.905)} min; "
+                  f"per epoch {[round(100 * e['top1'], 2) for e in r['per_epoch']]}", flush=True)
+    summary = {}
+    for impl in ("airbench94", "cnnlab"):
+        mine = [r for r in results if r["impl"] == impl]
+        summary[impl] = {"final_top1": [r["per_epoch"][-1]["top1"] for r in mine],
+                         **{f"min_to_{100 * t:g}": [time_to(r["per_epoch"], t) for r in mine] for t in THRESHOLDS}}
+
+    def med(values: list) -> float | None:
+        vals = [v for v in values if v is not None]
+        return statistics.median(vals) if len(vals) == len(values) and vals else None
+
+    a94, cl = med(summary["airbench94"]["min_to_90.5"]), med(summary["cnnlab"]["min_to_90.5"])
+    out = {"summary": summary, "ratio_cnnlab_over_airbench94_time_to_90.5": cl / a94 if a94 and cl else None,
+           "runs": results, "threads": a.threads, "allocator": SAME_ALLOCATOR, "limit": a.limit,
+           "test_limit": a.test_limit, "load_average_end": os.getloadavg()}
+    print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=1))
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
+    if a.figure:
+        print(f"figure: {race_figure(results, Path(a.figure).resolve())}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=None, help="throughput mode: timed steps per run")
@@ -301,17 +456,30 @@ def main() -> None:
     ap.add_argument("--airbench-tuned-malloc", action="store_true",
                     help="also time airbench94 with the glibc malloc setting cnnlab's trainer makes "
                          "(steps mode: a third configuration; full mode: instead of the plain one)")
-    ap.add_argument("--worker", choices=["airbench94", "airbench94+malloc", "cnnlab"], help=argparse.SUPPRESS)
+    ap.add_argument("--race", action="store_true", help="time to accuracy of both, alternating (see above)")
+    ap.add_argument("--cnnlab-epochs", type=int, default=12, help="race mode: epochs of cnnlab's recipe")
+    ap.add_argument("--cnnlab-option", action="append", default=[],
+                    help="race mode: a named option of cnnlab's airbench recipe to switch on (repeatable)")
+    ap.add_argument("--cnnlab-set", action="append", default=[], metavar="KEY=JSON",
+                    help="race mode: any TrainConfig value for cnnlab, e.g. batch_size=1024 (repeatable)")
+    ap.add_argument("--figure", default=None, help="race mode: the per-epoch curves of every run, one PNG")
+    ap.add_argument("--json", default=None, help="race mode: every run's figures as JSON")
+    ap.add_argument("--worker", choices=["airbench94", "airbench94+malloc", "cnnlab", "race-airbench94",
+                                         "race-cnnlab"], help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         _threads(a.threads)
-        if a.worker == "cnnlab":
+        if a.worker == "race-airbench94":
+            print(json.dumps(worker_race_airbench(a.epochs)))
+        elif a.worker == "race-cnnlab":
+            print(json.dumps(worker_race_cnnlab(a.cnnlab_epochs, a.cnnlab_option, a.cnnlab_set)))
+        elif a.worker == "cnnlab":
             print(json.dumps(worker_cnnlab_steps(a.steps)))
         else:
             print(json.dumps(worker_airbench_steps(a.steps, tune_malloc=a.worker == "airbench94+malloc")))
         return
-    if bool(a.steps) == bool(a.full):
-        ap.error("choose one mode: --steps N or --full")
+    if (bool(a.steps) + bool(a.full) + bool(a.race)) != 1:
+        ap.error("choose one mode: --steps N, --full or --race")
     try:
         import airbench  # noqa: F401
     except ImportError:
@@ -320,6 +488,8 @@ def main() -> None:
         workdir = prepare_data(Path(tmp), a.limit, a.test_limit)
         if a.steps:
             run_steps(a, workdir)
+        elif a.race:
+            run_race(a, workdir)
         else:
             run_full(a, workdir)
 

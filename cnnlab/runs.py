@@ -200,10 +200,10 @@ class Run(Result):
                               "before finishing an epoch.")
         return p
 
-    def load_model(self, which: str = "best") -> "Classifier":
-        """The trained Classifier from a checkpoint of this run."""
+    def load_model(self, which: str = "best", device: str | None = "auto") -> "Classifier":
+        """The trained Classifier from a checkpoint of this run, on `device` (see cnnlab.devices)."""
         from .models import create_model
-        return create_model(weights=self.checkpoint(which))
+        return create_model(weights=self.checkpoint(which), device=device)
 
     # -- writing ----------------------------------------------------------------------------
     def append_metrics(self, row: dict) -> None:
@@ -316,15 +316,15 @@ def compare_runs(paths: list[str | Path], out: str | Path) -> Path:
     return plot_curves(runs, Path(out), labels)
 
 
-def load_trained_model(path: str | Path, which: str = "best") -> "Classifier":
-    """The model of a run directory (its `which` checkpoint) or of a checkpoint file."""
+def load_trained_model(path: str | Path, which: str = "best", device: str | None = "auto") -> "Classifier":
+    """The model of a run directory (its `which` checkpoint) or of a checkpoint file, on `device`."""
     from .models import create_model
     path = Path(path)
     if path.is_dir():
-        return Run.open(path).load_model(which)
+        return Run.open(path).load_model(which, device)
     if path.suffix.lower() in (".json", ".jsonl", ".txt", ".png"):
         raise CnnlabError(f"'{path}' is not a checkpoint; pass RUN_DIR/checkpoints/best.pt or the run directory.")
-    return create_model(weights=path)
+    return create_model(weights=path, device=device)
 
 
 def summary(run: Run) -> dict:

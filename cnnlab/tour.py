@@ -20,6 +20,7 @@ import torch
 
 from . import attacks, explain
 from .attacks.figures import trajectory_figure
+from .devices import resolve_device
 from .explain.figures import labeled_grid
 from .figures import finish, new_figure, single_threaded
 from .graph import inspect_model
@@ -152,12 +153,14 @@ SECTIONS: dict[str, Callable[[Classifier, dict[str, torch.Tensor], Path], dict]]
 
 
 def run_tour(out: str | Path, force: bool = False, echo: Callable[[str], None] = lambda s: None,
-             sections: tuple[str, ...] = tuple(SECTIONS), report: bool = True) -> TourResult:
-    """Run the tour into `out` (refusing a non-empty directory unless `force`) and return its result.
+             sections: tuple[str, ...] = tuple(SECTIONS), report: bool = True, device: str = "auto") -> TourResult:
+    """Run the tour into `out` (refusing a non-empty directory unless `force`) with the model on `device`,
+    and return its result.
 
     A section that raises is recorded in summary.json under its area ('error', 'traceback') and in
     `failed`; the other sections still run. Times of every part are in summary['timings_s'].
     """
+    resolve_device(device)  # a device this machine lacks: one sentence, nothing written
     out = fresh_out_dir(out, force)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -170,9 +173,9 @@ def run_tour(out: str | Path, force: bool = False, echo: Callable[[str], None] =
         finally:
             timings[name] = round(time.perf_counter() - t0, 3)
 
-    model = timed("load_model", lambda: create_model(TOUR_MODEL, pretrained=True))
+    model = timed("load_model", lambda: create_model(TOUR_MODEL, pretrained=True, device=device))
     photos = timed("load_photos", lambda: load_photos(model))
-    echo(f"model {model.name} (weights: {model.weights_name}); photos: {', '.join(photos)}")
+    echo(f"model {model.name} (weights: {model.weights_name}) on {model.device}; photos: {', '.join(photos)}")
 
     graph = timed("inspect", lambda: inspect_model(model))
     (out / "inspect.json").write_text(json.dumps(graph.to_dict(), indent=1))
@@ -190,7 +193,7 @@ def run_tour(out: str | Path, force: bool = False, echo: Callable[[str], None] =
 
     summary: dict[str, Any] = {
         "tour": "cnnlab tour",
-        "model": model.describe() | {"name": model.name},
+        "model": model.describe() | {"name": model.name, "device": str(model.device)},
         "photos": {n: str(bundled_photo(n)) for n in photos},
         "inspect": {k: v for k, v in graph.to_dict().items() if k != "layers"} | {"file": "inspect.json"},
         "predict": {"k": 3, "top": top, "figure": str(fig.relative_to(out))},

@@ -1,4 +1,10 @@
-"""Shared fixtures: real data from ../shared/data (beside the clone) and small real models."""
+"""Shared fixtures: real data from ../shared/data (beside the clone) and small real models.
+
+`pytest --device cuda` (or cuda:N, mps) runs the suite with the networks on that device: the model
+fixtures are built there, the `device` fixture names it, and every `auto` in cnnlab means it
+($CNNLAB_DEVICE is set for the session, subprocesses included). The default is the CPU, also on a GPU
+machine. `-m device` selects the tests that exercise device placement (benchmarks/device_check.sh).
+"""
 from __future__ import annotations
 
 import os
@@ -16,6 +22,28 @@ SHARED = Path(os.environ.get("CNNLAB_SHARED", ROOT.parent / "shared")) / "data"
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default="cpu", help="Run the networks on this device: cpu (default), cuda, "
+                                                     "cuda:N or mps.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from cnnlab.devices import DEVICE_ENV, resolve_device
+    from cnnlab.errors import CnnlabError
+    try:
+        device = resolve_device(config.getoption("--device"))
+    except CnnlabError as e:
+        raise pytest.UsageError(str(e)) from None
+    os.environ[DEVICE_ENV] = str(device)  # every 'auto' of the session, in this process and its subprocesses
+
+
+@pytest.fixture(scope="session")
+def device(pytestconfig: pytest.Config) -> torch.device:
+    """The device the networks of this session run on (`pytest --device ...`, default cpu)."""
+    from cnnlab.devices import resolve_device
+    return resolve_device(pytestconfig.getoption("--device"))
+
+
 def shared(name: str) -> Path:
     """A file in ../shared/data; the tests that need it skip with a clear reason when it is absent."""
     path = SHARED / name
@@ -25,17 +53,19 @@ def shared(name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def lite0():
-    """The bundled ImageNet EfficientNet-Lite0 (offline)."""
+def lite0(device):
+    """The bundled ImageNet EfficientNet-Lite0 (offline), on the session's device."""
     import cnnlab
-    return cnnlab.create_model("efficientnet_lite0", pretrained=True)
+    return cnnlab.create_model("efficientnet_lite0", pretrained=True, device=device)
 
 
 @pytest.fixture(scope="session")
-def resnet20():
-    """The real pretrained CIFAR-10 ResNet-20 (akamaster checkpoint in ../shared/data/weights)."""
+def resnet20(device):
+    """The real pretrained CIFAR-10 ResNet-20 (akamaster checkpoint in ../shared/data/weights), on the
+    session's device."""
     import cnnlab
-    return cnnlab.create_model("cifar_resnet20", weights=shared("weights/akamaster_cifar10_resnet20-12fca82f.th"))
+    return cnnlab.create_model("cifar_resnet20", weights=shared("weights/akamaster_cifar10_resnet20-12fca82f.th"),
+                               device=device)
 
 
 @pytest.fixture(scope="session")
@@ -76,5 +106,5 @@ def resnet20_correct(resnet20, cifar_test_small):
     """Up to 32 images of `cifar_test_small` that the pretrained ResNet-20 classifies correctly."""
     x, y = cifar_test_small
     with torch.no_grad():
-        ok = resnet20(x).argmax(1) == y
+        ok = resnet20(x).argmax(1).cpu() == y
     return x[ok][:32], y[ok][:32]

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CnnlabError
+from ..models.fastpath import chunk_size
 
 LOSSES = ("ce", "logit", "prob")
 NORMS = ("linf", "l2")
@@ -104,6 +105,22 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
 
 
 # -- the loop ----------------------------------------------------------------------------------
+def forward_backward(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, loss: str, targeted: bool,
+                     grad: bool, chunk: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(logits, objective, its input gradient or None) at images `x`, `chunk` images per pass."""
+    logits, gains, grads = [], [], []
+    for i in range(0, len(x), chunk):
+        xi = x[i:i + chunk].detach().requires_grad_(grad)
+        with torch.set_grad_enabled(grad):
+            li = model(xi)
+            gi = objective(li, cls[i:i + chunk], loss, targeted)
+        if grad:
+            grads.append(torch.autograd.grad(gi.sum(), xi)[0])
+        logits.append(li.detach())
+        gains.append(gi.detach())
+    return torch.cat(logits), torch.cat(gains), (torch.cat(grads) if grad else None)
+
+
 @dataclass
 class LoopOutput:
     """What the loop found, as tensors (wrapped into an AttackResult by the attack functions)."""
@@ -121,7 +138,7 @@ def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, 
                     loss: str = "ce", rule: str = "sign", norm: str | None = "linf", eps: float | None = None,
                     steps: int = 10, step_size: float = 2 / 255, rand_init: bool = False,
                     early_stop: bool = True, record: bool = False,
-                    generator: torch.Generator | None = None) -> LoopOutput:
+                    generator: torch.Generator | None = None, chunk: int | None = None) -> LoopOutput:
     """Iterate x <- clip01(x0 + project(x - x0 + step_size * direction(grad objective))).
 
     Each iteration runs one forward+backward at the current iterate, checks success there, and steps
@@ -129,8 +146,11 @@ def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, 
     iterate is kept); otherwise all run `steps` steps and success is judged on the last iterate.
     `record` keeps, per image and step, the predicted class, its probability, the objective and the
     gradient's L2 norm (why probability descent stalls: its gradient vanishes when p is near 1).
+    `chunk`: images per forward+backward pass (default: `chunk_size(x)` in eval mode, else the whole batch).
     """
     n = len(x)
+    # chunks only in eval mode: in training mode BatchNorm's statistics would be per chunk
+    chunk = chunk or (len(x) if model.training else chunk_size(x))
     delta = random_start(x, eps, norm, generator) if rand_init and eps else torch.zeros_like(x)
     done = torch.zeros(n, dtype=torch.bool, device=x.device)        # stopped early after success
     first = torch.full((n,), -1, dtype=torch.long, device=x.device)
@@ -145,10 +165,8 @@ def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, 
             break
         last = t == steps
         full = len(idx) == n  # every image still running: plain tensors, no gathers or scatters
-        xa = ((x + delta) if full else (x[idx] + delta[idx])).requires_grad_(not last)
-        with torch.set_grad_enabled(not last):
-            logits = model(xa)
-            gain = objective(logits, cls[idx], loss, targeted)
+        xa = (x + delta) if full else (x[idx] + delta[idx])
+        logits, gain, g = forward_backward(model, xa, cls[idx], loss, targeted, not last, chunk)
         pred = logits.argmax(1)
         probs = torch.softmax(logits.detach().float(), 1)
         if probs_at is None:
@@ -159,7 +177,6 @@ def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, 
         newly = ok & (first[idx] < 0)
         first[idx[newly]] = t
         if not last:
-            g, = torch.autograd.grad(gain.sum(), xa)
             passes += len(idx)
         if record:
             gn = _flat_norm(g)[:, 0] if not last else torch.full((len(idx),), float("nan"))
@@ -167,7 +184,7 @@ def gradient_attack(model: torch.nn.Module, x: torch.Tensor, cls: torch.Tensor, 
             for j, i in enumerate(idx.tolist()):
                 traj[i].append({"step": t, "class": int(pred[j]), "prob": float(probs[j, pred[j]]),
                                 "attacked_class_prob": float(cp[j]),
-                                "objective": float(gain[j].detach()), "grad_norm": float(gn[j])})
+                                "objective": float(gain[j]), "grad_norm": float(gn[j])})
         if early_stop:
             done[idx[ok]] = True
             keep = ~ok

@@ -10,6 +10,11 @@ there. Robust accuracy therefore never rises with eps (independent runs of a ran
 attack can show small bumps), and the whole curve costs about what the largest eps alone would.
 A minimal-perturbation attack (DeepFool) runs once; an image is robust at eps when the perturbation it
 needed is larger than eps.
+
+The images move to the model's device once and are attacked there in batches of `batch_size`. Under
+torchrun (a joined process group, see cnnlab.distributed) every process attacks its share of the
+batches and all results are gathered in batch order: each batch is attacked exactly as one process
+attacks it (same images, same seed), so the numbers equal one process's.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .. import distributed
 from ..errors import CnnlabError
 from ..models.classifier import Classifier, Target
 from ..models.wrap import as_classifier
@@ -200,9 +206,13 @@ def attack_eval(model: Classifier | torch.nn.Module, data: object, method: str =
     budgets = _budgets(spec, list(eps) if curve else [eps])
     x, y, name = load_eval_data(data, model, limit, seed)
     n = len(x)
+    ctx = distributed.current()
+    x, y = x.to(model.device), y.cpu()  # the images once: every batch below is a view of them
     t0 = time.perf_counter()
     with model.frozen(), torch.no_grad():
-        scores = torch.cat([model(x[i:i + batch_size].to(model.device)).cpu() for i in range(0, n, batch_size)])
+        mine = distributed.my_batches(-(-n // batch_size), ctx)
+        scores = torch.cat(distributed.gather_in_order(
+            [(b, model(x[b * batch_size:(b + 1) * batch_size]).float().cpu()) for b in mine], ctx))
     correct = scores.argmax(1) == y
     todo = correct.nonzero()[:, 0]
     per_image_target = target is not None and not isinstance(target, (int, str))
@@ -213,7 +223,7 @@ def attack_eval(model: Classifier | torch.nn.Module, data: object, method: str =
             target = wanted.cpu()
     run = dict(model=model, x=x, y=y, method=method, steps=steps, step_size=step_size, target=target,
                per_image_target=per_image_target, batch_size=batch_size, seed=seed, options=method_options,
-               progress=progress)
+               progress=progress, ctx=ctx)
     common = dict(spec=spec, n=n, correct=int(correct.sum()), top1=float(correct.float().mean()),
                   attacked=len(todo), steps=steps,
                   extra={"data": name, "limit": limit, "target": target})
@@ -268,26 +278,35 @@ class _Found:
 
 def _attack_batches(idx: torch.Tensor, *, model: Classifier, x: torch.Tensor, y: torch.Tensor, method: str,
                     eps: float | None, steps: int | None, step_size: float | None, target: Target,
-                    per_image_target: bool, batch_size: int, seed: int, options: dict, progress: bool) -> _Found:
-    """Attack images `idx` of x in batches (batch at offset i seeded with seed + i)."""
+                    per_image_target: bool, batch_size: int, seed: int, options: dict, progress: bool,
+                    ctx: distributed.DistContext) -> _Found:
+    """Attack images `idx` of x in batches (batch at offset i seeded with seed + i); under torchrun each
+    process attacks its batches (the first shows its progress) and every process gets all results."""
     n = len(x)
     fooled, linf, l2 = torch.zeros(n, dtype=torch.bool), torch.zeros(n), torch.zeros(n)
-    passes, params = 0, {}
+    done = []
+    mine = distributed.my_batches(-(-len(idx) // batch_size), ctx)
     budget = "" if eps is None else f" eps {format_eps(eps, attack_spec(method).norm)}"
-    bar = Progress(len(idx), f"{method}{budget}", "img", enabled=progress)
-    for i in range(0, len(idx), batch_size):
+    bar = Progress(len(distributed.batch_items(mine, batch_size, len(idx))), f"{method}{budget}", "img",
+                   enabled=progress and ctx.is_main)
+    fooled_here = 0
+    for j in mine:
+        i = j * batch_size
         b = idx[i:i + batch_size]
         t = target[b] if per_image_target else target
-        r = attack(model, x[b], method, y=y[b] if target is None else None, target=t, eps=eps, steps=steps,
-                   step_size=step_size, seed=seed + i, **options)
+        r = attack(model, x[b.to(x.device)], method, y=y[b] if target is None else None, target=t, eps=eps,
+                   steps=steps, step_size=step_size, seed=seed + i, **options)
         ok = r.success.cpu()
         if target is not None:  # a targeted success must also leave the true class
             ok = ok & (r.final_class.cpu() != y[b])
-        fooled[b], linf[b], l2[b] = ok, r.linf.cpu(), r.l2.cpu()
-        passes += r.passes
-        params = r.params
-        bar.update(len(b), fooled=int(fooled[idx].sum()))
+        done.append((j, (b, ok, r.linf.cpu(), r.l2.cpu(), r.passes, r.params)))
+        fooled_here += int(ok.sum())
+        bar.update(len(b), fooled=fooled_here)
     bar.close()
+    passes, params = 0, {}
+    for b, ok, li, l2b, p, params in distributed.gather_in_order(done, ctx):
+        fooled[b], linf[b], l2[b] = ok, li, l2b
+        passes += p
     return _Found(fooled, linf, l2, passes, params)
 
 

@@ -124,7 +124,7 @@ def fooling_gradient(model: Classifier | torch.nn.Module, targets: int | str | S
     conf = torch.zeros(len(idx), device=dev)
     calls = torch.zeros(len(idx), dtype=torch.long)
     t0 = time.perf_counter()
-    with model.frozen(), Progress(int(steps) + 1, "fooling images", "step", enabled=progress) as bar:
+    with model.frozen(fast=True), Progress(int(steps) + 1, "fooling images", "step", enabled=progress) as bar:
         for _ in range(int(steps) + 1):
             run = (conf < threshold).nonzero()[:, 0]
             if len(run) == 0:
@@ -164,7 +164,7 @@ def fooling_evolve(model: Classifier | torch.nn.Module, targets: int | str | Seq
     render = (lambda g: F.interpolate(g, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1))
     best_imgs, confs, calls = [], [], []
     t0 = time.perf_counter()
-    with model.frozen(), torch.no_grad(), \
+    with model.frozen(fast=True), torch.no_grad(), \
             Progress(len(idx) * int(generations), "evolving fooling images", "generation", enabled=progress) as bar:
         for t in idx:
             pop = torch.rand((population, 3, genome, genome), generator=gen).to(dev)

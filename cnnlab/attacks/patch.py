@@ -129,7 +129,7 @@ def patch_success(model: Classifier | torch.nn.Module, patch: torch.Tensor, x: t
     gen = make_generator(seed, torch.device("cpu"))
     side = float(patch.shape[-1])
     hits = total = 0
-    with model.frozen():
+    with model.frozen(fast=True):
         for _ in range(placements):
             for i in range(0, len(x), batch_size):
                 xb = x[i:i + batch_size]
@@ -162,7 +162,7 @@ def adversarial_patch(model: Classifier | torch.nn.Module, x_train: torch.Tensor
     opt = torch.optim.Adam([patch], lr=lr)
     t0 = time.perf_counter()
     history = []
-    with model.frozen(), Progress(steps, f"patch for {model.label(tgt)}", "step", enabled=progress) as bar:
+    with model.frozen(fast=True), Progress(steps, f"patch for {model.label(tgt)}", "step", enabled=progress) as bar:
         for t in range(steps):
             pick = torch.randint(0, len(x_train), (min(batch_size, len(x_train)),), generator=gen).to(x_train.device)
             xb = x_train[pick]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import click
 
-from .common import FractionParam, echo_json, fresh_out_dir, load_cli_model, model_options, parse_fraction
+from .common import (FractionParam, ModelChoice, echo_json, fresh_out_dir, join_processes, load_cli_model,
+                     model_options, parse_fraction)
 
 
 class MethodsCommand(click.Command):
@@ -109,15 +110,22 @@ def attack_cmd(images: tuple[str, ...], model_name: str | None, weights: str | N
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: top1, robust_top1, success_rate, linf, l2, images_per_s, ... (with a list of "
                    "eps: the curve, one point per eps).")
-def attack_eval_cmd(model_name: str | None, weights: str | None, normalize: str | None, data: str, method: str,
-                    eps: list[float] | None, steps: int | None, step_size: float | None, target: str | None,
-                    limit: int | None, batch_size: int, seed: int, as_json: bool) -> None:
-    """Clean and robust accuracy of a model under an attack on a labelled dataset."""
+def attack_eval_cmd(model_choice: ModelChoice, data: str, method: str, eps: list[float] | None, steps: int | None,
+                    step_size: float | None, target: str | None, limit: int | None, batch_size: int, seed: int,
+                    as_json: bool) -> None:
+    """Clean and robust accuracy of a model under an attack on a labelled dataset.
+
+    Under `torchrun --nproc-per-node N -m cnnlab attack-eval ...` each process attacks its share of the
+    batches (one GPU each, or CPU processes) and the first prints what one process would.
+    """
     from ..attacks import attack_eval, attack_spec
     attack_spec(method)
-    model = load_cli_model(model_name, weights, normalize)
+    ctx = join_processes(model_choice.device)
+    model = model_choice.load()
     res = attack_eval(model, data, method, eps=eps[0] if eps and len(eps) == 1 else eps, steps=steps,
                       step_size=step_size, target=target, limit=limit, batch_size=batch_size, seed=seed)
+    if not ctx.is_main:
+        return
     if as_json:
         echo_json(res)
         return

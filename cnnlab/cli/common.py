@@ -23,6 +23,7 @@ from ..parsing import parse_fraction
 from ..runs import fresh_out_dir, json_default  # noqa: F401  (fresh_out_dir: re-exported for the commands)
 
 if TYPE_CHECKING:
+    from ..distributed import DistContext
     from ..models import Classifier
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -39,6 +40,16 @@ def weights_option(help_text: str | None = None) -> Callable:
     return click.option("--weights", type=click.Path(dir_okay=False), default=None,
                         help=help_text or "Weights file: a cnnlab checkpoint, a state dict or .safetensors "
                                      "(never unpickled).")
+
+
+DEVICE_HELP = ("Where the network runs: auto (CUDA, else MPS, else the CPU; $CNNLAB_DEVICE overrides), cpu, cuda, "
+               "cuda:N or mps.")
+
+
+def device_option(help_text: str = DEVICE_HELP) -> Callable:
+    """--device auto|cpu|cuda|cuda:N|mps (checked by cnnlab.devices.resolve_device when the model loads)."""
+    return click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N|mps",
+                        help=help_text)
 
 
 #: The options that choose the model a command runs on, in --help order; each one's parameter name
@@ -62,6 +73,7 @@ MODEL_OPTIONS: tuple[Callable, ...] = (
     click.option("--resize", default=None, metavar="N|none",
                  help="For --model-file: short side before the centre crop, or 'none' to resize the whole image "
                       "(default: the file's metadata, else 256/224 of the input size)."),
+    device_option(),
 )
 
 
@@ -77,12 +89,15 @@ class ModelChoice:
     input_range: str | None = None
     layout: str = "auto"
     resize: str | None = None
+    device: str = "auto"
 
     def load(self, pretrained: bool = True) -> Classifier:
         """The model file, or the named model with the given weights file, else its published weights
-        (random ones when `pretrained` is False, e.g. for questions about the graph alone)."""
+        (random ones when `pretrained` is False, e.g. for questions about the graph alone), on --device."""
+        from ..devices import resolve_device
         from ..models import create_model
         from ..models.labels import read_labels
+        resolve_device(self.device)  # a device this machine lacks: one sentence before anything loads
         if self.model_file is not None:
             return self.load_file()
         file_only = [f"--{o}" for o, v in (("input-range", self.input_range), ("resize", self.resize),
@@ -93,8 +108,9 @@ class ModelChoice:
         labels = read_labels(self.labels)
         if self.weights is None:
             return create_model(self.model_name or DEFAULT_MODEL, pretrained=pretrained, normalize=self.normalize,
-                                labels=labels)
-        return create_model(self.model_name, weights=self.weights, normalize=self.normalize, labels=labels)
+                                labels=labels, device=self.device)
+        return create_model(self.model_name, weights=self.weights, normalize=self.normalize, labels=labels,
+                            device=self.device)
 
     def load_file(self, input_size: tuple[int, int] | None = None) -> Classifier:
         """The --model-file as a Classifier (converted to PyTorch)."""
@@ -111,7 +127,8 @@ class ModelChoice:
                 raise CnnlabError(f"--resize '{self.resize}' is not a number of pixels or 'none'.")
         return load_model_file(self.model_file, labels=self.labels, input_size=input_size, normalize=self.normalize,
                                input_range=self.input_range, resize=resize,
-                               channels={"auto": "auto", "nchw": "first", "nhwc": "last"}[self.layout])
+                               channels={"auto": "auto", "nchw": "first", "nhwc": "last"}[self.layout],
+                               device=self.device)
 
 
 _CHOICE_FIELDS = tuple(f.name for f in fields(ModelChoice))
@@ -147,6 +164,14 @@ def load_cli_model(model_name: str | None, weights: str | None, normalize: str |
     if choice is None or (choice.model_name, choice.weights, choice.normalize) != (model_name, weights, normalize):
         choice = ModelChoice(model_name, weights, normalize)
     return choice.load()
+
+
+def join_processes(device: str) -> DistContext:
+    """Under torchrun, join the process group for --device (NCCL for GPUs, gloo for the CPU) before the
+    model loads; this process's place among them (alone: rank 0 of 1)."""
+    from ..devices import resolve_device
+    from ..distributed import context
+    return context(resolve_device(device))
 
 
 class FractionParam(click.ParamType):
@@ -192,7 +217,9 @@ def trained_model(checkpoint: str | None, choice: ModelChoice) -> Classifier:
         raise CnnlabError("Give a CHECKPOINT (or run directory) or the model options (--model/--weights/--model-file), "
                           "not both.")
     if checkpoint:
-        return load_trained_model(checkpoint)
+        from ..devices import resolve_device
+        resolve_device(choice.device)  # a device this machine lacks: one sentence before anything loads
+        return load_trained_model(checkpoint, device=choice.device)
     if not chosen:
         raise CnnlabError("Name the model: a CHECKPOINT or run directory, or --model NAME --weights FILE (a published "
                           "checkpoint), or --model-file.")

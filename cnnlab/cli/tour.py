@@ -3,19 +3,22 @@ from __future__ import annotations
 
 import click
 
+from .common import device_option
+
 
 @click.command("tour")
 @click.option("--out", default="runs/tour", show_default=True, type=click.Path(file_okay=False),
               help="Directory for summary.json, inspect.json, figures/ and report.html.")
 @click.option("--force", is_flag=True, help="Write into --out even if it is not empty.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json instead of the human summary.")
-def tour_cmd(out: str, force: bool, as_json: bool) -> None:
+@device_option()
+def tour_cmd(out: str, force: bool, as_json: bool, device: str) -> None:
     """The offline tour: the bundled EfficientNet-Lite0 on scikit-image's photos (inspect, predict, and
     every area's tour section), written to one directory with figures and a report."""
     from ..errors import CnnlabError
     from ..tour import run_tour
     from .common import echo_json
-    result = run_tour(out, force=force, echo=(lambda s: None) if as_json else click.echo)
+    result = run_tour(out, force=force, echo=(lambda s: None) if as_json else click.echo, device=device)
     if as_json:
         echo_json(result.summary)
     else:

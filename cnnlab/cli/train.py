@@ -11,10 +11,12 @@ import typing
 import click
 
 from ..errors import CnnlabError
-from .common import FractionParam, ModelChoice, echo_json, model_options, out_file, trained_model
+from .common import FractionParam, ModelChoice, echo_json, join_processes, model_options, out_file, trained_model
 
-#: cnnlab.train.config.TTA_MODES, repeated here so that building eval's options does not import torch.
+#: cnnlab.train.config.TTA_MODES and cnnlab.devices.PRECISIONS, repeated here so that building eval's
+#: options does not import torch.
 TTA_CHOICES = ("none", "flip", "flip-translate")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
 
 
 def tta_option(help_text: str, default: str | None):  # noqa: ANN201 - a click decorator
@@ -137,10 +139,10 @@ class TrainConfigCommand(click.Command):
 
 def _config_values(params: dict) -> dict:
     """The TrainConfig options the user gave (unset ones are left out)."""
-    values = {k: v for k, v in params.items() if v is not None and k not in ("resume", "out", "no_tta")}
-    kwargs = values.pop("model_kwargs", ())
-    if kwargs:
-        values["model_kwargs"] = {k: v for item in kwargs for k, v in item.items()}
+    values = {k: v for k, v in params.items() if v is not None and k not in ("resume", "out", "quiet", "no_tta")}
+    for name, given in list(values.items()):  # repeatable KEY=VALUE options: one dict, or unset when none given
+        if isinstance(given, tuple) and all(isinstance(item, dict) for item in given):
+            values[name] = {k: v for item in given for k, v in item.items()} if given else None
     values["tta"] = _tta_value(values.get("tta"), params.get("no_tta", False))
     return {k: v for k, v in values.items() if v is not None}
 
@@ -164,21 +166,24 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, **params:
       cnnlab train --model course_resnet --model-arg shortcut=false --data hw-train-data.npy --out runs/noskip
       cnnlab train --model resnet18 --pretrained --data photos/ --freeze-epochs 2 --backbone-lr-mult 0.1
       cnnlab train --resume runs/r20
-      torchrun --nproc-per-node 2 -m cnnlab train ...     (data-parallel)
+      cnnlab train --model cifar_resnet20 --data cifar10 --device cuda --precision bf16 --out runs/r20
+      torchrun --nproc-per-node 4 -m cnnlab train ...     (data-parallel: 4 GPUs, or 4 CPU processes)
     """
     from .. import train as training
-    from ..train.distributed import context
+    from ..distributed import current
     options = _config_values(params)
     if resume:
-        given = [p.name for p in ctx.command.params if p.name not in ("resume", "epochs", "quiet")
+        keep = ("resume", "epochs", "quiet", *training.RESUME_OPTIONS)
+        given = [p.name for p in ctx.command.params if p.name not in keep
                  and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise CnnlabError(f"--resume continues a run with its own settings; drop --{given[0].replace('_', '-')} "
-                              "(only --epochs may change).")
-        run = training.resume(resume, epochs=options.get("epochs"))
+                              f"(only --epochs, {', '.join('--' + o for o in training.RESUME_OPTIONS)} may change).")
+        run = training.resume(resume, epochs=options.get("epochs"),
+                              **{k: options.get(k) for k in training.RESUME_OPTIONS})
     else:
         run = training.train(out=out, **options)
-    if context().is_main:
+    if current().is_main:
         final = run.final() or {}
         best = final.get("best_val_top1")
         click.echo(f"run: {run.path}  epochs: {final.get('epochs')}  best val top-1: "
@@ -202,18 +207,33 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, **params:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write eval.json and confusion.png into this (new) directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES, case_sensitive=False), default="fp32",
+              show_default=True, help="Float format of the forward pass (auto: bf16 on GPUs that have it, fp16 on "
+                                      "older NVIDIA GPUs, fp32 on the CPU).")
+@click.option("--workers", type=click.IntRange(0, None), default=2, show_default=True,
+              help="Decoding processes for image files streamed from disk.")
 def eval_cmd(checkpoint: str | None, model_choice: ModelChoice, data: str, split: str, data_dir: str | None,
-             batch_size: int, tta: str, no_tta: bool, out: str | None, as_json: bool) -> None:
+             batch_size: int, tta: str, no_tta: bool, out: str | None, as_json: bool, precision: str,
+             workers: int) -> None:
     """Evaluate a model: a CHECKPOINT or run directory of `cnnlab train`, or the model options (e.g. a
     published checkpoint: --model cifar_resnet20 --weights resnet20.th). Prints loss, top-1/top-5, mean
-    class accuracy, mean average precision, per-class recall/precision/F1, confusion."""
+    class accuracy, mean average precision, per-class recall/precision/F1, confusion.
+
+    Under `torchrun --nproc-per-node N -m cnnlab eval ...` each process evaluates its share of the batches
+    (one GPU each, or CPU processes) and the first prints what one process would.
+    """
     from ..data import load_dataset
+    from ..devices import resolve_device, resolve_precision
     from ..runs import fresh_out_dir
     from ..train import evaluate
+    resolve_precision(precision, resolve_device(model_choice.device))
+    ctx = join_processes(model_choice.device)
     model = trained_model(checkpoint, model_choice)
     dataset = load_dataset(data, split, data_dir)
     tta = _tta_value(tta, no_tta)
-    res = evaluate(model, dataset, batch_size=batch_size, tta=tta)
+    res = evaluate(model, dataset, batch_size=batch_size, tta=tta, precision=precision, workers=workers)
+    if not ctx.is_main:
+        return
     context = {"checkpoint": str(checkpoint or model_choice.weights or model_choice.model_file), "model": model.name,
                "data": data, "split": split, "tta": tta}
     files = res.save(fresh_out_dir(out), **context) if out else {}

@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import click
 
-from .common import ModelChoice, echo_json, fresh_out_dir, model_options, warn
+from .common import (
+    ModelChoice,
+    echo_json,
+    fresh_out_dir,
+    join_processes,
+    model_options,
+    warn,
+)
 
 
 @click.command("transfer")
@@ -39,14 +46,19 @@ def transfer_cmd(model_choice: ModelChoice, data: str, data_dir: str | None,
     """Linear probe on a model's penultimate features: accuracy, mean class accuracy, per class.
 
     Features are cached, so a second probe (another --classifier, --C or --no-l2) costs seconds.
-    Images that fail to decode are skipped and counted.
+    Images that fail to decode are skipped and counted. Under `torchrun --nproc-per-node N -m cnnlab
+    transfer ...` each process extracts the features of its share of the batches (one GPU each, or CPU
+    processes) and the first fits the probe and prints.
     """
     from ..transfer import run_probe
-    out_dir = fresh_out_dir(out) if out else None
+    ctx = join_processes(model_choice.device)
+    out_dir = fresh_out_dir(out) if out and ctx.is_main else None
     model = model_choice.load()
     result = run_probe(model, data, classifier, data_dir=data_dir, download=download or None, l2=not no_l2,
                        cache_dir=False if no_cache else cache_dir, batch_size=batch_size, workers=workers,
                        seed=seed, test_fraction=test_fraction, C=C, log=warn)
+    if not ctx.is_main:
+        return
     if result.skipped:
         first = result.skipped[0]
         warn(f"skipped {len(result.skipped)} images that could not be decoded (first: {first[1]})")

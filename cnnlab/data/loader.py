@@ -12,6 +12,12 @@ so N processes see the same images per step as one process does.
 photos of mixed sizes): worker processes decode files to the model's input size and the batch
 augmentation runs on the decoded batch.
 
+Both yield batches on `device`. On a GPU the whole uint8 array moves there once (as airbench keeps
+CIFAR-10 on the GPU) and batches are gathered and augmented there, with each batch's draws made by a
+generator on that device seeded as on the CPU (so a GPU's batches are as reproducible as the CPU's,
+though not equal to them); streamed batches come from pinned memory with non-blocking copies. On the
+CPU the batches are exactly those of earlier versions.
+
 `GivenBatches` serves a user's DataLoader (cnnlab.data.given) through the same interface: its batches
 as given, resized to the model's input size where they differ.
 """
@@ -29,16 +35,21 @@ from .base import Dataset, EncodedImages, GivenLoader, ImageArrays, ImageFiles
 
 @dataclass(frozen=True)
 class Augment:
-    """Batch augmentation: translate ±`crop_pad` px (reflect or zero padding), horizontal flip, cutout."""
+    """Batch augmentation: translate ±`crop_pad` px (reflect or zero padding), horizontal flip, cutout.
+
+    `altflip` (airbench's alternating flip) mirrors each image in every other epoch instead of at
+    random: a seeded coin per image picks whether it starts mirrored, so over any two epochs the
+    network sees every image both ways."""
 
     crop_pad: int = 0
     flip: bool = False
     cutout: int = 0
     pad_mode: str = "reflect"
+    altflip: bool = False
 
     @classmethod
     def parse(cls, spec: "str | Augment | None") -> "Augment":
-        """'crop4,flip' / 'crop2,flip,cutout8,zeros' / 'standard' (= crop4,flip) / 'none'."""
+        """'crop4,flip' / 'crop2,flip,cutout8,zeros' / 'crop2,altflip' / 'standard' (= crop4,flip) / 'none'."""
         if isinstance(spec, Augment):
             return spec
         if spec is None or str(spec).strip().lower() in ("", "none", "off"):
@@ -49,6 +60,8 @@ class Augment:
                 kw.update(crop_pad=4, flip=True)
             elif part == "flip":
                 kw["flip"] = True
+            elif part == "altflip":
+                kw["altflip"] = True
             elif part.startswith("crop") and part[4:].isdigit():
                 kw["crop_pad"] = int(part[4:])
             elif part.startswith("cutout") and part[6:].isdigit():
@@ -62,51 +75,55 @@ class Augment:
 
     @property
     def active(self) -> bool:
-        return bool(self.crop_pad or self.flip or self.cutout)
+        return bool(self.crop_pad or self.flip or self.cutout or self.altflip)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def __str__(self) -> str:
         parts = ([f"crop{self.crop_pad}"] if self.crop_pad else []) + (["flip"] if self.flip else []) + \
-                ([f"cutout{self.cutout}"] if self.cutout else [])
+                (["altflip"] if self.altflip else []) + ([f"cutout{self.cutout}"] if self.cutout else [])
         if self.crop_pad and self.pad_mode != "reflect":
             parts.append(self.pad_mode)
         return ",".join(parts) or "none"
 
 
 def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator, rows: slice | None = None,
-                  n_all: int | None = None) -> torch.Tensor:
-    """Apply `aug` to a float batch [B,3,H,W]; all random draws come from `gen`.
+                  n_all: int | None = None, mirrored: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply `aug` to a float batch [B,3,H,W]; all random draws come from `gen`; `mirrored` [B] says
+    which images the alternating flip mirrors (see `alternating_flips`).
 
     Draws are made for the whole batch even when `rows` selects only part of it (a DDP rank's
     slice), so every rank consumes the generator identically.
     """
     n_all = x.shape[0] if rows is None or n_all is None else n_all
     b, _, h, w = x.shape
+    g, dev = gen.device, x.device  # draws on the generator's device; index arithmetic on the images'
     if aug.crop_pad:
         k = aug.crop_pad
-        dy = torch.randint(-k, k + 1, (n_all,), generator=gen)
-        dx = torch.randint(-k, k + 1, (n_all,), generator=gen)
+        dy = torch.randint(-k, k + 1, (n_all,), generator=gen, device=g)
+        dx = torch.randint(-k, k + 1, (n_all,), generator=gen, device=g)
         if rows is not None:
             dy, dx = dy[rows], dx[rows]
         padded = F.pad(x, (k, k, k, k), mode="reflect" if aug.pad_mode == "reflect" and k < min(h, w) else "constant")
-        r = (k + dy)[:, None] + torch.arange(h)[None]
-        c = (k + dx)[:, None] + torch.arange(w)[None]
-        x = padded[torch.arange(b)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None],
-                   r[:, None, :, None], c[:, None, None, :]]
+        r = (k + dy.to(dev))[:, None] + torch.arange(h, device=dev)[None]
+        c = (k + dx.to(dev))[:, None] + torch.arange(w, device=dev)[None]
+        x = padded[torch.arange(b, device=dev)[:, None, None, None],
+                   torch.arange(x.shape[1], device=dev)[None, :, None, None], r[:, None, :, None], c[:, None, None, :]]
     if aug.flip:
-        flip = torch.rand(n_all, generator=gen) < 0.5
+        flip = torch.rand(n_all, generator=gen, device=g) < 0.5
         if rows is not None:
             flip = flip[rows]
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        x = torch.where(flip.to(dev)[:, None, None, None], x.flip(3), x)
+    if aug.altflip and mirrored is not None:
+        x = torch.where(mirrored.to(dev)[:, None, None, None], x.flip(3), x)
     if aug.cutout:
         s = aug.cutout
-        cy = torch.randint(0, h, (n_all,), generator=gen)
-        cx = torch.randint(0, w, (n_all,), generator=gen)
+        cy = torch.randint(0, h, (n_all,), generator=gen, device=g).to(dev)
+        cx = torch.randint(0, w, (n_all,), generator=gen, device=g).to(dev)
         if rows is not None:
             cy, cx = cy[rows], cx[rows]
-        ys, xs = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
+        ys, xs = torch.arange(h, device=dev)[None, :, None], torch.arange(w, device=dev)[None, None, :]
         inside = ((ys - (cy - s // 2)[:, None, None]) >= 0) & ((ys - (cy - s // 2)[:, None, None]) < s) & \
                  ((xs - (cx - s // 2)[:, None, None]) >= 0) & ((xs - (cx - s // 2)[:, None, None]) < s)
         x = x.masked_fill(inside[:, None], 0.5)
@@ -122,6 +139,15 @@ def _seed(*parts: int) -> int:
     return h & 0x7FFFFFFFFFFFFFFF
 
 
+def alternating_flips(n: int, seed: int) -> torch.Tensor:
+    """A seeded coin per image [n]: whether it is mirrored in even epochs (and not in odd ones)."""
+    return torch.randint(0, 2, (n,), generator=torch.Generator().manual_seed(_seed(seed, 2))).bool()
+
+
+def _mirrored(aug: Augment, coins: torch.Tensor | None, idx: torch.Tensor, epoch: int) -> torch.Tensor | None:
+    return coins[idx.to(coins.device)] ^ bool(epoch % 2) if aug.altflip and coins is not None else None
+
+
 class TensorLoader:
     """Batches (float [B,3,H,W] in [0,1], int64 labels) from an in-memory uint8 dataset.
 
@@ -132,12 +158,13 @@ class TensorLoader:
         augment: batch augmentation (training only).
         size: resize batches to (H, W) (e.g. CIFAR images for a 224 px ImageNet model).
         drop_last: skip the final short batch (keeps BatchNorm statistics well-behaved).
+        device: where the batches are made; the uint8 images move there once, here.
     """
 
     def __init__(self, data: ImageArrays, batch_size: int = 128, *, shuffle: bool = True,
                  augment: Augment | str | None = None, seed: int = 0, drop_last: bool = False,
                  size: tuple[int, int] | None = None, rank: int = 0, world_size: int = 1,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, device: torch.device | str | None = None) -> None:
         if batch_size < 1:
             raise CnnlabError(f"--batch-size must be at least 1, got {batch_size}.")
         if world_size > 1 and batch_size % world_size:
@@ -147,7 +174,10 @@ class TensorLoader:
         self.seed, self.drop_last = int(seed), drop_last
         self.size = tuple(size) if size is not None and tuple(size) != tuple(data.x.shape[-2:]) else None
         self.rank, self.world_size, self.channels_last = rank, world_size, channels_last
+        self.device = torch.device(device if device is not None else "cpu")
+        self._x, self._y = data.x.to(self.device), data.y.to(self.device)  # once; the same tensors on the CPU
         self.epoch, self.batch = 0, 0
+        self.coins = alternating_flips(len(data), self.seed) if self.augment.altflip else None
 
     def __len__(self) -> int:
         n = len(self.data)
@@ -170,7 +200,7 @@ class TensorLoader:
         self.epoch, self.batch, self.seed = int(state["epoch"]), int(state["batch"]), int(state["seed"])
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self.order(self.epoch)
+        order = self.order(self.epoch).to(self.device)  # drawn on the CPU on every device: the same order
         for b in range(self.batch, len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             self.batch = b + 1
@@ -180,15 +210,15 @@ class TensorLoader:
     def _make(self, idx: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = slice(self.rank, None, self.world_size) if self.world_size > 1 else None
         mine = idx if rows is None else idx[rows]
-        x = self.data.x[mine].float().div_(255.0)
+        x = self._x[mine].float().div_(255.0)
         if self.shuffle and self.augment.active:
-            gen = torch.Generator().manual_seed(_seed(self.seed, self.epoch, b, 1))
-            x = augment_batch(x, self.augment, gen, rows, len(idx))
+            gen = torch.Generator(device=self.device).manual_seed(_seed(self.seed, self.epoch, b, 1))
+            x = augment_batch(x, self.augment, gen, rows, len(idx), _mirrored(self.augment, self.coins, mine, self.epoch))
         if self.size is not None:
             x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, self.data.y[mine]
+        return x, self._y[mine]
 
 
 class _FileImages(torch.utils.data.Dataset):
@@ -209,16 +239,19 @@ class _FileImages(torch.utils.data.Dataset):
 
 class StreamLoader:
     """Batches from image files (on disk, or encoded in memory), decoded by `workers` processes; same
-    interface as TensorLoader."""
+    interface as TensorLoader. For a GPU, the decoded uint8 batches wait in pinned memory and are
+    copied without blocking; augmentation runs on the GPU."""
 
     def __init__(self, data: ImageFiles | EncodedImages, batch_size: int = 64, *, size: tuple[int, int] = (224, 224),
                  shuffle: bool = True, augment: Augment | str | None = None, seed: int = 0,
                  drop_last: bool = False, workers: int = 2, rank: int = 0, world_size: int = 1,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, device: torch.device | str | None = None) -> None:
         self.data, self.batch_size, self.size, self.shuffle = data, batch_size, tuple(size), shuffle
         self.augment, self.seed, self.drop_last, self.workers = Augment.parse(augment), int(seed), drop_last, workers
         self.rank, self.world_size, self.channels_last = rank, world_size, channels_last
+        self.device = torch.device(device if device is not None else "cpu")
         self.epoch, self.batch = 0, 0
+        self.coins = alternating_flips(len(data), self.seed) if self.augment.altflip else None
 
     __len__ = TensorLoader.__len__
     order = TensorLoader.order
@@ -231,15 +264,19 @@ class StreamLoader:
         rows = slice(self.rank, None, self.world_size) if self.world_size > 1 else None
         mine = [bi if rows is None else bi[rows] for bi in batches]
         dl = torch.utils.data.DataLoader(_FileImages(self.data, self.size), batch_sampler=[m.tolist() for m in mine],
-                                         num_workers=self.workers, persistent_workers=False)
+                                         num_workers=self.workers, persistent_workers=False,
+                                         pin_memory=self.device.type == "cuda")
         start = self.batch
         for j, (xb, yb) in enumerate(dl):
             b = start + j
             self.batch = b + 1
+            if self.device.type != "cpu":
+                xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
             x = xb.float().div_(255.0)
             if self.shuffle and self.augment.active:
-                gen = torch.Generator().manual_seed(_seed(self.seed, self.epoch, b, 1))
-                x = augment_batch(x, self.augment, gen, rows, len(batches[j]))
+                gen = torch.Generator(device=self.device).manual_seed(_seed(self.seed, self.epoch, b, 1))
+                x = augment_batch(x, self.augment, gen, rows, len(batches[j]),
+                                  _mirrored(self.augment, self.coins, mine[j], self.epoch))
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, yb.long()
@@ -248,12 +285,15 @@ class StreamLoader:
 
 class GivenBatches:
     """The training/evaluation loader over a GivenLoader: the same interface as TensorLoader (length,
-    iteration, a resumable state), batches resized to the model's input size when they differ."""
+    iteration, a resumable state), batches moved to `device` and resized to the model's input size when
+    they differ."""
 
     rank, world_size = 0, 1  # every process iterates the whole loader
 
-    def __init__(self, data: GivenLoader, size: tuple[int, int] | None = None, channels_last: bool = False) -> None:
+    def __init__(self, data: GivenLoader, size: tuple[int, int] | None = None, channels_last: bool = False,
+                 device: torch.device | str | None = None) -> None:
         self.data, self.size, self.channels_last = data, tuple(size) if size else None, channels_last
+        self.device = torch.device(device if device is not None else "cpu")
         self.epoch, self.batch = 0, 0
 
     def __len__(self) -> int:
@@ -271,6 +311,7 @@ class GivenBatches:
             if b < skip:  # resuming inside an epoch: the loader's batches before it were done
                 continue
             self.batch = b + 1
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if self.size is not None and tuple(x.shape[-2:]) != self.size:
                 x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
             if self.channels_last:
@@ -284,7 +325,7 @@ def make_loader(data: Dataset, batch_size: int, *, size: tuple[int, int] | None 
     """The right loader for a dataset: in memory for decoded arrays, streaming for image files, and a
     user's DataLoader as given (its own batch size, order and transforms: no cnnlab augmentation)."""
     if isinstance(data, GivenLoader):
-        return GivenBatches(data, size, kwargs.get("channels_last", False))
+        return GivenBatches(data, size, kwargs.get("channels_last", False), kwargs.get("device"))
     if isinstance(data, ImageArrays):
         kwargs.pop("workers", None)
         return TensorLoader(data, batch_size, size=size, **kwargs)

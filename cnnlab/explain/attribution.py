@@ -26,6 +26,7 @@ from torch import nn
 from ..errors import CnnlabError, unknown
 from ..models import Classifier, as_classifier
 from ..models.classifier import Target
+from ..models.fastpath import chunk_size
 from ..results import Result, percent, rows_of
 from .cam import LayerCam, class_activation_map
 
@@ -250,8 +251,9 @@ def _batched_logits(model: Classifier, x: torch.Tensor, batch_size: int = 64) ->
 
 def default_batch_size(x: torch.Tensor) -> int:
     """Images per forward/backward for methods that multiply the batch (IG steps, SmoothGrad samples):
-    about 16 at 224 px, 256 at 32 px, so peak memory stays near that of a 16-image batch at 224 px."""
-    return max(1, min(256, 800_000 // (x.shape[-1] * x.shape[-2])))
+    cache-sized chunks (2 at 224 px, 48 at 32 px on CPU; see models/fastpath.py `chunk_size`), which are
+    faster per image than large batches and give the same gradients."""
+    return chunk_size(x)
 
 
 def _result(method: str, model: Classifier, x: torch.Tensor, attr: torch.Tensor, maps: torch.Tensor,

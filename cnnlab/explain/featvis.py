@@ -231,7 +231,7 @@ def visualize(model: Classifier | nn.Module, objective: Objective, *, steps: int
     opt = torch.optim.Adam(param.parameters(), lr=lr)
     history: list[float] = []
     t0 = time.perf_counter()
-    with model.frozen(), torch.enable_grad(), Progress(steps, f"optimizing {objective.name}", "step",
+    with model.frozen(fast=True), torch.enable_grad(), Progress(steps, f"optimizing {objective.name}", "step",
                                                        enabled=progress) as bar:
         with torch.no_grad():
             start_value = float(_evaluate(model, objective, _fit(param(), (h, w)))[0])

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ..devices import resolve_device
 from ..errors import CnnlabError
 from ..graph import GraphReport
 from ..models.classifier import Classifier
@@ -96,8 +99,8 @@ def load_model_file(path: str | Path, *, labels: Sequence[str] | str | Path | No
                     input_size: int | Sequence[int] | None = None, normalize: str | None = None,
                     input_range: str | None = None, channels: str = "auto", resize: int | None | str = "auto",
                     interpolation: str | None = None, checkpoint: str | Path | None = None,
-                    name: str | None = None) -> Classifier:
-    """A model file of any supported format as a Classifier (a PyTorch network: gradients flow).
+                    name: str | None = None, device: str | torch.device | None = "auto") -> Classifier:
+    """A model file of any supported format as a Classifier (a PyTorch network: gradients flow), on `device`.
 
     Args:
         labels: class names, or a file of them (one per line, or JSON); default: the file's metadata,
@@ -110,14 +113,16 @@ def load_model_file(path: str | Path, *, labels: Sequence[str] | str | Path | No
         resize, interpolation: the crop policy (short side before the centre crop; None resizes the whole
             image), default: the file's metadata, else 256/224 of the input size.
         checkpoint: for a TF1 .meta, the checkpoint prefix when it is not beside the graph.
+        device: where the converted network runs, as `cnnlab.create_model` takes it.
     """
+    device = resolve_device(device)
     path = Path(path)
     fmt = model_format(path)
     model, found, where = to_onnx(path, channels, checkpoint)  # a TF file's image input becomes NCHW here
     return classifier_from_onnx(model, str(path), labels=labels, input_size=input_size, normalize=normalize,
                                 input_range=input_range, channels=channels if fmt == "onnx" else "auto",
                                 resize=resize, interpolation=interpolation, name=name,
-                                detected_range=found, detected_from=where)
+                                detected_range=found, detected_from=where).to(device)
 
 
 def from_keras(model: Any, *, name: str | None = None, **options: Any) -> Classifier:

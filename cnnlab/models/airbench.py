@@ -60,8 +60,36 @@ HYP = {
     },
 }
 
+#: The record holders' further ideas (airbench94 and airbench94_muon), each a named option of the recipe: the
+#: TrainConfig values that switch it on. `OPTIONS_ON` names those the recipe uses; the others are off until an
+#: ablation on this CPU (benchmarks/bench_train_recipe_ablation.py: time to 90.5% with and without each)
+#: shows they pay. Any of them can be given on the command line (e.g. `--optimizer muon`).
+OPTIONS = {
+    # Muon for the convolution filters: the momentum of each filter bank [out, in*3*3] is orthogonalized by 3
+    # Newton-Schulz iterations (torch.optim.Muon) and the bank kept at norm sqrt(out), so every step turns
+    # all its directions by about muon_lr; BN biases and the head stay on Nesterov SGD
+    "muon": {"optimizer": "muon", "muon_lr": 0.24, "muon_momentum": 0.6},
+    # lookahead: every 5 steps the weights are pulled back to their running average (decay 0.95^5 x
+    # progress^3: free early, averaged late) and training ends on the average
+    "lookahead": {"lookahead": 5},
+    # the whitening conv's bias learns for the first 3 epochs only (its lr fading to 0), then is frozen:
+    # with its weights frozen too, nothing before the first conv group needs a gradient
+    "whiten_bias_freeze": {"freeze_after": {"whiten.bias": 3}},
+    # twice the batch: half the optimizer steps per epoch, the lr kept (it is per batch mean)
+    "batch_1024": {"batch_size": 1024},
+    # airbench94's schedule: the triangle ends at 0.07 of the peak instead of 0
+    "record_schedule": {"schedule": "triangle", "lr_end": 0.07},
+    # alternating flip: each image mirrored in every other epoch (a seeded coin picks which), not at random
+    "altflip": {"augment": "crop2,altflip"},
+    # 6-view flip-translate TTA in evaluation (already part of the recipe, above)
+    "tta": {"tta": "flip-translate"},
+}
+OPTIONS_ON = ("tta",)
+
 #: What `cnnlab train --model airbench` uses for every option the caller leaves unset.
 RECIPE = {**HYP["opt"], **HYP["aug"], **HYP["tta"]}
+for _name in OPTIONS_ON:
+    RECIPE.update(OPTIONS[_name])
 
 #: 32x32 images normalized with CIFAR-10's statistics; the head 'fc' (before the logit scaling).
 CFG = ModelCfg(num_classes=10, input_size=(32, 32), resize=None, mean=CIFAR10_MEAN, std=CIFAR10_STD, classifier="fc")

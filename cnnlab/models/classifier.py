@@ -188,18 +188,26 @@ class Classifier(nn.Module):
 
     # -- housekeeping every verb needs ---------------------------------------------------------
     @contextlib.contextmanager
-    def frozen(self, eval_mode: bool = True) -> Iterator["Classifier"]:
+    def frozen(self, eval_mode: bool = True, fast: bool = False) -> Iterator["Classifier"]:
         """Eval mode (unless `eval_mode=False`) and parameters that need no gradient, both restored
-        afterwards: BatchNorm and dropout stay fixed, and autograd builds only the graph to the input."""
+        afterwards: BatchNorm and dropout stay fixed, and autograd builds only the graph to the input.
+
+        With `fast` (attacks, attributions, feature visualization), `forward` runs the inference twin
+        (BatchNorm folded into the convolutions, channels_last; see models/fastpath.py) wherever no module
+        is hooked: the same logits and input gradients (the same arithmetic, summed in another order) for
+        less work. Anything that hooks a module (Grad-CAM, feature maps) still sees the real modules."""
         was_training = self.training
+        was_fast = self.__dict__.get("_fast_forward", False)
         flags = [(p, p.requires_grad) for p in self.parameters()]
         if eval_mode:
             self.eval()
         for p, _ in flags:
             p.requires_grad_(False)
+        object.__setattr__(self, "_fast_forward", bool(fast and eval_mode) or was_fast)
         try:
             yield self
         finally:
+            object.__setattr__(self, "_fast_forward", was_fast)
             for p, flag in flags:
                 p.requires_grad_(flag)
             self.train(was_training)
@@ -258,10 +266,17 @@ class Classifier(nn.Module):
         return (x - self.mean) / self.std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[0,1] RGB images -> logits [N, num_classes]."""
+        """[0,1] RGB images -> logits [N, num_classes], on the model's device (images elsewhere are moved
+        there; cnnlab's verbs move a batch once and call the model on it many times)."""
         if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
             raise CnnlabError(f"Model '{self.name}' takes images as [N, {self.mean.shape[1]}, H, W] "
                               f"tensors; got shape {tuple(x.shape)}.")
+        if x.device != self.mean.device:
+            x = x.to(self.mean.device)
+        if self.__dict__.get("_fast_forward") and not self.training:  # inside frozen(fast=True)
+            run = self._inference_fn(len(x))
+            if run is not self:
+                return run(x)
         out = self.net(self.normalize(x))
         return _logits(out)
 
@@ -279,8 +294,8 @@ class Classifier(nn.Module):
     def probabilities(self, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """Softmax probabilities [N, C], evaluated in eval mode, batched (training mode restored).
 
-        On CPU this runs an inference twin of the net (BatchNorm folded, channels_last) unless a
-        module is hooked; see models/fastpath.py for why and how much faster.
+        On the CPU and CUDA GPUs this runs an inference twin of the net (BatchNorm folded, channels_last)
+        unless a module is hooked; see models/fastpath.py for why and how much faster.
         """
         if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
             self.forward(x)  # raises the one-sentence shape error
@@ -295,11 +310,11 @@ class Classifier(nn.Module):
         return torch.cat(outs)
 
     def _inference_fn(self, n: int):
-        """The fastest correct way to get logits now: the cached twin on CPU, else `self` (also for a
-        few images, where building the twin would cost more than it saves)."""
+        """The fastest correct way to get logits now: the cached twin on the CPU or a CUDA GPU, else `self`
+        (also for a few images, where building the twin would cost more than it saves)."""
         from .fastpath import has_hooks, inference_twin, state_key, tune_allocator
         tune_allocator()
-        if (self.mean.device.type != "cpu" or has_hooks(self) or not getattr(self, "fast_inference", True)
+        if (self.mean.device.type not in ("cpu", "cuda") or has_hooks(self) or not getattr(self, "fast_inference", True)
                 or type(self).forward is not Classifier.forward):  # a subclass's own forward must run
             return self
         key = state_key(self.net)
@@ -309,7 +324,8 @@ class Classifier(nn.Module):
         if (cached is None or cached[0] != key) and n < 16:
             return self
         if cached is None or cached[0] != key:
-            cached = (key, inference_twin(self.net))
+            with torch.inference_mode(False), torch.no_grad():  # ordinary tensors: attacks take gradients through it
+                cached = (key, inference_twin(self.net))
             object.__setattr__(self, "_twin", cached)  # not a submodule: no state_dict/.to()/parameters
         twin = cached[1]
         return lambda xb: _logits(twin(self.normalize(xb).contiguous(memory_format=torch.channels_last)))

@@ -11,6 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
+from ..devices import resolve_device
 from ..errors import CnnlabError, WeightsError, unknown
 from .arguments import ModelArgument, builder_arguments, check_arguments
 from .classifier import Classifier
@@ -131,8 +134,9 @@ def data_init(name: str) -> DataInit | None:
 
 def create_model(name: str | None = None, pretrained: bool = False, num_classes: int | None = None,
                  weights: str | Path | None = None, labels: Sequence[str] | None = None,
-                 normalize: str | Normalization | None = None, **kwargs) -> Classifier:
-    """Build a registered model as a `Classifier`.
+                 normalize: str | Normalization | None = None, device: str | torch.device | None = "auto",
+                 **kwargs) -> Classifier:
+    """Build a registered model as a `Classifier`, on `device`.
 
     Args:
         name: registry name (`cnnlab models` lists them); may be omitted when `weights` is a cnnlab
@@ -144,8 +148,11 @@ def create_model(name: str | None = None, pretrained: bool = False, num_classes:
             published file recognized by its name (e.g. resnet20-12fca82f.th).
         labels: class names (default: those of the weights, else 'class 0', 'class 1', ...).
         normalize: 'imagenet', 'cifar10', ... or (mean, std) to override the input normalization.
+        device: 'auto' (CUDA, else MPS, else the CPU; $CNNLAB_DEVICE overrides), 'cpu', 'cuda', 'cuda:N' or
+            'mps' (see cnnlab.devices.resolve_device); weights load on the CPU first, from any device.
         **kwargs: the model's own arguments (`model_arguments(name)` lists them).
     """
+    device = resolve_device(device)  # a device this machine lacks: one sentence, before any work
     meta, state = None, None
     if weights is not None:
         ckpt = read_checkpoint(weights)
@@ -189,7 +196,7 @@ def create_model(name: str | None = None, pretrained: bool = False, num_classes:
     norm = resolve_normalization(normalize)
     if norm is not None:
         model.set_normalization(*norm)
-    return model.eval()
+    return model.to(device).eval()
 
 
 def load_model(path: str | Path, **kwargs) -> Classifier:

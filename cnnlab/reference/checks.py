@@ -275,7 +275,7 @@ def scratch_check(model: str | nn.Module = "simple_cnn", batch_size: int = 32, s
     from ..errors import CnnlabError
     torch.manual_seed(seed)
     name = model if isinstance(model, str) else getattr(model, "name", type(model).__name__)
-    net = cnnlab.create_model(model, weights=weights) if isinstance(model, str) else model
+    net = cnnlab.create_model(model, weights=weights, device="cpu") if isinstance(model, str) else model
     gen = torch.Generator().manual_seed(seed)
     h, w = getattr(net, "input_size", (32, 32))
     x = torch.rand(batch_size, 3, h, w, generator=gen)

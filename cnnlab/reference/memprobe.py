@@ -43,7 +43,7 @@ def measure(variant: str, model: str, batch: int, size: int, threads: int, chunk
     from cnnlab.reference import unfold_conv
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = cnnlab.create_model(model).train()
+    net = cnnlab.create_model(model, device="cpu").train()
     if variant == "unfold":
         unfold_conv.convert_to_unfold(net.net)
         if chunk_bytes is not None:

@@ -186,7 +186,7 @@ class Explorer:
             raise CnnlabError(f"steps={steps} must be between 1 and {MAX_STEPS} in the explorer.")
         with self.lock:
             res = adapters.run_attack(self.model, item.x, method, eps=eps, steps=steps, target=target or None)
-            adv = res.images[:1].detach()
+            adv = res.images[:1].detach().cpu()  # results come back from the model's device
             # also what a user who saves the picture gets: pixels rounded to 8 bits can undo a tiny attack
             top, saved_top = self.model.predict(torch.cat([adv, torch.round(adv * 255) / 255]), k=5)
             saved = saved_top[0]

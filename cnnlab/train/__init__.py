@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import distributed
 from ..data import Dataset
+from ..devices import describe_device, resolve_device, resolve_precision
 from ..errors import CnnlabError
 from ..runs import Run
 from .config import TrainConfig
@@ -25,10 +27,14 @@ __all__ = ["train", "resume", "fit", "TrainConfig", "FitResult", "TrainingDiverg
            "predict_labels", "write_label_file", "prepare"]
 
 
-def prepare(cfg: TrainConfig, model=None, data=None, val=None):  # noqa: ANN001
+def prepare(cfg: TrainConfig, model=None, data=None, val=None,  # noqa: ANN001
+            device: torch.device | str | None = None):
     """The (model, train set, validation set) a config describes, seeded: what `train` feeds to `fit`.
 
-    `model` (a Classifier), `data` and `val` (dataset objects) replace what cfg.model / cfg.data / cfg.val name."""
+    `model` (a Classifier), `data` and `val` (dataset objects) replace what cfg.model / cfg.data / cfg.val
+    name. The model is built and initialized on the CPU (the same initialization everywhere), then moved to
+    `device` (default: cfg.device)."""
+    device = resolve_device(cfg.device if device is None else device)
     from ..data import check_labels, train_val_split
     from ..models import Classifier
     split = train_val_split(data if data is not None else cfg.data, val if val is not None else cfg.val,
@@ -53,17 +59,18 @@ def prepare(cfg: TrainConfig, model=None, data=None, val=None):  # noqa: ANN001
         check_labels(val_set, model.num_classes, "validation data")
     if cfg.data_init and not (cfg.weights or cfg.pretrained):
         _data_init(model, train_set, cfg.seed)
-    return model, train_set, val_set
+    return model.to(device), train_set, val_set
 
 
 def _build_model(cfg: TrainConfig, num_classes: int):  # noqa: ANN001
     from ..models import create_model
     if cfg.weights:
-        model = create_model(cfg.model or None, weights=cfg.weights, **cfg.model_kwargs)
+        model = create_model(cfg.model or None, weights=cfg.weights, device="cpu", **cfg.model_kwargs)
         if model.num_classes != num_classes:
             model.replace_head(num_classes)
         return model
-    return create_model(cfg.model, pretrained=cfg.pretrained, num_classes=num_classes, **cfg.model_kwargs)
+    return create_model(cfg.model, pretrained=cfg.pretrained, num_classes=num_classes, device="cpu",
+                        **cfg.model_kwargs)
 
 
 def _data_init(model, train_set, seed: int) -> None:  # noqa: ANN001
@@ -79,7 +86,7 @@ def _data_init(model, train_set, seed: int) -> None:  # noqa: ANN001
                           "needs in-memory training data (arrays, not an image folder streamed from disk); "
                           "pass data_init=False to skip it.")
     sel = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed))[:init.images]
-    init.fn(model, train_set.floats(sel))
+    init.fn(model, train_set.floats(sel).to(model.device))
 
 
 def _describe_data(train_set: Dataset, val_set: Dataset | None) -> dict:
@@ -106,11 +113,10 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
     `data` (and the option `val`) is a name, file or folder, a cnnlab dataset, or a user's own data: a
     torch Dataset or (x, y) tensors/arrays (read into memory once, the fast path) or a DataLoader (used
     as given; see cnnlab.data.open_dataset). Options are TrainConfig fields (unset ones take the model's
-    recipe, then TrainConfig's defaults); `stop_after` ends the run after that epoch as if it were
-    interrupted (resume it later)."""
+    recipe, then TrainConfig's defaults), `device="cuda"` among them; `stop_after` ends the run after that
+    epoch as if it were interrupted (resume it later)."""
     from ..data import load_dataset
     from ..models import Classifier, as_classifier, recipe
-    from . import distributed
     if isinstance(model, nn.Module):
         model = as_classifier(model)
     name = model.name if isinstance(model, Classifier) else str(model)
@@ -129,7 +135,9 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
     options = {**recipe(name), **options}
     cfg = TrainConfig.from_dict({"model": name, "data": data_name, "epochs": epochs, **options})
     out = Path(out) if out is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    ctx = distributed.context()
+    device = resolve_device(cfg.device)  # a device or format this machine lacks stops here: nothing started
+    precision = resolve_precision(cfg.precision, device)
+    ctx = distributed.context(device)
     err = None
     if ctx.is_main and out.exists() and (not out.is_dir() or any(out.iterdir())):
         err = (f"Run directory '{out}' already holds {'a run' if (out / 'config.json').exists() else 'files'}; "
@@ -138,35 +146,49 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
     if err:
         raise CnnlabError(err)
     built, train_set, val_set = prepare(cfg, model if isinstance(model, Classifier) else None,
-                                        None if isinstance(data, (str, Path)) else data, val)
+                                        None if isinstance(data, (str, Path)) else data, val, device)
     run = None
     if ctx.is_main:
         run = Run.create(out, {"config": cfg.to_dict(), "model": built.describe(),
                                "data": {**_describe_data(train_set, val_set),
                                         "in_memory": not isinstance(data, (str, Path)), "val_given": val is not None},
                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                               "torch": torch.__version__, "world_size": ctx.world_size})
+                               "torch": torch.__version__, "world_size": ctx.world_size,
+                               "device": describe_device(device), "precision": precision})
     distributed.barrier(ctx)
     fit(built, train_set, val_set, cfg, run, progress=progress, stop_after=stop_after)
     return run if run is not None else Run(out)
 
 
+#: What a resumed run may change besides --epochs: where and how fast it runs, not what it computes.
+RESUME_OPTIONS = ("device", "precision", "workers", "compile")
+
+
 def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True,
            stop_after: int | None = None, data: Dataset | object | None = None, val: object | None = None,
-           model: nn.Module | None = None) -> Run:
+           model: nn.Module | None = None, **changes) -> Run:
     """Continue a run from checkpoints/last.pt (model, optimizer, schedule step, EMA, RNG and data order).
 
     `data` (and `val`, `model`) are needed only when the run was trained on data (a model) given as an
     object rather than a name, file or folder (the run directory records only its name). A DataLoader
     resumes at the start of the epoch after the checkpoint, in the order its own sampler gives (see
-    cnnlab.data.given)."""
+    cnnlab.data.given). `changes` may set the RESUME_OPTIONS, e.g. `device="cpu"` for a run begun on a
+    GPU (checkpoints load on any device)."""
     from ..models import as_classifier, get_entry
     from ..models.weights import read_checkpoint
-    from . import distributed
     run = Run.open(run_dir)
     cfg = TrainConfig.from_dict(run.config["config"])
+    bad = [k for k, v in changes.items() if k not in RESUME_OPTIONS and v is not None]
+    if bad:
+        raise CnnlabError(f"--resume continues a run with its own settings; drop --{bad[0].replace('_', '-')} "
+                          f"(only --epochs, {', '.join('--' + o for o in RESUME_OPTIONS)} may change).")
+    changes = {k: v for k, v in changes.items() if v is not None}
     if epochs is not None:
-        cfg = cfg.replace(epochs=epochs)
+        changes["epochs"] = epochs
+    cfg = cfg.replace(**changes)
+    device = resolve_device(cfg.device)
+    resolve_precision(cfg.precision, device)
+    ctx = distributed.context(device)
     ckpt = read_checkpoint(run.checkpoint("last"))
     done = int(ckpt.get("epoch", 0))
     if done >= cfg.epochs:
@@ -185,15 +207,17 @@ def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True
             raise CnnlabError(f"Run '{run.path}' trained a model given as an object ('{cfg.model}'); pass it again: "
                               "cnnlab.train.resume(run_dir, model=net, ...).") from None
     try:
-        model, train_set, val_set = prepare(cfg.replace(data_init=False), None if model is None else as_classifier(model),
-                                            data=data, val=val)
+        # built as the run was, data-dependent initialization included: it decides which parameters train
+        # (airbench's whitening filters are frozen by it), so the optimizer state fits; the weights then
+        # come from the checkpoint
+        model, train_set, val_set = prepare(cfg, None if model is None else as_classifier(model), data=data, val=val,
+                                            device=device)
     except CnnlabError as e:
         if data is None and run.config.get("data", {}).get("in_memory"):
             raise CnnlabError(f"Run '{run.path}' was trained on an in-memory dataset ('{cfg.data}'); pass it again: "
                               "cnnlab.train.resume(run_dir, data=dataset).") from None
         raise e
-    ctx = distributed.context()
-    if ctx.is_main and epochs is not None:
+    if ctx.is_main and changes:
         conf = run.config
         conf["config"] = cfg.to_dict()
         from ..runs import CONFIG, write_json

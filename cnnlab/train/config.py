@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from ..devices import PRECISIONS
 from ..errors import CnnlabError, unknown
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "step", "multistep", "exponential", "cosine", "onecycle", "triangle")
+#: "muon": Muon (torch.optim.Muon) for the convolution filters, Nesterov SGD for every other parameter.
+OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
+SCHEDULES = ("constant", "step", "multistep", "exponential", "cosine", "onecycle", "triangle", "linear")
 #: Test-time augmentation modes: "flip" averages each image with its mirror; "flip-translate" also
 #: averages the mirror pair shifted one pixel up-left and down-right (the unshifted pair weighs half).
 TTA_MODES = ("none", "flip", "flip-translate")
@@ -61,9 +63,13 @@ class TrainConfig:
     num_classes: int | None = _opt(None, "Head size (default: the data's number of classes).")
     epochs: int = _opt(30, "Epochs to train.")
     batch_size: int = _opt(128, "Images per optimizer step, over all processes.")
-    optimizer: str = _opt("sgd", "Optimizer.", choices=OPTIMIZERS)
+    optimizer: str = _opt("sgd", "Optimizer; muon: Muon for the convolution filters (momentum orthogonalized by "
+                          "Newton-Schulz, filters kept at a fixed norm), Nesterov SGD for the rest.", choices=OPTIMIZERS)
     lr: float = _opt(0.1, "Peak learning rate.")
     momentum: float = _opt(0.9, "SGD momentum.")
+    muon_lr: float = _opt(0.24, "Muon: peak learning rate of the convolution filters (each step moves a filter by "
+                          "about this fraction of its norm).")
+    muon_momentum: float = _opt(0.6, "Muon: momentum of the convolution filters (Nesterov).")
     nesterov: bool = _opt(False, "Nesterov momentum (SGD).")
     weight_decay: float = _opt(1e-4, "L2 weight decay.", flags=("--wd", "--weight-decay"))
     decay_norm_and_bias: bool = _opt(False, "Decay BatchNorm and bias parameters too (default: not).",
@@ -74,13 +80,29 @@ class TrainConfig:
     milestones: list[int] = _opt(factory=list, help="Multistep schedule: the epochs where the lr is multiplied by "
                                  "--gamma, e.g. 80,120 (implies --schedule multistep).")
     gamma: float = _opt(0.1, "Decay factor of the step, multistep and exponential schedules.")
+    lr_end: float = _opt(0.0, "Triangle and linear schedules: the lr at the last step, as a fraction of the peak "
+                         "(airbench94: 0.07).")
     warmup_epochs: float = _opt(0.0, "Linear warm-up epochs.", flags=("--warmup",))
     label_smoothing: float = _opt(0.0, "Label smoothing of the cross-entropy.")
     clip_grad: float | None = _opt(None, "Clip the gradient norm to this value.")
     ema: float | None = _opt(None, "Keep an EMA of the weights with this decay per step (e.g. 0.999); the "
                              "averaged weights are the trained model.")
-    augment: str = _opt("crop4,flip", "Batch augmentation, e.g. 'crop4,flip', 'crop2,flip,cutout8', 'none'.")
-    channels_last: bool = _opt(True, "channels_last memory format (faster on CPU).")
+    lookahead: int = _opt(0, "Every N steps pull the weights back to their running average (lookahead; the "
+                          "average's decay rises as 0.95^N x progress^3) and end on the average; 0: off.")
+    freeze_after: dict = _opt(factory=dict, help="Stop training a parameter after N epochs, its lr falling linearly to "
+                              "0 until then; repeatable, e.g. whiten.bias=1 (airbench's whitening bias).",
+                              metavar="NAME=EPOCHS")
+    augment: str = _opt("crop4,flip", "Batch augmentation, e.g. 'crop4,flip', 'crop2,flip,cutout8', 'crop2,altflip' "
+                        "(altflip: each image mirrored in every other epoch), 'none'.")
+    channels_last: bool = _opt(True, "channels_last memory format (faster on the CPU, and on GPUs with mixed "
+                               "precision).")
+    device: str = _opt("auto", "Where to train: auto (CUDA, else MPS, else the CPU; $CNNLAB_DEVICE overrides), cpu, "
+                       "cuda, cuda:N or mps. Under torchrun each process takes the GPU of its LOCAL_RANK.")
+    precision: str = _opt("auto", "Float format of the forward pass: fp32, bf16 or fp16 (mixed precision; fp16 with a "
+                          "gradient scaler); auto: bf16 on GPUs that have it, fp16 on older NVIDIA GPUs, fp32 on the "
+                          "CPU and MPS.", choices=PRECISIONS)
+    compile: bool = _opt(False, "Compile the network with torch.compile (minutes of compiling first; helps long GPU "
+                         "runs, measured slower on a small CPU).")
     seed: int = _opt(0, "Seed of the initialization, the validation split, the data order and augmentation.")
     eval_batch_size: int = _opt(512, "Images per validation batch.")
     tta: bool | str = _opt("none", "Test-time augmentation in validation: flip (image + mirror), flip-translate "
@@ -117,8 +139,18 @@ class TrainConfig:
             raise CnnlabError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}.")
         if self.ema is not None and not 0 < self.ema < 1:
             raise CnnlabError(f"--ema decay must be in (0, 1), e.g. 0.999; got {self.ema}.")
+        if self.lookahead < 0:
+            raise CnnlabError(f"--lookahead must be a number of steps (0: off), got {self.lookahead}.")
+        for name, n in self.freeze_after.items():
+            if isinstance(n, bool) or not isinstance(n, (int, float)) or n <= 0:
+                raise CnnlabError(f"--freeze-after {name}={n}: the number of epochs must be positive, e.g. "
+                                  f"{name}=1.")
         if self.adv is not None and self.adv not in ADV_METHODS:
             raise unknown("adversarial training method", self.adv, ADV_METHODS)
+        self.device = str(self.device or "auto")  # a torch.device from Python, saved as its name
+        self.precision = str(self.precision).strip().lower()
+        if self.precision not in PRECISIONS:
+            raise unknown("precision", self.precision, PRECISIONS)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,9 +1,9 @@
 """Evaluation of a classifier on a labelled dataset: loss, and the metrics of cnnlab.metrics (top-1/top-5,
 mean class accuracy, mean average precision, per-class precision/recall/F1, confusion).
 
-Runs under torch.inference_mode in eval mode, batched, on the model's device; under
-DistributedDataParallel every rank evaluates its slice of each batch and the scores are gathered,
-so all ranks get the result one process would.
+Runs under torch.inference_mode in eval mode, batched, on the model's device (optionally in mixed
+precision); under torchrun every rank evaluates whole batches of its own and the scores are gathered
+in batch order, so all ranks get exactly the result one process gets.
 """
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.base import Dataset
+from .. import distributed
+from ..data.base import Dataset, GivenLoader
 from ..data.datasets import load_dataset
 from ..data.loader import make_loader
+from ..devices import autocast, resolve_precision
 from ..errors import CnnlabError
 from ..metrics import ClassificationMetrics, classification_metrics
 from ..models import Classifier, as_classifier
@@ -94,72 +96,59 @@ def tta_logits(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode
     return out
 
 
-def _distributed() -> bool:
-    import torch.distributed as dist
-    return dist.is_available() and dist.is_initialized()
-
-
-def _all_reduce(t: torch.Tensor) -> torch.Tensor:
-    if _distributed():
-        import torch.distributed as dist
-        dist.all_reduce(t)
-    return t
-
-
-def _all_gather(t: torch.Tensor) -> torch.Tensor:
-    """Every rank's rows of `t` (CPU), concatenated in rank order."""
-    if not _distributed():
-        return t
-    import torch.distributed as dist
-    parts: list = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, t)
-    return torch.cat(parts)
-
-
 @torch.inference_mode()
 def evaluate(model: Classifier | nn.Module, data: Dataset | object, batch_size: int = 512, tta: bool | str = False,
-             forward: Callable[[torch.Tensor], torch.Tensor] | None = None, rank: int = 0,
-             world_size: int = 1, channels_last: bool = False, workers: int = 2, progress: bool = True) -> EvalResult:
+             forward: Callable[[torch.Tensor], torch.Tensor] | None = None, channels_last: bool = False,
+             workers: int = 2, precision: str = "fp32", progress: bool = True) -> EvalResult:
     """Loss and metrics (top-1/top-5, mean class accuracy, mean average precision, per class, confusion)
-    of `model` (a Classifier, or any nn.Module through `as_classifier`) on `data`: a dataset, a name or
-    path (its test part), or a user's own data (see cnnlab.data.load_dataset).
+    of `model` (a Classifier, or any nn.Module through `as_classifier`) on `data`, on the model's device:
+    a dataset, a name or path (its test part), or a user's own data (see cnnlab.data.load_dataset).
 
     `forward` replaces the model's forward (e.g. an EMA copy of the weights); `tta` ("none", "flip"
     or True, "flip-translate"; see `tta_views`) averages the logits over augmented views of each image;
-    `progress` shows progress (see cnnlab.progress).
+    `precision` ("fp32", "bf16", "fp16", "auto") runs the forward pass under mixed precision; `progress`
+    shows progress (see cnnlab.progress). Under torchrun (a joined process group, see cnnlab.distributed)
+    every process evaluates its share of the batches and every process gets the result one process gets
+    (a user's DataLoader is evaluated whole by every process).
     """
     model = as_classifier(model)
     data = load_dataset(data, "test")
     mode = tta_mode(tta)
+    device = model.device
+    precision = resolve_precision(precision, device)
     if len(data) == 0:
         raise CnnlabError("The evaluation data is empty.")
     if data.y is not None:
         _check_eval_labels(data.y, data.name, model)
+    if batch_size < 1:
+        raise CnnlabError(f"--batch-size must be at least 1, got {batch_size}.")
     fn = forward or model
+    ctx = distributed.current()
+    shard = ctx.active and not isinstance(data, GivenLoader)  # a DataLoader's batches are its own: not split
+    mine = distributed.my_batches(-(-len(data) // batch_size), ctx)
+    part = data.subset(distributed.batch_items(mine, batch_size, len(data))) if shard else data
     was_training = model.training
     model.eval()
-    loader = make_loader(data, batch_size, size=model.input_size, shuffle=False, rank=rank,
-                         world_size=world_size if batch_size % max(world_size, 1) == 0 else 1,
-                         channels_last=channels_last, workers=workers)
-    if loader.world_size != world_size and world_size > 1:
-        rank, world_size = 0, 1
-    loss = torch.zeros(1, dtype=torch.float64)
     labels, scores = [], []
     try:
-        for x, y in progress_of(loader, desc=f"eval {model.name}", unit="batch", enabled=progress and rank == 0):
-            if data.y is None:  # a DataLoader's labels, batch by batch
-                _check_eval_labels(y, data.name, model)
-            x, y = x.to(model.device), y.to(model.device)
-            logits = tta_logits(fn, x, mode)
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
-            labels.append(y.cpu())
-            scores.append(logits.cpu())
+        if len(part):
+            loader = make_loader(part, batch_size, size=model.input_size, shuffle=False, channels_last=channels_last,
+                                 workers=workers, device=device)
+            # results stay on the device until the end: no wait for the GPU per batch
+            for x, y in progress_of(loader, desc=f"eval {model.name}", unit="batch", enabled=progress and ctx.is_main):
+                if data.y is None:  # a DataLoader's labels, batch by batch
+                    _check_eval_labels(y, data.name, model)
+                with autocast(device, precision):
+                    scores.append(tta_logits(fn, x.to(device), mode))
+                labels.append(y.to(device))
     finally:
         model.train(was_training)
-    y, s = torch.cat(labels), torch.cat(scores)
-    if world_size > 1:
-        _all_reduce(loss)
-        y, s = _all_gather(y), _all_gather(s)
+    s = torch.cat(scores).cpu() if scores else torch.zeros(0, model.num_classes)
+    y = torch.cat(labels).cpu() if labels else torch.zeros(0, dtype=torch.long)
+    if shard:
+        batches = distributed.gather_in_order(list(zip(mine, zip(s.split(batch_size), y.split(batch_size)))), ctx)
+        s, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    loss = F.cross_entropy(s.double(), y, reduction="sum")
     metrics = classification_metrics(y, list(model.labels), y_pred=s.argmax(1), scores=s)
     return EvalResult(**{f.name: getattr(metrics, f.name) for f in fields(metrics)}, loss=float(loss / len(y)))
 
@@ -186,13 +175,13 @@ def predict_labels(model: Classifier | nn.Module, data: Dataset | object, batch_
     model.eval()
     out = []
     try:
-        loader = make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers)
+        loader = make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers,
+                             device=model.device)
         for x, _ in progress_of(loader, desc=f"predict {model.name}", unit="batch", enabled=progress):
-            logits = tta_logits(model, x.to(model.device), mode)
-            out.append(logits.argmax(1).cpu())
+            out.append(tta_logits(model, x.to(model.device), mode).argmax(1))
     finally:
         model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+    return torch.cat(out).cpu() if out else torch.zeros(0, dtype=torch.long)
 
 
 @dataclass

@@ -7,8 +7,16 @@ TensorBoard, save checkpoints/last.pt (and best.pt) atomically, redraw the figur
 loss stops the run with one clear sentence; the last good checkpoint stays.
 
 Everything random is seeded (initialization by the caller, data order and augmentation by the
-loader, dropout by torch's global generator, whose state goes into the checkpoint), so N epochs
-straight and k epochs + resume give the same weights. Batches meet the model on its device.
+loader, dropout by torch's global generators, whose states go into the checkpoint), so on the CPU N
+epochs straight and k epochs + resume give the same weights, bit for bit. On a GPU they agree within
+the GPU's determinism: cuDNN picks its fastest (not bit-reproducible) kernels, so the weights differ in
+the last bits and drift apart slowly, as two uninterrupted GPU runs do.
+
+It trains where the model's weights are. The loader makes the batches there (on a GPU: the uint8
+dataset moved there once, augmentation there); the forward pass runs under mixed precision when asked
+(`precision`, fp16 with a gradient scaler); on CUDA, cuDNN's autotuner is on. Checkpoints hold CPU
+tensors, so a run started on a GPU resumes on a CPU and the other way round. On a GPU the loss is
+checked for NaN every few steps rather than every step (each check waits for the GPU).
 """
 from __future__ import annotations
 
@@ -23,8 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import distributed
 from ..data.base import Dataset, GivenLoader
 from ..data.loader import Augment, GivenBatches, StreamLoader, TensorLoader, make_loader
+from ..devices import autocast, grad_scaler, resolve_precision, synchronize
 from ..errors import CnnlabError
 from ..models import Classifier, as_classifier
 from ..models.fastpath import tune_allocator
@@ -32,12 +42,11 @@ from ..progress import Progress, note
 from ..results import Result, percent
 from ..runs import TB_PARTS, Run, curves_figure, save_filters, tensorboard_scalars
 from ..tensorboard_log import summary_writer
-from . import distributed
 from .config import TrainConfig
-from .ema import EMA
+from .ema import EMA, Lookahead
 from .evaluate import evaluate
 from .inplace import inplace_activations
-from .optim import build_optimizer, set_lr
+from .optim import Optimizers, build_optimizer, frozen_names, set_lr
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -191,15 +200,20 @@ class _Logger:
 def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg: TrainConfig, run: Run | None = None,
         resume: dict | None = None, progress: bool = True, stop_after: int | None = None) -> FitResult:
     """Train `model` (a Classifier, or any nn.Module through `as_classifier`) in place on `train`,
-    validating on `val` after each epoch. It trains on the device its weights are on.
+    validating on `val` after each epoch. It trains on the device its weights are on, in
+    `cfg.precision` resolved for that device.
 
     Args:
         resume: a checkpoint dict (from checkpoints/last.pt) to continue from.
         stop_after: stop after this epoch (as if killed then), e.g. to test resuming.
     """
     model = as_classifier(model)
-    ctx = distributed.context()
+    device = model.device
+    precision = resolve_precision(cfg.precision, device)
+    ctx = distributed.context(device)
     tune_allocator()  # freed activation buffers stay in the heap: no page faults for every step's big tensors
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN time its kernels once and keep the fastest
     if cfg.custom_conv:
         from ..reference import convert_to_unfold
         convert_to_unfold(model.net)
@@ -208,7 +222,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
     backbone = backbone_parameter_names(model) if (cfg.freeze_epochs or cfg.backbone_lr_mult != 1.0) else set()
     loader = make_loader(train, cfg.batch_size, size=model.input_size, shuffle=True, augment=cfg.augment,
                          seed=cfg.seed, drop_last=len(train) >= 2 * cfg.batch_size, rank=ctx.rank,
-                         world_size=ctx.world_size, channels_last=cfg.channels_last, workers=cfg.workers)
+                         world_size=ctx.world_size, channels_last=cfg.channels_last, workers=cfg.workers,
+                         device=device)
     steps_per_epoch = len(loader)
     if steps_per_epoch == 0:
         raise CnnlabError(f"The training data '{train.name}' is empty.")
@@ -217,6 +232,9 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
              "not applied; augment in its transforms.")
     opt = build_optimizer(model.net, cfg, backbone or None)
     ema = EMA(model.net, cfg.ema) if cfg.ema else None
+    scaler = grad_scaler(device, precision)
+    lookahead = Lookahead(model.net, cfg.lookahead) if cfg.lookahead else None
+    total_steps = cfg.epochs * steps_per_epoch
     adversary, robust_accuracy = _adversary(cfg)
     start_epoch, step, best_top1, history, train_s = 0, 0, -1.0, [], 0.0
     if resume is not None:
@@ -228,61 +246,79 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                               f"model's parameters ({e}); resume with the run's own settings.") from None
         if ema is not None and resume.get("ema"):
             ema.load_state_dict(resume["ema"])
+        if resume.get("scaler") and scaler.is_enabled():
+            scaler.load_state_dict(resume["scaler"])
+        if lookahead is not None and resume.get("lookahead"):
+            lookahead.load_state_dict(resume["lookahead"])
         loader.load_state_dict(resume["loader"])
         torch.set_rng_state(resume["rng"]["torch"])
+        if device.type == "cuda" and resume["rng"].get("cuda") is not None:  # a GPU run resumed on a GPU
+            torch.cuda.set_rng_state(resume["rng"]["cuda"], device)
         start_epoch, step = int(resume["epoch"]), int(resume["scheduler"]["step"])
         best_top1 = float(resume.get("best_top1", -1.0))
         train_s = float(resume.get("train_s", 0.0))
         if run is not None:
             run.truncate_metrics(start_epoch)
             history = run.metrics()
-    net = distributed.wrap(model, ctx)
+    net = _step_module(model, ctx, device, cfg.compile)
     log = _Logger(run, progress, ctx.is_main)
     log.start((cfg.epochs - start_epoch) * steps_per_epoch - loader.batch, cfg.epochs)
     status, robust_x = "finished", None
     if robust_accuracy is not None and val is not None and len(val):
         k = min(cfg.robust_eval_images, len(val))
         if isinstance(val, GivenLoader):  # the loader's first k images
-            robust_x = tuple(t.to(model.device) for t in val.tensors(k))
+            robust_x = tuple(t.to(device) for t in val.tensors(k))
         else:
             sel = torch.randperm(len(val), generator=torch.Generator().manual_seed(cfg.seed))[:k]
-            robust_x = (val.subset(sel).floats().to(model.device), val.subset(sel).y.to(model.device))
-    frozen = None
+            robust_x = (val.subset(sel).floats().to(device), val.subset(sel).y.to(device))
+    check_every = 1 if device.type == "cpu" else _NAN_CHECK_EVERY
+    frozen, stopped = None, set()
     scope = contextlib.ExitStack()
     scope.enter_context(inplace_activations(model.net))  # no hooks while training: ReLUs may overwrite
+    trainable = {n for n, p in model.net.named_parameters() if p.requires_grad and n in cfg.freeze_after}
+    scope.callback(_set_frozen, model, trainable, False)  # parameters stopped by --freeze-after train again afterwards
     try:
         for epoch in range(start_epoch, cfg.epochs):
             want_frozen = bool(cfg.freeze_epochs) and epoch < cfg.freeze_epochs
-            if want_frozen != frozen:
+            want_stopped = frozen_names(cfg, epoch)
+            if want_frozen != frozen or want_stopped != stopped:
                 _set_frozen(model, backbone, want_frozen)
-                frozen = want_frozen
+                _set_frozen(model, want_stopped, True)  # --freeze-after: no gradient computed for them at all
+                frozen, stopped = want_frozen, want_stopped
                 if ctx.active:
-                    net = distributed.wrap(model, ctx)
+                    net = _step_module(model, ctx, device, cfg.compile)
             model.train()
             t0 = time.perf_counter()
             seen = 0
-            loss_sum = torch.zeros((), dtype=torch.float64, device=model.device)
-            correct = torch.zeros((), dtype=torch.long, device=model.device)
-            correct5 = torch.zeros((), dtype=torch.long, device=model.device)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            correct = torch.zeros((), dtype=torch.long, device=device)
+            correct5 = torch.zeros((), dtype=torch.long, device=device)
+            bad = _NonFinite(device)
             lr = cfg.lr
             for x, y in loader:
-                x, y = x.to(model.device, non_blocking=True), y.to(model.device, non_blocking=True)
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 if step == 0:
                     log.samples(x)
                 lr = set_lr(opt, cfg, step, steps_per_epoch)
                 if adversary is not None:
                     x = adversary(model, x, y)
                     model.train()
-                logits = net(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(_diverged_message(loss, epoch, step - epoch * steps_per_epoch, run, lr))
+                with autocast(device, precision):
+                    logits = net(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                bad.record(loss, step)
+                if (step + 1) % check_every == 0:
+                    bad.check(epoch, steps_per_epoch, run, lr)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                scaler.scale(loss).backward()
                 if cfg.clip_grad:
+                    scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.clip_grad)
-                opt.step()
+                scaler.step(opt)
+                scaler.update()
                 step += 1
+                if lookahead is not None:
+                    lookahead.update(model.net, step, total_steps)
                 if ema is not None:
                     ema.update(model.net)
                 with torch.no_grad():
@@ -294,10 +330,12 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                 show = seen == len(y) or (step % 10 == 0)  # reading the running means syncs a GPU: not every step
                 log.step(epoch + 1, (lambda: float(loss_sum) / seen) if show else None,
                          (lambda: float(correct) / seen) if show else None)
+            bad.check(epoch, steps_per_epoch, run, lr)
+            synchronize(device)  # the epoch's time includes the GPU's queued work
             epoch_s = time.perf_counter() - t0
             train_s += epoch_s
             row = _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, torch.stack([correct, correct5]), seen, lr,
-                             epoch_s, train_s, robust_x, robust_accuracy)
+                             epoch_s, train_s, robust_x, robust_accuracy, precision)
             history.append(row)
             is_best = row.get("val_top1") is not None and row["val_top1"] > best_top1
             if is_best:
@@ -306,8 +344,9 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                 is_best = True
             if run is not None and ctx.is_main:
                 run.append_metrics(row)
-                run.save_checkpoint(_checkpoint(model, opt, ema, loader, epoch + 1, step, best_top1, row, train_s,
-                                                cfg), is_best)
+                run.save_checkpoint(_checkpoint(model, opt, ema, lookahead, scaler, loader, epoch + 1, step, best_top1,
+                                                row,
+                                                train_s, cfg), is_best)
                 _figures(run, model, ema)
             log.epoch(row)
             if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < cfg.epochs:
@@ -331,24 +370,51 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
     return FitResult(status, len(history), history, best and best["epoch"], best and best.get("val_top1"), train_s)
 
 
-def _diverged_message(loss: torch.Tensor, epoch: int, batch: int, run: Run | None, lr: float) -> str:
+#: Steps between NaN checks of the loss on a GPU (each check waits for the GPU to catch up).
+_NAN_CHECK_EVERY = 25
+
+
+class _NonFinite:
+    """The first step of an epoch whose loss was NaN or infinite, recorded on the device without waiting
+    for it; `check` (which waits) raises TrainingDiverged naming that step."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.first = torch.full((), -1, dtype=torch.long, device=device)
+        self.value = torch.zeros((), dtype=torch.float32, device=device)
+
+    def record(self, loss: torch.Tensor, step: int) -> None:
+        new = ~torch.isfinite(loss.detach()) & (self.first < 0)
+        self.first = torch.where(new, step, self.first)
+        self.value = torch.where(new, loss.detach().float(), self.value)
+
+    def check(self, epoch: int, steps_per_epoch: int, run: Run | None, lr: float) -> None:
+        first = int(self.first)
+        if first >= 0:
+            raise TrainingDiverged(_diverged_message(float(self.value), epoch, first - epoch * steps_per_epoch, run, lr))
+
+
+def _step_module(model: Classifier, ctx: distributed.DistContext, device: torch.device, compile_: bool) -> nn.Module:
+    """What a training step calls: the model, wrapped for DistributedDataParallel when several processes
+    train, compiled by torch.compile when asked (the model itself stays the one saved)."""
+    net = distributed.wrap(model, ctx, device)
+    return torch.compile(net) if compile_ else net
+
+
+def _diverged_message(loss: float, epoch: int, batch: int, run: Run | None, lr: float) -> str:
     where = f"the last good checkpoint is {run.path / 'checkpoints' / 'last.pt'} (epoch {epoch})" \
         if run is not None and epoch > 0 else "no epoch had finished, so there is no checkpoint"
-    return (f"Training stopped: the loss became {float(loss.detach())} at epoch {epoch + 1}, batch {batch + 1} (lr {lr:.4g}); "
+    return (f"Training stopped: the loss became {loss} at epoch {epoch + 1}, batch {batch + 1} (lr {lr:.4g}); "
             f"{where}; lower --lr, add --warmup or --clip-grad.")
 
 
 def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: distributed.DistContext, ema: EMA | None,
                epoch: int, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, lr: float, epoch_s: float,
                train_s: float, robust_x: tuple[torch.Tensor, torch.Tensor] | None,
-               robust_accuracy: Callable | None) -> dict:
+               robust_accuracy: Callable | None, precision: str = "fp32") -> dict:
     """The epoch's metrics row: training loss/accuracy over all ranks, validation, robust accuracy, timing.
     `correct` counts the right answers [top-1, top-5]."""
     seen_t = torch.tensor(float(seen), dtype=torch.float64, device=loss_sum.device)
-    stats = torch.stack([loss_sum, *correct.double(), seen_t])
-    if ctx.active:
-        import torch.distributed as dist
-        dist.all_reduce(stats)
+    stats = distributed.all_reduce_sum(torch.stack([loss_sum, *correct.double(), seen_t]), ctx)
     n = max(1.0, float(stats[3]))
     row = {"epoch": epoch + 1, "train_loss": float(stats[0] / n), "train_top1": float(stats[1] / n),
            "train_top5": float(stats[2] / n)}
@@ -356,14 +422,14 @@ def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: di
         fwd = (lambda x: ema.model(model.normalize(x))) if ema is not None else None
         if ema is not None:
             ema.model.train(False)
-        res = evaluate(model, val, cfg.eval_batch_size, tta=cfg.tta, forward=fwd, rank=ctx.rank,
-                       world_size=ctx.world_size, channels_last=cfg.channels_last, workers=cfg.workers, progress=False)
+        res = evaluate(model, val, cfg.eval_batch_size, tta=cfg.tta, forward=fwd, channels_last=cfg.channels_last,
+                       workers=cfg.workers, precision=precision, progress=False)
         row.update(val_loss=res.loss, val_top1=res.top1, val_top5=res.top5, val_error=res.error,
                    val_mean_class_accuracy=res.mean_class_accuracy)
         if ema is not None:
             # the raw (non-averaged) weights, for comparison: one view only, so this costs one pass
-            raw = evaluate(model, val, cfg.eval_batch_size, tta="none", rank=ctx.rank, world_size=ctx.world_size,
-                           channels_last=cfg.channels_last, workers=cfg.workers, progress=False)
+            raw = evaluate(model, val, cfg.eval_batch_size, tta="none", channels_last=cfg.channels_last,
+                           workers=cfg.workers, precision=precision, progress=False)
             row["val_top1_raw"] = raw.top1
     else:
         row.update(val_loss=None, val_top1=None, val_top5=None, val_error=None)
@@ -373,19 +439,37 @@ def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: di
     return row
 
 
-def _checkpoint(model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None,
-                loader: TensorLoader | StreamLoader | GivenBatches,
-                epoch: int, step: int, best_top1: float, row: dict, train_s: float, cfg: TrainConfig) -> dict:
-    """Everything a resumed run needs, as plain data (torch.load(weights_only=True) reads it)."""
-    state = {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+def _checkpoint(model: Classifier, opt: torch.optim.Optimizer | Optimizers, ema: EMA | None,
+                lookahead: Lookahead | None, scaler: torch.amp.GradScaler,
+                loader: TensorLoader | StreamLoader | GivenBatches, epoch: int, step: int, best_top1: float, row: dict,
+                train_s: float, cfg: TrainConfig) -> dict:
+    """Everything a resumed run needs, as plain data (torch.load(weights_only=True) reads it), every
+    tensor a CPU copy (a checkpoint from a GPU loads anywhere)."""
+    device = model.device
+    state = model.net.state_dict()
+    rng = {"torch": torch.get_rng_state(),
+           "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
     out = {"cnnlab": model.checkpoint_meta(), "state_dict": state, "optimizer": opt.state_dict(),
            "scheduler": {"step": step}, "ema": ema.state_dict() if ema is not None else None,
-           "rng": {"torch": torch.get_rng_state()}, "loader": loader.state_dict(), "epoch": epoch,
+           "lookahead": lookahead.state_dict() if lookahead is not None else None,
+           "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+           "rng": rng, "loader": loader.state_dict(), "epoch": epoch, "device": str(device),
            "best_top1": best_top1, "metrics": row, "train_s": train_s, "config": cfg.to_dict()}
     if ema is not None:  # the averaged weights are the model; the raw ones continue training
-        out["state_dict"] = {k: v.detach().clone() for k, v in ema.model.state_dict().items()}
+        out["state_dict"] = ema.model.state_dict()
         out["train_state_dict"] = state
-    return out
+    return _on_cpu(out)
+
+
+def _on_cpu(obj: object) -> object:
+    """`obj` with every tensor inside it copied to the CPU (dicts, lists and tuples rebuilt)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj
 
 
 def _figures(run: Run, model: Classifier, ema: EMA | None) -> None:

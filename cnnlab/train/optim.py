@@ -15,30 +15,133 @@ from .config import TrainConfig
 _NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
 
 
+#: Newton-Schulz iterations per Muon step: the record's 3 (torch's default is 5) orthogonalize well enough.
+MUON_NS_STEPS = 3
+
+
+def is_filter(name: str, p: torch.Tensor) -> bool:
+    """A convolution filter bank [out, in, kh, kw] that trains: what Muon updates."""
+    return p.dim() == 4 and p.requires_grad
+
+
 def parameter_groups(net: nn.Module, cfg: TrainConfig, backbone: set[str] | None = None) -> list[dict]:
     """Split trainable parameters into groups: weights (decayed), BN/bias (decayed only if asked),
-    and backbone parameters (lr x backbone_lr_mult when fine-tuning). Each group keeps 'lr_mult'."""
+    backbone parameters (lr x backbone_lr_mult when fine-tuning), parameters frozen after some epochs
+    (`stop_epoch`) and, with Muon, the convolution filters (`muon`). Each group keeps 'lr_mult'."""
     norm_params = {id(p) for m in net.modules() if isinstance(m, _NORM_TYPES) for p in m.parameters(recurse=False)}
+    names = dict(net.named_parameters())
+    unknown_names = [n for n in cfg.freeze_after if n not in names]
+    if unknown_names:
+        from ..errors import unknown
+        raise unknown("parameter (--freeze-after)", unknown_names[0], [n for n, p in names.items() if p.requires_grad])
     groups: dict[tuple, list] = {}
-    for name, p in net.named_parameters():
+    for name, p in names.items():
         if not p.requires_grad and not (backbone and name in backbone):
             continue
+        muon = cfg.optimizer == "muon" and is_filter(name, p)
         is_nb = id(p) in norm_params or name.endswith(".bias") or p.dim() <= 1
         in_backbone = bool(backbone) and name in backbone
-        decay = cfg.weight_decay if (cfg.decay_norm_and_bias or not is_nb) else 0.0
-        mult = (cfg.backbone_lr_mult if in_backbone else 1.0) * (cfg.bias_lr_mult if is_nb else 1.0)
-        groups.setdefault((decay, mult), []).append(p)
-    return [{"params": ps, "weight_decay": d, "lr_mult": m, "lr": cfg.lr * m} for (d, m), ps in groups.items()]
+        decay = 0.0 if muon else cfg.weight_decay if (cfg.decay_norm_and_bias or not is_nb) else 0.0
+        mult = (cfg.backbone_lr_mult if in_backbone else 1.0) * (
+            cfg.muon_lr / cfg.lr if muon else cfg.bias_lr_mult if is_nb else 1.0)
+        groups.setdefault((decay, mult, cfg.freeze_after.get(name), muon), []).append(p)
+    return [{"params": ps, "weight_decay": d, "lr_mult": m, "lr": cfg.lr * m, "stop_epoch": stop, "muon": muon}
+            for (d, m, stop, muon), ps in groups.items()]
 
 
-def build_optimizer(net: nn.Module, cfg: TrainConfig, backbone: set[str] | None = None) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov), Adam or AdamW over `parameter_groups`."""
+def build_optimizer(net: nn.Module, cfg: TrainConfig, backbone: set[str] | None = None
+                    ) -> torch.optim.Optimizer | Optimizers:
+    """SGD (momentum, Nesterov), Adam or AdamW over `parameter_groups`; for "muon", Muon over the
+    convolution filters and Nesterov SGD over the rest."""
     groups = parameter_groups(net, cfg, backbone)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    rest = [g for g in groups if not g["muon"]]
+    filters = [g for g in groups if g["muon"]]
+    opts: list[torch.optim.Optimizer] = []
+    if rest:
+        opts.append(torch.optim.SGD(rest, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0))
+    if filters:
+        opts.append(FilterMuon(filters, momentum=cfg.muon_momentum))
+    return Optimizers(opts)
+
+
+def _matrix(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`t` [out, in, kh, kw] as a matrix [out, in*kh*kw] whose columns follow `like`'s memory order: a
+    view of `like` itself (contiguous or channels_last). Muon's orthogonalization does not depend on the
+    order of the columns, so either order gives the same update."""
+    if like.is_contiguous():
+        return t.reshape(len(t), -1)
+    if like.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1).reshape(len(t), -1)
+    raise ValueError("a convolution filter bank must be contiguous or channels_last for Muon")
+
+
+class FilterMuon(torch.optim.Muon):
+    """torch.optim.Muon over convolution filter banks, each seen as an [out, in*kh*kw] matrix (a view of
+    the parameter, so updates land in the filters). Before each step every filter bank is scaled back to
+    the norm sqrt(out) (airbench94_muon's normalization: the update then changes its direction, not its
+    size), and no weight decay applies."""
+
+    def __init__(self, groups: list[dict], momentum: float) -> None:
+        self.filters = [p for g in groups for p in g["params"]]
+        self._views = {id(p): _matrix(p.detach(), p) for p in self.filters}
+        matrix_groups = [{**g, "params": [self._views[id(p)] for p in g["params"]]} for g in groups]
+        super().__init__(matrix_groups, lr=groups[0]["lr"], weight_decay=0.0, momentum=momentum, nesterov=True,
+                         ns_steps=MUON_NS_STEPS)
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:
+        for p in self.filters:
+            v = self._views[id(p)]
+            v.grad = None if p.grad is None else _matrix(p.grad, p)
+            if p.grad is not None:
+                p.mul_(len(p) ** 0.5 / p.norm().clamp_min(1e-12))
+        super().step()
+        for v in self._views.values():
+            v.grad = None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the filters' own gradients (the matrices are views that hold none between steps)."""
+        for p in self.filters:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+
+class Optimizers:
+    """Several optimizers stepped as one (Muon for the filters, SGD for the rest): the interface the
+    training loop uses, with one state dict holding each optimizer's."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state.get("optimizers", ())) != len(self.optimizers):
+            raise ValueError(f"{len(self.optimizers)} optimizers here, the state holds "
+                             f"{len(state.get('optimizers', ()))}")
+        for o, s in zip(self.optimizers, state["optimizers"]):
+            o.load_state_dict(s)
 
 
 def lr_factor(step: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
@@ -68,16 +171,27 @@ def lr_factor(step: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
         if t < up:
             return 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * t / up))
         return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (t - up) / (1 - up)))
-    if s == "triangle":  # airbench: linear up over the first 23%, then linear down to ~0
+    end = cfg.lr_end
+    if s == "triangle":  # airbench: linear up from 0.2 over the first 23%, then linear down to lr_end
         t = step / max(1, total)
         peak = 0.23
-        return 0.2 + 0.8 * t / peak if t < peak else max(0.0, (1 - t) / (1 - peak))
+        return 0.2 + 0.8 * t / peak if t < peak else max(end, 1 - (1 - end) * (t - peak) / (1 - peak))
+    if s == "linear":  # airbench94_muon: from the peak straight down to lr_end, no warm-up
+        return 1 - (1 - end) * min(1.0, step / max(1, total))
     raise ValueError(s)
 
 
-def set_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """Set every group's lr for this step; returns the base lr."""
+def set_lr(opt: torch.optim.Optimizer | Optimizers, cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Set every group's lr for this step; returns the base lr. A group that stops at an epoch
+    (`stop_epoch`) has its lr fall linearly to 0 there."""
     base = cfg.lr * lr_factor(step, cfg, steps_per_epoch)
     for g in opt.param_groups:
-        g["lr"] = base * g.get("lr_mult", 1.0)
+        stop = g.get("stop_epoch")
+        fade = max(0.0, 1 - step / (stop * steps_per_epoch)) if stop else 1.0
+        g["lr"] = base * g.get("lr_mult", 1.0) * fade
     return base
+
+
+def frozen_names(cfg: TrainConfig, epoch: int) -> set[str]:
+    """The parameters that `freeze_after` has stopped by the start of `epoch` (0-based)."""
+    return {name for name, n in cfg.freeze_after.items() if epoch >= n}

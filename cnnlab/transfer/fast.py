@@ -3,7 +3,7 @@ BatchNorm folded into convolutions, channels_last, a tuned allocator), its graph
 input, with activations run in place where nothing else reads their input.
 
 Equals `model.features(x)` to float rounding (~1e-6 relative). Nets that cannot be traced, models on
-a GPU and hooked models use `model.features` unchanged.
+an Apple GPU and hooked models use `model.features` unchanged.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def feature_function(model: "Classifier", fast: bool = True) -> tuple[Callable[[
     channels_last, a tuned allocator) cut at the head's input, with activations run in place where
     that is safe. `how` says which path was taken. The caller's model is never modified.
     """
-    if not fast or model.head_name is None or model.device.type != "cpu":
+    if not fast or model.head_name is None or model.device.type not in ("cpu", "cuda"):
         return model.features, "plain model.features"
     from ..models.fastpath import has_hooks, state_key, tune_allocator
     tune_allocator()

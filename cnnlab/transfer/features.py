@@ -1,7 +1,11 @@
 """Penultimate-layer features of any Classifier for a whole dataset: decoded in worker threads while
-the model runs, batched, cached on disk, L2-normalized by default.
+the model runs, batched, on the model's device, cached on disk, L2-normalized by default.
 
     feats = extract_features(model, split.train)      # FeatureSet: .features [N, D], .labels, .skipped
+
+Under torchrun (a joined process group, see cnnlab.distributed) every process decodes and runs its
+share of the batches and every process gets all features in input order, as one process computes them;
+only the first writes the cache.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import distributed
 from ..data.base import EncodedImages, GivenLoader, ImageArrays, ImageFiles
 from ..data.datasets import load_dataset
 from ..data.given import arrays, is_user_data
@@ -116,13 +121,17 @@ def _image_name(data: ImageFiles | ImageArrays | EncodedImages, i: int) -> str:
 
 
 def _batches(data: ImageFiles | ImageArrays | EncodedImages, pre: Preprocessing, batch_size: int, workers: int,
-             bad: list[tuple[str, str]]) -> Iterator[tuple[list[int], torch.Tensor | None]]:
-    """(indices that decoded, [n,3,H,W] batch) in order; failures are appended to `bad`."""
-    n = len(data)
+             bad: list[tuple[str, str]], index: Sequence[int] | None = None
+             ) -> Iterator[tuple[list[int], torch.Tensor | None]]:
+    """(indices that decoded, [n,3,H,W] batch) in order, over the images at `index` (default: all), one
+    batch per `batch_size` of them; failures are appended to `bad`."""
+    whole = index is None
+    index = list(range(len(data))) if whole else list(index)
+    n = len(index)
     if isinstance(data, ImageArrays):
         for s in range(0, n, batch_size):
-            idx = list(range(s, min(n, s + batch_size)))
-            yield idx, pre.apply_tensor(data.floats(slice(s, s + len(idx))))
+            idx = index[s:s + batch_size]
+            yield idx, pre.apply_tensor(data.floats(slice(s, s + len(idx)) if whole else torch.as_tensor(idx)))
         return
     decode = _decoder(data, pre)
 
@@ -134,18 +143,19 @@ def _batches(data: ImageFiles | ImageArrays | EncodedImages, pre: Preprocessing,
 
     def collect(items: Iterator[tuple[int, torch.Tensor | ImageError]]) -> Iterator[tuple[list[int], torch.Tensor | None]]:
         idx, imgs = [], []
-        for i, r in items:
+        for j, r in items:
+            i = index[j]
             if isinstance(r, ImageError):
                 bad.append((_image_name(data, i), str(r)))
             else:
                 idx.append(i)
                 imgs.append(r)
-            if (i + 1) % batch_size == 0 or i == n - 1:
+            if (j + 1) % batch_size == 0 or j == n - 1:
                 yield idx, (torch.stack(imgs) if imgs else None)
                 idx, imgs = [], []
 
     if workers <= 0:
-        yield from collect((i, safe(i)) for i in range(n))
+        yield from collect((j, safe(index[j])) for j in range(n))
         return
     with ThreadPoolExecutor(workers, thread_name_prefix="cnnlab-decode") as pool:
         def ordered() -> Iterator[tuple[int, torch.Tensor | ImageError]]:
@@ -153,10 +163,10 @@ def _batches(data: ImageFiles | ImageArrays | EncodedImages, pre: Preprocessing,
             nxt = 0
             while nxt < n or pending:  # keep about two batches decoding ahead of the model
                 while nxt < n and len(pending) < 2 * batch_size:
-                    pending.append((nxt, pool.submit(safe, nxt)))
+                    pending.append((nxt, pool.submit(safe, index[nxt])))
                     nxt += 1
-                i, fut = pending.popleft()
-                yield i, fut.result()
+                j, fut = pending.popleft()
+                yield j, fut.result()
         yield from collect(ordered())
 
 
@@ -181,18 +191,26 @@ def compute_features(model: Classifier | nn.Module, data: FeatureSource, *, batc
     model.eval()
     features_of, _ = feature_function(model, fast)
     device = model.device
+    ctx = distributed.current()
+    mine = distributed.my_batches(-(-len(data) // batch_size), ctx)
+    index = distributed.batch_items(mine, batch_size, len(data)) if ctx.active else None
     bad: list[tuple[str, str]] = []
-    kept: list[int] = []
-    feats: list[np.ndarray] = []
+    done: list[tuple[int, tuple[np.ndarray | None, list[int], list[tuple[str, str]]]]] = []
+    total = len(data) if index is None else len(index)  # the first process shows its own share
     try:
-        with torch.inference_mode(), Progress(len(data), f"features {model.name}", "img", enabled=progress) as bar:
-            for idx, x in _batches(data, model.preprocessing, batch_size, workers, bad):
-                if x is not None:
-                    feats.append(features_of(x.to(device)).float().cpu().numpy())
-                    kept += idx
-                bar.update(len(kept) + len(bad) - bar.n)
+        with torch.inference_mode(), Progress(total, f"features {model.name}", "img",
+                                              enabled=progress and ctx.is_main) as bar:
+            for b, (idx, x) in zip(mine, _batches(data, model.preprocessing, batch_size, workers, bad, index)):
+                f = features_of(x.to(device)).float().cpu().numpy() if x is not None else None
+                done.append((b, (f, idx, bad[:])))
+                bar.update(len(idx) + len(bad))
+                bad.clear()
     finally:
         model.train(was_training)
+    batches = distributed.gather_in_order(done, ctx)
+    feats = [f for f, _, _ in batches if f is not None]
+    kept = [i for _, idx, _ in batches for i in idx]
+    bad = [e for _, _, errs in batches for e in errs]
     dim = feats[0].shape[1] if feats else 0
     return (np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)), kept, bad
 
@@ -250,7 +268,7 @@ def extract_features(model: Classifier | nn.Module, data: FeatureSource, *, l2: 
     if raw is None:
         raw, kept, bad = compute_features(model, data, batch_size=batch_size, workers=workers, progress=progress,
                                           fast=fast)
-        if path is not None and expected is not None:
+        if path is not None and expected is not None and distributed.current().is_main:
             fcache.write_cache(path, raw.astype(np.float32), {**expected, "kept": kept, "bad": bad,
                                                                 "model_name": model.name})
     if len(kept) == 0:

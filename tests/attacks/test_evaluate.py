@@ -66,3 +66,14 @@ def test_bad_evaluations(resnet20, data):
         attack_eval(resnet20, data, "spatial", eps=[1 / 255, 2 / 255])
     with pytest.raises(CnnlabError, match="outside"):
         attack_eval(resnet20, data, "pgd", eps=[2 / 255, 2.0])
+
+
+@pytest.mark.device
+def test_attack_evaluation_runs_on_the_models_device(resnet20, data, device):
+    import copy
+    res = attack_eval(resnet20, data, "pgd", eps=[2 / 255, 4 / 255], steps=5, batch_size=16, seed=1)
+    ref = attack_eval(copy.deepcopy(resnet20).cpu(), data, "pgd", eps=[2 / 255, 4 / 255], steps=5, batch_size=16,
+                      seed=1)
+    assert resnet20.device == device and res.top1 == ref.top1 and res.points[0].passes_per_image > 0
+    for a, b in zip(res.points, ref.points):  # the device's float rounding may move an image across the boundary
+        assert abs(a.robust_top1 - b.robust_top1) <= 2 / 48

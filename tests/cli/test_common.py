@@ -62,3 +62,29 @@ def test_bad_model_choices_exit_1_with_one_sentence(onnx_file, tmp_path, args, w
     msg = r.stderr.strip()
     assert msg.startswith("error: ") and "\n" not in msg, msg
     assert all(w.format(bad=bad) in msg for w in words), msg
+
+
+@pytest.mark.parametrize("command", [
+    ["predict", "{photo}"], ["attack", "{photo}", "--out", "{out}"], ["saliency", "{photo}", "--out", "{out}"],
+    ["attack-eval", "--data", "{out}"], ["transfer", "--data", "{out}"], ["tour", "--out", "{out}"],
+])
+def test_every_network_command_refuses_a_device_this_machine_lacks_before_starting(command, tmp_path, monkeypatch):
+    monkeypatch.delenv("CNNLAB_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    out = tmp_path / "out"
+    args = [a.format(photo=cnnlab.bundled_photo("chelsea"), out=out) for a in command]
+    r = run(*args, "--device", "cuda")
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("error: --device cuda needs a CUDA GPU") and r.output.endswith("available: cpu.\n")
+    assert not out.exists()
+
+
+def test_the_model_options_place_the_model(tmp_path, monkeypatch):
+    chelsea = str(cnnlab.bundled_photo("chelsea"))
+    monkeypatch.setenv("CNNLAB_DEVICE", "cpu")
+    r = run("predict", chelsea, "--device", "auto", "--json")  # auto on this session's device: the CPU here
+    assert r.exit_code == 0, r.output
+    from cnnlab.cli.common import ModelChoice
+    assert ModelChoice("cifar_resnet20", device="cpu").load(pretrained=False).device == torch.device("cpu")

@@ -160,3 +160,53 @@ def test_listing_commands_does_not_import_torch():
            "r = CliRunner().invoke(main, ['--help']); assert 'train' in r.output; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def _one_gpu(monkeypatch) -> None:
+    """This process sees one CUDA GPU (a monkeypatched torch.cuda) and no Apple GPU."""
+    import torch
+    monkeypatch.delenv("CNNLAB_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_a_device_or_precision_this_machine_lacks_stops_before_anything(trained, tmp_path, monkeypatch):
+    data = trained / "hw-train-data.npy"
+    checkpoint = trained / "skip" / "checkpoints" / "best.pt"
+    r = cli("train", "--data", data, "--precision", "fp16", "--device", "cpu", "--out", tmp_path / "a")
+    assert r.exit_code == 1 and r.output == ("error: --precision fp16 needs a GPU (CUDA or MPS) and this run is on "
+                                             "the CPU; use fp32 (the CPU's default) or bf16.\n")
+    r = cli("eval", checkpoint, "--data", data, "--precision", "fp16", "--device", "cpu")
+    assert r.exit_code == 1 and "--precision fp16 needs a GPU" in r.output
+    _one_gpu(monkeypatch)
+    r = cli("train", "--data", data, "--device", "cuda:3", "--out", tmp_path / "b")
+    assert r.exit_code == 1 and r.output == ("error: --device cuda:3: this machine has 1 GPU(s), numbered 0..0; "
+                                             "available: cpu, cuda:0.\n")
+    r = cli("train", "--data", data, "--device", "mps", "--out", tmp_path / "c")
+    assert r.exit_code == 1 and r.output.startswith("error: --device mps needs Apple's Metal backend")
+    r = cli("eval", checkpoint, "--data", data, "--device", "cuda:3", "--out", tmp_path / "d")
+    assert r.exit_code == 1 and "--device cuda:3" in r.output
+    r = cli("train", "--resume", trained / "skip", "--device", "cuda:3")
+    assert r.exit_code == 1 and "--device cuda:3" in r.output
+    assert not any((tmp_path / d).exists() for d in "abcd")  # nothing started, nothing written
+
+
+def test_resume_may_move_a_run_to_another_device(trained):
+    r = cli("train", "--resume", trained / "noskip", "--epochs", "3", "--device", "cpu", "--precision", "auto",
+            "--quiet")
+    assert r.exit_code == 0, r.output
+    conf = json.loads((trained / "noskip" / "config.json").read_text())
+    assert conf["config"]["device"] == "cpu" and conf["device"] == "cpu" and conf["precision"] == "fp32"
+
+
+def test_every_repeatable_key_value_option_becomes_one_dict():
+    from cnnlab.cli.train import _config_values, config_options
+    values = _config_values({"freeze_after": ({"whiten.bias": 1}, {"fc.weight": 2}), "model_kwargs": (),
+                             "optimizer": "muon", "no_tta": False})
+    assert values == {"freeze_after": {"whiten.bias": 1, "fc.weight": 2}, "optimizer": "muon"}
+    names = {o.name for o in config_options()}
+    assert {"freeze_after", "lookahead", "muon_lr", "muon_momentum", "lr_end"} <= names
+    out = CliRunner().invoke(main, ["train", "--help"]).output
+    assert "--freeze-after NAME=EPOCHS" in out and "[sgd|adam|adamw|muon]" in out

@@ -207,3 +207,13 @@ def test_each_method_is_declared_once_and_read_by_the_cli_and_the_explorer():
     assert [m.name for m in method_specs("ig, grad,gradient")] == ["ig", "gradient"]
     text = CliRunner().invoke(main, ["saliency", "--help"]).output
     assert all(m in text for m in explain.METHODS) and "Integrated Gradients steps [default: 50]" in text
+
+
+@pytest.mark.device
+@pytest.mark.parametrize("method", ["saliency", "gradcam", "integrated-gradients"])
+def test_attributions_run_on_the_models_device_and_come_back_on_the_cpu(resnet20, cifar8, device, method):
+    import copy
+    got = explain.attribute(resnet20, cifar8, method=method)
+    ref = explain.attribute(copy.deepcopy(resnet20).cpu(), cifar8, method=method)
+    assert got.maps.device.type == "cpu" and list(got.targets) == list(ref.targets)
+    assert torch.allclose(got.maps, ref.maps, atol=1e-3 if device.type == "cpu" else 2e-2)

@@ -88,3 +88,9 @@ def test_bad_objectives_and_regularizers(resnet20):
     with pytest.raises(CnnlabError, match="Unknown regularizer 'sharpen'"):
         parse_regularizers(["sharpen"], 224)
     assert parse_regularizers("classic", 32) == {"blur": 4.0, "tv": 0.05, "jitter": 2.0}
+
+
+@pytest.mark.device
+def test_visualization_optimizes_on_the_models_device(resnet20, device):
+    v = explain.visualize(resnet20, explain.channel("layer3", 10), steps=12)
+    assert resnet20.device == device and v.image.device.type == "cpu" and v.final_value > v.start_value

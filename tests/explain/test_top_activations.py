@@ -49,3 +49,13 @@ def test_scans_image_arrays_and_files(lite0, resnet20, cifar_test_small):
     assert tb.scanned == 3 and tb.images.shape == (2, 3, 224, 224)
     with pytest.raises(CnnlabError, match="Channel 40 is out of range"):
         explain.top_activations(resnet20, x[:8], "layer1", 40)
+
+
+@pytest.mark.device
+def test_the_scan_runs_on_the_models_device(resnet20, cifar_test_small, device):
+    import copy
+    x = cifar_test_small[0][:64]
+    ta = explain.top_activations(resnet20, x, "layer2", 5, k=4, batch_size=20)
+    ref = explain.top_activations(copy.deepcopy(resnet20).cpu(), x, "layer2", 5, k=4, batch_size=20)
+    assert resnet20.device == device and ta.images.device.type == "cpu"
+    assert len(set(ta.indices) & set(ref.indices)) >= 3 and ta.values == pytest.approx(ref.values, rel=1e-2)

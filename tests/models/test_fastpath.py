@@ -69,3 +69,53 @@ def test_twin_of_torchvision_net_matches():
     assert torch.allclose(model.probabilities(x), plain, atol=1e-5)
     twin = model.__dict__["_twin"][1]
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in twin.modules()) == 0
+
+
+def _input_gradient(model, x, fast):
+    """d(sum of cross-entropies w.r.t. each image's top class)/dx inside model.frozen(fast=...)."""
+    with model.frozen(fast=fast), torch.enable_grad():
+        xx = x.detach().clone().requires_grad_(True)
+        logits = model(xx)
+        loss = torch.nn.functional.cross_entropy(logits, logits.argmax(1).detach(), reduction="sum")
+        return torch.autograd.grad(loss, xx)[0], logits.detach()
+
+
+@pytest.mark.parametrize("name", ["resnet20", "lite0"])
+def test_frozen_fast_gives_the_same_input_gradients(name, request, cifar_lossless):
+    """Folding BN changes only the order of float operations: in float64 the twin's input gradients equal
+    the real network's to 1e-5 relative (in float32 a pre-activation within rounding of 0 can fall on the
+    other side of a ReLU, and that image's gradient then differs there)."""
+    import copy
+    model = copy.deepcopy(request.getfixturevalue(name)).double()
+    model.__dict__.pop("_twin", None)  # a twin the shared fixture built earlier
+    if name == "lite0":
+        photos = [cnnlab.bundled_photo(n) for n in ("chelsea", "coffee")]
+        x = cnnlab.load_images(photos, model).double()
+    else:
+        x = cifar_lossless[0][:8].double()
+    plain, plain_logits = _input_gradient(model, x, fast=False)
+    assert "_twin" not in model.__dict__
+    model._inference_fn(16)  # build the twin now (a forward builds it for 16 images or more)
+    fast, fast_logits = _input_gradient(model, x, fast=True)
+    twin = model.__dict__["_twin"][1]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in twin.modules())
+    scale = plain.abs().amax()
+    assert float((fast - plain).abs().amax() / scale) < 1e-5
+    assert torch.allclose(fast_logits, plain_logits, atol=1e-8)
+    seen = []  # a hooked module must see the real forward, twin or not
+    handle = model.layer("late").register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    hooked, _ = _input_gradient(model, x, fast=True)
+    handle.remove()
+    assert seen and torch.allclose(hooked, plain, atol=1e-12 * float(scale))
+    assert not model.__dict__.get("_fast_forward")  # the flag does not outlive the block
+
+
+def test_twin_built_for_inference_also_takes_gradients(resnet20, cifar_lossless):
+    import copy
+    model = copy.deepcopy(resnet20)
+    x = cifar_lossless[0][:16]
+    model.probabilities(x)  # builds the twin under torch.inference_mode
+    grad, _ = _input_gradient(model, x, fast=True)
+    plain, _ = _input_gradient(model, x, fast=False)
+    assert grad.shape == x.shape and float(((grad - plain).flatten(1).norm(dim=1) /
+                                            plain.flatten(1).norm(dim=1)).median()) < 1e-4

@@ -61,6 +61,7 @@ def post(client, path: str, **data):  # noqa: ANN001
     return client.post(path, data=data, headers=H)
 
 
+@pytest.mark.device
 def test_predict_upload_matches_the_library(lite_client, lite0, chelsea_bytes) -> None:  # noqa: ANN001
     r = post(lite_client, "/api/predict", image=(io.BytesIO(chelsea_bytes), "chelsea.png"))
     assert r.status_code == 200, r.json
@@ -74,6 +75,7 @@ def test_predict_upload_matches_the_library(lite_client, lite0, chelsea_bytes) -
     assert by_name["image_id"] == r.json["image_id"] and by_name["top"] == top
 
 
+@pytest.mark.device
 def test_explain_methods_return_overlays_for_the_chosen_class(lite_client, lite0) -> None:  # noqa: ANN001
     iid = post(lite_client, "/api/predict", photo="chelsea").json["image_id"]
     r = post(lite_client, "/api/explain", image_id=iid, method="gradcam")
@@ -95,6 +97,7 @@ def test_explain_methods_return_overlays_for_the_chosen_class(lite_client, lite0
     assert bad.status_code == 400 and "gradcam" in bad.json["error"]
 
 
+@pytest.mark.device
 def test_featmaps_of_named_and_relative_layers(lite_client, lite0) -> None:  # noqa: ANN001
     iid = post(lite_client, "/api/predict", photo="coffee").json["image_id"]
     r = post(lite_client, "/api/featmaps", image_id=iid, layer="early", k="4")
@@ -108,6 +111,7 @@ def test_featmaps_of_named_and_relative_layers(lite_client, lite0) -> None:  # n
     assert post(lite_client, "/api/featmaps", image_id=iid, k="0").status_code == 400
 
 
+@pytest.mark.device
 def test_attacks_keep_within_eps_and_report_the_new_prediction(cifar_client, cifar_pngs) -> None:  # noqa: ANN001
     data, label = cifar_pngs[0]
     iid = post(cifar_client, "/api/predict", image=(io.BytesIO(data), "x.png")).json["image_id"]

@@ -166,3 +166,19 @@ def test_a_bare_module_evaluates_like_the_wrapped_one(small_set):
     wrapped = evaluate(cnnlab.wrap(net), data, batch_size=16, workers=0)
     assert bare.to_dict() == wrapped.to_dict()
     assert torch.equal(predict_labels(net, data, workers=0), predict_labels(cnnlab.wrap(net), data, workers=0))
+
+
+@pytest.mark.device
+def test_evaluation_on_the_device_agrees_with_the_cpu(resnet20, cifar_test_small, device):
+    import copy
+    x, y = cifar_test_small
+    data = ImageArrays((x[:200] * 255).round().to(torch.uint8), y[:200], CLASSES, "cifar10-test")
+    on = evaluate(resnet20, data, batch_size=64, tta="flip")
+    assert resnet20.device == device
+    ref = evaluate(copy.deepcopy(resnet20).cpu(), data, batch_size=64, tta="flip")
+    assert abs(on.top1 - ref.top1) <= 0.01 and on.loss == pytest.approx(ref.loss, rel=1e-3)
+    if device.type == "cpu":
+        assert on.to_dict() == ref.to_dict()
+        return
+    mixed = evaluate(resnet20, data, batch_size=64, tta="flip", precision="auto")  # bf16 or fp16 on a GPU
+    assert abs(mixed.top1 - ref.top1) <= 0.02

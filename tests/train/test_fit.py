@@ -89,8 +89,8 @@ def _weights(path):
 @pytest.mark.slow
 def test_resume_equals_uninterrupted_training(cifar_train_small, tmp_path):
     data = cifar_train_small.subset(range(400))
-    opts = dict(data=data, epochs=3, batch_size=100, lr=0.05, optimizer="sgd", schedule="cosine",
-                model_kwargs=TINY_RESNET, ema=0.9, augment="crop4,flip,cutout4", progress=False, seed=3)
+    opts = {"data": data, "epochs": 3, "batch_size": 100, "lr": 0.05, "optimizer": "sgd", "schedule": "cosine",
+                "model_kwargs": TINY_RESNET, "ema": 0.9, "augment": "crop4,flip,cutout4", "progress": False, "seed": 3}
     straight = cnnlab.train("course_resnet", out=tmp_path / "straight", **opts)
     cnnlab.train("course_resnet", out=tmp_path / "killed", stop_after=1, **opts)
     assert len(Run.open(tmp_path / "killed").metrics()) == 1
@@ -270,3 +270,121 @@ def test_tensorboard_events_without_importing_tensorflow(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
     assert list((tmp_path / "r" / "tb").rglob("events.out.tfevents.*"))
+
+
+def _tensors(obj):
+    """Every tensor inside a checkpoint's nested dicts and lists."""
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors(v)
+
+
+def _close(a: dict, b: dict, device: torch.device) -> bool:
+    """Equal weights: bit for bit on the CPU, within a GPU's determinism (cuDNN's autotuned kernels) elsewhere."""
+    if device.type == "cpu":
+        return all(torch.equal(a[k], b[k]) for k in a)
+    return all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-2, atol=1e-3) for k in a)
+
+
+@pytest.mark.slow
+@pytest.mark.device
+def test_a_run_moves_between_devices_through_its_checkpoints(cifar_train_small, tmp_path, device):
+    """A run stopped on the session's device resumes on the CPU, one stopped on the CPU resumes on the
+    device; the checkpoints hold CPU tensors only, so each loads anywhere."""
+    data = cifar_train_small.subset(range(300))
+    opts = {"data": data, "epochs": 2, "batch_size": 100, "lr": 0.05, "optimizer": "sgd", "model_kwargs": TINY_RESNET, "ema": 0.9,
+                "augment": "crop4,flip", "progress": False, "seed": 1}
+    straight = cnnlab.train("course_resnet", out=tmp_path / "straight", device="cpu", **opts)
+    for i, (first, then) in enumerate(((device, "cpu"), ("cpu", device))):
+        out = tmp_path / f"leg{i}"
+        cnnlab.train("course_resnet", out=out, stop_after=1, device=first, **opts)
+        ckpt = torch.load(out / "checkpoints/last.pt", weights_only=True)
+        assert {t.device.type for t in _tensors(ckpt)} == {"cpu"} and ckpt["device"].startswith(str(first)[:3])
+        resumed = resume(out, progress=False, data=data, device=then)
+        assert Run.open(resumed.path).config["device"].startswith(torch.device(then).type)
+        assert _close(_weights(straight.path / "checkpoints/last.pt"), _weights(out / "checkpoints/last.pt"), device)
+
+
+@pytest.mark.device
+def test_mixed_precision_trains_and_fp16_needs_a_gpu(cifar_train_small, tmp_path, device):
+    data = cifar_train_small.subset(range(200))
+    run = cnnlab.train("simple_cnn_bn", data=data, epochs=1, batch_size=50, out=tmp_path / "bf16", precision="bf16",
+                       device=device, progress=False)
+    row = run.metrics()[-1]
+    assert row["train_loss"] < 2.6 and 0 <= row["val_top1"] <= 1 and run.config["precision"] == "bf16"
+    if device.type == "cpu":
+        with pytest.raises(CnnlabError, match="--precision fp16 needs a GPU"):
+            cnnlab.train("simple_cnn_bn", data=data, epochs=1, out=tmp_path / "fp16", precision="fp16",
+                         device=device, progress=False)
+        assert not (tmp_path / "fp16").exists()
+        return
+    run = cnnlab.train("simple_cnn_bn", data=data, epochs=2, batch_size=50, out=tmp_path / "fp16", precision="fp16",
+                       device=device, progress=False, stop_after=1)
+    assert torch.load(run.path / "checkpoints/last.pt", weights_only=True)["scaler"]["scale"] > 0
+    assert len(resume(run.path, progress=False, data=data).metrics()) == 2
+
+
+def test_the_gradient_scaler_path_resumes_exactly(cifar_train_small, tmp_path, monkeypatch):
+    """fp16's loss scaling (scale, unscale for clipping, step, update, its state in the checkpoint), run on the
+    CPU with an enabled scaler standing in for a GPU's: resume stays exact."""
+    import importlib
+    fit_module = importlib.import_module("cnnlab.train.fit")  # the module (cnnlab.train.fit is also the function)
+    monkeypatch.setattr(fit_module, "grad_scaler", lambda device, precision: torch.amp.GradScaler(
+        device.type, init_scale=2.0 ** 10, growth_interval=2))
+    data = cifar_train_small.subset(range(200))
+    opts = {"data": data, "epochs": 2, "batch_size": 50, "lr": 0.05, "optimizer": "sgd", "clip_grad": 1.0, "progress": False}
+    straight = cnnlab.train("simple_cnn_bn", out=tmp_path / "straight", **opts)
+    killed = cnnlab.train("simple_cnn_bn", out=tmp_path / "killed", stop_after=1, **opts)
+    state = torch.load(killed.path / "checkpoints/last.pt", weights_only=True)["scaler"]
+    assert state["scale"] == 2.0 ** 11 and state["_growth_tracker"] == 1  # 3 finite steps: grown once, then 1
+    resume(killed.path, progress=False, data=data)
+    a, b = _weights(straight.path / "checkpoints/last.pt"), _weights(killed.path / "checkpoints/last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_gpu_checks_for_nan_without_waiting_every_step():
+    from cnnlab.train.fit import _NonFinite
+    bad = _NonFinite(torch.device("cpu"))
+    for step, loss in enumerate([1.0, 0.5, float("nan"), float("inf")]):
+        bad.record(torch.tensor(loss), step)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 1, batch 3"):
+        bad.check(0, 10, None, 0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.device
+def test_compiled_training_follows_the_eager_one(cifar_train_small, tmp_path, device):
+    data = cifar_train_small.subset(range(200))
+    opts = {"data": data, "epochs": 1, "batch_size": 50, "lr": 0.05, "optimizer": "sgd", "progress": False, "device": device,
+                "precision": "fp32"}
+    eager = cnnlab.train("simple_cnn_bn", out=tmp_path / "eager", **opts).metrics()[-1]
+    compiled = cnnlab.train("simple_cnn_bn", out=tmp_path / "compiled", compile=True, **opts).metrics()[-1]
+    assert compiled["train_loss"] == pytest.approx(eager["train_loss"], rel=1e-3)
+    assert compiled["val_top1"] == pytest.approx(eager["val_top1"], abs=0.05)
+    state = _weights(tmp_path / "compiled" / "checkpoints/last.pt")  # the model itself is saved, not the wrapper
+    assert not any(k.startswith("_orig_mod") for k in state)
+
+
+@pytest.mark.slow
+def test_resume_is_exact_with_every_option_of_the_airbench_recipe(cifar_train_small, tmp_path):
+    from cnnlab.models.airbench import OPTIONS
+    data = cifar_train_small.subset(range(400))
+    every = {k: v for name in OPTIONS for k, v in OPTIONS[name].items()}
+    opts = dict(data=data, epochs=3, progress=False, seed=5, model_kwargs={"widths": "8,16,16"}, val_split=0.25,
+                **{**every, "batch_size": 100, "lookahead": 2, "freeze_after": {"whiten.bias": 1.5},
+                   "schedule": "linear", "lr_end": 0.05, "ema": 0.9})
+    straight = cnnlab.train("airbench", out=tmp_path / "straight", **opts)
+    cnnlab.train("airbench", out=tmp_path / "killed", stop_after=1, **opts)
+    resume(tmp_path / "killed", progress=False, data=data, stop_after=2)  # crosses the bias's freezing point
+    resumed = resume(tmp_path / "killed", progress=False, data=data)
+    a = torch.load(straight.path / "checkpoints/last.pt", weights_only=True)
+    b = torch.load(resumed.path / "checkpoints/last.pt", weights_only=True)
+    for part in ("state_dict", "train_state_dict"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    assert a["lookahead"] is not None and len(a["optimizer"]["optimizers"]) == 2
+    assert [r["train_loss"] for r in straight.metrics()] == [r["train_loss"] for r in resumed.metrics()]

@@ -1,0 +1,124 @@
+"""Ablation of the airbench recipe's named options: time to 90.5% CIFAR-10 with and without each one.
+
+For every option in cnnlab.models.airbench.OPTIONS the recipe runs once as shipped (the baseline) and
+once with that option toggled (switched on when the recipe leaves it off, off when the recipe uses
+it), each in a fresh process through benchmarks/bench_train_time_to_accuracy.py (the same data, test
+set, epochs and seed), alternating baseline and variants so that a change of load hits both. One
+more run switches every option on at once ("all"). Prints, and writes as Markdown to --md, a table of
+the training minutes at which test top-1 (EMA weights, the recipe's TTA) first reached 90% and 90.5%,
+the epochs that took, and the final accuracy.
+
+    # the full ablation (a quiet machine; ~12-15 min per run, 2 runs per option + baseline repeats):
+    nice -n 5 .venv/bin/python benchmarks/bench_train_recipe_ablation.py --epochs 10 --out /tmp/ablation \\
+        --md /tmp/ablation/table.md
+    # some options only:
+    .venv/bin/python benchmarks/bench_train_recipe_ablation.py --options muon,lookahead --epochs 10 --out /tmp/abl2
+    # smoke check (not a result):
+    .venv/bin/python benchmarks/bench_train_recipe_ablation.py --options altflip --epochs 1 --limit 2000 \\
+        --test-limit 500 --widths 16,32,32 --out /tmp/abl-smoke
+
+Turning an option off sets its keys back to TrainConfig's defaults (e.g. tta -> none).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def toggled(name: str) -> dict:
+    """The TrainConfig values that flip option `name` relative to the shipped recipe."""
+    from cnnlab.models.airbench import OPTIONS, OPTIONS_ON
+    from cnnlab.train import TrainConfig
+    if name not in OPTIONS_ON:
+        return dict(OPTIONS[name])
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+                for f in dataclasses.fields(TrainConfig)}
+    return {k: defaults[k] for k in OPTIONS[name]}
+
+
+def run_one(label: str, sets: dict, a: argparse.Namespace) -> dict:
+    out = Path(a.out) / label
+    cmd = [sys.executable, str(HERE / "bench_train_time_to_accuracy.py"), "--epochs", str(a.epochs),
+           "--out", str(out), "--json-out", str(out) + ".json", "--widths", a.widths, "--seed", str(a.seed)]
+    if a.limit:
+        cmd += ["--limit", str(a.limit)]
+    if a.test_limit:
+        cmd += ["--test-limit", str(a.test_limit)]
+    for k, v in sets.items():
+        cmd += ["--set", f"{k}={json.dumps(v)}"]
+    print(f"# {label}: {' '.join(cmd[1:])}", flush=True)
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"{label} failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
+    r = json.loads(Path(str(out) + ".json").read_text())
+    r["label"] = label
+    return r
+
+
+def _cell(hit: dict | None) -> str:
+    return "not reached" if hit is None else f"{hit['train_min']:.1f} min (epoch {hit['epoch']})"
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| run | changes | to 90% | to 90.5% | final top-1 | training min | img/s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        ips = sorted(e["img_per_s"] for e in r["per_epoch"])[len(r["per_epoch"]) // 2]
+        lines.append(f"| {r['label']} | {r.get('changes', '')} | {_cell(r['hits'].get('90%'))} | "
+                     f"{_cell(r['hits'].get('90.5%'))} | {100 * r['final_top1']:.2f}% | {r['train_min']:.1f} | "
+                     f"{ips:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from cnnlab.models.airbench import OPTIONS
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--options", default=",".join(OPTIONS), help="comma-separated names (default: all)")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--limit", type=int, default=None, help="seeded training subset (smoke checks)")
+    ap.add_argument("--test-limit", type=int, default=None, help="seeded test subset (smoke checks)")
+    ap.add_argument("--widths", default="64,256,256")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-all", action="store_true", help="skip the run with every option on")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--md", default=None, help="write the table here as Markdown")
+    a = ap.parse_args()
+    names = [n.strip() for n in a.options.split(",") if n.strip()]
+    bad = [n for n in names if n not in OPTIONS]
+    if bad:
+        raise SystemExit(f"unknown option {bad[0]}; choose from {', '.join(OPTIONS)}")
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    print(f"# load average at start: {os.getloadavg()}", flush=True)
+    rows = []
+    for i, name in enumerate(names):
+        if i % 2 == 0:  # a baseline between every two variants: a change of load shows in the baselines
+            base = run_one(f"baseline-{i // 2 + 1}", {}, a)
+            base["changes"] = "the recipe as shipped"
+            rows.append(base)
+        sets = toggled(name)
+        r = run_one(name, sets, a)
+        r["changes"] = ", ".join(f"{k}={json.dumps(v)}" for k, v in sets.items())
+        rows.append(r)
+    if not a.no_all:
+        sets = {}
+        for name in OPTIONS:
+            sets.update(OPTIONS[name])
+        r = run_one("all", sets, a)
+        r["changes"] = "every option on"
+        rows.append(r)
+    text = table(rows)
+    print(text)
+    print(f"# load average at end: {os.getloadavg()}")
+    if a.md:
+        Path(a.md).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
