@@ -7,6 +7,7 @@ A `Figure` returned here displays inline in Jupyter, and saves with `save_figure
 """
 from __future__ import annotations
 
+import functools
 import io
 import sys
 from collections.abc import Iterator, Sequence
@@ -25,10 +26,11 @@ if TYPE_CHECKING:
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6.4, 4.8),
                **subplots: Any) -> tuple["Figure", Any]:
-    """A figure and its axes (`squeeze=False` unless given), made without pyplot."""
-    from matplotlib.figure import Figure
-    _show_figures_in_ipython(Figure)
-    fig = Figure(figsize=figsize)
+    """A figure and its axes (`squeeze=False` unless given), made without pyplot; its texts show as
+    written (see `literal_text`)."""
+    figure_type = _literal_figure_class()
+    _show_figures_in_ipython(figure_type)
+    fig = figure_type(figsize=figsize)
     subplots.setdefault("squeeze", False)
     return fig, fig.subplots(nrows, ncols, **subplots)
 
@@ -45,6 +47,37 @@ def _show_figures_in_ipython(figure_type: type) -> None:
         png.lookup_by_type(figure_type)
     except KeyError:
         png.for_type(figure_type, lambda fig: figure_png(fig, dpi=100))
+
+
+def literal_text(fig: "Figure") -> "Figure":
+    """Show every text of `fig` as written: labels come from users' data (run names, metric keys, class
+    names, file names), and a '$' in them must print as a dollar sign, not start matplotlib's math
+    notation (which fails on '$x_$' with a traceback)."""
+    from matplotlib.text import Text
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+    return fig
+
+
+@functools.cache
+def _literal_figure_class() -> type:
+    """matplotlib's Figure, but every measure or drawing of it (tight_layout, savefig, a notebook showing
+    it) first makes its texts literal, tick labels made while drawing included."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    class LiteralFigure(Figure):
+        def tight_layout(self, *args: Any, **kwargs: Any) -> None:
+            literal_text(self)
+            with matplotlib.rc_context({"text.parse_math": False}):
+                super().tight_layout(*args, **kwargs)
+
+        def draw(self, renderer: Any) -> None:
+            literal_text(self)
+            with matplotlib.rc_context({"text.parse_math": False}):
+                super().draw(renderer)
+
+    return LiteralFigure
 
 
 def save_figure(fig: "Figure", path: str | Path, dpi: int = 100) -> Path:

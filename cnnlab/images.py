@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import CnnlabError, ImageError
+from .errors import CnnlabError, ImageError, brief
 
 if TYPE_CHECKING:
     from .models.classifier import Classifier
@@ -28,6 +28,10 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".
 
 #: Images with more pixels than this are refused as likely decompression bombs (about 8k x 8k).
 MAX_PIXELS = 64_000_000
+#: Images longer than this many times their width (or wider than their height) are refused: no camera or
+#: scanner makes them, and resizing a 1 x 60,000 strip's short side to 256 px would make a 15-million-pixel
+#: long side (16 GB measured) from a 318-byte file.
+MAX_ASPECT = 50
 
 #: scikit-image's bundled real photos used by the tour, the explorer and the tests.
 BUNDLED_PHOTOS = {
@@ -37,6 +41,10 @@ BUNDLED_PHOTOS = {
     "astronaut": "astronaut.png",
     "motorcycle_left": "motorcycle_left.png",
 }
+
+#: Preprocessing resizes a whole image when the result holds at most this many times the crop's pixels,
+#: else only the part it keeps (see Preprocessing.apply).
+_RESIZE_WHOLE_UP_TO = 16
 
 _INTERPOLATION = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 
@@ -67,20 +75,35 @@ class Preprocessing:
         return (new_short, new_long) if width <= height else (new_long, new_short)
 
     def apply(self, img: Image.Image) -> torch.Tensor:
-        """A PIL RGB image -> float [3, H, W] tensor in [0, 1] at this input size."""
+        """A PIL RGB image -> float [3, H, W] tensor in [0, 1] at this input size.
+
+        Where the resized image would be much larger than the crop (a long strip resized by its short
+        side), only the cropped part is resampled (Pillow's `box`: the same filter, up to rounding),
+        so work and memory stay bounded by the input size, not by the file's shape."""
         th, tw = self.input_size
-        if img.size != (tw, th):
-            nw, nh = self.resized_size(*img.size)
+        if img.size == (tw, th):
+            return pil_to_tensor(img)
+        nw, nh = self.resized_size(*img.size)
+        cw, ch = max(nw, tw), max(nh, th)  # the canvas: padded like torchvision's CenterCrop where too small
+        left, top = int(round((cw - tw) / 2.0)), int(round((ch - th) / 2.0))
+        if nw * nh <= _RESIZE_WHOLE_UP_TO * tw * th:  # usual photos: resize it all, exactly as before
             if (nw, nh) != img.size:
                 img = img.resize((nw, nh), _INTERPOLATION[self.interpolation])
-            if (nw, nh) != (tw, th):
-                if nw < tw or nh < th:  # pad like torchvision's CenterCrop would
-                    canvas = Image.new("RGB", (max(nw, tw), max(nh, th)))
-                    canvas.paste(img, ((max(nw, tw) - nw) // 2, (max(nh, th) - nh) // 2))
-                    img, (nw, nh) = canvas, canvas.size
-                top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
-                img = img.crop((left, top, left + tw, top + th))
-        return pil_to_tensor(img)
+            if (cw, ch) != (nw, nh):
+                canvas = Image.new("RGB", (cw, ch))
+                canvas.paste(img, ((cw - nw) // 2, (ch - nh) // 2))
+                img = canvas
+            return pil_to_tensor(img.crop((left, top, left + tw, top + th)) if img.size != (tw, th) else img)
+        left, top = left - (cw - nw) // 2, top - (ch - nh) // 2  # the crop in resized-image coordinates
+        x0, y0, x1, y1 = max(0, left), max(0, top), min(nw, left + tw), min(nh, top + th)
+        sx, sy = img.size[0] / nw, img.size[1] / nh
+        part = img.resize((x1 - x0, y1 - y0), _INTERPOLATION[self.interpolation],
+                          box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy))
+        if part.size != (tw, th):
+            canvas = Image.new("RGB", (tw, th))
+            canvas.paste(part, (x0 - left, y0 - top))
+            part = canvas
+        return pil_to_tensor(part)
 
     def apply_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """A float [N,3,H,W] batch in [0,1] -> this input size (antialiased resize + centre crop)."""
@@ -107,12 +130,14 @@ def _name(src: object) -> str:
 
 
 def open_image(src: str | Path | bytes, draft_size: int | None = None,
-               max_pixels: int = MAX_PIXELS) -> Image.Image:
+               max_pixels: int = MAX_PIXELS, max_aspect: float = MAX_ASPECT) -> Image.Image:
     """Open an image file (or its bytes) as an RGB PIL image, upright per EXIF.
 
     Handles grayscale, palette, RGBA (alpha dropped), CMYK, 16-bit and GIF (first frame).
-    Any unreadable input raises ImageError with one sentence naming the file.
-    `draft_size` lets JPEG decode at a reduced scale whose short side stays >= draft_size.
+    Any unreadable input raises ImageError with one sentence naming the file: whatever the decoder
+    raises on a damaged file (OSError, but also TypeError, IndexError, struct.error, ...) is that
+    file's error, never the caller's. `draft_size` lets JPEG decode at a reduced scale whose short
+    side stays >= draft_size. Sizes are checked from the header, before any pixel is decoded.
     """
     name = _name(src)
     if isinstance(src, (str, Path)):
@@ -134,6 +159,9 @@ def open_image(src: str | Path | bytes, draft_size: int | None = None,
         if w * h > max_pixels:
             raise ImageError(f"Image '{name}' is {w}x{h} = {w * h:,} pixels, more than the limit of "
                              f"{max_pixels:,} (a decompression bomb?); resize it first.")
+        if min(w, h) < 1 or max(w, h) > max_aspect * min(w, h):
+            raise ImageError(f"Image '{name}' is {w}x{h} pixels: one side is more than {max_aspect:g} times the other "
+                             "(a strip, not a photo); crop it to the part to classify.")
         if getattr(img, "n_frames", 1) > 1:
             img.seek(0)
         if draft_size and img.format == "JPEG":
@@ -149,8 +177,12 @@ def open_image(src: str | Path | bytes, draft_size: int | None = None,
     except Image.DecompressionBombError:
         raise ImageError(f"Image '{name}' is too large to decode safely (a decompression bomb?); "
                          "resize it first.") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"Image '{name}' is truncated or corrupt ({e}); re-export or re-download it.") from None
+    except MemoryError:
+        raise ImageError(f"Image '{name}' needs more memory to decode than this computer has; resize it "
+                         "first.") from None
+    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes the decoder raise is that file's error
+        raise ImageError(f"Image '{name}' is truncated or corrupt ({brief(e, 100)}); re-export or "
+                         "re-download it.") from None
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -308,6 +340,22 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
         t = t[0]
     arr = (t * 255.0 + 0.5).to(torch.uint8).numpy()
     return arr if arr.ndim == 2 else arr.transpose(1, 2, 0)
+
+
+def unique_stems(names: Sequence[str | Path]) -> list[str]:
+    """One file-name stem per input, unique among them: 'a/x.png', 'b/x.png', 'x.jpg' -> x, x-2, x-3 (so
+    outputs named after their inputs never overwrite each other)."""
+    used: set[str] = set()
+    out = []
+    for i, name in enumerate(names):
+        base = Path(str(name)).stem or f"image{i}"
+        stem, n = base, 1
+        while stem.lower() in used:  # case-insensitive file systems count X and x as one name
+            n += 1
+            stem = f"{base}-{n}"
+        used.add(stem.lower())
+        out.append(stem)
+    return out
 
 
 def save_image(img: torch.Tensor, path: str | Path) -> Path:

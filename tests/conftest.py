@@ -22,6 +22,46 @@ SHARED = Path(os.environ.get("CNNLAB_SHARED", ROOT.parent / "shared")) / "data"
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+def corrupt_tiff_bytes() -> bytes:
+    """A real TIFF whose second page has no dimensions: Pillow raises TypeError ('Missing dimensions'),
+    not OSError, when it counts the pages."""
+    import io
+    import struct
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="TIFF")
+    d = bytearray(buf.getvalue())
+    ifd = struct.unpack("<I", d[4:8])[0]
+    n = struct.unpack("<H", d[ifd:ifd + 2])[0]
+    nxt = ifd + 2 + 12 * n  # where the first page says the next one starts
+    d[nxt:nxt + 4] = struct.pack("<I", len(d))
+    d += struct.pack("<H", 1) + struct.pack("<HHII", 0x9999, 3, 1, 0) + struct.pack("<I", 0)
+    return bytes(d)
+
+
+def child_peak_rss_mb(code: str, timeout: float = 600) -> tuple[int, str, float]:
+    """Run Python `code` in a fresh process (this checkout first on its path) and return its exit status,
+    its output (stdout + stderr) and its peak resident memory in MB, measured by the child itself: VmHWM of
+    its own address space where Linux has it, since ru_maxrss keeps the peak of the forking pytest process."""
+    import subprocess
+    import sys
+    probe = ("import atexit, resource, sys\n"
+             "def _peak():\n"
+             "    try:\n"
+             "        return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+             "    except (OSError, StopIteration):\n"
+             "        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+             "atexit.register(lambda: print(f'PEAK_RSS_KB={_peak()}', file=sys.stderr))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run([sys.executable, "-c", probe + code], check=False, capture_output=True, text=True,
+                       timeout=timeout, env=env, cwd=ROOT)
+    out = p.stdout + p.stderr
+    peak = [line for line in out.splitlines() if line.startswith("PEAK_RSS_KB=")]
+    assert peak, f"the child printed no peak memory (exit {p.returncode}): {out[-2000:]}"
+    return p.returncode, out, int(peak[-1].split("=")[1]) / 1024
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--device", default="cpu", help="Run the networks on this device: cpu (default), cuda, "
                                                      "cuda:N or mps.")

@@ -14,6 +14,7 @@ from PIL import Image
 from cnnlab.errors import CnnlabError, ImageError
 from cnnlab.images import (Preprocessing, bundled_photo, expand_image_paths, load_batches, load_image, load_images,
                            load_many, make_grid, normalize01, open_image, save_image, to_uint8)
+from tests.conftest import child_peak_rss_mb, corrupt_tiff_bytes
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +242,89 @@ def test_save_image_roundtrip_and_grid(tmp_path, photo):
     assert to_uint8(x).shape == (80, 120, 3)
     y = normalize01(torch.tensor([[2.0, 4.0], [6.0, 10.0]]))
     assert float(y.min()) == 0 and float(y.max()) == 1
+
+
+def test_a_decoder_that_raises_anything_is_that_files_error(tmp_path):
+    """Pillow raises TypeError ('Missing dimensions') on this TIFF, not OSError: it is still the file's
+    own one-sentence error, so the files beside it load."""
+    bad = tmp_path / "scan.tiff"
+    bad.write_bytes(corrupt_tiff_bytes())
+    with pytest.raises(ImageError, match="scan.tiff.* corrupt"):
+        load_image(bad)
+    ok = tmp_path / "ok.png"
+    Image.fromarray(np.full((40, 30, 3), 200, np.uint8)).save(ok)
+    good, x, failed = load_many([ok, bad, ok], Preprocessing((16, 16), 18))
+    assert good == [str(ok), str(ok)] and x.shape == (2, 3, 16, 16) and [p for p, _ in failed] == [str(bad)]
+
+
+def test_a_long_strip_is_refused_in_one_sentence_and_bounded_when_allowed(tmp_path):
+    """A 1 x 60,000 PNG (318 bytes) passes the pixel limit; resized by its short side to 256 it would be
+    256 x 15.4 M pixels (16.6 GB measured). It is refused by its shape; allowed, only the crop is resampled."""
+    strip = np.repeat(((np.arange(60000) + 500) // 1000).astype(np.uint8)[:, None, None], 3, axis=2)[:, :1]
+    path = tmp_path / "strip.png"
+    Image.fromarray(np.ascontiguousarray(strip)).save(path)
+    assert path.stat().st_size < 2000
+    code = (f"from cnnlab.images import Preprocessing, load_many, open_image\n"
+            f"pre = Preprocessing((224, 224), 256)\n"
+            f"good, x, bad = load_many([{str(path)!r}], pre)\n"
+            f"print('REFUSED', bad[0][1])\n"
+            f"x = pre.apply(open_image({str(path)!r}, max_aspect=float('inf')))\n"
+            f"print('SHAPE', tuple(x.shape), 'VALUES', round(float(x.min()) * 255), round(float(x.max()) * 255))\n")
+    status, out, peak_mb = child_peak_rss_mb(code)
+    assert status == 0, out
+    assert "1x60000 pixels: one side is more than 50 times the other" in out and "strip.png" in out
+    assert "SHAPE (3, 224, 224) VALUES 30 30" in out  # the middle rows, 29,500 to 30,499, are 30
+    assert peak_mb < 1500, f"peak memory {peak_mb:.0f} MB"
+
+
+def test_fuzzed_files_of_every_format_load_or_give_an_image_error():
+    """Thousands of seeded mutations (flipped, replaced, inserted, deleted bytes, truncations) of small
+    PNG, JPEG, GIF, BMP, TIFF (raw and LZW) and WebP files: each one is an image tensor in [0, 1] of the
+    input size, or an ImageError; nothing else escapes."""
+    import io
+    import random
+    import warnings
+
+    from cnnlab.images import _load_one
+    arr = np.random.default_rng(0).integers(0, 255, (24, 20, 3), dtype=np.uint8)
+    bases = {}
+    for fmt, kw in [("PNG", {}), ("JPEG", {"quality": 80}), ("GIF", {}), ("BMP", {}), ("TIFF", {}),
+                    ("TIFF", {"compression": "tiff_lzw"}), ("WEBP", {"quality": 80})]:
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format=fmt, **kw)
+        bases[f"{fmt} {kw}"] = buf.getvalue()
+    rng = random.Random(0)
+
+    def mutate(data: bytes) -> bytes:
+        d = bytearray(data)
+        for _ in range(rng.choice([1, 1, 2, 4, 8])):
+            op, i = rng.random(), rng.randrange(len(d))
+            if op < 0.5:
+                d[i] = rng.randrange(256)
+            elif op < 0.7:
+                d[i] ^= 1 << rng.randrange(8)
+            elif op < 0.8:
+                del d[i:i + rng.randrange(1, 16)]
+            elif op < 0.9:
+                d[i:i] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 8)))
+            else:
+                del d[i:]
+            d = d or bytearray(b"x")
+        return bytes(d)
+
+    pre = Preprocessing((16, 16), 18)
+    outcomes: dict[str, int] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns about the corrupt metadata it skips
+        for name, data in bases.items():
+            for _ in range(600):
+                try:
+                    x = _load_one(mutate(data), pre)
+                except ImageError:
+                    outcomes[f"{name} error"] = outcomes.get(f"{name} error", 0) + 1
+                    continue
+                assert x.shape == (3, 16, 16) and x.dtype == torch.float32, (name, x.shape)
+                assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+                outcomes[f"{name} ok"] = outcomes.get(f"{name} ok", 0) + 1
+    assert sum(outcomes.values()) == 600 * len(bases)
+    assert sum(v for k, v in outcomes.items() if k.endswith("error")) > 1000  # the mutations did damage

@@ -19,3 +19,10 @@ def test_fractions_and_decimals():
 def test_bad_values_name_what(text, message):
     with pytest.raises(CnnlabError, match=f"--eps '?{text}'?.*{message}" if "outside" not in message else message):
         parse_fraction(text, "--eps")
+
+
+@pytest.mark.parametrize("text", ["4/255/2", "1e400", "nan", "inf", "-inf", "1e400/1", "1/1e-400", float("nan")])
+def test_ambiguous_infinite_and_nan_values_are_refused(text):
+    """'4/255/2' once read as 4/(255/2) = 8/255; 1e400 overflowed into a traceback; nan compared false."""
+    with pytest.raises(CnnlabError, match="--eps .*not a number or fraction"):
+        parse_fraction(text, "--eps", 0.0, 1e6)

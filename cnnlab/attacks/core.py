@@ -8,6 +8,7 @@ succeeded can stop early (it keeps its first successful iterate), so the cost pe
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +37,8 @@ def check_eps(eps: float | None, what: str = "eps", norm: str | None = "linf") -
 
 def check_steps(steps: int, what: str = "steps") -> int:
     """A positive whole number of steps (or queries), or one clear error."""
-    if int(steps) != steps or steps <= 0:
+    if isinstance(steps, bool) or not isinstance(steps, (int, float)) or not math.isfinite(steps) \
+            or int(steps) != steps or steps <= 0:
         raise CnnlabError(f"{what} must be a positive whole number, got {steps}.")
     return int(steps)
 

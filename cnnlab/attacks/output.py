@@ -1,14 +1,14 @@
 """Write an attack to a directory: attack.json, the adversarial images as PNG, and the figures."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from ..images import load_images, save_image
+from ..images import load_images, save_image, unique_stems
 from ..models.classifier import Classifier
 from ..models.wrap import as_classifier
+from ..runs import write_json
 from .figures import trajectory_figure
 from .result import AttackResult
 from .transforms import transform_robustness
@@ -19,7 +19,8 @@ def save_attack(result: AttackResult, model: Classifier | torch.nn.Module, out: 
     """Save `result` under `out` and return what attack.json holds (plus the paths written).
 
     The adversarial PNGs are 8-bit, so rounding can undo a tiny perturbation: each saved file is
-    reloaded and classified again, and `png_still_adversarial` says whether it still fools the model."""
+    reloaded and classified again, and `png_still_adversarial` says whether it still fools the model.
+    Each image's files are named after its input, made unique (a/x.png and b/x.png give x_* and x-2_*)."""
     model = as_classifier(model)
     out = Path(out)
     figs = out / "figures"
@@ -28,12 +29,11 @@ def save_attack(result: AttackResult, model: Classifier | torch.nn.Module, out: 
     doc = result.to_dict()
     files: dict[str, str] = {}
     pngs = []
-    for i, name in enumerate(names):
-        stem = Path(name).stem or f"image{i}"
+    for i, (name, stem) in enumerate(zip(names, unique_stems(names))):
         p = save_image(result.images[i], out / f"{stem}_adversarial.png")
         save_image(result.originals[i], out / f"{stem}_original.png")
         pngs.append(p)
-        doc["images"][i]["file"] = name
+        doc["images"][i]["file"] = str(name)
         doc["images"][i]["adversarial_png"] = str(p)
     reloaded = load_images(pngs, None)
     probs = model.probabilities(reloaded)
@@ -54,6 +54,6 @@ def save_attack(result: AttackResult, model: Classifier | torch.nn.Module, out: 
         doc["robustness"] = table.to_dict()
         files["robustness"] = str(table.figure(figs / "robustness.png"))
     doc["figures"] = files
-    (out / "attack.json").write_text(json.dumps(doc, indent=2))
+    write_json(out / "attack.json", doc)
     doc["json"] = str(out / "attack.json")
     return doc

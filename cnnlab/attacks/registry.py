@@ -9,6 +9,7 @@ attack is offered everywhere once its module calls `register`.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -175,6 +176,10 @@ def resolve_options(spec: AttackSpec, *, y: torch.Tensor | None = None, target: 
                           f"no --target; to push towards '{target}' use one of: {targeted}.")
     if steps is not None:
         check_steps(steps, "--steps")
+    for name, value, positive in (("--eps", eps, False), ("--step-size", step_size, True)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0 or (positive and value == 0)):
+            raise CnnlabError(f"{name} must be a finite number {'above' if positive else 'at least'} 0, got {value}.")
     if early_stop is not None and not spec.takes("early_stop"):
         raise CnnlabError(f"--method {spec.name} has no early-stop choice; drop --early-stop/--no-early-stop.")
     use = (lambda opt, given, default: (default if given is None else given) if spec.takes(opt) else default)

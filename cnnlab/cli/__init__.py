@@ -19,6 +19,7 @@ One convention for every command:
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -26,6 +27,9 @@ import click
 
 from ..errors import CnnlabError
 from ..progress import set_quiet
+
+#: Errors of the file system, not of cnnlab: no space, no quota, no permission, read-only.
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 #: command name -> (module under cnnlab.cli, function name)
 COMMANDS = {
@@ -91,6 +95,12 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except CnnlabError as e:
             click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        except OSError as e:  # a full disk or a folder one may not write, wherever it struck: one sentence too
+            if e.errno not in _DISK_ERRORS:
+                raise
+            from ..runs import write_failed
+            click.echo(f"error: {write_failed(e.filename or 'a file', e)}", err=True)
             sys.exit(1)
         finally:
             set_quiet(False)  # a caller in the same process (a test, a notebook) gets its progress back

@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from .common import (FractionParam, ModelChoice, echo_json, fresh_out_dir, join_processes, load_cli_model,
-                     model_options, parse_fraction)
+                     load_or_skip, model_options, parse_fraction, warn)
 
 
 class MethodsCommand(click.Command):
@@ -64,20 +64,24 @@ class FractionList(click.ParamType):
 def attack_cmd(images: tuple[str, ...], model_name: str | None, weights: str | None, normalize: str | None,
                method: str, target: str | None, eps: float | None, steps: int | None, step_size: float | None,
                early_stop: bool | None, seed: int, out: str, force: bool, no_robustness: bool, as_json: bool) -> None:
-    """Make adversarial versions of IMAGE(s) and save figures, PNGs and attack.json in --out."""
+    """Make adversarial versions of IMAGE(s) and save figures, PNGs and attack.json in --out.
+
+    Unreadable files are skipped and counted; the exit status is non-zero only if none could be read.
+    """
     from ..attacks import attack, attack_spec, save_attack
-    from ..images import load_images
     spec = attack_spec(method)
     model = load_cli_model(model_name, weights, normalize)
-    x = load_images(list(images), model)
+    names, x = load_or_skip(images, model)
     result = attack(model, x, method, target=target, eps=eps, steps=steps, step_size=step_size, seed=seed,
                     early_stop=early_stop)
     out_dir = fresh_out_dir(out, force)
-    doc = save_attack(result, model, out_dir, names=list(images), robustness=not no_robustness)
+    doc = save_attack(result, model, out_dir, names=names, robustness=not no_robustness)
+    if len(names) < len(images):
+        doc["skipped"] = len(images) - len(names)
     if as_json:
         echo_json(doc)
         return
-    for name, row in zip(images, doc["images"]):
+    for name, row in zip(names, doc["images"]):
         o, f = row["original"], row["final"]
         verdict = "fooled" if row["success"] else "NOT fooled"
         click.echo(f"{name}: {o['label']} ({o['prob']:.3f}) -> {f['label']} ({f['prob']:.3f}) {verdict} after "
@@ -88,6 +92,8 @@ def attack_cmd(images: tuple[str, ...], model_name: str | None, weights: str | N
             click.echo("  classes over the steps: " + " -> ".join(
                 f"{c['label'].split(',')[0]}@{c['step']}" for c in row["classes_seen"]))
     click.echo(f"wrote {doc['json']} and {len(doc['figures'])} figures in {out_dir / 'figures'}")
+    if len(names) < len(images):
+        warn(f"skipped {len(images) - len(names)} of {len(images)} images that could not be read")
 
 
 @click.command("attack-eval", cls=MethodsCommand, evaluable=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ from ..parsing import parse_fraction
 from ..runs import fresh_out_dir, json_default  # noqa: F401  (fresh_out_dir: re-exported for the commands)
 
 if TYPE_CHECKING:
+    import torch
+
     from ..distributed import DistContext
     from ..models import Classifier
 
@@ -191,6 +194,26 @@ class FractionParam(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
+class Number(click.ParamType):
+    """A finite float within [lo, hi] (nan and inf refused where the command line is parsed, in one sentence
+    like every user error)."""
+
+    name = "NUMBER"
+
+    def __init__(self, lo: float = -math.inf, hi: float = math.inf) -> None:
+        self.lo, self.hi = lo, hi
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        what = f"--{param.name.replace('_', '-')}" if param else "value"
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            raise CnnlabError(f"{what} '{value}' is not a number.") from None
+        if not math.isfinite(x) or not self.lo <= x <= self.hi:
+            raise CnnlabError(f"{what} must be a finite number in [{self.lo:g}, {self.hi:g}], not {value}.")
+        return x
+
+
 def out_file(out: str | Path, filename: str, force: bool = False, named: bool = True) -> Path:
     """The one file a command writes: `filename` inside the --out directory (made when missing); an
     existing file is kept unless `force`. An --out that looks like the file itself gets the fix."""
@@ -234,3 +257,15 @@ def echo_json(obj: Any) -> None:
 def warn(msg: str) -> None:
     """One line on stderr, prefixed 'warning: '."""
     click.echo(f"warning: {msg}", err=True)
+
+
+def load_or_skip(sources: Sequence[str | Path], model: Classifier) -> tuple[list[str], torch.Tensor]:
+    """The image files a command works on, loaded the model's way: each unreadable one is skipped with a
+    warning naming it and why (like `cnnlab predict`); an error only when none could be read."""
+    from ..images import load_many
+    good, x, bad = load_many(sources, model)
+    for _, reason in bad:
+        warn(reason)
+    if x is None:
+        raise CnnlabError(f"None of the {len(bad)} images could be read; see the warnings above.")
+    return good, x

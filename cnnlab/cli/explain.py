@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import CnnlabError
-from .common import ModelChoice, echo_json, fresh_out_dir, model_options
+from .common import ModelChoice, Number, echo_json, fresh_out_dir, load_or_skip, model_options, warn
 
 if TYPE_CHECKING:
     import torch
@@ -175,7 +175,7 @@ def filters_cmd(model_choice: ModelChoice, layer: str | None,
               help_from=lambda: f"Integrated Gradients steps {_method_default('ig', 'steps')}.")
 @click.option("--samples", type=click.IntRange(1, 10000), default=None, cls=LibraryHelp,
               help_from=lambda: f"SmoothGrad samples {_method_default('smoothgrad', 'samples')}.")
-@click.option("--sigma", type=float, default=None, cls=LibraryHelp,
+@click.option("--sigma", type=Number(0.0), default=None, cls=LibraryHelp,
               help_from=lambda: f"SmoothGrad noise std in pixel units {_method_default('smoothgrad', 'sigma')}.")
 @click.option("--score", default=None, cls=LibraryHelp,
               help_from=lambda: f"What gradient methods differentiate, {_scores()}: the target's logit or its "
@@ -187,36 +187,43 @@ def saliency_cmd(images: tuple[str, ...], model_choice: ModelChoice,
                  method: str, target: str | None, layer: str | None, steps: int | None, samples: int | None,
                  sigma: float | None, score: str | None, batch_size: int | None, out: str | None, force: bool,
                  tensorboard: str | None, as_json: bool) -> None:
-    """Attribution maps of IMAGES (gradient saliency by default), with overlays, in --out."""
+    """Attribution maps of IMAGES (gradient saliency by default), with overlays, in --out.
+
+    Unreadable files are skipped and counted; the exit status is non-zero only if none could be read.
+    """
     from ..explain import attribute
     from ..explain.attribution import method_specs
-    from ..images import bundled_photo, load_images, save_image
+    from ..images import bundled_photo, save_image, unique_stems
     specs = method_specs(method, "--method")
     model = model_choice.load()
-    srcs = list(images) or [bundled_photo("chelsea")]
     if not images:
         click.echo("no IMAGES given: using scikit-image's photo 'chelsea' (a cat)", err=True)
-    x = load_images(srcs, model)
+    srcs, x = load_or_skip([str(s) for s in images] or [str(bundled_photo("chelsea"))], model)
     _check_out(out, force)
     given = {"layer": layer, "steps": steps, "samples": samples, "sigma": sigma, "score": score,
              "batch_size": batch_size}
     results = [attribute(model, x, target=target, method=spec.name, **spec.pick(given)) for spec in specs]
     d = _out_dir(out, force, "saliency")
-    summary: dict = {"images": [str(s) for s in srcs], "methods": {}, "figures": []}
+    summary: dict = {"images": srcs, "methods": {}, "figures": []}
+    if len(srcs) < len(images):
+        summary["skipped"] = len(images) - len(srcs)
+    stems = unique_stems(srcs)
     tb: dict = {}
     for a in results:
         key = a.method
         summary["methods"][key] = a.to_dict()
         summary["figures"].append(str(a.figure(d / f"saliency_{key}.png")))
-        for i, (ov, s) in enumerate(zip(a.overlays(), srcs)):
-            p = save_image(ov, d / f"{key}_{i:02d}_{Path(str(s)).stem}.png")
-            tb[f"{key}/{i:02d}_{Path(str(s)).stem}"] = ov
+        for i, (ov, stem) in enumerate(zip(a.overlays(), stems)):
+            p = save_image(ov, d / f"{key}_{i:02d}_{stem}.png")
+            tb[f"{key}/{i:02d}_{stem}"] = ov
             summary["figures"].append(str(p))
         if not as_json:
             click.echo(a.summary())
             for note in a.notes:
                 click.echo(f"note: {note}", err=True)
     _finish(d, summary, tb, tensorboard, as_json, "saliency")
+    if len(srcs) < len(images):
+        warn(f"skipped {len(images) - len(srcs)} of {len(images)} images that could not be read")
 
 
 @click.command("dream")
@@ -227,7 +234,7 @@ def saliency_cmd(images: tuple[str, ...], model_choice: ModelChoice,
                    "and weighted sums like 'middle:5*2 + middle:16'. LAYER may be early/middle/late "
                    "[default: 'middle' (DeepDream)].")
 @click.option("--steps", type=click.IntRange(1, 100000), default=256, show_default=True, help="Optimization steps.")
-@click.option("--lr", type=float, default=0.05, show_default=True, help="Adam learning rate.")
+@click.option("--lr", type=Number(0.0), default=0.05, show_default=True, help="Adam learning rate.")
 @click.option("--reg", "regs", multiple=True,
               help="Regularizers (repeatable, NAME or NAME:VALUE): fft, decorrelate, jitter, scale, rotate, "
                    "blur, tv, or a preset none/default/classic [default: default].")

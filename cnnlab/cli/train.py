@@ -19,9 +19,9 @@ TTA_CHOICES = ("none", "flip", "flip-translate")
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
 
 
-def tta_option(help_text: str, default: str | None):  # noqa: ANN201 - a click decorator
+def tta_option(help_text: str, default: str | None):
     """`--tta [none|flip|flip-translate]` (a bare `--tta` means flip) and `--no-tta`."""
-    def wrap(f):  # noqa: ANN001, ANN202
+    def wrap(f):
         f = click.option("--no-tta", "no_tta", is_flag=True, help="Same as --tta none.")(f)
         return click.option("--tta", type=click.Choice(TTA_CHOICES, case_sensitive=False), default=default,
                             is_flag=False, flag_value="flip", show_default=default is not None,
@@ -40,7 +40,7 @@ class KeyValueParam(click.ParamType):
 
     name = "KEY=VALUE"
 
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201
+    def convert(self, value, param, ctx):
         if isinstance(value, dict):
             return value
         if "=" not in value:
@@ -62,7 +62,7 @@ class IntListParam(click.ParamType):
 
     name = "N,N,..."
 
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201
+    def convert(self, value, param, ctx):
         if isinstance(value, list):
             return value
         try:
@@ -80,6 +80,25 @@ def _click_type(hint: object, meta: typing.Mapping) -> click.ParamType | type:
         return IntListParam()
     inner = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]  # X | None -> X
     return inner[0] if inner[0] in (int, float, str) else str
+
+
+class CheckedParam(click.ParamType):
+    """A TrainConfig field's click type that also checks the value as TrainConfig does (its numbers'
+    bounds), when the command line is parsed: `--clip-grad -1` is one sentence before anything loads."""
+
+    def __init__(self, f: dataclasses.Field, base: click.ParamType | type) -> None:
+        self.field, self.base = f, click.types.convert_type(base)
+        self.name = self.base.name
+
+    def convert(self, value, param, ctx):
+        from ..train.config import check_option
+        return check_option(self.field, self.base.convert(value, param, ctx))
+
+    def get_metavar(self, *args, **kwargs) -> str | None:  # the base's: [sgd|adam|...] for a choice
+        return self.base.get_metavar(*args, **kwargs)
+
+    def shell_complete(self, ctx, param, incomplete):
+        return self.base.shell_complete(ctx, param, incomplete)
 
 
 def _default_text(default: object) -> str:
@@ -108,7 +127,7 @@ def config_options() -> list[click.Option]:
             kw.update(type=KeyValueParam(), multiple=True, metavar=meta.get("metavar"))
         else:
             flags = meta.get("flags") or (f"--{dash}",)
-            kw["type"] = _click_type(hint, meta)
+            kw["type"] = CheckedParam(f, _click_type(hint, meta))
         if "bare" in meta:  # e.g. a bare --tta means flip
             kw.update(is_flag=False, flag_value=meta["bare"])
         options.append(click.Option([*flags, f.name], **kw))
@@ -139,7 +158,8 @@ class TrainConfigCommand(click.Command):
 
 def _config_values(params: dict) -> dict:
     """The TrainConfig options the user gave (unset ones are left out)."""
-    values = {k: v for k, v in params.items() if v is not None and k not in ("resume", "out", "quiet", "no_tta")}
+    own = ("resume", "out", "quiet", "no_tta", "force")
+    values = {k: v for k, v in params.items() if v is not None and k not in own}
     for name, given in list(values.items()):  # repeatable KEY=VALUE options: one dict, or unset when none given
         if isinstance(given, tuple) and all(isinstance(item, dict) for item in given):
             values[name] = {k: v for item in given for k, v in item.items()} if given else None
@@ -151,10 +171,13 @@ def _config_values(params: dict) -> dict:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="New run directory (default runs/MODEL-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
-              help="Continue the run in this directory from its last checkpoint (other options come from it; "
-                   "--epochs may extend it).")
+              help="Continue the run in this directory from its last checkpoint, or start it again from its "
+                   "recorded config if it stopped before one (other options come from it; --epochs may extend it).")
+@click.option("--force", is_flag=True,
+              help="Start over in an --out that holds a run: its own files (config, metrics, checkpoints, curves, "
+                   "TensorBoard events) are removed first; other files there are never touched.")
 @click.pass_context
-def train_cmd(ctx: click.Context, out: str | None, resume: str | None, **params: object) -> None:
+def train_cmd(ctx: click.Context, out: str | None, resume: str | None, force: bool, **params: object) -> None:
     """Train a classifier into a run directory (config, metrics.jsonl, TensorBoard, checkpoints, figures).
 
     Options left unset take the model's recipe (its optimizer, schedule, augmentation ...), then the
@@ -166,14 +189,17 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, **params:
       cnnlab train --model course_resnet --model-arg shortcut=false --data hw-train-data.npy --out runs/noskip
       cnnlab train --model resnet18 --pretrained --data photos/ --freeze-epochs 2 --backbone-lr-mult 0.1
       cnnlab train --resume runs/r20
+      cnnlab train --model cifar_resnet20 --data cifar10 --out runs/r20 --force     (start runs/r20 over)
       cnnlab train --model cifar_resnet20 --data cifar10 --device cuda --precision bf16 --out runs/r20
       torchrun --nproc-per-node 4 -m cnnlab train ...     (data-parallel: 4 GPUs, or 4 CPU processes)
     """
     from .. import train as training
     from ..distributed import current
     options = _config_values(params)
+    if resume and force:
+        raise CnnlabError("--resume continues a run and --force starts one over; give only one of them.")
     if resume:
-        keep = ("resume", "epochs", "quiet", *training.RESUME_OPTIONS)
+        keep = ("resume", "epochs", "quiet", "force", *training.RESUME_OPTIONS)
         given = [p.name for p in ctx.command.params if p.name not in keep
                  and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
         if given:
@@ -182,7 +208,7 @@ def train_cmd(ctx: click.Context, out: str | None, resume: str | None, **params:
         run = training.resume(resume, epochs=options.get("epochs"),
                               **{k: options.get(k) for k in training.RESUME_OPTIONS})
     else:
-        run = training.train(out=out, **options)
+        run = training.train(out=out, force=force, **options)
     if current().is_main:
         final = run.final() or {}
         best = final.get("best_val_top1")

@@ -9,13 +9,13 @@ one function, and the loaders that batch them.
     load_dataset(TensorDataset(x, y))       # a user's own data: in memory (a DataLoader: used as given)
 """
 from .arrays import load_array_file, read_array_file, unnamed_classes
-from .base import Dataset, EncodedImages, GivenLoader, ImageArrays, ImageFiles, Split, concat, seeded_split
+from .base import Dataset, EncodedImages, GivenLoader, ImageArrays, ImageFiles, Split, concat, seeded_split, signature
 from .datasets import NAMED, check_labels, dataset_names, load_dataset, open_dataset, train_val_split
 from .given import from_user
 from .loader import Augment, GivenBatches, StreamLoader, TensorLoader, augment_batch, make_loader
 from .shapes import SHAPE_CLASSES, shapes
 
 __all__ = ["Dataset", "ImageArrays", "ImageFiles", "EncodedImages", "GivenLoader", "GivenBatches", "from_user",
-           "Split", "concat", "seeded_split", "read_array_file", "load_array_file", "unnamed_classes", "NAMED",
+           "Split", "concat", "seeded_split", "signature", "read_array_file", "load_array_file", "unnamed_classes", "NAMED",
            "open_dataset", "load_dataset", "train_val_split", "check_labels", "dataset_names", "Augment",
            "TensorLoader", "StreamLoader", "augment_batch", "make_loader", "shapes", "SHAPE_CLASSES"]

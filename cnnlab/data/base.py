@@ -11,6 +11,7 @@ batch by batch and it cannot be subset.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -192,6 +193,33 @@ def concat(first: Dataset, second: Dataset) -> Dataset:
                              np.concatenate([first.ends, second.ends]), np.concatenate([first.y, second.y]),
                              first.classes, first.name, dict(first.meta))
     raise TypeError(f"cannot join a {type(first).__name__} and a {type(second).__name__}")
+
+
+def signature(data: Dataset, sample: int = 64) -> str | None:
+    """A short hash of exactly this data, in this order: the number of images, the class names, every
+    label, and the pixels (or file bytes) of `sample` images spread evenly over it; cheap on any size.
+    A resumed run compares it with the one it recorded, since resuming on other data (or the same
+    images in another order, or relabelled) would silently train on something else. A user's DataLoader
+    has none (None): only iterating it would tell, and that is its own business."""
+    if isinstance(data, GivenLoader):
+        return None
+    import hashlib
+    h = hashlib.sha256()
+    h.update(f"{type(data).__name__}:{len(data)}:{'|'.join(map(str, data.classes))}".encode())
+    h.update(np.ascontiguousarray(np.asarray(data.y, dtype=np.int64)).tobytes())
+    picks = np.unique(np.linspace(0, len(data) - 1, num=min(sample, len(data))).astype(np.int64)) if len(data) else []
+    for i in picks:
+        if isinstance(data, ImageArrays):
+            h.update(data.x[int(i)].contiguous().numpy().tobytes())
+        elif isinstance(data, EncodedImages):
+            h.update(data.file(int(i)))
+        else:  # a file on disk: its size and first MB (a file that cannot be read counts as such)
+            try:
+                with open(data.file(int(i)), "rb") as f:
+                    h.update(f"{os.fstat(f.fileno()).st_size}:".encode() + f.read(1 << 20))
+            except OSError as e:
+                h.update(f"unreadable:{e.errno}".encode())
+    return h.hexdigest()[:16]
 
 
 #: The names a part of a dataset goes by: the held-out part is called test or val(idation).

@@ -10,7 +10,9 @@ so N processes see the same images per step as one process does.
 
 `StreamLoader` does the same for photos too big or too varied for memory (image folders, encoded
 photos of mixed sizes): worker processes decode files to the model's input size and the batch
-augmentation runs on the decoded batch.
+augmentation runs on the decoded batch. A file that cannot be read is skipped with a warning naming it
+(its batch is one image shorter) and counted in `.skipped`; only when more than MAX_UNREADABLE of the
+files fail does the loader stop, in one sentence.
 
 Both yield batches on `device`. On a GPU the whole uint8 array moves there once (as airbench keeps
 CIFAR-10 on the GPU) and batches are gathered and augmented there, with each batch's draws made by a
@@ -23,14 +25,20 @@ as given, resized to the model's input size where they differ.
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
-from ..errors import CnnlabError
+from ..errors import CnnlabError, ImageError
 from .base import Dataset, EncodedImages, GivenLoader, ImageArrays, ImageFiles
+
+#: A streamed dataset stops (one sentence) when more than this share of its files cannot be read; fewer
+#: are skipped with a warning each, as a handful of broken downloads in a photo folder should not end a run.
+MAX_UNREADABLE = 0.10
+_warned: set[str] = set()  # each unreadable file is reported once per process, not once per epoch
 
 
 @dataclass(frozen=True)
@@ -222,7 +230,8 @@ class TensorLoader:
 
 
 class _FileImages(torch.utils.data.Dataset):
-    """Decode one image file (a path or its bytes) to a uint8 [3,H,W] tensor at a fixed size (worker-side)."""
+    """Decode one image file (a path or its bytes) to a uint8 [3,H,W] tensor at a fixed size (worker-side);
+    a file that cannot be read gives a blank image and the reason, for the loader to drop."""
 
     def __init__(self, files: ImageFiles | EncodedImages, size: tuple[int, int]) -> None:
         self.files, self.size = files, size
@@ -230,11 +239,14 @@ class _FileImages(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int, str]:
         from ..images import Preprocessing, open_image
         pre = Preprocessing(input_size=self.size, resize=int(round(min(self.size) * 1.143)))
-        img = open_image(self.files.file(i), draft_size=min(self.size))
-        return (pre.apply(img) * 255).round_().to(torch.uint8), int(self.files.y[i])
+        try:
+            img = open_image(self.files.file(i), draft_size=min(self.size))
+        except ImageError as e:
+            return torch.zeros((3, *self.size), dtype=torch.uint8), int(self.files.y[i]), i, str(e)
+        return (pre.apply(img) * 255).round_().to(torch.uint8), int(self.files.y[i]), i, ""
 
 
 class StreamLoader:
@@ -251,6 +263,7 @@ class StreamLoader:
         self.rank, self.world_size, self.channels_last = rank, world_size, channels_last
         self.device = torch.device(device if device is not None else "cpu")
         self.epoch, self.batch = 0, 0
+        self.skipped: dict[int, str] = {}  # index in the dataset -> why its file could not be read
         self.coins = alternating_flips(len(data), self.seed) if self.augment.altflip else None
 
     __len__ = TensorLoader.__len__
@@ -267,20 +280,38 @@ class StreamLoader:
                                          num_workers=self.workers, persistent_workers=False,
                                          pin_memory=self.device.type == "cuda")
         start = self.batch
-        for j, (xb, yb) in enumerate(dl):
+        for j, (xb, yb, index, why) in enumerate(dl):
             b = start + j
             self.batch = b + 1
             if self.device.type != "cpu":
                 xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
             x = xb.float().div_(255.0)
-            if self.shuffle and self.augment.active:
+            if self.shuffle and self.augment.active:  # every row drawn for, so a skipped file changes no draws
                 gen = torch.Generator(device=self.device).manual_seed(_seed(self.seed, self.epoch, b, 1))
                 x = augment_batch(x, self.augment, gen, rows, len(batches[j]),
                                   _mirrored(self.augment, self.coins, mine[j], self.epoch))
+            readable = [k for k, reason in enumerate(why) if not reason]
+            if len(readable) < len(why):
+                for k in set(range(len(why))) - set(readable):
+                    self._skip(int(index[k]), why[k])
+                if not readable:
+                    continue
+                x, yb = x[readable], yb[readable]
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, yb.long()
         self.epoch, self.batch = self.epoch + 1, 0
+
+    def _skip(self, i: int, why: str) -> None:
+        """Count an unreadable file (warning once), and stop when too many are."""
+        self.skipped[i] = why
+        if why not in _warned:
+            _warned.add(why)
+            print(f"warning: skipping an unreadable file: {why}", file=sys.stderr, flush=True)
+        if len(self.skipped) > max(1, int(MAX_UNREADABLE * len(self.data))):
+            raise CnnlabError(f"{len(self.skipped)} of the {len(self.data)} image files of '{self.data.name}' could "
+                              f"not be read, more than the {MAX_UNREADABLE:.0%} that are skipped (first: "
+                              f"{next(iter(self.skipped.values())).rstrip('.')}); fix or remove them.")
 
 
 class GivenBatches:

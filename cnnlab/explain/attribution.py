@@ -14,6 +14,7 @@ method runs in eval mode with frozen parameters, so autograd builds only the gra
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,8 +280,9 @@ def _gradient(model: Classifier, x: torch.Tensor, target: Target, *, score: str 
 @attribution_method("smoothgrad", "SmoothGrad", quick={"samples": 12})
 def _smoothgrad(model: Classifier, x: torch.Tensor, target: Target, *, samples: int = 25, sigma: float = 0.15,
                 seed: int = 0, batch_size: int | None = None, score: str = "logit") -> Attribution:
-    if samples < 1 or sigma < 0:
-        raise CnnlabError(f"SmoothGrad needs samples >= 1 and sigma >= 0; got samples={samples}, sigma={sigma}.")
+    if samples < 1 or not (math.isfinite(sigma) and sigma >= 0):
+        raise CnnlabError(f"SmoothGrad needs samples >= 1 and a finite sigma >= 0; got samples={samples}, "
+                          f"sigma={sigma}.")
     targets, logits = _targets_and_logits(model, x, target)
     gen = torch.Generator(device=x.device).manual_seed(seed)
     total = torch.zeros_like(x)

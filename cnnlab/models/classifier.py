@@ -334,6 +334,11 @@ class Classifier(nn.Module):
         """Top-k (index, label, prob) per image: a list (one list of Prediction per image) that prints
         in one line per image and shows its probabilities in Jupyter."""
         probs = self.probabilities(x, batch_size)
+        broken = (~torch.isfinite(probs).all(dim=1)).nonzero().flatten()
+        if len(broken):
+            raise CnnlabError(f"Model '{self.name}' answered NaN (not a number) for {len(broken)} of {len(x)} "
+                              "images; its weights hold NaN or infinite values (a diverged training run?): use "
+                              "another checkpoint.")
         k = max(1, min(k, probs.shape[1]))
         top = probs.topk(k, dim=1)
         return Predictions([[Prediction(int(i), self.labels[int(i)], float(p)) for p, i in zip(ps, idx)]

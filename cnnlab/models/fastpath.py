@@ -46,6 +46,20 @@ def tune_allocator() -> bool:
     return _tuned
 
 
+def release_memory() -> bool:
+    """Hand freed heap memory back to the operating system now (glibc's malloc_trim).
+
+    The counterpart of `tune_allocator` for long-lived processes that go idle (the explorer between
+    requests): the kept memory makes busy periods fast, this returns it when the work is done.
+    Returns False where there is nothing to call (not glibc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 #: Pixels (images x height x width) per forward+backward pass over many images (attacks, attributions):
 #: passes whose activations stay in the CPU's caches ran 2-3x faster per image than one pass over 256
 #: CIFAR images (benchmarks/RESULTS.md, attacks). Images are independent in eval mode, so the results are

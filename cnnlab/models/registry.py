@@ -19,7 +19,8 @@ from .arguments import ModelArgument, builder_arguments, check_arguments
 from .classifier import Classifier
 from .configs import DataInit, ModelCfg
 from .normalization import Normalization, resolve_normalization
-from .weights import extract_state_dict, hub_cache_dir, load_state_into, read_checkpoint
+from .weights import (checkpoint_meta, extract_state_dict, hub_cache_dir, load_state_into, mismatch, not_fitting,
+                      read_checkpoint)
 
 
 
@@ -156,7 +157,7 @@ def create_model(name: str | None = None, pretrained: bool = False, num_classes:
     meta, state = None, None
     if weights is not None:
         ckpt = read_checkpoint(weights)
-        meta = ckpt.get("cnnlab") if isinstance(ckpt.get("cnnlab"), dict) else None
+        meta = checkpoint_meta(ckpt, weights)
         state = extract_state_dict(ckpt, weights)
         if meta:
             spec = meta["spec"]
@@ -165,6 +166,7 @@ def create_model(name: str | None = None, pretrained: bool = False, num_classes:
                                    "omit --model or pass the matching name.")
             name = spec["name"]
             kwargs = {**spec.get("kwargs", {}), **kwargs}
+            num_classes = num_classes or kwargs.get("num_classes")
             kwargs.pop("num_classes", None)  # the spec records it; it is passed on its own below
             num_classes = num_classes or len(meta["labels"])
             labels = labels or meta["labels"]
@@ -179,6 +181,8 @@ def create_model(name: str | None = None, pretrained: bool = False, num_classes:
         num_classes = len(labels)
     if labels is not None and num_classes != len(labels):
         raise CnnlabError(f"{len(labels)} labels were given for a model with num_classes={num_classes}.")
+    if state is not None:  # before any memory is spent on the network: do the weights fit it at all?
+        _check_fit_before_building(entry, state, str(weights), num_classes, kwargs)
     model = entry.builder(pretrained=pretrained and weights is None, num_classes=num_classes, **kwargs)
     model.spec = {"name": name, "kwargs": {"num_classes": model.num_classes, **kwargs}}
     if state is not None:
@@ -186,7 +190,12 @@ def create_model(name: str | None = None, pretrained: bool = False, num_classes:
         model.weights_name = str(weights)
         published = entry.weights if entry.weights is not None and entry.weights.matches_file(weights) else None
         if meta:
-            model.set_normalization(meta["mean"], meta["std"])
+            if meta.get("mean") is not None and meta.get("std") is not None:
+                channels = model.mean.shape[1]
+                if {len(meta["mean"]), len(meta["std"])} - {1, channels}:
+                    raise WeightsError(f"Checkpoint '{weights}' normalizes {len(meta['mean'])} channels, but the "
+                                       f"model takes {channels}; re-save it with cnnlab.")
+                model.set_normalization(meta["mean"], meta["std"])
         elif published is not None:
             model.set_normalization(published.mean, published.std)
             model.preprocessing = published.preprocessing
@@ -197,6 +206,25 @@ def create_model(name: str | None = None, pretrained: bool = False, num_classes:
     if norm is not None:
         model.set_normalization(*norm)
     return model.to(device).eval()
+
+
+def _check_fit_before_building(entry: ModelEntry, state: dict, source: str, num_classes: int | None,
+                               kwargs: dict) -> None:
+    """Compare the weights' shapes with the architecture built on PyTorch's meta device (shapes only, no
+    memory), so a small file that names a huge network (say an MLP 16000 units wide) is refused before
+    that network is allocated. A builder that cannot run on the meta device is checked after building."""
+    import torch
+    try:
+        with torch.device("meta"):
+            skeleton = entry.builder(pretrained=False, num_classes=num_classes, **kwargs)
+        shapes = {k: v.shape for k, v in skeleton.net.state_dict().items()}
+    except CnnlabError:
+        raise
+    except Exception:  # noqa: BLE001 - this builder needs real tensors; load_state_into checks after building
+        return
+    why = mismatch(shapes, state)
+    if why:
+        raise not_fitting(source, entry.name, why)
 
 
 def load_model(path: str | Path, **kwargs) -> Classifier:

@@ -1,14 +1,20 @@
 """Reading weights safely: state dicts, checkpoint dicts and safetensors, never unpickling code.
 
 User files are loaded with `torch.load(..., weights_only=True)` (or safetensors), so a checkpoint
-cannot execute code. Downloads go through torch.hub's cache; offline, the error names the file,
-the cache directory and how to put the file there.
+cannot execute code. Nor is anything else in it trusted: the metadata of a cnnlab checkpoint is
+checked against its schema (`checkpoint_meta`), every tensor must hold the data its shape claims, and
+the shapes are compared with the architecture before the network is allocated (see
+cnnlab.models.registry), so a small crafted file cannot make cnnlab allocate a huge network.
+Downloads go through torch.hub's cache; offline, the error names the file, the cache directory and
+how to put the file there.
 """
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -100,7 +106,78 @@ def extract_state_dict(obj: dict, path: str | Path = "<checkpoint>") -> dict[str
     for prefix in _PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
+    for k, t in state.items():
+        if not isinstance(k, str):
+            raise WeightsError(f"'{path}' has a state dict entry named {k!r}, not a parameter name.")
+        if t.numel() and t.numel() * t.element_size() > t.untyped_storage().nbytes():
+            raise WeightsError(f"'{path}' holds tensor '{k}' of shape {tuple(t.shape)} with less stored data than "
+                               "its shape needs (a crafted file?); re-save it with torch.save(model.state_dict()).")
     return dict(state)
+
+
+def checkpoint_meta(ckpt: dict, path: str | Path = "<checkpoint>") -> dict | None:
+    """The 'cnnlab' metadata of a checkpoint (how to rebuild the model: spec, labels, mean, std), checked
+    against its schema; None when the file has none. Anything else is one sentence, never a KeyError."""
+    if "cnnlab" not in ckpt:
+        return None
+    meta = ckpt["cnnlab"]
+
+    def unusable(what: str) -> WeightsError:
+        return WeightsError(f"Checkpoint '{path}' has unusable cnnlab metadata ({what}); re-save it with cnnlab, "
+                            "or load only its weights with --model NAME.")
+
+    if not isinstance(meta, dict):
+        raise unusable(f"a {type(meta).__name__}, not a dict")
+    spec = meta.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or not spec["name"]:
+        raise unusable("spec.name is not a model name")
+    kwargs = spec.get("kwargs", {})
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) and _plain(v) for k, v in kwargs.items()):
+        raise unusable("spec.kwargs is not model arguments: text names with numbers, text, true/false or lists")
+    labels = meta.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise unusable("labels is not a list of class names")
+    n = kwargs.get("num_classes")
+    if n is not None and n != len(labels):
+        raise unusable(f"{len(labels)} labels for num_classes={n}")
+    for key in ("mean", "std"):
+        v = meta.get(key)
+        if v is not None and not (isinstance(v, (list, tuple)) and len(v) in (1, 3) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
+            raise unusable(f"{key} is not 1 or 3 finite numbers")
+    if meta.get("std") is not None and min(meta["std"]) <= 0:
+        raise unusable("std has a value that is not positive")
+    return meta
+
+
+def _plain(v: object) -> bool:
+    """A model argument as JSON holds it: a number, text, true/false, null, or a flat list of those."""
+    if isinstance(v, (list, tuple)):
+        return len(v) <= 4096 and all(_plain(x) and not isinstance(x, (list, tuple)) for x in v)
+    return v is None or isinstance(v, (bool, int, str)) or (isinstance(v, float) and math.isfinite(v))
+
+
+def mismatch(own: Mapping[str, torch.Size], state: Mapping[str, torch.Tensor]) -> str | None:
+    """How a state dict disagrees with a network's parameter shapes (keys missing, unexpected, other
+    shapes), or None when it fits."""
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k])}" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k])]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+    if shapes:
+        parts.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:3])})")
+    return ", ".join(parts) or None
+
+
+def not_fitting(source: str, arch: str, why: str) -> WeightsError:
+    """The one-sentence error for weights that do not fit an architecture."""
+    return WeightsError(f"Weights '{source}' do not fit architecture '{arch}': {why}; pick the matching --model "
+                        "(and --num-classes).")
 
 
 def _all_tensors(d: dict) -> bool:
@@ -114,20 +191,9 @@ def load_state_into(net: nn.Module, state: dict[str, torch.Tensor], source: str,
     for k in own:  # checkpoints from before PyTorch 0.4.1 have no BatchNorm counters
         if k.endswith("num_batches_tracked") and k not in state:
             state[k] = own[k]
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:3])})")
-        raise WeightsError(f"Weights '{source}' do not fit architecture '{arch}': {', '.join(parts)}; "
-                           "pick the matching --model (and --num-classes).")
+    why = mismatch({k: v.shape for k, v in own.items()}, state)
+    if why:
+        raise not_fitting(source, arch, why)
     net.load_state_dict(state, strict=True)
 
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import CnnlabError
+from ..runs import atomic_write_text
 from . import charts, headline
 from .discover import Figure, JsonDoc, RunContents, discover, figure_order
 from .html import esc, figure, flatten, fmt, is_scalar, kv_table, records_table, render_value
@@ -37,8 +36,6 @@ CONFUSION_KEYS = ("confusion", "confusion_matrix", "cm")
 LABEL_KEYS = ("labels", "classes", "class_names")
 #: Figures narrower than this many pixels (single images) sit side by side; wider ones take a row each.
 SMALL_FIGURE_PX = 300
-#: The report file's mode: readable by everyone, like any document one hands in.
-REPORT_MODE = 0o644
 #: Figures the report draws itself from metrics.jsonl, so the file is not shown a second time.
 REDRAWN = ("figures/curves.png",)
 
@@ -245,17 +242,5 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, force: bool
                           "images); pass the --out folder of cnnlab train, tour or attack.")
     text = render_report(run)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(target, text)
+    atomic_write_text(target, text)  # a full disk: one sentence, the previous report kept
     return target
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, REPORT_MODE)  # mkstemp makes the file private (0600); a report is for others to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -3,15 +3,19 @@
 Producers (trainer, tour, attacks, explain) write in parallel and may add files later, so the report
 discovers generically: every JSON file, every metrics.jsonl, every raster image, each placed in a
 section by its file name.
+
+Only files inside the run directory are read: a link that leads out of it (`ln -s ~/secret.json
+RUN/notes.json`) is listed with a note and never opened, so a report someone asks you to make of their
+run cannot carry your files with it.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import CnnlabError
+from ..runs import loads_bounded
 
 IMAGE_SUFFIXES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                   ".webp": "image/webp", ".gif": "image/gif"}
@@ -184,9 +188,9 @@ def read_metrics(path: Path) -> tuple[list[dict], list[str]]:
         if not line:
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            errors.append(f"{path.name} line {n} is not valid JSON (a run killed mid-write?); skipped")
+            row = loads_bounded(line)
+        except ValueError as e:
+            errors.append(f"{path.name} line {n} is not valid JSON ({e}; a run killed mid-write?); skipped")
             continue
         if isinstance(row, dict):
             rows.append(row)
@@ -195,11 +199,16 @@ def read_metrics(path: Path) -> tuple[list[dict], list[str]]:
     return rows, errors
 
 
-def _walk(root: Path):
-    """Files under root, sorted, skipping hidden files/folders and following no symlinked folders."""
+def _walk(root: Path, notes: list[str]):
+    """Files under root, sorted, skipping hidden files/folders, following no symlinked folders, and
+    leaving out (with a note) every link whose target is outside root."""
+    inside = root.resolve()
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
+            continue
+        if not p.resolve().is_relative_to(inside):
+            notes.append(f"{rel.as_posix()} links outside the run directory; not read")
             continue
         if p.is_file():
             yield p, rel.as_posix()
@@ -215,7 +224,7 @@ def discover(run_dir: str | Path, exclude: tuple[Path, ...] = ()) -> RunContents
     excluded = {p.resolve() for p in exclude}
     run = RunContents(root)
     n_images = 0
-    for path, rel in _walk(root):
+    for path, rel in _walk(root, run.notes):
         if path.resolve() in excluded:
             continue
         suffix = path.suffix.lower()
@@ -250,6 +259,6 @@ def _read_json(path: Path, rel: str, size: int) -> JsonDoc:
     if size > MAX_JSON_BYTES:
         return JsonDoc(rel, None, f"{size / 1e6:.0f} MB is too large to show")
     try:
-        return JsonDoc(rel, json.loads(path.read_text(encoding="utf-8", errors="replace")))
-    except json.JSONDecodeError as e:
-        return JsonDoc(rel, None, f"not valid JSON ({e.msg} at line {e.lineno})")
+        return JsonDoc(rel, loads_bounded(path.read_text(encoding="utf-8", errors="replace")))
+    except ValueError as e:
+        return JsonDoc(rel, None, f"not valid JSON ({e})")

@@ -3,13 +3,17 @@
 Safety for a local tool: loopback by default, a Host-header check against DNS rebinding, POSTs must
 carry the X-Cnnlab header (a cross-site form cannot set it), uploads are size-limited and accepted
 only when they decode as images, clients name bundled photos (never paths), and every bad request
-gets one JSON error with a 4xx status while the server keeps serving.
+gets one JSON error with a 4xx status while the server keeps serving. A busy server answers 503 with
+Retry-After; a computation whose client closed its connection (the page aborts superseded requests)
+stops at its next forward pass.
 """
 from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,7 +22,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..errors import CnnlabError, unknown
 from ..parsing import parse_fraction
-from .engine import ExpiredImage, Explorer, InputImage
+from .engine import Busy, Cancelled, ExpiredImage, Explorer, InputImage, Job
 
 STATIC = Path(__file__).with_name("static")
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
@@ -71,6 +75,16 @@ def create_app(explorer: Explorer, max_upload_mb: float = 16, check_host: bool =
     def expired(e):
         return error(str(e), 410, "expired")
 
+    @app.errorhandler(Busy)
+    def busy(e):
+        resp, status = error(str(e), 503, "busy")
+        resp.headers["Retry-After"] = str(e.retry_after)
+        return resp, status
+
+    @app.errorhandler(Cancelled)
+    def cancelled(e):
+        return error(str(e), 503, "cancelled")
+
     @app.errorhandler(CnnlabError)
     def user_error(e):
         return error(str(e), 400)
@@ -114,7 +128,8 @@ def create_app(explorer: Explorer, max_upload_mb: float = 16, check_host: bool =
 
     @app.post("/api/predict")
     def predict():
-        return jsonify(explorer.predict(_image(explorer), k=_int(_param("k", "5"), "k", 1, 20)))
+        k = _int(_param("k", "5"), "k", 1, 20)
+        return jsonify(explorer.predict(_image(explorer), k=k, job=_job(explorer)))
 
     @app.post("/api/explain")
     def explain():
@@ -122,13 +137,14 @@ def create_app(explorer: Explorer, max_upload_mb: float = 16, check_host: bool =
         method = _param("method", "gradient")
         if method not in (m := explorer.info()["explain_methods"]):
             raise unknown("explanation method", method, m)
-        return jsonify(explorer.explain(item, method, _param("target") or None, _param("layer") or None))
+        return jsonify(explorer.explain(item, method, _param("target") or None, _param("layer") or None,
+                                        job=_job(explorer)))
 
     @app.post("/api/featmaps")
     def featmaps():
         item = _image(explorer)
         return jsonify(explorer.featmaps(item, _param("layer", "middle") or "middle",
-                                         _int(_param("k", "16"), "k", 1, 64)))
+                                         _int(_param("k", "16"), "k", 1, 64), job=_job(explorer)))
 
     @app.post("/api/attack")
     def attack():
@@ -138,9 +154,31 @@ def create_app(explorer: Explorer, max_upload_mb: float = 16, check_host: bool =
         eps = parse_fraction(_param("eps", "0.5" if l2 else "4/255"), "eps", hi=100.0 if l2 else 1.0)
         steps = _int(_param("steps", "10"), "steps", 1, 10_000)
         return jsonify(explorer.attack(item, method, eps=eps, steps=steps,
-                                       target=_param("target") or None))
+                                       target=_param("target") or None, job=_job(explorer)))
 
     return app
+
+
+def _job(explorer: Explorer) -> Job:
+    """This request's Job: the explorer's deadline, and a test for a client that closed its connection."""
+    return explorer.job(_connection_closed(request.environ.get("werkzeug.socket")))
+
+
+def _connection_closed(sock: socket.socket | None) -> Callable[[], bool] | None:
+    """A test that says whether the client closed the connection `sock` (None where the server gives no
+    socket, e.g. Flask's test client): its request was read in full, so a readable end of stream (or a
+    reset) means the client has gone; no data yet means it is still waiting for the answer."""
+    if sock is None:
+        return None
+
+    def closed() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:  # reset by the peer, or the server closed it
+            return True
+    return closed
 
 
 def _param(name: str, default: str | None = None) -> str | None:

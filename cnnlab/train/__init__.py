@@ -2,10 +2,14 @@
 
 The module itself is callable (that call is `train(...)` below); underneath, `fit(model, train,
 val, config)` is the loop for a model and data you already hold. `resume("runs/r20")` continues a
-run from its last checkpoint exactly where it stopped.
+run from its last checkpoint exactly where it stopped (or, when it stopped before its first
+checkpoint, starts it again from its recorded config), on the same data: the run records a
+signature of its training and validation data, and a resume on other data is refused. One
+process at a time writes a run (see `Run.locked`).
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import types
@@ -15,10 +19,10 @@ import torch
 from torch import nn
 
 from .. import distributed
-from ..data import Dataset
+from ..data import Dataset, signature
 from ..devices import describe_device, resolve_device, resolve_precision
 from ..errors import CnnlabError
-from ..runs import Run
+from ..runs import Run, run_dir_problem
 from .config import TrainConfig
 from .evaluate import EvalResult, evaluate, predict_labels, write_label_file
 from .fit import FitResult, TrainingDiverged, fit
@@ -90,9 +94,46 @@ def _data_init(model, train_set, seed: int) -> None:  # noqa: ANN001
 
 
 def _describe_data(train_set: Dataset, val_set: Dataset | None) -> dict:
-    return {"train": {"name": train_set.name, "n": len(train_set)},
-            "val": {"name": val_set.name, "n": len(val_set)} if val_set is not None else None,
+    return {"train": {"name": train_set.name, "n": len(train_set), "signature": signature(train_set)},
+            "val": {"name": val_set.name, "n": len(val_set), "signature": signature(val_set)}
+            if val_set is not None else None,
             "classes": list(train_set.classes)}
+
+
+def _check_same_data(run: Run, train_set: Dataset, val_set: Dataset | None) -> None:
+    """Refuse to resume on data other than the run's (its recorded signatures; older runs have none)."""
+    recorded = run.config.get("data") or {}
+    for part, data in (("train", train_set), ("val", val_set)):
+        was = recorded.get(part) if isinstance(recorded.get(part), dict) else {}
+        if not was.get("signature") or data is None:
+            continue
+        now = signature(data)
+        if now != was["signature"] or len(data) != was.get("n"):
+            what = "training" if part == "train" else "validation"
+            raise CnnlabError(f"The {what} data is not the data run '{run.path}' was trained on ({len(data)} images, "
+                              f"signature {now}; the run recorded {was.get('n')} images, signature "
+                              f"{was['signature']}); resume with the same data, or start a new run.")
+
+
+#: What checkpoints/last.pt must hold to continue a run exactly (see cnnlab.runs).
+_RESUMABLE = {"state_dict": dict, "optimizer": dict, "scheduler": dict, "loader": dict, "rng": dict, "epoch": int}
+
+
+def _check_resumable(ckpt: dict, path: Path) -> None:
+    """One sentence when a last.pt cannot continue a run (a plain state dict, or an older or edited file)."""
+    missing = [k for k, kind in _RESUMABLE.items()
+               if not isinstance(ckpt.get(k), kind) or isinstance(ckpt.get(k), bool)]
+    if not missing:
+        loader, rng = ckpt["loader"], ckpt["rng"]
+        if not all(isinstance(loader.get(k), int) for k in ("epoch", "batch", "seed")):
+            missing.append("loader position")
+        if not isinstance(rng.get("torch"), torch.Tensor):
+            missing.append("random generator state")
+        if not isinstance(ckpt["scheduler"].get("step"), int):
+            missing.append("schedule step")
+    if missing:
+        raise CnnlabError(f"'{path}' cannot continue the run: it lacks {', '.join(missing)} (it is not a checkpoint "
+                          "`cnnlab train` wrote); start over with --force, or train from it with --weights.")
 
 
 def _implied_schedule(options: dict) -> dict:
@@ -106,7 +147,8 @@ def _implied_schedule(options: dict) -> dict:
 
 
 def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset | object = "cifar10", epochs: int = 30,
-          out: str | Path | None = None, progress: bool = True, stop_after: int | None = None, **options) -> Run:
+          out: str | Path | None = None, progress: bool = True, stop_after: int | None = None, force: bool = False,
+          **options) -> Run:
     """Train a model (a registry name, a Classifier or any nn.Module through `as_classifier`) on data
     into a new run directory `out` (see cnnlab.runs for its layout; default runs/MODEL-TIME).
 
@@ -114,7 +156,8 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
     torch Dataset or (x, y) tensors/arrays (read into memory once, the fast path) or a DataLoader (used
     as given; see cnnlab.data.open_dataset). Options are TrainConfig fields (unset ones take the model's
     recipe, then TrainConfig's defaults), `device="cuda"` among them; `stop_after` ends the run after that
-    epoch as if it were interrupted (resume it later)."""
+    epoch as if it were interrupted (resume it later); `force` starts over in a directory that holds a
+    run (removing only the run's own files)."""
     from ..data import load_dataset
     from ..models import Classifier, as_classifier, recipe
     if isinstance(model, nn.Module):
@@ -138,10 +181,7 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
     device = resolve_device(cfg.device)  # a device or format this machine lacks stops here: nothing started
     precision = resolve_precision(cfg.precision, device)
     ctx = distributed.context(device)
-    err = None
-    if ctx.is_main and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        err = (f"Run directory '{out}' already holds {'a run' if (out / 'config.json').exists() else 'files'}; "
-               f"choose another --out, or continue it with --resume {out}.")
+    err = run_dir_problem(out, force) if ctx.is_main else None
     err = distributed.broadcast(err, ctx)
     if err:
         raise CnnlabError(err)
@@ -154,9 +194,10 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
                                         "in_memory": not isinstance(data, (str, Path)), "val_given": val is not None},
                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                "torch": torch.__version__, "world_size": ctx.world_size,
-                               "device": describe_device(device), "precision": precision})
+                               "device": describe_device(device), "precision": precision}, force=force)
     distributed.barrier(ctx)
-    fit(built, train_set, val_set, cfg, run, progress=progress, stop_after=stop_after)
+    with run.locked() if run is not None else contextlib.nullcontext():
+        fit(built, train_set, val_set, cfg, run, progress=progress, stop_after=stop_after)
     return run if run is not None else Run(out)
 
 
@@ -167,17 +208,18 @@ RESUME_OPTIONS = ("device", "precision", "workers", "compile")
 def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True,
            stop_after: int | None = None, data: Dataset | object | None = None, val: object | None = None,
            model: nn.Module | None = None, **changes) -> Run:
-    """Continue a run from checkpoints/last.pt (model, optimizer, schedule step, EMA, RNG and data order).
+    """Continue a run from checkpoints/last.pt (model, optimizer, schedule step, EMA, RNG and data order);
+    a run that stopped before its first checkpoint starts again from its recorded config.
 
     `data` (and `val`, `model`) are needed only when the run was trained on data (a model) given as an
-    object rather than a name, file or folder (the run directory records only its name). A DataLoader
-    resumes at the start of the epoch after the checkpoint, in the order its own sampler gives (see
-    cnnlab.data.given). `changes` may set the RESUME_OPTIONS, e.g. `device="cpu"` for a run begun on a
-    GPU (checkpoints load on any device)."""
+    object rather than a name, file or folder (the run directory records only its name); the data must
+    be the run's own (its recorded signature). A DataLoader resumes at the start of the epoch after the
+    checkpoint, in the order its own sampler gives (see cnnlab.data.given). `changes` may set the
+    RESUME_OPTIONS, e.g. `device="cpu"` for a run begun on a GPU (checkpoints load on any device)."""
+    from ..data import load_dataset
     from ..models import as_classifier, get_entry
     from ..models.weights import read_checkpoint
     run = Run.open(run_dir)
-    cfg = TrainConfig.from_dict(run.config["config"])
     bad = [k for k, v in changes.items() if k not in RESUME_OPTIONS and v is not None]
     if bad:
         raise CnnlabError(f"--resume continues a run with its own settings; drop --{bad[0].replace('_', '-')} "
@@ -185,46 +227,65 @@ def resume(run_dir: str | Path, epochs: int | None = None, progress: bool = True
     changes = {k: v for k, v in changes.items() if v is not None}
     if epochs is not None:
         changes["epochs"] = epochs
-    cfg = cfg.replace(**changes)
+    cfg = TrainConfig.from_dict(_recorded_config(run)).replace(**changes)
     device = resolve_device(cfg.device)
     resolve_precision(cfg.precision, device)
     ctx = distributed.context(device)
-    ckpt = read_checkpoint(run.checkpoint("last"))
-    done = int(ckpt.get("epoch", 0))
-    if done >= cfg.epochs:
-        raise CnnlabError(f"Run '{run.path}' already finished its {cfg.epochs} epochs; pass --epochs N (more) "
-                          "to train on.")
-    from ..data import load_dataset
-    data = None if data is None else load_dataset(data)
-    val = None if val is None else load_dataset(val, "all")
-    if val is None and run.config.get("data", {}).get("val_given"):
-        raise CnnlabError(f"Run '{run.path}' validated on data given as an object ('{cfg.val}'); pass it again: "
-                          "cnnlab.train.resume(run_dir, data=..., val=...).")
-    if model is None:
+    with run.locked() if ctx.is_main else contextlib.nullcontext():
+        last = run.path / "checkpoints" / "last.pt"
+        ckpt = None
+        if last.exists():
+            ckpt = read_checkpoint(last)
+            _check_resumable(ckpt, last)
+            if int(ckpt["epoch"]) >= cfg.epochs:
+                raise CnnlabError(f"Run '{run.path}' already finished its {cfg.epochs} epochs; pass --epochs N (more) "
+                                  "to train on.")
+        elif ctx.is_main:
+            print(f"note: run '{run.path}' stopped before its first checkpoint; starting it again from its recorded "
+                  "config.", file=sys.stderr, flush=True)
+        data = None if data is None else load_dataset(data)
+        val = None if val is None else load_dataset(val, "all")
+        if val is None and run.config.get("data", {}).get("val_given"):
+            raise CnnlabError(f"Run '{run.path}' validated on data given as an object ('{cfg.val}'); pass it again: "
+                              "cnnlab.train.resume(run_dir, data=..., val=...).")
+        if model is None:
+            try:
+                get_entry(cfg.model)
+            except CnnlabError:
+                raise CnnlabError(f"Run '{run.path}' trained a model given as an object ('{cfg.model}'); pass it "
+                                  "again: cnnlab.train.resume(run_dir, model=net, ...).") from None
         try:
-            get_entry(cfg.model)
-        except CnnlabError:
-            raise CnnlabError(f"Run '{run.path}' trained a model given as an object ('{cfg.model}'); pass it again: "
-                              "cnnlab.train.resume(run_dir, model=net, ...).") from None
-    try:
-        # built as the run was, data-dependent initialization included: it decides which parameters train
-        # (airbench's whitening filters are frozen by it), so the optimizer state fits; the weights then
-        # come from the checkpoint
-        model, train_set, val_set = prepare(cfg, None if model is None else as_classifier(model), data=data, val=val,
-                                            device=device)
-    except CnnlabError as e:
-        if data is None and run.config.get("data", {}).get("in_memory"):
-            raise CnnlabError(f"Run '{run.path}' was trained on an in-memory dataset ('{cfg.data}'); pass it again: "
-                              "cnnlab.train.resume(run_dir, data=dataset).") from None
-        raise e
-    if ctx.is_main and changes:
-        conf = run.config
-        conf["config"] = cfg.to_dict()
-        from ..runs import CONFIG, write_json
-        write_json(run.path / CONFIG, conf)
-    fit(model, train_set, val_set, cfg, run if ctx.is_main else None, resume=ckpt, progress=progress,
-        stop_after=stop_after)
+            # built as the run was, data-dependent initialization included: it decides which parameters train
+            # (airbench's whitening filters are frozen by it), so the optimizer state fits; the weights then
+            # come from the checkpoint
+            model, train_set, val_set = prepare(cfg, None if model is None else as_classifier(model), data=data,
+                                                val=val, device=device)
+        except CnnlabError as e:
+            if data is None and run.config.get("data", {}).get("in_memory"):
+                raise CnnlabError(f"Run '{run.path}' was trained on an in-memory dataset ('{cfg.data}'); pass it "
+                                  "again: cnnlab.train.resume(run_dir, data=dataset).") from None
+            raise e
+        _check_same_data(run, train_set, val_set)
+        if ctx.is_main and (changes or ckpt is None):
+            from ..runs import CONFIG, write_json
+            conf = run.config
+            conf["config"] = cfg.to_dict()
+            write_json(run.path / CONFIG, conf)
+            if ckpt is None:
+                run.truncate_metrics(0)
+                (run.path / "final.json").unlink(missing_ok=True)
+        fit(model, train_set, val_set, cfg, run if ctx.is_main else None, resume=ckpt, progress=progress,
+            stop_after=stop_after)
     return run
+
+
+def _recorded_config(run: Run) -> dict:
+    """The TrainConfig options config.json records (one sentence when it holds none)."""
+    recorded = run.config.get("config")
+    if not isinstance(recorded, dict):
+        raise CnnlabError(f"'{run.path / 'config.json'}' records no training options (no \"config\" object); it "
+                          "cannot be resumed, start a new run.")
+    return recorded
 
 
 class _CallableModule(types.ModuleType):

@@ -8,7 +8,6 @@ in batch order, so all ranks get exactly the result one process gets.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -26,7 +25,7 @@ from ..errors import CnnlabError
 from ..metrics import ClassificationMetrics, classification_metrics
 from ..models import Classifier, as_classifier
 from ..progress import progress as progress_of
-from ..runs import write_json
+from ..runs import atomic_write_text, write_json
 from .config import TTA_MODES, tta_mode
 
 __all__ = ["EvalResult", "evaluate", "predict_labels", "write_label_file", "tta_views", "tta_logits", "TTA_MODES",
@@ -174,13 +173,16 @@ def predict_labels(model: Classifier | nn.Module, data: Dataset | object, batch_
     was_training = model.training
     model.eval()
     out = []
+    loader = make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers, device=model.device)
     try:
-        loader = make_loader(data, batch_size, size=model.input_size, shuffle=False, workers=workers,
-                             device=model.device)
         for x, _ in progress_of(loader, desc=f"predict {model.name}", unit="batch", enabled=progress):
             out.append(tta_logits(model, x.to(model.device), mode).argmax(1))
     finally:
         model.train(was_training)
+    skipped = getattr(loader, "skipped", {})
+    if skipped:  # one label per image, in order: a hole would shift every later line
+        raise CnnlabError(f"{len(skipped)} of the images could not be read (first: {next(iter(skipped.values()))}); "
+                          "a label file needs every image, so fix or remove them.")
     return torch.cat(out).cpu() if out else torch.zeros(0, dtype=torch.long)
 
 
@@ -204,9 +206,7 @@ def write_label_file(model: Classifier | nn.Module, data: Dataset, path: str | P
     pred = predict_labels(model, data, batch_size=batch_size, tta=tta)
     lines = [model.labels[int(i)] if names else str(int(i)) for i in pred]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(lines) + "\n")
     counts: dict[str, int] = {}
     for line in lines:
         counts[line] = counts.get(line, 0) + 1

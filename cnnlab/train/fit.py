@@ -238,25 +238,7 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
     adversary, robust_accuracy = _adversary(cfg)
     start_epoch, step, best_top1, history, train_s = 0, 0, -1.0, [], 0.0
     if resume is not None:
-        model.net.load_state_dict(resume.get("train_state_dict") or resume["state_dict"])
-        try:
-            opt.load_state_dict(resume["optimizer"])
-        except (ValueError, KeyError) as e:
-            raise CnnlabError(f"The checkpoint's optimizer state does not fit a {cfg.optimizer} optimizer over this "
-                              f"model's parameters ({e}); resume with the run's own settings.") from None
-        if ema is not None and resume.get("ema"):
-            ema.load_state_dict(resume["ema"])
-        if resume.get("scaler") and scaler.is_enabled():
-            scaler.load_state_dict(resume["scaler"])
-        if lookahead is not None and resume.get("lookahead"):
-            lookahead.load_state_dict(resume["lookahead"])
-        loader.load_state_dict(resume["loader"])
-        torch.set_rng_state(resume["rng"]["torch"])
-        if device.type == "cuda" and resume["rng"].get("cuda") is not None:  # a GPU run resumed on a GPU
-            torch.cuda.set_rng_state(resume["rng"]["cuda"], device)
-        start_epoch, step = int(resume["epoch"]), int(resume["scheduler"]["step"])
-        best_top1 = float(resume.get("best_top1", -1.0))
-        train_s = float(resume.get("train_s", 0.0))
+        start_epoch, step, best_top1, train_s = _restore(resume, model, opt, ema, lookahead, scaler, loader, cfg, device)
         if run is not None:
             run.truncate_metrics(start_epoch)
             history = run.metrics()
@@ -336,6 +318,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
             train_s += epoch_s
             row = _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, torch.stack([correct, correct5]), seen, lr,
                              epoch_s, train_s, robust_x, robust_accuracy, precision)
+            if getattr(loader, "skipped", None):  # unreadable image files, skipped (see StreamLoader)
+                row["skipped_images"] = len(loader.skipped)
             history.append(row)
             is_best = row.get("val_top1") is not None and row["val_top1"] > best_top1
             if is_best:
@@ -368,6 +352,37 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
         log.hparams(cfg, final)
     best = max(history, key=lambda r: r.get("val_top1") or 0.0) if history else None
     return FitResult(status, len(history), history, best and best["epoch"], best and best.get("val_top1"), train_s)
+
+
+def _restore(ckpt: dict, model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None, lookahead: Lookahead | None,
+             scaler: torch.amp.GradScaler, loader: TensorLoader | StreamLoader | GivenBatches, cfg: TrainConfig,
+             device: torch.device) -> tuple[int, int, float, float]:
+    """Put a checkpoint's state back (weights, optimizer, EMA, gradient scaler, lookahead average, data order,
+    RNG); returns (epoch, step, best top-1, training seconds). A checkpoint that does not fit is one
+    sentence, never a traceback."""
+    from ..models.weights import load_state_into
+    load_state_into(model.net, ckpt.get("train_state_dict") or ckpt["state_dict"], "checkpoints/last.pt", model.name)
+    try:
+        opt.load_state_dict(ckpt["optimizer"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise CnnlabError(f"The checkpoint's optimizer state does not fit a {cfg.optimizer} optimizer over this "
+                          f"model's parameters ({e}); resume with the run's own settings.") from None
+    try:
+        if ema is not None and ckpt.get("ema"):
+            ema.load_state_dict(ckpt["ema"])
+        if ckpt.get("scaler") and scaler.is_enabled():
+            scaler.load_state_dict(ckpt["scaler"])
+        if lookahead is not None and ckpt.get("lookahead"):
+            lookahead.load_state_dict(ckpt["lookahead"])
+        loader.load_state_dict(ckpt["loader"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:  # a GPU run resumed on a GPU
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+        return (int(ckpt["epoch"]), int(ckpt["scheduler"]["step"]), float(ckpt.get("best_top1", -1.0)),
+                float(ckpt.get("train_s", 0.0)))
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise CnnlabError(f"The checkpoint cannot continue this run ({type(e).__name__}: {e}); start over with "
+                          "--force.") from None
 
 
 #: Steps between NaN checks of the loss on a GPU (each check waits for the GPU to catch up).

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,6 +86,9 @@ def test_logit_descent_reports_the_classes_it_passes(files):
     (["--eps", "2"], "outside [0, 1]"),
     (["--eps", "8/0"], "not a number or fraction"),
     (["--eps", "eight"], "not a number or fraction"),
+    (["--eps", "1e400"], "not a number or fraction"),  # once an OverflowError traceback
+    (["--eps", "4/255/2"], "not a number or fraction"),  # once read as 4/(255/2) = 8/255
+    (["--eps", "nan"], "not a number or fraction"),
     (["--steps", "0"], "positive whole number"),
     (["--target", "caat"], "did you mean: cat"),
     (["--method", "pgdd"], "did you mean: pgd"),
@@ -133,3 +137,47 @@ def test_attack_eval_eps_list_prints_one_line_per_eps_and_the_curve(files):
     assert d["robust_top1"] == sorted(d["robust_top1"], reverse=True) and d["n"] == 40
     bad = CliRunner().invoke(main, [*args[:-1], "2/255,two"])
     assert bad.exit_code != 0 and "not a number or fraction" in bad.output
+
+
+def test_two_inputs_of_one_name_get_their_own_files_and_checks(files, resnet20):
+    """a/x.png and b/x.png once wrote one x_adversarial.png, and the second image's PNG check was the
+    first's; each input now has its own files (x_*, x-2_*) and its own check."""
+    import torch
+
+    import cnnlab
+    d = np.load(shared("cifar10_test.npz"))
+    paths = []
+    for folder, i in (("a", 3), ("b", 4)):
+        (files["tmp"] / folder).mkdir(exist_ok=True)
+        paths.append(files["tmp"] / folder / "x.png")
+        Image.fromarray(d["x"][i]).save(paths[-1])
+    out = files["tmp"] / "same_names"
+    r = _run("attack", *map(str, paths), "--model", "cifar_resnet20", "--weights", files["weights"],
+             "--method", "fgsm", "--eps", "8/255", "--no-robustness", "--out", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "attack.json").read_text())
+    rows = doc["images"]
+    assert [row["file"] for row in rows] == [str(p) for p in paths]
+    assert [row["adversarial_png"] for row in rows] == [str(out / "x_adversarial.png"), str(out / "x-2_adversarial.png")]
+    for row, src in zip(rows, paths):
+        saved = cnnlab.load_images(row["adversarial_png"], resnet20)
+        assert resnet20.predict(saved, k=1)[0][0].index == row["png_class"]["index"]
+        original = cnnlab.load_images(str(out / Path(row["adversarial_png"]).name.replace("adversarial", "original")),
+                                      resnet20)
+        assert torch.equal(original, cnnlab.load_images(str(src), resnet20))
+
+
+def test_attack_skips_unreadable_files_and_fails_only_when_none_is_read(files):
+    from tests.conftest import corrupt_tiff_bytes
+    tiff = files["tmp"] / "scan.tiff"
+    tiff.write_bytes(corrupt_tiff_bytes())
+    out = files["tmp"] / "skipping"
+    r = CliRunner().invoke(main, ["attack", files["pngs"][0], str(tiff), files["bad"], "--model", "cifar_resnet20",
+                                  "--weights", files["weights"], "--method", "fgsm", "--no-robustness",
+                                  "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "scan.tiff" in r.output and "notes.png" in r.output and "skipped 2 of 3 images" in r.output
+    assert json.loads((out / "attack.json").read_text())["n"] == 1 and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["attack", str(tiff), files["bad"], "--model", "cifar_resnet20",
+                                  "--weights", files["weights"], "--out", str(files["tmp"] / "none_read")])
+    assert r.exit_code == 1 and "None of the 2 images could be read" in r.output and "Traceback" not in r.output

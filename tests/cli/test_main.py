@@ -99,6 +99,30 @@ def test_model_options_are_one_declaration_and_arrive_as_one_choice():
     assert names == [f.name for f in dataclasses.fields(ModelChoice)] + ["k"]  # --help order: the model first
 
 
+def test_a_full_disk_anywhere_in_a_command_is_one_sentence(tmp_path, monkeypatch):
+    """Whatever write a full disk strikes (here a command's first), the user reads one sentence naming
+    the file, not an OSError traceback."""
+    import errno
+
+    import click
+    from click.testing import CliRunner
+
+    from cnnlab.cli import COMMANDS, main
+
+    @click.command("fill")
+    def fill() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "summary.json"))
+
+    import sys
+    import types
+    monkeypatch.setitem(COMMANDS, "fill", ("fill_disk", "fill"))
+    monkeypatch.setitem(sys.modules, "cnnlab.cli.fill_disk", types.SimpleNamespace(fill=fill))
+    r = CliRunner().invoke(main, ["fill"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.output.strip() == f"error: Could not write '{tmp_path / 'out' / 'summary.json'}' (no space left on the " \
+                               "disk); free disk space and try again."
+
+
 def test_shell_completion_as_the_readme_documents_it():
     """`eval "$(_CNNLAB_COMPLETE=bash_source cnnlab)"` completes commands and their options."""
     import os

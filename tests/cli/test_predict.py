@@ -89,3 +89,36 @@ def test_predict_path_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert "HEAVY []" in out.stdout, out.stdout[-500:] + out.stderr[-2000:]
     assert '"index": 28' in out.stdout  # a cat class (281..285) was printed
+
+
+def test_predict_with_nan_weights_is_one_sentence_not_nan_percent(tmp_path, resnet20):
+    """A diverged checkpoint printed 'nan%' for every class, and --json wrote bare NaN (invalid JSON)."""
+    sd = {k: v.clone() for k, v in resnet20.net.state_dict().items()}
+    sd["linear.weight"].fill_(float("nan"))
+    ckpt = tmp_path / "diverged.pt"
+    torch.save({"cnnlab": resnet20.checkpoint_meta(), "state_dict": sd}, ckpt)
+    photo = str(shared("seed_images/glow_imagenet_cat_285.png"))
+    for extra in ((), ("--json",)):
+        r = run("predict", photo, "--weights", str(ckpt), *extra)
+        assert r.exit_code == 1, r.output
+        assert "answered NaN" in r.output and "nan%" not in r.output and "NaN," not in r.stdout
+        assert r.stdout == "" and "Traceback" not in r.output
+
+
+def test_predict_refuses_a_long_strip_in_bounded_memory(tmp_path):
+    """A 318-byte 1 x 60,000 PNG made `cnnlab predict` peak at 16.6 GB; now it is skipped with its reason."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import child_peak_rss_mb
+    strip = tmp_path / "tall.png"
+    Image.fromarray(np.full((60000, 1, 3), 128, np.uint8)).save(strip)
+    good = str(cnnlab.bundled_photo("chelsea"))
+    weights = str(shared("weights/akamaster_cifar10_resnet20-12fca82f.th"))
+    code = ("import sys\nfrom cnnlab.cli import main\n"
+            f"sys.argv = ['cnnlab', 'predict', {good!r}, {str(strip)!r}, '--model', 'cifar_resnet20', "
+            f"'--weights', {weights!r}]\nmain()\n")
+    status, out, peak_mb = child_peak_rss_mb(code)
+    assert status == 0, out
+    assert "tall.png' is 1x60000 pixels" in out and "skipped 1 of 2" in out and "chelsea.png" in out
+    assert peak_mb < 1500, f"peak memory {peak_mb:.0f} MB"

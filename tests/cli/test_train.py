@@ -162,6 +162,47 @@ def test_listing_commands_does_not_import_torch():
     assert out.stdout.strip() == "False", out.stderr[-2000:]
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--clip-grad", "-1", "--clip-grad must be above 0, got -1."),
+    ("--gamma", "-1", "--gamma must be above 0, got -1."),
+    ("--limit", "-5", "--limit must be at least 1, got -5."),
+    ("--limit", "0", "--limit must be at least 1, got 0."),
+    ("--num-classes", "0", "--num-classes must be at least 1, got 0."),
+    ("--num-classes", "-1", "--num-classes must be at least 1, got -1."),
+    ("--warmup", "-5", "--warmup must be at least 0, got -5."),
+    ("--workers", "-1", "--workers must be at least 0, got -1."),
+    ("--freeze-epochs", "-3", "--freeze-epochs must be at least 0, got -3."),
+    ("--momentum", "-1", "--momentum must be at least 0 and below 1, got -1."),
+    ("--lr", "nan", "--lr must be a finite number, not nan."),
+    ("--milestones", "0,30", "--milestones must be at least 1, got 0."),
+    ("--model-arg", "bogus=1", "has no argument 'bogus'"),
+])
+def test_every_numeric_option_is_checked_in_one_sentence(tmp_path, option, value, message):
+    """Each was accepted (training uphill: --clip-grad -1 flipped the gradient) or a traceback."""
+    r = CliRunner().invoke(main, ["train", "--model", "softmax_regression", "--data",
+                                  str(shared("cifar10_train_first200_lossless.npz")), "--epochs", "1", "--quiet",
+                                  "--out", str(tmp_path / "run"), option, value])
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith("error: ") and message in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"clip_grad": -1}, "--clip-grad must be above 0"), ({"gamma": -1}, "--gamma must be above 0"),
+    ({"limit": 0}, "--limit must be at least 1"), ({"num_classes": -1}, "--num-classes must be at least 1"),
+    ({"warmup_epochs": -5}, "--warmup must be at least 0"), ({"workers": -1}, "--workers must be at least 0"),
+    ({"freeze_epochs": -3}, "--freeze-epochs must be at least 0"), ({"momentum": -1}, "--momentum must be"),
+    ({"epochs": 2.5}, "--epochs must be a whole number"), ({"lr": float("inf")}, "--lr must be a finite number"),
+    ({"model_kwargs": {"bogus": 1}}, "has no argument 'bogus'"),
+])
+def test_the_python_api_checks_the_same_options(tmp_path, options, message):
+    import cnnlab
+    from cnnlab.errors import CnnlabError
+    with pytest.raises(CnnlabError, match=message):
+        cnnlab.train("softmax_regression", data=str(shared("cifar10_train_first200_lossless.npz")),
+                     out=tmp_path / "run", progress=False, **{"epochs": 1, **options})
+
+
 def _one_gpu(monkeypatch) -> None:
     """This process sees one CUDA GPU (a monkeypatched torch.cuda) and no Apple GPU."""
     import torch

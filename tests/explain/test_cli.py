@@ -78,3 +78,30 @@ def test_errors_are_one_line(r20_args, tmp_path):
     res = CliRunner().invoke(main, ["filters", *r20_args, "--out", str(tmp_path / "full")])
     assert res.exit_code == 1 and "not empty" in res.output
     assert (tmp_path / "full" / "mine.txt").read_text() == "keep"
+
+
+def test_saliency_skips_unreadable_files_and_fails_only_when_none_is_read(r20_args, tmp_path):
+    from tests.conftest import corrupt_tiff_bytes, shared
+    cat = str(shared("seed_images/glow_imagenet_cat_285.png"))
+    tiff = tmp_path / "scan.tiff"
+    tiff.write_bytes(corrupt_tiff_bytes())
+    res = CliRunner().invoke(main, ["saliency", cat, str(tiff), *r20_args, "--out", str(tmp_path / "s"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "scan.tiff" in res.output and "skipped 1 of 2 images" in res.output and "Traceback" not in res.output
+    summary = json.loads((tmp_path / "s" / "saliency.json").read_text())
+    assert summary["images"] == [cat] and summary["skipped"] == 1
+    res = CliRunner().invoke(main, ["saliency", str(tiff), *r20_args, "--out", str(tmp_path / "t")])
+    assert res.exit_code == 1 and "None of the 1 images could be read" in res.output
+
+
+def test_a_nan_sigma_is_refused_where_it_is_parsed_and_in_python(r20_args, tmp_path):
+    import math
+
+    import cnnlab
+    from cnnlab.errors import CnnlabError
+    res = CliRunner().invoke(main, ["saliency", *r20_args, "--method", "smoothgrad", "--sigma", "nan",
+                                    "--out", str(tmp_path / "s")])
+    assert res.exit_code == 1 and "--sigma must be a finite number" in res.output and "Traceback" not in res.output
+    model = cnnlab.create_model("cifar_resnet20")
+    with pytest.raises(CnnlabError, match="finite sigma"):
+        cnnlab.explain.attribute(model, __import__("torch").rand(1, 3, 32, 32), method="smoothgrad", sigma=math.nan)

@@ -131,3 +131,59 @@ def test_other_frameworks_models_are_sent_to_model_file(tmp_path):
     with pytest.raises(WeightsError, match="not a PyTorch checkpoint") as e:
         read_checkpoint(tmp_path / "blob.bin")
     assert "pickled" not in str(e.value) and "Weights only load failed" not in str(e.value)
+
+
+def test_a_small_file_naming_a_huge_network_is_refused_before_allocating_it(tmp_path):
+    """A pickle-free checkpoint whose metadata says `mlp widths=16000,16000` beside small weights made
+    cnnlab build (and initialize) the 1.7 GB network before comparing shapes."""
+    from tests.conftest import child_peak_rss_mb
+    small = cnnlab.create_model("mlp", widths="16", num_classes=10)
+    meta = small.checkpoint_meta()
+    meta["spec"]["kwargs"]["widths"] = "16000,16000"
+    path = tmp_path / "crafted.pt"
+    torch.save({"cnnlab": meta, "state_dict": small.net.state_dict()}, path)
+    assert path.stat().st_size < 2_500_000
+    code = ("import cnnlab\n"
+            "try:\n"
+            f"    cnnlab.create_model(weights={str(path)!r})\n"
+            "except cnnlab.CnnlabError as e:\n"
+            "    print('REFUSED', e)\n")
+    status, out, peak_mb = child_peak_rss_mb(code)
+    assert status == 0 and "REFUSED Weights" in out and "do not fit architecture 'mlp'" in out, out
+    assert "(16, 3072) vs (16000, 3072)" in out
+    assert peak_mb < 1000, f"peak memory {peak_mb:.0f} MB: the network was allocated"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(spec={"name": "mlp", "kwargs": {"widths": {"nested": 1}}}), "spec.kwargs is not model"),
+    (lambda m: m.update(spec="mlp"), "spec.name is not a model name"),
+    (lambda m: m["spec"]["kwargs"].update({7: 1}), "spec.kwargs is not model"),
+    (lambda m: m.update(labels=[1, 2, 3]), "labels is not a list of class names"),
+    (lambda m: m.update(labels=["cat", "dog"]), "2 labels for num_classes=10"),
+    (lambda m: m.update(mean=[0.5, float("nan"), 0.5]), "mean is not 1 or 3 finite numbers"),
+    (lambda m: m.update(std=[0.5, 0.5]), "std is not 1 or 3 finite numbers"),
+    (lambda m: m.update(std=[0.5, 0.0, 0.5]), "std has a value that is not positive"),
+])
+def test_checkpoint_metadata_is_checked_against_its_schema(tmp_path, change, message):
+    """TypeError and KeyError tracebacks before: the metadata was used unchecked."""
+    model = cnnlab.create_model("mlp", widths="16", num_classes=10)
+    meta = model.checkpoint_meta()
+    change(meta)
+    path = tmp_path / "meta.pt"
+    torch.save({"cnnlab": meta, "state_dict": model.net.state_dict()}, path)
+    with pytest.raises(WeightsError, match=message) as e:
+        cnnlab.create_model(weights=path)
+    assert "\n" not in str(e.value)
+    torch.save({"cnnlab": ["not", "a", "dict"], "state_dict": model.net.state_dict()}, path)
+    with pytest.raises(WeightsError, match="unusable cnnlab metadata"):
+        cnnlab.create_model(weights=path)
+
+
+def test_a_tensor_claiming_more_data_than_it_stores_is_refused(tmp_path):
+    model = cnnlab.create_model("mlp", widths="16", num_classes=10)
+    state = model.net.state_dict()
+    state["fc1.weight"] = torch.zeros(1).expand(16, 3072)  # 4 bytes stored for 196 KB of weights
+    path = tmp_path / "expanded.pt"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="fc1.weight.* less stored data than its shape needs"):
+        cnnlab.create_model("mlp", widths="16", num_classes=10, weights=path)

@@ -72,7 +72,8 @@ def test_predict_upload_matches_the_library(lite_client, lite0, chelsea_bytes) -
     assert [p["prob"] for p in top] == pytest.approx([p.prob for p in expected], abs=1e-5)
     assert decode(r.json["input"]).size == (224, 224)
     by_name = post(lite_client, "/api/predict", photo="chelsea").json
-    assert by_name["image_id"] == r.json["image_id"] and by_name["top"] == top
+    assert by_name["top"] == top and by_name["source"] == "chelsea"
+    assert by_name["image_id"] != r.json["image_id"]  # every image its own id: never shared between clients
 
 
 @pytest.mark.device

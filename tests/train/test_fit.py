@@ -127,7 +127,7 @@ def test_full_disk_leaves_previous_checkpoint_intact(cifar_train_small, tmp_path
         f.write(b"partial bytes")
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(CnnlabError, match="No space left on device.*previous checkpoint there is intact"):
+    with pytest.raises(CnnlabError, match="no space left on the disk.*previous checkpoint there is intact"):
         resume(run_dir, epochs=2, progress=False, data=cifar_train_small)
     monkeypatch.undo()
     assert (run_dir / "checkpoints/last.pt").read_bytes() == before

@@ -10,17 +10,30 @@ function showError(msg) {
   box.hidden = !msg;
 }
 
+// One request in flight per kind (predict, saliency, gradcam, featmaps, attack): a newer one aborts the
+// older, whose connection closes, and the server stops that computation at its next step.
+const inflight = {};
+function freshSignal(kind) {
+  if (!kind) return undefined;
+  if (inflight[kind]) inflight[kind].abort();
+  inflight[kind] = new AbortController();
+  return inflight[kind].signal;
+}
+function abortAll() { for (const kind of Object.keys(inflight)) inflight[kind].abort(); }
+function aborted(e) { return e && e.name === "AbortError"; }
+
 // POST form fields to an endpoint; if the server no longer holds our image (410), send it again.
-async function api(path, fields, retry = true) {
+async function api(path, fields, kind, retry = true) {
   const form = new FormData();
   for (const [k, v] of Object.entries(fields)) if (v !== null && v !== undefined && v !== "") form.append(k, v);
   if (!("image" in fields) && !("photo" in fields)) form.append("image_id", state.imageId || "");
-  const resp = await fetch(path, { method: "POST", body: form, headers: { "X-Cnnlab": "1" } });
+  const signal = retry ? freshSignal(kind) : (inflight[kind] || {}).signal;
+  const resp = await fetch(path, { method: "POST", body: form, headers: { "X-Cnnlab": "1" }, signal });
   const body = await resp.json().catch(() => ({ error: `The server answered ${resp.status} without JSON.` }));
   if (resp.status === 410 && retry && (state.file || state.photo)) {
-    const again = await api("/api/predict", state.file ? { image: state.file } : { photo: state.photo }, false);
+    const again = await api("/api/predict", state.file ? { image: state.file } : { photo: state.photo }, kind, false);
     state.imageId = again.image_id;
-    return api(path, fields, false);
+    return api(path, fields, kind, false);
   }
   if (!resp.ok) throw new Error(body.error || `Request failed (${resp.status}).`);
   return body;
@@ -70,10 +83,11 @@ function setImg(id, src) {
 // -- choosing an image -------------------------------------------------------------------------
 async function useImage(fields, caption) {
   const gen = ++state.gen;
+  abortAll();
   showError("");
   $("predictions").replaceChildren(Object.assign(document.createElement("li"), { className: "muted placeholder", textContent: "predicting…" }));
   try {
-    const res = await api("/api/predict", fields);
+    const res = await api("/api/predict", fields, "predict");
     if (gen !== state.gen) return;
     state.imageId = res.image_id;
     state.explainTarget = null;
@@ -85,7 +99,7 @@ async function useImage(fields, caption) {
     explainAll();
     featmaps();
   } catch (e) {
-    if (gen === state.gen) { showError(e.message); $("predictions").replaceChildren(); }
+    if (gen === state.gen && !aborted(e)) { showError(e.message); $("predictions").replaceChildren(); }
   }
 }
 
@@ -99,12 +113,12 @@ async function explainOne(method, imgId, msId, extra) {
   const fields = { method, ...extra };
   if (state.explainTarget !== null) fields.target = String(state.explainTarget);
   try {
-    const res = await api("/api/explain", fields);
+    const res = await api("/api/explain", fields, method === "gradcam" ? "gradcam" : "saliency");
     if (gen !== state.gen) return;
     setImg(imgId, res.overlay);
     ms(msId, res);
     $("explain-target").textContent = `for “${res.target.label}”`;
-  } catch (e) { if (gen === state.gen) showError(e.message); }
+  } catch (e) { if (gen === state.gen && !aborted(e)) showError(e.message); }
 }
 
 function explainAll() {
@@ -117,12 +131,12 @@ async function featmaps() {
   if (!state.imageId) return;
   const gen = state.gen;
   try {
-    const res = await api("/api/featmaps", { layer: $("featmaps-layer").value, k: $("featmaps-k").value });
+    const res = await api("/api/featmaps", { layer: $("featmaps-layer").value, k: $("featmaps-k").value }, "featmaps");
     if (gen !== state.gen) return;
     $("featmaps-img").src = res.grid;
     ms("featmaps-ms", res);
     $("featmaps-info").textContent = `${res.layer}: ${res.channels.length} most active channels of size ${res.size.join("×")} (channels ${res.channels.join(", ")})`;
-  } catch (e) { if (gen === state.gen) showError(e.message); }
+  } catch (e) { if (gen === state.gen && !aborted(e)) showError(e.message); }
 }
 
 function attackInfo() {
@@ -160,7 +174,7 @@ async function attack(ev) {
   showError("");
   try {
     const res = await api("/api/attack", { method: $("attack-method").value, eps: epsText(),
-      steps: $("attack-steps").value, target: $("attack-target").value.trim() });
+      steps: $("attack-steps").value, target: $("attack-target").value.trim() }, "attack");
     if (gen !== state.gen) return;
     setImg("adv-img", res.adversarial);
     setImg("pert-img", res.perturbation);
@@ -173,7 +187,7 @@ async function attack(ev) {
     const goal = res.target ? ` towards “${res.target.label}”` : "";
     status.append(verdict, ` — ${res.method}${goal}: “${res.original.label}” (${pct(res.original.prob)}) → “${res.final.label}” (${pct(res.final.prob)}) after ${res.steps} step(s), ${Math.round(res.ms)} ms; saved as an 8-bit PNG it reads “${res.saved_png.label}” (${pct(res.saved_png.prob)})`);
   } catch (e) {
-    if (gen === state.gen) { showError(e.message); $("attack-status").textContent = ""; }
+    if (gen === state.gen && !aborted(e)) { showError(e.message); $("attack-status").textContent = ""; }
   } finally { button.disabled = false; }
 }
 
