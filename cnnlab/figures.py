@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,9 +29,25 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6
     """A figure and its axes (`squeeze=False` unless given), made without pyplot; its texts show as
     written (see `literal_text`). `layout="constrained"` keeps titles, labels, legends and the suptitle
     clear of each other as the figure is drawn."""
-    fig = _literal_figure_class()(figsize=figsize, layout=layout)
+    figure_type = _literal_figure_class()
+    _show_figures_in_ipython(figure_type)
+    fig = figure_type(figsize=figsize, layout=layout)
     subplots.setdefault("squeeze", False)
     return fig, fig.subplots(nrows, ncols, **subplots)
+
+
+def _show_figures_in_ipython(figure_type: type) -> None:
+    """In Jupyter, draw a Figure that ends a cell as a PNG. IPython learns to draw figures only when
+    pyplot loads its inline backend, which cnnlab never does; an existing rule (pyplot's) is kept."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    png = shell.display_formatter.formatters["image/png"]
+    try:
+        png.lookup_by_type(figure_type)
+    except KeyError:
+        png.for_type(figure_type, lambda fig: figure_png(fig, dpi=100))
 
 
 def literal_text(fig: "Figure") -> "Figure":

@@ -1,9 +1,29 @@
-"""The shared figure helpers: the overlapping-text check that every saved figure in the tests goes through."""
+"""The shared figure helpers: a Figure that ends a Jupyter cell draws as a PNG even though cnnlab never
+loads pyplot (IPython learns to draw figures only from pyplot's inline backend), and the overlapping-text
+check that every saved figure in the tests goes through."""
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import torch
 
 from cnnlab.figures import new_figure, text_overlaps
+from tests.conftest import ROOT
+
+
+def test_a_figure_ending_a_cell_draws_without_pyplot() -> None:
+    code = ("from IPython.core.interactiveshell import InteractiveShell\n"
+            "shell = InteractiveShell.instance()\n"
+            "from cnnlab.figures import new_figure\n"
+            "fig, ax = new_figure(); ax[0, 0].plot([0, 1])\n"
+            "data, _ = shell.display_formatter.format(fig)\n"
+            "import sys\n"
+            "print(sorted(data), data['image/png'][:4] == b'\\x89PNG', 'matplotlib.pyplot' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["['image/png',", "'text/plain']", "True", "False"]
 
 
 def test_text_overlaps_finds_colliding_titles_and_text_on_images():

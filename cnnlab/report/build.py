@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import CnnlabError
 from ..runs import atomic_write_text
-from . import charts
-from .discover import KNOWN_JSON, Figure, JsonDoc, RunContents, discover
-from .html import compact_json, esc, figure, flatten, fmt, is_scalar, kv_table, records_table, render_value
+from . import charts, headline
+from .discover import Figure, JsonDoc, RunContents, discover, figure_order
+from .html import esc, figure, flatten, fmt, is_scalar, kv_table, records_table, render_value
 
 if TYPE_CHECKING:
     import jinja2
@@ -23,16 +23,21 @@ if TYPE_CHECKING:
 GENERATOR = "cnnlab report"
 #: The page (templates/page.html, Jinja2) and its style sheet, inlined so the file needs no network.
 TEMPLATES = Path(__file__).with_name("templates")
+#: The report reads as a write-up: results first, then the figures (each with what it shows), then the
+#: details (every JSON file, every epoch), the configuration and the files, folded.
 SECTIONS = [  # id, title (the order of the report)
-    ("overview", "Overview"), ("config", "Configuration"), ("curves", "Training curves"),
-    ("metrics", "Metrics"), ("confusion", "Confusion matrix"), ("predictions", "Predictions"),
-    ("filters", "Filters"), ("featmaps", "Feature maps"), ("attribution", "Saliency and Grad-CAM"),
-    ("featvis", "Feature visualization"), ("adversarial", "Adversarial examples"),
-    ("summary", "Summary"), ("other", "Other figures"), ("data", "Other data"), ("files", "Files"),
+    ("results", "Results"), ("curves", "Training curves"), ("confusion", "Confusion matrix"),
+    ("predictions", "Predictions"), ("filters", "Filters"), ("featmaps", "Feature maps"),
+    ("attribution", "Saliency and Grad-CAM"), ("featvis", "Feature visualization"),
+    ("adversarial", "Adversarial examples"), ("other", "Other figures"), ("details", "Details"),
+    ("config", "Configuration"), ("files", "Files"),
 ]
 CONFUSION_KEYS = ("confusion", "confusion_matrix", "cm")
 LABEL_KEYS = ("labels", "classes", "class_names")
-FOLD_ROWS = 60
+#: Figures narrower than this many pixels (single images) sit side by side; wider ones take a row each.
+SMALL_FIGURE_PX = 300
+#: Figures the report draws itself from metrics.jsonl, so the file is not shown a second time.
+REDRAWN = ("figures/curves.png",)
 
 
 @dataclass
@@ -68,64 +73,43 @@ def _template() -> jinja2.Template:
 
 def render_report(run: RunContents) -> str:
     """The report of a discovered run as one HTML string."""
-    title = f"cnnlab run: {run.run_dir.resolve().name}"
-    page = ReportPage(title)
-    _overview(page, run)
-    _config(page, run)
+    found = headline.results(run)
+    name = run.run_dir.resolve().name
+    page = ReportPage(f"{found[0].title} ({name})" if found else f"cnnlab results: {name}")
+    _results(page, run, found)
     _curves(page, run)
-    _metrics(page, run)
-    handled = {"config.json", "eval.json"}
-    for doc in run.docs:
-        if doc.rel in handled:
-            continue
-        section = KNOWN_JSON.get(doc.rel, None)
-        if section is None:
-            section = "adversarial" if any(w in doc.rel.lower() for w in ("attack", "robust", "adv")) else "data"
-        _json_doc(page, doc, section)
+    _confusion(page, run)
+    shown = [f for f in run.figures if not (run.metrics and f.rel in REDRAWN)]
     for sid, _ in SECTIONS:
-        figs = [f for f in run.figures if f.section == sid]
+        figs = sorted((f for f in shown if f.section == sid), key=lambda f: (figure_order(f.rel), f.rel))
         if figs:
             page.add(sid, _figures_html(figs))
+    for doc in run.docs:
+        if doc.rel != "config.json":
+            _json_doc(page, doc)
+    _config(page, run)
     _files(page, run)
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return page.render(f"{run.run_dir} · generated {stamp}")
 
 
-def _overview(page: ReportPage, run: RunContents) -> None:
-    items: list[tuple[str, object]] = [("run directory", str(run.run_dir))]
-    cfg = run.config or {}
-    sources = [cfg, cfg.get("config") if isinstance(cfg.get("config"), dict) else {}]
-    sources += [d.data for name in ("summary.json", "attack.json", "eval.json")
-                if (d := run.doc(name)) is not None and isinstance(d.data, dict)]
-    for key in ("model", "arch", "data", "dataset", "checkpoint", "epochs", "batch_size", "optimizer", "lr",
-                "seed", "method"):
-        for source in sources:
-            value = source.get(key)
-            if isinstance(value, dict) and value.get("name") is not None and is_scalar(value["name"]):
-                value = value["name"]
-            if value is not None and is_scalar(value):
-                items.append((key, value))
-                break
-    final = run.doc("final.json")
-    if final is not None and isinstance(final.data, dict) and is_scalar(final.data.get("status")):
-        items.append(("status", final.data["status"]))
-    if run.metrics:
-        items.append(("epochs logged", len(run.metrics)))
-        last = run.metrics[-1]
-        for key in ("val_top1", "val_error", "val_loss", "elapsed", "images_per_s"):
-            if key in last:
-                items.append((f"final {key}", last[key]))
-    items.append(("figures", len(run.figures)))
-    items.append(("data files", ", ".join(d.rel for d in run.docs) or "none"))
-    page.add("overview", kv_table(items))
+def _results(page: ReportPage, run: RunContents, found: list[headline.Results]) -> None:
+    for r in found:
+        heading = f"<h3>{esc(r.title)}</h3>" if len(found) > 1 else ""
+        page.add("results", heading + "".join(r.parts))
+    if not found:
+        page.add("results", kv_table([("run directory", str(run.run_dir)), ("figures", len(run.figures)),
+                                      ("data files", ", ".join(d.rel for d in run.docs) or "none")]))
     warnings = run.notes + run.metrics_errors + [f"{d.rel}: {d.error}" for d in run.docs if d.error]
     if warnings:
-        page.add("overview", "<ul class=\"warn\">" + "".join(f"<li>{esc(w)}</li>" for w in warnings) + "</ul>")
+        page.add("results", "<ul class=\"warn\">" + "".join(f"<li>{esc(w)}</li>" for w in warnings) + "</ul>")
 
 
 def _config(page: ReportPage, run: RunContents) -> None:
     if run.config:
-        page.add("config", kv_table(flatten(run.config)))
+        items = flatten(run.config)
+        page.add("config", f"<details><summary>config.json: {len(items)} settings, click to show</summary>"
+                 f"{kv_table(items)}</details>")
 
 
 def _curves(page: ReportPage, run: RunContents) -> None:
@@ -133,87 +117,87 @@ def _curves(page: ReportPage, run: RunContents) -> None:
         return
     png = charts.training_curves_png(run.metrics)
     if png:
-        page.add("curves", figure(png, "Training curves drawn from metrics.jsonl", wide=True))
+        page.add("curves", figure(png, _curves_caption(run.metrics), alt="Training curves drawn from metrics.jsonl"))
     cols = list(dict.fromkeys(k for r in run.metrics for k in r if is_scalar(r[k])))
-    page.add("curves", "<details><summary>Every epoch (metrics.jsonl)</summary>"
-             + records_table(run.metrics, cols) + "</details>")
+    page.add("curves", f"<details><summary>Every epoch ({len(run.metrics)} rows of metrics.jsonl; accuracies in "
+             f"percent)</summary>{records_table(run.metrics, cols)}</details>")
 
 
-def _best(rows: list[dict]) -> list[tuple[str, object]]:
-    out: list[tuple[str, object]] = []
-    for key, better in (("val_error", min), ("val_loss", min), ("val_top1", max)):
-        vals = [(r[key], r) for r in rows if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
-        if vals:
-            v, r = better(vals, key=lambda t: t[0])
-            out.append((f"best {key}", f"{fmt(v)} (epoch {fmt(r.get('epoch', '?'))})"))
-    return out
+def _curves_caption(rows: list[dict]) -> str:
+    """What each panel of the training curves shows, in the order they are drawn."""
+    said = {"objective": "the training objective (mean cross-entropy over the epoch's batches) and the validation loss",
+            "error": "the error in percent, 100 minus the accuracy (the validation error from the validation "
+                     "accuracy; the training error is measured on the augmented training batches)",
+            "lr": "the learning rate at the end of each epoch"}
+    panels = list(charts.curve_series(rows))
+    where = {1: [""], 2: ["Left: ", "Right: "], 3: ["Left: ", "Middle: ", "Right: "]}[len(panels)]
+    text = " ".join(f"{w}{said[p][0].upper() if not w else said[p][0]}{said[p][1:]}." for w, p in zip(where, panels))
+    lr = charts.constant_lr(rows)
+    return text + (f" The learning rate was {fmt(lr)} throughout." if lr is not None else "")
 
 
-def _metrics(page: ReportPage, run: RunContents) -> None:
-    if run.metrics:
-        last = {k: v for k, v in run.metrics[-1].items() if is_scalar(v)}
-        page.add("metrics", "<h3>Last epoch</h3>" + kv_table(list(last.items()) + _best(run.metrics)))
+def _confusion(page: ReportPage, run: RunContents) -> None:
     doc = run.doc("eval.json")
-    if doc is None:
+    if doc is None or not isinstance(doc.data, dict) or any(f.section == "confusion" for f in run.figures):
         return
-    if doc.error or not isinstance(doc.data, dict):
-        _json_doc(page, doc, "metrics")
+    labels = next((doc.data[k] for k in LABEL_KEYS if isinstance(doc.data.get(k), list)), None)
+    matrix = next((doc.data[k] for k in CONFUSION_KEYS if isinstance(doc.data.get(k), list)), None)
+    if not matrix:
         return
-    data = dict(doc.data)
-    labels = next((data[k] for k in LABEL_KEYS if isinstance(data.get(k), list)), None)
-    matrix_key = next((k for k in CONFUSION_KEYS if isinstance(data.get(k), list)), None)
-    matrix = data.pop(matrix_key) if matrix_key else None
-    scalars = [(k, v) for k, v in data.items() if is_scalar(v)]
-    rest = {k: v for k, v in data.items() if not is_scalar(v) and k not in LABEL_KEYS}
-    page.add("metrics", "<h3>Evaluation (eval.json)</h3>" + kv_table(scalars))
-    for k, v in rest.items():
-        page.add("metrics", f"<h3>{esc(k)}</h3>{render_value(v, depth=1)}")
-    if matrix and not any(f.section == "confusion" for f in run.figures):
-        try:
-            png = charts.confusion_png(matrix, labels)
-            page.add("confusion", figure(png, "Confusion matrix drawn from eval.json"))
-        except (ValueError, TypeError):
-            page.add("confusion", compact_json(matrix))
+    try:
+        png = charts.confusion_png(matrix, labels)
+    except (ValueError, TypeError):
+        return
+    page.add("confusion", figure(png, "Confusion matrix of eval.json: one row per true class, one column per "
+                                      "predicted class; colour is the fraction of the row.",
+                                 alt="Confusion matrix drawn from eval.json"))
 
 
-def _json_doc(page: ReportPage, doc: JsonDoc, section: str) -> None:
-    """A JSON file as tables: its scalars first, then one sub-heading per nested value; a long
-    rendering is folded (click to open) so the figures stay easy to find."""
-    head = f"<h3>{esc(doc.rel)}</h3>"
+def _json_doc(page: ReportPage, doc: JsonDoc) -> None:
+    """A JSON file as tables, folded (click to open): its scalars first, then one sub-heading per nested value."""
     if doc.error:
-        page.add(section, f'{head}<p class="warn">{esc(doc.error)}</p>')
+        page.add("details", f'<h3>{esc(doc.rel)}</h3><p class="warn">{esc(doc.error)}</p>')
         return
     data = doc.data
     if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in CONFUSION_KEYS}
         scalars = [(k, v) for k, v in data.items() if is_scalar(v) or (isinstance(v, list) and len(v) <= 10
                                                                          and all(is_scalar(x) for x in v))]
         rest = [(k, v) for k, v in data.items() if (k, v) not in scalars]
         body = kv_table(scalars) if scalars else ""
         for k, v in rest:
-            body += f"<h4>{esc(doc.stem)} · {esc(k)}</h4>{render_value(v, depth=1)}"
+            body += f"<h4>{esc(doc.stem)} · {esc(k)}</h4>{render_value(v, depth=1, key=k)}"
     else:
         body = render_value(data, depth=1)
-    rows = body.count("<tr>")
-    if rows > FOLD_ROWS:
-        body = f"<details><summary>{esc(doc.rel)}: {rows} table rows, click to show</summary>{body}</details>"
-    page.add(section, head + body)
+    page.add("details", f"<details><summary>{esc(doc.rel)}</summary>{body}</details>")
 
 
 def _figures_html(figs: list[Figure]) -> str:
-    parts = [figure(f.path.read_bytes(), f.caption, f.mime, width=_display_width(f.path)) for f in figs]
-    return f'<div class="figs">{"".join(parts)}</div>'
+    """Wide figures one per row at the page's width; small single images side by side."""
+    sheets, small = [], []
+    for f in figs:
+        w = _pixel_width(f.path)
+        if w is not None and w < SMALL_FIGURE_PX:
+            small.append(figure(f.path.read_bytes(), f.caption, f.mime, width=_enlarged(w), small=True, alt=f.name))
+        else:
+            sheets.append(figure(f.path.read_bytes(), f.caption, f.mime, alt=f.name))
+    gallery = f'<div class="gallery">{"".join(small)}</div>' if small else ""
+    return "".join(sheets) + gallery
 
 
-def _display_width(path: Path) -> int | None:
-    """Small images (CIFAR-sized) are shown enlarged by a whole factor, pixels kept sharp."""
+def _pixel_width(path: Path) -> int | None:
     try:
         from PIL import Image
         with Image.open(path) as im:
-            w, h = im.size
+            return max(im.size)
     except Exception:  # noqa: BLE001 - a figure we cannot measure is shown at its own size
         return None
-    factor = min(8, 320 // max(1, w, h))
-    return w * factor if factor >= 2 else None
+
+
+def _enlarged(side: int) -> int | None:
+    """Small images (CIFAR-sized) are shown enlarged by a whole factor, pixels kept sharp."""
+    factor = min(8, 320 // max(1, side))
+    return side * factor if factor >= 2 else None
 
 
 def _files(page: ReportPage, run: RunContents) -> None:

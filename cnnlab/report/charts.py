@@ -6,13 +6,18 @@ report needs no figure files from the trainer: metrics.jsonl alone gives the cur
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..figures import figure_png, new_figure
 
-#: Panels of the training-curves figure: title, y label, and how to get each series from a row.
-LOSS_KEYS = ("train_loss", "loss", "objective", "train_objective", "val_loss", "test_loss")
+#: Keys of the objective panel, in the order they are drawn, with their legend names.
+LOSS_NAMES = {"train_loss": "training objective", "loss": "training objective", "objective": "training objective",
+              "train_objective": "training objective", "val_loss": "validation loss", "test_loss": "test loss"}
 LR_KEYS = ("lr", "learning_rate")
+#: Accuracies drawn as errors (100 - accuracy, in percent), with their legend names. The validation error
+#: comes from the validation accuracy; `val_error` is used only where no accuracy was logged.
+ERROR_NAMES = {"val_top1": "validation error", "train_top1": "training error (augmented batches)",
+               "val_robust_top1": "robust validation error (under attack)", "test_top1": "test error"}
 
 
 def _num(v: object) -> float | None:
@@ -26,55 +31,66 @@ def _is_percent(values: Sequence[float]) -> bool:
     return any(v > 1.0 for v in values)
 
 
-def curve_series(rows: list[dict]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
-    """Group metrics rows into panels {'objective': {name: (x, y)}, 'error': ..., 'lr': ...}.
+Series = dict[str, tuple[list[float], list[float]]]
 
-    Validation error comes from `val_error` when logged, else 1 - `val_top1` (same unit as logged);
-    other accuracy-like keys (robust, clean, top5) are plotted as errors too.
-    """
-    panels: dict[str, dict[str, tuple[list[float], list[float]]]] = {"objective": {}, "error": {}, "lr": {}}
+
+def curve_series(rows: list[dict]) -> dict[str, Series]:
+    """Group metrics rows into panels {'objective': {legend: (x, y)}, 'error': ..., 'lr': ...}.
+
+    Errors are in percent: 100 - accuracy for each accuracy of ERROR_NAMES (fractions or percent, as
+    logged), `val_error` only when the validation accuracy was not logged. The learning-rate panel is
+    left out when the rate never changed (the caption says its value)."""
+    panels: dict[str, Series] = {"objective": {}, "error": {}, "lr": {}}
     xs_all = [_num(r.get("epoch")) for r in rows]
     use_epoch = all(x is not None for x in xs_all) and len(set(xs_all)) == len(xs_all)
 
-    def add(panel: str, name: str, getter) -> None:
+    def add(panel: str, name: str, getter: Callable[[dict], float | None]) -> None:
         xs, ys = [], []
         for i, r in enumerate(rows):
             y = getter(r)
             if y is not None:
                 xs.append(xs_all[i] if use_epoch else float(i + 1))
                 ys.append(y)
-        if ys:
+        if ys and name not in panels[panel]:
             panels[panel][name] = (xs, ys)
 
     keys = list(dict.fromkeys(k for r in rows for k in r))
     for k in keys:
-        if k in LOSS_KEYS or (k.endswith("_loss") and not k.startswith("adv")):
-            add("objective", k, lambda r, k=k: _num(r.get(k)))
-        elif k in LR_KEYS:
-            add("lr", k, lambda r, k=k: _num(r.get(k)))
-    for k in keys:
-        if k.endswith("_error") or k == "error":
-            add("error", k, lambda r, k=k: _num(r.get(k)))
-    for k in keys:
-        if not k.endswith(("_top1", "_top5", "_acc", "_accuracy")):
-            continue
-        if k.endswith("_top1") and f"{k[:-5]}_error" in keys:
-            continue  # val_error already drawn
+        if k in LOSS_NAMES:
+            add("objective", LOSS_NAMES[k], lambda r, k=k: _num(r.get(k)))
+    for k, name in ERROR_NAMES.items():
         vals = [v for r in rows if (v := _num(r.get(k))) is not None]
-        top = 100.0 if _is_percent(vals) else 1.0
-        add("error", f"{'100' if top == 100 else '1'} - {k}",
-            lambda r, k=k, top=top: None if _num(r.get(k)) is None else top - _num(r.get(k)))
+        scale = 1.0 if _is_percent(vals) else 100.0
+        add("error", name, lambda r, k=k, s=scale: None if _num(r.get(k)) is None else 100.0 - s * _num(r.get(k)))
+    if "validation error" not in panels["error"] and "val_error" in keys:
+        vals = [v for r in rows if (v := _num(r.get("val_error"))) is not None]
+        scale = 1.0 if _is_percent(vals) else 100.0
+        add("error", "validation error", lambda r, s=scale: None if _num(r.get("val_error")) is None
+            else s * _num(r.get("val_error")))
+    for k in keys:
+        if k in LR_KEYS:
+            add("lr", "learning rate", lambda r, k=k: _num(r.get(k)))
+    lr = panels["lr"].get("learning rate")
+    if lr and len(set(lr[1])) == 1:
+        panels["lr"] = {}
     return {p: s for p, s in panels.items() if s}
 
 
+def constant_lr(rows: list[dict]) -> float | None:
+    """The learning rate when every row logged the same one (the curves then leave its panel out)."""
+    values = {_num(r.get(k)) for r in rows for k in LR_KEYS if k in r}
+    return values.pop() if len(values) == 1 and None not in values else None
+
+
 def training_curves_png(rows: list[dict]) -> bytes | None:
-    """One PNG with up to three panels (objective, validation error, learning rate) vs epoch."""
+    """One PNG, page-wide, with up to three panels against the epoch: the objective (training loss and
+    validation loss), the error in percent (validation, training, robust) and the learning rate."""
     panels = curve_series(rows)
     if not panels:
         return None
-    titles = {"objective": ("Objective (loss)", "loss"), "error": ("Validation error", "error"),
-              "lr": ("Learning rate during each epoch", "lr")}
-    fig, axes = new_figure(1, len(panels), figsize=(4.2 * len(panels), 3.3))
+    titles = {"objective": ("Objective", "cross-entropy"), "error": ("Error", "error (%)"),
+              "lr": ("Learning rate during each epoch", "learning rate")}
+    fig, axes = new_figure(1, len(panels), figsize=(3.6 * len(panels) + 1.0, 3.4))
     fig.set_layout_engine("constrained")
     axes = axes[0]
     xlabel = "epoch" if all(_num(r.get("epoch")) is not None for r in rows) else "log entry"
@@ -83,18 +99,22 @@ def training_curves_png(rows: list[dict]) -> bytes | None:
             if panel == "lr" and xlabel == "epoch" and x:  # logged at an epoch's end: the lr of (e-1, e]
                 ax.plot([x[0] - 1, *x], [y[0], *y], drawstyle="steps-pre", label=name)
             else:
-                ax.plot(x, y, marker="o" if len(x) <= 30 else None, markersize=3, label=name)
+                dashed = name.startswith("training")
+                ax.plot(x, y, "--" if dashed else "-", marker="o" if len(x) <= 30 else None, markersize=3,
+                        label=name)
         title, ylabel = titles[panel]
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         if panel == "objective" and all(v > 0 for _, ys in series.values() for v in ys):
             span = max(v for _, ys in series.values() for v in ys) / min(v for _, ys in series.values() for v in ys)
             if span > 30:
                 ax.set_yscale("log")
-        ax.legend(fontsize=8)
-    return figure_png(fig, dpi=110)
+        if panel != "lr":
+            ax.legend(fontsize=8)
+    return figure_png(fig, dpi=130)
 
 
 def confusion_png(matrix: Sequence[Sequence[float]], labels: Sequence[str] | None = None) -> bytes:

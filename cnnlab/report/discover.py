@@ -38,9 +38,51 @@ SECTION_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("predictions", ("predict", "top5", "topk", "photo", "sample", "montage")),
 ]
 
-#: JSON files whose place and rendering the report knows.
-KNOWN_JSON = {"config.json": "config", "eval.json": "metrics", "final.json": "metrics", "attack.json": "adversarial",
-              "summary.json": "summary", "attack_eval.json": "adversarial", "robustness.json": "adversarial"}
+#: What a figure cnnlab writes shows, by its file name (a regular expression on the path; {0}, {1}: its
+#: groups with '_' read as a space). The first match captions the figure; others get words from the name.
+#: Within a section of the report, figures come in this order.
+CAPTIONS: list[tuple[str, str]] = [
+    (r"(^|/)curves\.png$", "Training objective, error and learning rate against the epoch."),
+    (r"(^|/)filters\.png$", ("The first convolution's filters, one RGB tile each, every filter contrast-stretched "
+     "to [0, 1] on its own.")),
+    (r"(^|/)templates\.png$", "The first layer's weights as images (templates), each contrast-stretched on its own."),
+    (r"(^|/)confusion\.png$", ("Confusion matrix: one row per true class, one column per predicted class; each row "
+     "sums to 1.")),
+    (r"(^|/)predictions\.png$", "Each photo above the model's top-3 classes and their probabilities."),
+    (r"(^|/)featmaps_(.+)\.png$", ("{1}: the most active channels of an early, a middle and a late layer (each "
+     "map contrast-stretched on its own), beside the image.")),
+    (r"(^|/)maps_(.+)\.png$", "Every channel of layer {1} for the image, each contrast-stretched on its own."),
+    (r"(^|/)saliency_gradcam\.png$", ("Where the model looks for the class it predicts, per image: each panel's "
+     "title names its map (gradient saliency, Grad-CAM), shown alone and over the image.")),
+    (r"(^|/)saliency_(.+)\.png$", ("Attribution by {1}, per image: the image titled with the class explained and its "
+     "score, the attribution map, and the map over the image.")),
+    (r"(^|/)(gradient|smoothgrad|ig|guided|gradcam|deconvnet)_\d+_(.+)\.png$", "{2}: the {1} map over the image."),
+    (r"(^|/)attack_toaster\.png$", ("The photo forced to 'toaster' by gradient ascent on that logit: original "
+     "(class, probability), the perturbation magnified, and the adversarial image (class, probability).")),
+    (r"(^|/)attack_toaster_difference\.png$", ("Where the forcing changed the photo: |adversarial - original|, "
+     "largest over the colour channels.")),
+    (r"(^|/)attack_descent\.png$", ("Descent on the logit of the photo's own class until its label changes: "
+     "original, perturbation (magnified), result.")),
+    (r"(^|/)attack_descent_gradients\.png$", ("Descent on the logit against descent on the probability: the "
+     "class's probability and the gradient's norm at each step.")),
+    (r"(^|/)attack\.png$", ("Each row: the original (class, probability), the perturbation magnified, and the "
+     "adversarial image (class, probability).")),
+    (r"(^|/)difference\.png$", ("Where the attack changed each image: |adversarial - original|, largest over the "
+     "colour channels.")),
+    (r"(^|/)trajectory\.png$", ("The attack step by step: the probability of the classes involved and the "
+     "gradient's norm.")),
+    (r"(^|/)robustness\.png$", ("The original and the adversarial image after a flip, a crop, a rotation, "
+     "grayscale, JPEG and blur, each titled with the class the model then predicts.")),
+    (r"(^|/)(.+)_adversarial\.png$", "{1}: the adversarial image as saved (8-bit PNG)."),
+    (r"(^|/)(.+)_original\.png$", "{1}: the original image at the model's input size."),
+    (r"(^|/)patch\.png$", "The adversarial patch and images carrying it, each titled with the predicted class."),
+    (r"(^|/)fooling\.png$", ("Images the model labels with high confidence, each titled with its class and "
+     "probability.")),
+    (r"(^|/)dream\.png$", "The image that maximizes the objective (feature visualization)."),
+    (r"(^|/)dream_curve\.png$", "The objective over the optimization steps."),
+    (r"(^|/)dream_compare\.png$", "The same objective optimized with and without regularization."),
+    (r"(^|/)top_activations\.png$", "The images (and the patch each unit sees) that excite the chosen units most."),
+]
 
 
 @dataclass
@@ -53,6 +95,7 @@ class Figure:
     section: str
     mime: str
     size: int
+    name: str = ""  # short words from the file name (the image's alt text)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -102,6 +145,21 @@ class RunContents:
         return {"run_dir": str(self.run_dir), "config": self.config is not None, "epochs": len(self.metrics),
                 "json": [d.to_dict() for d in self.docs], "figures": [f.to_dict() for f in self.figures],
                 "checkpoints": [c for c, _ in self.checkpoints], "notes": self.notes}
+
+
+def caption_of(rel: str) -> str:
+    """What the figure at `rel` shows: the CAPTIONS sentence for a file cnnlab writes, else words from its name."""
+    for pattern, text in CAPTIONS:
+        m = re.search(pattern, rel)
+        if m:
+            words = [re.sub(r"[_\-.]+", " ", g or "").strip() for g in m.groups()]
+            return text.format(*words)
+    return caption_from_name(rel)
+
+
+def figure_order(rel: str) -> int:
+    """Where the figure at `rel` comes among its section's figures: in CAPTIONS' order, unknown ones last."""
+    return next((i for i, (pattern, _) in enumerate(CAPTIONS) if re.search(pattern, rel)), len(CAPTIONS))
 
 
 def caption_from_name(rel: str) -> str:
@@ -180,8 +238,8 @@ def discover(run_dir: str | Path, exclude: tuple[Path, ...] = ()) -> RunContents
                 run.notes.append(f"{rel} not embedded: the report holds at most {MAX_IMAGES} images")
             else:
                 n_images += 1
-                run.figures.append(Figure(path, rel, caption_from_name(rel), section_of(rel),
-                                          IMAGE_SUFFIXES[suffix], size))
+                run.figures.append(Figure(path, rel, caption_of(rel), section_of(rel),
+                                          IMAGE_SUFFIXES[suffix], size, caption_from_name(rel)))
         elif path.name == "metrics.jsonl" and rel == "metrics.jsonl":
             run.metrics, run.metrics_errors = read_metrics(path)
         elif suffix == ".json":

@@ -11,6 +11,7 @@ import base64
 import html
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 MAX_ROWS = 200
@@ -41,21 +42,47 @@ def is_scalar(v: object) -> bool:
     return v is None or isinstance(v, (str, int, float, bool))
 
 
+#: Keys whose values are accuracies (or errors, rates, precisions): shown in percent, as the CLI prints them.
+PERCENT_KEY = re.compile(r"(top[-_]?[15]|acc|accuracy|error|success_rate|precision|recall|f1|prec1|prob)(_raw)?$")
+
+
+def is_percent_key(key: object) -> bool:
+    return isinstance(key, str) and bool(PERCENT_KEY.search(key.lower()))
+
+
+def percent(v: float, fraction: bool = True) -> str:
+    """An accuracy as '42.00%': a fraction (0.42) is multiplied by 100, a value logged in percent is not."""
+    return f"{100 * v if fraction else v:.2f}%"
+
+
+def fmt_key(key: object, v: object, fraction: bool | None = None) -> str:
+    """`fmt`, except that accuracy-like keys (top1, val_error, mean_class_accuracy, prob ...) show their float
+    values in percent; `fraction` says whether the value is a fraction (default: when it is at most 1)."""
+    if is_percent_key(key) and isinstance(v, float) and math.isfinite(v):
+        return percent(v, v <= 1.0 if fraction is None else fraction)
+    return fmt(v)
+
+
 def data_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def figure(data: bytes, caption: str, mime: str = "image/png", width: int | None = None, wide: bool = False) -> str:
-    """An embedded image with its caption; `width` enlarges small images without blurring them."""
-    cls = "wide" if wide else ("pixelated" if width else "")
+def figure(data: bytes, caption: str, mime: str = "image/png", width: int | None = None, small: bool = False,
+           alt: str | None = None) -> str:
+    """An embedded image with its caption. A figure takes the page's width (never more than its own pixels,
+    never squeezed in height); `small` ones (single images) sit side by side; `width` enlarges a tiny
+    image by a whole factor, pixels kept sharp."""
+    cls = "small" if small or width else "sheet"
+    if width:
+        cls += " pixelated"
     size = f' width="{int(width)}"' if width else ""
-    return (f'<figure class="{cls}"><img src="{data_uri(data, mime)}" alt="{esc(caption)}"{size}>'
+    return (f'<figure class="{cls}"><img src="{data_uri(data, mime)}" alt="{esc(alt or caption)}"{size}>'
             f"<figcaption>{esc(caption)}</figcaption></figure>")
 
 
 def kv_table(items: Iterable[tuple[str, object]], cls: str = "kv") -> str:
     """A two-column key/value table; values may be any JSON (rendered recursively)."""
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{render_value(v, depth=1)}</td></tr>" for k, v in items)
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{render_value(v, depth=1, key=k)}</td></tr>" for k, v in items)
     return f'<table class="{cls}">{rows}</table>'
 
 
@@ -65,7 +92,9 @@ def records_table(records: Sequence[dict], columns: Sequence[str] | None = None,
     hidden = len(cols) - MAX_COLS
     cols = cols[:MAX_COLS]
     head = "".join(f"<th>{esc(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in cols) + "</tr>"
+    fraction = {c: all(not isinstance(v, float) or v <= 1.0 for r in records if isinstance(v := r.get(c), float))
+                for c in cols}  # a column logged in percent stays as it is
+    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c), c, fraction[c])}</td>" for c in cols) + "</tr>"
                    for r in records[:MAX_ROWS])
     more = []
     if len(records) > MAX_ROWS:
@@ -86,8 +115,13 @@ def matrix_table(m: Sequence[Sequence[object]], labels: Sequence[str] | None = N
     return f'<table class="grid matrix"><thead>{head}</thead><tbody>{body}</tbody></table>'
 
 
-def _cell(v: object) -> str:
-    return esc(fmt(v)) if is_scalar(v) else render_value(v, depth=2)
+def _cell(v: object, key: object = None, fraction: bool | None = None) -> str:
+    return esc(fmt_key(key, v, fraction)) if is_scalar(v) else render_value(v, depth=2)
+
+
+def prediction_text(v: dict) -> str:
+    """A {label, prob} dict as 'label (37.89%)'."""
+    return f"{v['label']} ({percent(float(v['prob']))})"
 
 
 def _is_records(v: object) -> bool:
@@ -106,7 +140,7 @@ def flatten_record(r: dict, prefix: str = "", depth: int = 0) -> dict:
     for k, v in r.items():
         name = f"{prefix}{k}"
         if is_prediction(v):
-            out[name] = f"{v['label']} ({fmt(v['prob'])})"
+            out[name] = prediction_text(v)
         elif is_scalar(v):
             out[name] = v
         elif _short_list(v):
@@ -135,11 +169,11 @@ def _is_table_of_dicts(v: object) -> bool:
             all(all(is_scalar(y) for y in x.values()) for x in v.values()))
 
 
-def render_value(v: object, depth: int = 0) -> str:
-    """Any JSON value as HTML: scalars as text, dicts as key/value tables, lists of dicts as tables,
-    matrices as grids, anything deeper as compact JSON."""
+def render_value(v: object, depth: int = 0, key: object = None) -> str:
+    """Any JSON value as HTML: scalars as text (accuracies under their `key` in percent), dicts as
+    key/value tables, lists of dicts as tables, matrices as grids, anything deeper as compact JSON."""
     if is_scalar(v):
-        return esc(fmt(v))
+        return esc(fmt_key(key, v))
     if _short_list(v):
         return esc(", ".join(fmt(x) for x in v)) if v else "[]"
     if isinstance(v, list) and all(is_scalar(x) for x in v):
@@ -156,7 +190,7 @@ def render_value(v: object, depth: int = 0) -> str:
     if _is_table_of_dicts(v):
         return records_table([{"": k, **x} for k, x in v.items()])
     if is_prediction(v) and len(v) <= 3:
-        return esc(f"{v['label']} ({fmt(v['prob'])})")
+        return esc(prediction_text(v))
     if isinstance(v, dict):
         return kv_table(v.items()) if v else "{}"
     return compact_json(v)

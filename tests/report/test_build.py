@@ -38,7 +38,7 @@ class Page(HTMLParser):
         self._open_tables: list[int] = []
         self._buffers: list[list[str]] = []  # open h2/figcaption/td/th texts (outer cells include inner text)
 
-    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+    def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         for key in ("src", "href"):
             v = a.get(key)
@@ -60,7 +60,7 @@ class Page(HTMLParser):
         if tag in ("h2", "figcaption", "td", "th"):
             self._buffers.append([])
 
-    def handle_endtag(self, tag):  # noqa: ANN001
+    def handle_endtag(self, tag):
         if tag in ("h2", "figcaption", "td", "th") and self._buffers:
             text = "".join(self._buffers.pop()).strip()
             if tag == "h2" and self._section:
@@ -72,7 +72,7 @@ class Page(HTMLParser):
         elif tag == "table" and self._open_tables:
             self._open_tables.pop()
 
-    def handle_data(self, data):  # noqa: ANN001
+    def handle_data(self, data):
         for buf in self._buffers:
             buf.append(data)
 
@@ -163,8 +163,8 @@ def test_report_has_every_section_the_run_produced(run_dir: Path) -> None:
     out = build_report(run_dir)
     assert out == run_dir / "report.html"
     page = parse(out)
-    for sid in ("overview", "config", "curves", "metrics", "confusion", "filters", "featmaps", "attribution",
-                "featvis", "adversarial", "other", "files"):
+    for sid in ("results", "curves", "confusion", "filters", "featmaps", "attribution", "featvis", "adversarial",
+                "other", "details", "config", "files"):
         assert sid in page.sections, f"missing section {sid}: {page.sections}"
     assert page.sections["attribution"] == "Saliency and Grad-CAM"
     # self-contained: no script, nothing loaded from anywhere, a CSP that forbids the network
@@ -186,23 +186,90 @@ def test_report_has_every_section_the_run_produced(run_dir: Path) -> None:
     assert placed["Confusion matrix drawn from eval.json"] == "confusion"
 
 
-def test_report_tables_hold_the_runs_numbers(run_dir: Path) -> None:
+def test_report_reads_as_a_write_up(run_dir: Path) -> None:
+    """Results first, then figures with captions that say what they show, then details, the configuration
+    (folded) and the files last."""
+    out = build_report(run_dir)
+    page = parse(out)
+    order = list(page.sections)
+    assert order[0] == "results" and order[-3:] == ["details", "config", "files"]
+    figures_at = [order.index(s) for s in ("curves", "confusion", "filters", "attribution", "adversarial")]
+    assert figures_at == sorted(figures_at) and min(figures_at) > 0
+    text = out.read_text()
+    config = text[text.index('<section id="config">'):text.index("</section>", text.index('<section id="config">'))]
+    assert "<details>" in config and config.index("<details>") < config.index("config.lr")
+    captions = dict((c, s) for s, c in page.captions)
+    assert any(c.startswith("The first convolution's filters") for c in captions)
+    assert any("validation error from the validation accuracy" in c for c in captions)
+
+
+def test_accuracies_are_in_percent(run_dir: Path) -> None:
     page = parse(build_report(run_dir))
     rows = epoch_rows()
-    assert cell(page, "overview", "model") == "cifar_resnet20"
-    assert cell(page, "overview", "epochs logged") == "12"
-    assert cell(page, "metrics", "val_top1") == f"{rows[-1]['val_top1']:.4g}"
-    assert cell(page, "metrics", "best val_error") == f"{min(r['val_error'] for r in rows):.4g} (epoch 12)"
-    assert cell(page, "metrics", "top1") == "0.912"
+    last = rows[-1]["val_top1"]
+    assert cell(page, "results", "validation top-1 (last epoch)") == f"{100 * last:.2f}%"
+    assert cell(page, "results", "validation error (last epoch)") == f"{100 * (1 - last):.2f}%"
+    assert cell(page, "results", "best validation top-1") == f"{100 * last:.2f}% (epoch 12)"
+    assert cell(page, "results", "top-1") == "91.20%" and cell(page, "results", "top-5") == "99.50%"
+    every_epoch = [t for s, t in page.tables if s == "curves"][0]
+    header = every_epoch[0]
+    col = header.index("val_top1")
+    assert [r[col] for r in every_epoch[1:]] == [f"{100 * r['val_top1']:.2f}%" for r in rows]
+    assert every_epoch[1][header.index("lr")] == f"{rows[0]['lr']:.4g}"  # not an accuracy: as logged
+    # a run that logged percent is not multiplied again
+    d = run_dir.parent / "pct"
+    d.mkdir()
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in epoch_rows(3, percent=True)))
+    page = parse(build_report(d))
+    assert cell(page, "results", "validation top-1 (last epoch)") == f"{epoch_rows(3, True)[-1]['val_top1']:.2f}%"
+
+
+def test_each_curve_once(run_dir: Path) -> None:
+    """The trainer's figures/curves.png is the same curves the report draws from metrics.jsonl: shown once."""
+    savefig(run_dir / "figures" / "curves.png", "curves")
+    page = parse(build_report(run_dir))
+    curves = [a for s, a in page.section_of_img if s == "curves"]
+    assert [a["alt"] for a in curves] == ["Training curves drawn from metrics.jsonl"]
+
+
+def test_report_file_is_readable_by_everyone(run_dir: Path) -> None:
+    out = build_report(run_dir)
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_figures_are_never_squeezed(run_dir: Path) -> None:
+    """No height cap on images (it shrank the saliency grid until its titles were unreadable); wide figures
+    take a row of their own at the page's width, single images sit side by side."""
+    out = build_report(run_dir)
+    text = out.read_text()
+    assert "max-height:560px" not in text.replace(" ", "")
+    css = text[text.index("<style>"):text.index("</style>")]
+    for rule in css.split("}"):
+        if "img" in rule.split("{")[0]:
+            assert "max-height" not in rule, rule
+    big = run_dir / "figures" / "saliency_grid.png"
+    Image.new("RGB", (900, 1200), "white").save(big)
+    text = build_report(run_dir).read_text()
+    at = text.index('alt="Saliency grid"')
+    assert text.rfind("<figure", 0, at) == text.rfind('<figure class="sheet">', 0, at)
+    at = text.index('alt="Sample cifar"')  # a 32-pixel image: enlarged 8x, pixels kept sharp, beside others
+    assert text.rfind("<figure", 0, at) == text.rfind('<figure class="small pixelated">', 0, at)
+    assert 'width="256"' in text[at:at + 200]
+
+
+def test_report_tables_hold_the_runs_numbers(run_dir: Path) -> None:
+    page = parse(build_report(run_dir))
+    assert cell(page, "results", "model") == "cifar_resnet20"
+    assert cell(page, "results", "epochs") == "12 of 12"
     assert cell(page, "config", "config.lr") == "0.1"
     assert cell(page, "config", "config.milestones") == "6, 9"
-    per_class = [r for s, t in page.tables if s == "metrics" for r in t if r and r[0] in CIFAR]
+    per_class = [r for s, t in page.tables if s == "details" for r in t if r and r[0] in CIFAR]
     assert [r[0] for r in per_class] == CIFAR
-    assert cell(page, "adversarial", "success") == "yes"
-    robustness = [r for s, t in page.tables if s == "adversarial" for r in t if r and r[0] in ("flip", "jpeg75")]
+    assert cell(page, "results", "method") == "pgd"
+    robustness = [r for s, t in page.tables if s == "details" for r in t if r and r[0] in ("flip", "jpeg75")]
     assert [r[1] for r in robustness] == ["toaster", "Egyptian cat"]
     every_epoch = [t for s, t in page.tables if s == "curves"][0]
-    assert len(every_epoch) == 1 + len(rows)  # header + one row per epoch
+    assert len(every_epoch) == 1 + len(epoch_rows())  # header + one row per epoch
     assert cell(page, "files", "checkpoints/last.pt").endswith("KB")
 
 
@@ -222,11 +289,12 @@ def test_report_from_a_real_training_run(tmp_path: Path) -> None:
                        out=tmp_path / "r20", progress=False, batch_size=32, limit=64)
     out = build_report(run.path)
     page = parse(out)
-    assert {"overview", "config", "curves", "metrics", "filters", "files"} <= set(page.sections)
+    assert {"results", "config", "curves", "filters", "files"} <= set(page.sections)
     metrics = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
-    assert cell(page, "overview", "epochs logged") == str(len(metrics)) == "2"
-    assert cell(page, "metrics", "val_loss") == f"{metrics[-1]['val_loss']:.4g}"
-    assert any(a["alt"] == "Training curves drawn from metrics.jsonl" for _, a in page.section_of_img)
+    assert cell(page, "results", "epochs").startswith("2 of 2")
+    assert cell(page, "results", "validation loss (last epoch)") == f"{metrics[-1]['val_loss']:.4g}"
+    assert cell(page, "results", "validation top-1 (last epoch)") == f"{100 * metrics[-1]['val_top1']:.2f}%"
+    assert [a["alt"] for s, a in page.section_of_img if s == "curves"] == ["Training curves drawn from metrics.jsonl"]
     assert page.external == []
 
 
@@ -238,10 +306,10 @@ def test_broken_files_become_warnings_not_failures(tmp_path: Path) -> None:
     (d / "eval.json").write_text("{not json")
     (d / "notes.json").write_text(json.dumps({"deep": {"a": [{"b": {"c": [1, 2, {"d": 3}]}}]}}))
     page = parse(build_report(d))
-    assert cell(page, "overview", "epochs logged") == "3"
+    assert cell(page, "results", "epochs") == "3"
     text = (d / "report.html").read_text()
     assert "line 4 is not valid JSON" in text and "eval.json: not valid JSON" in text
-    assert "data" in page.sections  # unknown JSON shown compactly
+    assert "details" in page.sections  # unknown JSON shown compactly, folded
 
 
 def test_no_silent_overwrite(run_dir: Path, tmp_path: Path) -> None:
@@ -267,12 +335,12 @@ def test_no_silent_overwrite(run_dir: Path, tmp_path: Path) -> None:
     (lambda p: (p.write_text("x"), p)[1], "is a file"),
     (lambda p: (p.mkdir(), p)[1], "holds no run files"),
 ])
-def test_bad_run_directories(tmp_path: Path, make, message: str) -> None:  # noqa: ANN001
+def test_bad_run_directories(tmp_path: Path, make, message: str) -> None:
     with pytest.raises(CnnlabError, match=message):
         build_report(make(tmp_path / "run"))
 
 
-def test_big_and_many_images_are_listed_not_embedded(run_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_big_and_many_images_are_listed_not_embedded(run_dir: Path, monkeypatch) -> None:
     import importlib
     disc = importlib.import_module("cnnlab.report.discover")
     monkeypatch.setattr(disc, "MAX_EMBED_BYTES", 4000)
@@ -286,23 +354,29 @@ def test_big_and_many_images_are_listed_not_embedded(run_dir: Path, monkeypatch)
     assert "too large to embed" in (run_dir / "report.html").read_text()
 
 
-def test_report_of_a_real_attack_directory(resnet20, cifar_test_small, tmp_path: Path) -> None:  # noqa: ANN001
+def test_report_of_a_real_attack_directory(resnet20, cifar_test_small, tmp_path: Path) -> None:
     """cnnlab.attacks.save_attack output (attack.json with its robustness table, figures) in the report."""
     from cnnlab import attacks
     x, y = cifar_test_small
     result = attacks.attack(resnet20, x[:2], "pgd", eps=8 / 255, steps=10)
     doc = attacks.save_attack(result, resnet20, tmp_path / "att", names=["a.png", "b.png"])
     page = parse(build_report(tmp_path / "att"))
-    assert set(page.sections) >= {"overview", "adversarial"}
+    assert list(page.sections)[:2] == ["results", "adversarial"]
     figs = {a["alt"]: s for s, a in page.section_of_img}
     assert figs["Attack"] == figs["Difference"] == figs["Robustness"] == "adversarial"
     assert figs["A adversarial"] == figs["A original"] == "adversarial"
-    assert cell(page, "adversarial", "method") == "pgd"
-    # the robustness table: one row per original/adversarial image, one 'label (p)' column per transform
+    assert cell(page, "results", "method") == "pgd"
+    assert cell(page, "results", "budget (L-inf)").startswith("8/255")
+    assert cell(page, "results", "success rate") == f"{100 * result.success_rate:.2f}%"
+    # one row per image: what it was, what it became, in percent
+    per_image = [t for s, t in page.tables if s == "results" and t and t[0][:2] == ["image", "original"]][0]
+    first = doc["images"][0]
+    assert per_image[1][:2] == ["a.png", f"{first['original']['label']} ({100 * first['original']['prob']:.2f}%)"]
+    # the robustness table: one row per original/adversarial image, one 'label (p%)' column per transform
     transforms = doc["robustness"]["transforms"]
-    rows = [t for s, t in page.tables if s == "adversarial" and t and t[0][:2] == ["name", "kind"]]
+    rows = [t for s, t in page.tables if s == "results" and t and t[0][1:] == transforms]
     assert rows, "no robustness table"
     header, *body = rows[0]
-    assert header[2:] == transforms and len(body) == 4
-    first = doc["robustness"]["rows"][0]["cells"][transforms[0]]
-    assert body[0][2] == f"{first['label']} ({first['prob']:.4g})"
+    assert len(body) == 4
+    cell0 = doc["robustness"]["rows"][0]["cells"][transforms[0]]
+    assert body[0][1] == f"{cell0['label']} ({100 * cell0['prob']:.2f}%)"

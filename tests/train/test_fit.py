@@ -257,6 +257,21 @@ def test_a_bare_module_trains(cifar_train_small, tmp_path):
     assert run.config["model"]["num_classes"] == 10
 
 
+def test_tensorboard_events_without_importing_tensorflow(tmp_path):
+    """A run writes its TensorBoard events through TensorBoard's own stub: TensorFlow, when installed,
+    is never imported (it cost 20-30 s before the first epoch on a loaded machine)."""
+    import subprocess
+    import sys
+    code = ("import sys, cnnlab\n"
+            "from cnnlab.data import shapes\n"
+            f"cnnlab.train('softmax_regression', data=shapes(60, 32), epochs=1, out=r'{tmp_path / 'r'}', progress=False)\n"
+            "print('tensorflow' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert list((tmp_path / "r" / "tb").rglob("events.out.tfevents.*"))
+
+
 def _tensors(obj):
     """Every tensor inside a checkpoint's nested dicts and lists."""
     if isinstance(obj, torch.Tensor):
