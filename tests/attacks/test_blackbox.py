@@ -28,7 +28,7 @@ def test_plain_transfer_between_two_cnnlab_models(resnet20, correct):
 def test_substitute_attack_never_differentiates_the_oracle(resnet20, cifar_test_small):
     """Papernot et al.'s pipeline: labels only from the oracle, Jacobian augmentation doubles the set each
     round, the substitute learns the oracle's labels, and the PGD images stay in the budget. (How well
-    they transfer on this model is measured, not asserted: see benchmarks/results/attacks_more.md.)"""
+    they transfer on this model is measured, not asserted: see benchmarks/results/attacks_catalogue.md.)"""
     x, y = cifar_test_small
     x, y = x[:16], y[:16]
     with NoGradient(resnet20):

@@ -34,3 +34,16 @@ def test_encoded_photos_and_files_hash_too(tmp_path):
     files = ImageFiles([str(tmp_path / f"{i}.jpg") for i in range(3)], np.zeros(3, np.int64), ["a"])
     again = ImageFiles([str(tmp_path / ".." / tmp_path.name / f"{i}.jpg") for i in range(3)], np.zeros(3, np.int64), ["a"])
     assert np.array_equal(image_hashes(files), image_hashes(again))  # the same files by another path
+
+
+def test_an_empty_held_out_part_has_no_hashes_and_trains(test_set, tmp_path):
+    """Two images per class hold none out at 10%: the run trains and records an empty validation set."""
+    import cnnlab
+
+    labels = np.asarray(test_set.y)
+    few = test_set.subset(np.concatenate([np.flatnonzero(labels == c)[:2] for c in range(10)]))
+    split = train_val_split(few, None, 0.1, seed=0)
+    assert len(split.test) == 0 and image_hashes(split.test).shape == (0,)
+    run = cnnlab.train("cifar_resnet20", data=few, epochs=1, out=tmp_path / "run", progress=False,
+                       batch_size=10, data_init=False)
+    assert run.config["data"]["val"]["n"] == 0 and run.config["data"]["train"]["n"] == 20

@@ -4,7 +4,7 @@ eps and query budget. Both models are wrapped by the same counter of images forw
 is one query, the clean one included). One intra-op thread for both; order alternates per repeat.
 The machine is shared and noisy: compare the ratio, not the absolute seconds.
 
-    .venv/bin/python benchmarks/bench_attacks_more_square.py --images 32 --queries 1000 --repeats 3
+    .venv/bin/python benchmarks/bench_attacks_square.py --images 32 --queries 1000 --repeats 3
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ accuracy (full 31x5x5 grid) next to the worst fixed transform, adversarial patch
 plain transfer ResNet-20 -> ResNet-32 vs a Papernot substitute vs random sign noise, and fooling images.
 Effect sizes, not timings (the shared machine is noisy; seconds are indicative only). One thread.
 
-    .venv/bin/python benchmarks/bench_attacks_more_effects.py --images 200
+    .venv/bin/python benchmarks/bench_attacks_effects.py --images 200
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from bench_attacks_more_square import SHARED
+from bench_attacks_square import SHARED
 
 
 def main() -> None:

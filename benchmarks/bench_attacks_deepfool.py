@@ -2,7 +2,7 @@
 L2 on the same pretrained CIFAR-10 ResNet-20 and images. One intra-op thread for both; order alternates
 per repeat. The machine is shared and noisy: compare the ratio, not the absolute numbers.
 
-    .venv/bin/python benchmarks/bench_attacks_more_deepfool.py --images 32 --repeats 3
+    .venv/bin/python benchmarks/bench_attacks_deepfool.py --images 32 --repeats 3
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from bench_attacks_more_square import alternate, pretrained_setup  # same model and images as Square
+from bench_attacks_square import alternate, pretrained_setup  # same model and images as Square
 
 
 def run_cnnlab(model, x, y):  # noqa: ANN001, ANN201
