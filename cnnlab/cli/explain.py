@@ -193,6 +193,7 @@ def saliency_cmd(images: tuple[str, ...], model_choice: ModelChoice,
     Unreadable files are skipped and counted; the exit status is non-zero only if none could be read.
     """
     from ..explain import attribute
+    from ..explain import attributions_figure
     from ..explain.attribution import method_specs
     from ..images import bundled_photo, save_image, unique_stems
     specs = method_specs(method, "--method")
@@ -222,6 +223,8 @@ def saliency_cmd(images: tuple[str, ...], model_choice: ModelChoice,
             click.echo(a.summary())
             for note in a.notes:
                 click.echo(f"note: {note}", err=True)
+    if len(results) > 1:
+        summary["figures"].insert(0, str(attributions_figure(results, d / "saliency_methods.png")))
     _finish(d, summary, tb, tensorboard, as_json, "saliency")
     if len(srcs) < len(images):
         warn(f"skipped {len(images) - len(srcs)} of {len(images)} images that could not be read")

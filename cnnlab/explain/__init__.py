@@ -11,7 +11,7 @@ Every function takes a Classifier, or any nn.Module (wrapped with `cnnlab.wrap`'
 """
 from __future__ import annotations
 
-from .attribution import (METHODS, REGISTRY, Attribution, AttributionMethod, attribute, ig_alphas,
+from .attribution import (METHODS, REGISTRY, Attribution, AttributionMethod, attribute, attributions_figure, ig_alphas,
                           input_gradients, mass_fraction, method_spec, saliency_and_gradcam)
 from .featmaps import FeatureMaps, feature_maps, maps_from_activations
 from .featvis import (PRESETS, REGULARIZERS, Visualization, compare_regularization, objective_value,
@@ -24,7 +24,7 @@ from .top_activations import TopActivations, receptive_boxes, top_activations
 dream = visualize
 
 __all__ = ["METHODS", "PRESETS", "REGISTRY", "REGULARIZERS", "Attribution", "AttributionMethod", "FeatureMaps",
-           "Filters", "Objective", "TopActivations", "Visualization", "attribute", "channel", "channels",
+           "Filters", "Objective", "TopActivations", "Visualization", "attribute", "attributions_figure", "channel", "channels",
            "class_logit", "compare_regularization", "direction", "dream", "feature_maps", "filters",
            "first_layer", "ig_alphas", "input_gradients", "layer_energy", "maps_from_activations",
            "mass_fraction", "method_spec", "neuron", "objective_value", "parse_objective",

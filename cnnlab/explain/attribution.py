@@ -54,7 +54,8 @@ class Attribution(Result):
     maps: torch.Tensor
     targets: list[int]
     labels: list[str]
-    scores: list[float]
+    scores: list[float]  # the target's logit per image
+    probs: list[float] = field(default_factory=list)  # the target's softmax probability per image
     layer: str | None = None
     layer_maps: torch.Tensor | None = None
     extras: dict = field(default_factory=dict)
@@ -65,6 +66,13 @@ class Attribution(Result):
         """The method's display title (Grad-CAM's names its layer)."""
         return REGISTRY[self.method].title.format(layer=self.layer)
 
+    def explained(self, i: int) -> str:
+        """What image i's map explains, with its value: 'tiger cat: logit 12.31' or, when the gradient is of
+        the cross-entropy ('score=loss'), 'tiger cat: loss 0.97' (-log of the class probability)."""
+        if self.extras.get("score") == "loss" and i < len(self.probs):
+            return f"{self.labels[i]}: loss {-math.log(max(self.probs[i], 1e-45)):.2f}"
+        return f"{self.labels[i]}: logit {self.scores[i]:.2f}"
+
     def to_dict(self) -> dict:
         """A JSON-able summary: method, targets and scores, the shape and the peak of each map."""
         peaks = []
@@ -72,20 +80,19 @@ class Attribution(Result):
             i = int(m.flatten().argmax())
             peaks.append([i // m.shape[1], i % m.shape[1]])
         return {"method": self.method, "targets": self.targets, "labels": self.labels, "scores": self.scores,
-                "layer": self.layer, "shape": list(self.attributions.shape), "peaks_yx": peaks,
+                "probs": self.probs, "layer": self.layer, "shape": list(self.attributions.shape), "peaks_yx": peaks,
                 **{k: v for k, v in self.extras.items()}, "notes": self.notes}
 
     def summary(self) -> str:
-        """One line: the method, each image's explained class with its logit, and what else to know."""
-        line = f"{self.method}: " + ", ".join(f"{lab} ({s:.2f})" for lab, s in zip(self.labels, self.scores))
+        """One line: the method, each image's explained class with its logit (or loss), and what else to know."""
+        line = f"{self.method}: " + ", ".join(self.explained(i) for i in range(len(self.labels)))
         if "completeness_relative_error" in self.extras:
             line += f"; completeness error {max(self.extras['completeness_relative_error']):.1%}"
         return line + (f"; layer {self.layer}" if self.layer else "")
 
     def summary_rows(self) -> list[tuple[str, object]]:
         rows: list[tuple[str, object]] = [("method", self.title), ("images", len(self.images))]
-        rows += rows_of([(f"image {i}", f"{lab} ({s:.2f})") for i, (lab, s) in enumerate(zip(self.labels, self.scores))],
-                        4)
+        rows += rows_of([(f"image {i}", self.explained(i)) for i in range(len(self.labels))], 4)
         if "completeness_relative_error" in self.extras:
             rows.append(("completeness_error", percent(max(self.extras["completeness_relative_error"]), 1)))
         return rows
@@ -109,12 +116,24 @@ class Attribution(Result):
         return torch.stack([colorize(m) for m in self.display_maps()])
 
     def figure(self, path: str | Path | None = None, alpha: float = 0.5) -> "Figure | Path":
-        """One row per image: image, map, overlay (titled with the target class); saved when `path`."""
+        """One row per image: image (titled with the explained class and its logit or loss), map, overlay;
+        saved when `path`."""
         from ..figures import finish, panel_figure
         ov = self.overlays(alpha)
         rows = [[img, m, o] for img, m, o in zip(self.images, self.display_maps(), ov)]
-        titles = [[f"{lab} ({s:.2f})", self.title, "overlay"] for lab, s in zip(self.labels, self.scores)]
+        titles = [[self.explained(i), self.title, "overlay"] for i in range(len(self.labels))]
         return finish(panel_figure(rows, titles, cmap="inferno", cell=2.4), path)
+
+
+def attributions_figure(results: Sequence[Attribution], path: str | Path | None = None) -> "Figure | Path":
+    """Several methods on the same images side by side: one row per image, the image (titled with what is
+    explained) then each method's overlay under the method's title; saved when `path`."""
+    from ..figures import finish, panel_figure
+    overlays = [r.overlays() for r in results]
+    first = results[0]
+    rows = [[img] + [ov[i] for ov in overlays] for i, img in enumerate(first.images)]
+    titles = [[first.explained(i)] + [r.title for r in results] for i in range(len(first.images))]
+    return finish(panel_figure(rows, titles, cell=2.2), path)
 
 
 # -- the registry ---------------------------------------------------------------------------------
@@ -259,9 +278,10 @@ def default_batch_size(x: torch.Tensor) -> int:
 
 def _result(method: str, model: Classifier, x: torch.Tensor, attr: torch.Tensor, maps: torch.Tensor,
             targets: torch.Tensor, logits: torch.Tensor, **kw: Any) -> Attribution:
-    t = targets.tolist()
+    t, logits = targets.tolist(), logits.detach().float()
     return Attribution(method, x.detach().cpu(), attr.detach().cpu(), maps.detach().cpu(), t,
-                       [model.label(i) for i in t], logits.gather(1, targets[:, None])[:, 0].tolist(), **kw)
+                       [model.label(i) for i in t], logits.gather(1, targets[:, None])[:, 0].tolist(),
+                       logits.softmax(1).gather(1, targets[:, None])[:, 0].tolist(), **kw)
 
 
 def _cam_result(model: Classifier, x: torch.Tensor, cam: LayerCam) -> Attribution:

@@ -41,6 +41,12 @@ def test_loss_saliency_and_named_target(resnet20, cifar8):
     assert a.targets == [3] * 8 and a.labels == ["cat"] * 8
     g = _plain_grad(resnet20, cifar8, torch.full((8,), 3), loss=True)
     torch.testing.assert_close(a.attributions, g, rtol=1e-4, atol=1e-6)
+    # what the figure and the summary say is the differentiated quantity: the cross-entropy, not the logit
+    with torch.no_grad():
+        loss = F.cross_entropy(resnet20(cifar8), torch.full((8,), 3), reduction="none")
+    assert a.explained(0) == f"cat: loss {float(loss[0]):.2f}" and a.summary().startswith("gradient: cat: loss ")
+    logit = explain.attribute(resnet20, cifar8[:1], target="cat", method="gradient")
+    assert logit.explained(0) == f"cat: logit {float(resnet20(cifar8[:1])[0, 3].detach()):.2f}"
 
 
 def test_gradient_saliency_lite0_and_training_mode_restored(lite0, chelsea):
@@ -182,6 +188,10 @@ def test_figure_and_dict(resnet20, cifar8, tmp_path):
     assert ov.shape == (2, 3, 32, 32) and 0 <= float(ov.min()) and float(ov.max()) <= 1
     d = json.loads(json.dumps(a.to_dict()))
     assert d["method"] == "gradcam" and len(d["peaks_yx"]) == 2
+    assert d["probs"] == pytest.approx(resnet20(cifar8[:2]).detach().softmax(1).gather(1, torch.tensor(a.targets)[:, None])[:, 0].tolist(), abs=1e-6)
+    g = explain.attribute(resnet20, cifar8[:2], method="gradient")
+    fig = explain.attributions_figure([a, g])  # methods side by side: image, then one overlay per method
+    assert len(fig.axes) == 2 * 3 and [ax.get_title() for ax in fig.axes[:3]] == [a.explained(0), a.title, g.title]
 
 
 def test_one_pass_saliency_and_gradcam_equal_the_separate_methods(resnet20, cifar8):

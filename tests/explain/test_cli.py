@@ -39,7 +39,7 @@ def test_featmaps_filters_saliency(r20_args, tmp_path):
                 "--out", str(tmp_path / "s"), "--tensorboard", str(tmp_path / "tb")])
     assert res.exit_code == 0, res.output
     assert "gradcam: cat" in res.output and "completeness error" in res.output
-    for name in ("saliency_gradient.png", "saliency_gradcam.png", "saliency_ig.png", "saliency.json"):
+    for name in ("saliency_methods.png", "saliency_gradient.png", "saliency_gradcam.png", "saliency_ig.png", "saliency.json"):
         assert (tmp_path / "s" / name).exists()
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
 
