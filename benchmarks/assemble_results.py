@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["foundation", "training", "attacks", "attacks_catalogue", "explain", "transfer", "reference", "report"]
+ORDER = ["foundation", "training", "device", "attacks", "attacks_catalogue", "explain", "transfer", "reference", "report"]
 HEADER = """# Benchmark results
 
 The latest figures for every performance claim, one section per area, each with the command that
