@@ -50,33 +50,57 @@ def _show_figures_in_ipython(figure_type: type) -> None:
         png.for_type(figure_type, lambda fig: figure_png(fig, dpi=100))
 
 
+def _escaped(s: str) -> str:
+    """`s` with every '$' escaped, so matplotlib prints it instead of starting math notation; the math that
+    matplotlib's own tick formatters write (log axes: '$\\mathdefault{10^{1}}$') is left to render."""
+    if "$" not in s or "\\mathdefault" in s:
+        return s
+    return s.replace("\\$", "$").replace("$", "\\$")
+
+
 def literal_text(fig: "Figure") -> "Figure":
     """Show every text of `fig` as written: labels come from users' data (run names, metric keys, class
     names, file names), and a '$' in them must print as a dollar sign, not start matplotlib's math
-    notation (which fails on '$x_$' with a traceback)."""
+    notation (which fails on '$x_$' with a traceback). Fixed tick labels (class names) are escaped in
+    their formatter, since their texts are made while drawing."""
     from matplotlib.text import Text
+    from matplotlib.ticker import FixedFormatter, FuncFormatter
     for text in fig.findobj(Text):
-        text.set_parse_math(False)
+        s = text.get_text()
+        if "$" in s and _escaped(s) != s:
+            text.set_text(_escaped(s))
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for fmt in (axis.get_major_formatter(), axis.get_minor_formatter()):
+                if isinstance(fmt, FixedFormatter):
+                    fmt.seq = [_escaped(str(v)) for v in fmt.seq]
+                elif isinstance(fmt, FuncFormatter) and not hasattr(fmt.func, "literal"):  # set_ticklabels' kind
+                    fmt.func = _literal_labels(fmt.func)
     return fig
+
+
+def _literal_labels(func: Any) -> Any:
+    """A tick formatter function whose labels print their '$' as written."""
+    def labels(x: float, pos: int | None = None) -> str:
+        return _escaped(str(func(x, pos)))
+    labels.literal = True  # type: ignore[attr-defined]
+    return labels
 
 
 @functools.cache
 def _literal_figure_class() -> type:
     """matplotlib's Figure, but every measure or drawing of it (tight_layout, savefig, a notebook showing
-    it) first makes its texts literal, tick labels made while drawing included."""
-    import matplotlib
+    it) first makes its texts literal (see `literal_text`)."""
     from matplotlib.figure import Figure
 
     class LiteralFigure(Figure):
         def tight_layout(self, *args: Any, **kwargs: Any) -> None:
             literal_text(self)
-            with matplotlib.rc_context({"text.parse_math": False}):
-                super().tight_layout(*args, **kwargs)
+            super().tight_layout(*args, **kwargs)
 
         def draw(self, renderer: Any) -> None:
             literal_text(self)
-            with matplotlib.rc_context({"text.parse_math": False}):
-                super().draw(renderer)
+            super().draw(renderer)
 
     return LiteralFigure
 

@@ -47,3 +47,22 @@ def test_constrained_layout_keeps_the_same_panels_clear():
     axes[0, 0].set_xlabel("an x label")
     fig.suptitle("a suptitle")
     assert text_overlaps(fig) == []
+
+
+def test_dollar_signs_print_as_written_and_log_ticks_still_render_as_powers(tmp_path) -> None:
+    """User texts ('$x_$' would be broken math) print literally; a log axis keeps its 10^k tick labels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from cnnlab.figures import new_figure
+    fig, axes = new_figure(1, 2, figsize=(6, 2.5))
+    axes[0][0].set_title("$x_$ run")
+    axes[0][0].bar([0, 1], [1, 2])
+    axes[0][0].set_xticks([0, 1], ["$a_$", "b$^"])
+    axes[0][1].semilogy([1, 10, 100])
+    fig.savefig(tmp_path / "f.png")  # no ParseException
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    assert axes[0][0].title.get_text() == r"\$x_\$ run" and not axes[0][0].title._preprocess_math(r"\$x_\$ run")[1]
+    assert [t._preprocess_math(t.get_text())[0] for t in axes[0][0].get_xticklabels()] == ["$a_$", "b$^"]
+    logs = [t for t in axes[0][1].get_yticklabels() if t.get_text()]
+    assert logs and all(t._preprocess_math(t.get_text())[1] is True for t in logs)  # drawn as 10^k

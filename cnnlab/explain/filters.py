@@ -87,8 +87,7 @@ class Filters(Result):
         rows = [items[i:i + ncols] for i in range(0, len(items), ncols)]
         titles = [self.titles[i:i + ncols] for i in range(0, len(items), ncols)]
         fig = panel_figure(rows, titles, cell=1.0 if self.kind == "conv" else 1.8)
-        fig.suptitle(self.title, fontsize=9)
-        fig.tight_layout()
+        fig.suptitle(self.title, fontsize=9)  # constrained layout keeps it clear of the panel titles
         return finish(fig, path)
 
 
