@@ -24,7 +24,7 @@ def attack_rows(result: AttackResult, path: str | Path | None = None, magnify: f
                 max_rows: int = 8) -> Figure | Path:
     """One row per image: original (class, p) | perturbation, magnified around grey | adversarial (class, p)."""
     n = min(len(result), max_rows)
-    fig, axes = new_figure(n, 3, figsize=(9, 3.1 * n))
+    fig, axes = new_figure(n, 3, figsize=(9, 3.1 * n + 0.3), layout="constrained")  # suptitle clear of titles
     for i in range(n):
         d = result.perturbations[i]
         peak = float(d.abs().max())
@@ -42,7 +42,6 @@ def attack_rows(result: AttackResult, path: str | Path | None = None, magnify: f
             ax.set_title(title, fontsize=9)
             ax.axis("off")
     fig.suptitle(f"{result.method}: {result.success[:n].sum()}/{n} succeeded", fontsize=11)
-    fig.tight_layout()
     return finish(fig, path)
 
 
