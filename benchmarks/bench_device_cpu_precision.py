@@ -15,10 +15,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from child import emit, run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CNNLAB_SHARED", ROOT.parent / "shared")) / "data"
@@ -58,19 +58,16 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print("RESULT " + json.dumps(child(*a.child, a.steps)), flush=True)
+        emit(child(*a.child, a.steps))
         return
     rows: dict[tuple[str, str], list[dict]] = {}
     print(f"# load average at start {os.getloadavg()} (a shared machine: quote the ratios)", flush=True)
     for rep in range(a.reps):
         for kind, precision in (CONFIGS if rep % 2 == 0 else list(reversed(CONFIGS))):
-            p = subprocess.run([sys.executable, __file__, "--child", kind, precision, "--steps", str(a.steps)],
-                               capture_output=True, text=True, cwd=ROOT,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
-            line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
-            if line is None:
-                raise SystemExit(f"{kind} {precision} failed:\n{p.stderr[-3000:]}")
-            r = json.loads(line[7:])
+            r, err = run_child(__file__, ["--child", kind, precision, "--steps", str(a.steps)],
+                               {**os.environ, "PYTHONPATH": str(ROOT)}, ROOT)
+            if r is None:
+                raise SystemExit(f"{kind} {precision} failed:\n{err[-3000:]}")
             rows.setdefault((kind, precision), []).append(r)
             print(f"rep {rep + 1} {kind:10s} {precision} {r['images_per_s']:8.1f} img/s "
                   f"{json.dumps({k: v for k, v in r.items() if k != 'images_per_s'})}", flush=True)

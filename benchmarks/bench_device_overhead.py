@@ -21,10 +21,11 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from child import emit, run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CNNLAB_SHARED", ROOT.parent / "shared")) / "data"
@@ -84,7 +85,7 @@ def child(kind: str, steps: int) -> None:
     import torch
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     out = {"train-step": lambda: child_train_step(steps), "evaluate": child_evaluate, "predict": child_predict}[kind]()
-    print("RESULT " + json.dumps(out), flush=True)
+    emit(out)
 
 
 # -- parent ---------------------------------------------------------------------------------------------
@@ -117,13 +118,10 @@ def main() -> None:
                 order = list(trees) if rep % 2 == 0 else list(reversed(trees))
                 for kind in a.kinds.split(","):
                     for name in order:
-                        env = {**os.environ, "PYTHONPATH": str(trees[name])}
-                        p = subprocess.run([sys.executable, __file__, "--child", kind, "--steps", str(a.steps)],
-                                           env=env, cwd=trees[name], capture_output=True, text=True)
-                        line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
-                        if line is None:
-                            raise SystemExit(f"{kind} in {name} failed:\n{p.stderr[-3000:]}")
-                        r = json.loads(line[7:])
+                        r, err = run_child(__file__, ["--child", kind, "--steps", str(a.steps)],
+                                           {**os.environ, "PYTHONPATH": str(trees[name])}, trees[name])
+                        if r is None:
+                            raise SystemExit(f"{kind} in {name} failed:\n{err[-3000:]}")
                         rows.setdefault((kind, name), []).append(r)
                         print(f"rep {rep + 1} {kind:10s} {name:8s} {r['images_per_s']:8.1f} img/s "
                               f"{json.dumps({k: v for k, v in r.items() if k != 'images_per_s'})}", flush=True)

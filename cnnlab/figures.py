@@ -66,9 +66,9 @@ def literal_text(fig: "Figure") -> "Figure":
     from matplotlib.text import Text
     from matplotlib.ticker import FixedFormatter, FuncFormatter
     for text in fig.findobj(Text):
-        s = text.get_text()
-        if "$" in s and _escaped(s) != s:
-            text.set_text(_escaped(s))
+        s, escaped = text.get_text(), _escaped(text.get_text())
+        if escaped != s:
+            text.set_text(escaped)
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
             for fmt in (axis.get_major_formatter(), axis.get_minor_formatter()):
