@@ -8,6 +8,8 @@ machine. `-m device` selects the tests that exercise device placement (benchmark
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: see cnnlab/__init__.py
@@ -173,3 +175,12 @@ def figures_without_overlapping_text(monkeypatch, request):
             f.writelines(f"{request.node.nodeid}: {line}\n" for line in found)
     elif found:
         pytest.fail("overlapping text in a figure:\n" + "\n".join(found[:20]), pytrace=False)
+
+
+def wait_until(condition: Callable[[], bool], what: str, limit: float = 300.0) -> None:
+    """Poll `condition` until it holds: a safety net against hanging, not a timing assertion."""
+    end = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.01)

@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import threading
-import time
 import urllib.parse
 import urllib.request
 
@@ -19,7 +18,7 @@ from PIL import Image
 from cnnlab.models.fastpath import has_hooks
 from cnnlab.serve import Explorer, create_app, start_server
 from cnnlab.serve import engine as engine_mod
-from tests.conftest import corrupt_tiff_bytes
+from tests.conftest import corrupt_tiff_bytes, wait_until
 
 H = {"X-Cnnlab": "1"}
 
@@ -28,15 +27,6 @@ def png_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def wait_for(condition, what: str, limit: float = 120.0) -> None:
-    """Poll `condition` until it holds (a safety net against hanging, not a timing assertion)."""
-    end = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.01)
 
 
 def rss_mb() -> float:
@@ -54,7 +44,7 @@ def test_a_full_queue_is_refused_with_503_and_retry_after(resnet20) -> None:
         first = threading.Thread(target=lambda: answers.append(
             client.post("/api/predict", data={"image_id": iid}, headers=H)))
         first.start()
-        wait_for(lambda: explorer.waiting == 1, "the first request to wait")
+        wait_until(lambda: explorer.waiting == 1, "the first request to wait")
         second = client.post("/api/attack", data={"image_id": iid}, headers=H)
         assert second.status_code == 503 and second.json["code"] == "busy"
         assert int(second.headers["Retry-After"]) >= 1 and "try again" in second.json["error"]
@@ -93,8 +83,8 @@ def test_work_whose_client_closed_the_connection_is_stopped(lite0) -> None:
             s.sendall(b"POST /api/attack HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Cnnlab: 1\r\n"
                       b"Content-Type: application/x-www-form-urlencoded\r\n"
                       + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-            wait_for(lambda: len(passes) >= 3, "the attack to start")
-        wait_for(lambda: explorer.cancelled == 1, "the abandoned attack to stop")
+            wait_until(lambda: len(passes) >= 3, "the attack to start")
+        wait_until(lambda: explorer.cancelled == 1, "the abandoned attack to stop")
         counter.remove()
         assert len(passes) < 150, len(passes)  # stopped long before its 200 steps
         assert not explorer.lock.locked() and explorer.busy == 0
@@ -123,6 +113,7 @@ def test_uploads_are_decoded_a_few_at_a_time(resnet20, monkeypatch) -> None:
     explorer = Explorer(resnet20, max_decodes=2)
     client = create_app(explorer).test_client()
     now, peak, lock = [0], [0], threading.Lock()
+    pair = threading.Barrier(2)  # decodes wait for a partner, so two overlap however the threads are scheduled
     real = engine_mod.open_image
 
     def counting(*args, **kwargs):
@@ -130,7 +121,10 @@ def test_uploads_are_decoded_a_few_at_a_time(resnet20, monkeypatch) -> None:
             now[0] += 1
             peak[0] = max(peak[0], now[0])
         try:
-            time.sleep(0.05)  # hold the decode a moment so that uploads overlap
+            try:
+                pair.wait(timeout=30)  # a safety net: never hangs if no partner comes
+            except threading.BrokenBarrierError:
+                pass
             return real(*args, **kwargs)
         finally:
             with lock:

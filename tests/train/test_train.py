@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from PIL import Image
 import cnnlab
 from cnnlab.errors import CnnlabError
 from cnnlab.train import resume
-from tests.conftest import ROOT, corrupt_tiff_bytes, shared
+from tests.conftest import ROOT, corrupt_tiff_bytes, shared, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +41,6 @@ def cnnlab_process(*args: object, **popen: object) -> subprocess.Popen:
 def finish(p: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
     out, err = p.communicate(timeout=timeout)
     return p.returncode, out + err
-
-
-def wait_until(condition, what: str, limit: float = 300) -> None:
-    end = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.01)
 
 
 @pytest.mark.slow
