@@ -87,6 +87,8 @@ def main() -> None:
     ap.add_argument("--widths", default="64,256,256")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-all", action="store_true", help="skip the run with every option on")
+    ap.add_argument("--baseline-every", type=int, default=2,
+                    help="a baseline run before every N variants (0: one baseline, first; for a quiet machine)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--md", default=None, help="write the table here as Markdown")
     a = ap.parse_args()
@@ -98,8 +100,9 @@ def main() -> None:
     print(f"# load average at start: {os.getloadavg()}", flush=True)
     rows = []
     for i, name in enumerate(names):
-        if i % 2 == 0:  # a baseline between every two variants: a change of load shows in the baselines
-            base = run_one(f"baseline-{i // 2 + 1}", {}, a)
+        every = a.baseline_every or len(names)
+        if i % every == 0:  # a baseline between every few variants: a change of load shows in the baselines
+            base = run_one(f"baseline-{i // every + 1}", {}, a)
             base["changes"] = "the recipe as shipped"
             rows.append(base)
         sets = toggled(name)

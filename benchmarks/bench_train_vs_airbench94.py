@@ -196,7 +196,19 @@ def worker_airbench_steps(steps: int, tune_malloc: bool = False) -> dict:
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def worker_cnnlab_steps(steps: int) -> dict:
+def cnnlab_options(options: list[str], sets: list[str]) -> dict:
+    """TrainConfig values from named options of the airbench recipe and KEY=JSON pairs."""
+    from cnnlab.models.airbench import OPTIONS
+    opts: dict = {}
+    for name in options:
+        opts.update(OPTIONS[name])
+    for kv in sets:
+        k, v = kv.split("=", 1)
+        opts[k] = json.loads(v)
+    return opts
+
+
+def worker_cnnlab_steps(steps: int, options: list[str], sets: list[str]) -> dict:
     import torch
 
     import importlib
@@ -207,7 +219,7 @@ def worker_cnnlab_steps(steps: int) -> dict:
     fit_mod = importlib.import_module("cnnlab.train.fit")  # the module (cnnlab.train.fit is also the function)
     d = torch.load("cifar10/train.pt")
     data = ImageArrays(d["images"].permute(0, 3, 1, 2).contiguous(), d["labels"], d["classes"], "cifar10-train-jpeg")
-    cfg = TrainConfig(model="airbench", epochs=1, **recipe("airbench"))
+    cfg = TrainConfig(model="airbench", epochs=1, **{**recipe("airbench"), **cnnlab_options(options, sets)})
     model, train_set, _ = prepare(cfg, data=data)
     marks: list[float] = []
     real_make_loader = fit_mod.make_loader
@@ -244,6 +256,9 @@ def run_steps(a, workdir: Path) -> None:
         for impl in impls:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--steps", str(a.steps),
                    "--threads", str(a.threads)]
+            if impl == "cnnlab":
+                cmd += [arg for name in a.cnnlab_option for arg in ("--cnnlab-option", name)]
+                cmd += [arg for kv in a.cnnlab_set for arg in ("--cnnlab-set", kv)]
             p = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
                                env=worker_env(impl != "airbench94"))
             if p.returncode != 0:
@@ -349,19 +364,12 @@ def worker_race_cnnlab(epochs: int, options: list[str], sets: list[str]) -> dict
 
     import cnnlab
     from cnnlab.data.base import ImageArrays
-    from cnnlab.models.airbench import OPTIONS
     d = torch.load("cifar10/train.pt")
     data = ImageArrays(d["images"].permute(0, 3, 1, 2).contiguous(), d["labels"], d["classes"], "cifar10-train")
     t = torch.load("cifar10/test.pt")
     np.savez("test.npz", x=t["images"].numpy(), y=t["labels"].numpy(), classes=np.array(t["classes"]))
-    opts: dict = {}
-    for name in options:
-        opts.update(OPTIONS[name])
-    for kv in sets:
-        k, v = kv.split("=", 1)
-        opts[k] = json.loads(v)
     run = cnnlab.train("airbench", data=data, val="test.npz", epochs=epochs, out=f"cnnlab-run-{os.getpid()}",
-                       progress=False, **opts)
+                       progress=False, **cnnlab_options(options, sets))
     rows = [{"epoch": r["epoch"], "train_min": r["elapsed_s"] / 60, "top1": r["val_top1"],
              "top1_raw": r.get("val_top1_raw")} for r in run.metrics()]
     return {"impl": "cnnlab", "epochs": epochs, "options": options, "set": sets, "per_epoch": rows,
@@ -459,9 +467,9 @@ def main() -> None:
     ap.add_argument("--race", action="store_true", help="time to accuracy of both, alternating (see above)")
     ap.add_argument("--cnnlab-epochs", type=int, default=12, help="race mode: epochs of cnnlab's recipe")
     ap.add_argument("--cnnlab-option", action="append", default=[],
-                    help="race mode: a named option of cnnlab's airbench recipe to switch on (repeatable)")
+                    help="steps and race modes: a named option of cnnlab's airbench recipe to switch on (repeatable)")
     ap.add_argument("--cnnlab-set", action="append", default=[], metavar="KEY=JSON",
-                    help="race mode: any TrainConfig value for cnnlab, e.g. batch_size=1024 (repeatable)")
+                    help="steps and race modes: any TrainConfig value for cnnlab, e.g. batch_size=1024 (repeatable)")
     ap.add_argument("--figure", default=None, help="race mode: the per-epoch curves of every run, one PNG")
     ap.add_argument("--json", default=None, help="race mode: every run's figures as JSON")
     ap.add_argument("--worker", choices=["airbench94", "airbench94+malloc", "cnnlab", "race-airbench94",
@@ -474,7 +482,7 @@ def main() -> None:
         elif a.worker == "race-cnnlab":
             print(json.dumps(worker_race_cnnlab(a.cnnlab_epochs, a.cnnlab_option, a.cnnlab_set)))
         elif a.worker == "cnnlab":
-            print(json.dumps(worker_cnnlab_steps(a.steps)))
+            print(json.dumps(worker_cnnlab_steps(a.steps, a.cnnlab_option, a.cnnlab_set)))
         else:
             print(json.dumps(worker_airbench_steps(a.steps, tune_malloc=a.worker == "airbench94+malloc")))
         return

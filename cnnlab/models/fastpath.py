@@ -83,12 +83,14 @@ def state_key(net: nn.Module) -> tuple | None:
     return tuple((id(t), t._version, t.data_ptr(), t.dtype, t.device) for t in tensors)
 
 
-def has_hooks(net: nn.Module) -> bool:
-    """True when someone hooks a module, or all modules (a twin would silently skip their hook)."""
+def has_hooks(net: nn.Module, backward: bool = False) -> bool:
+    """True when someone hooks a module, or all modules (a twin would silently skip their hook); with
+    `backward`, backward hooks count too."""
     from torch.nn.modules import module as module_mod
     if getattr(module_mod, "_global_forward_hooks", None) or getattr(module_mod, "_global_forward_pre_hooks", None):
         return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
+    return any(m._forward_hooks or m._forward_pre_hooks or (backward and (m._backward_hooks or m._backward_pre_hooks))
+               for m in net.modules())
 
 
 def inference_twin(net: nn.Module) -> nn.Module:

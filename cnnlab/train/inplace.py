@@ -57,8 +57,7 @@ def _overwritable(node: torch.fx.Node, modules: dict[str, nn.Module]) -> bool:
 def inplace_activations(net: nn.Module) -> Iterator[int]:
     """Within the block, the safe activations of `net` work in place (none if it has hooks); yields how many."""
     from ..models.fastpath import has_hooks
-    hooked = has_hooks(net) or any(m._backward_hooks or m._backward_pre_hooks for m in net.modules())
-    mods = [] if hooked else [m for m in safe_inplace_activations(net) if not m.inplace]
+    mods = [] if has_hooks(net, backward=True) else [m for m in safe_inplace_activations(net) if not m.inplace]
     for m in mods:
         m.inplace = True
     try:
