@@ -12,9 +12,10 @@ HEADER = """# Benchmark results
 
 The latest figures for every performance claim, one section per area, each with the command that
 made it. The per-area sources are in `benchmarks/results/`; this file is assembled from them by
-`benchmarks/assemble_results.py`. Machine: 2 cores, AMD EPYC with AVX-512 (Zen 5), torch 2.14.1, no
-GPU. oneDNN, which runs PyTorch's convolutions, reaches ~450 GFLOP/s on a fp32 matmul there; MKL's
-sgemm behind `torch.mm` runs its AVX2 code on AMD (~200), and ANCHORS.md's "~108" was that.
+`benchmarks/assemble_results.py`. Machine: 2 cores, AMD EPYC, torch 2.14.1, no GPU. The host changes
+from day to day: on most days an AVX-512 Zen 5, where oneDNN, which runs PyTorch's convolutions, reaches
+~450 GFLOP/s on a fp32 matmul and MKL's sgemm behind `torch.mm` runs its AVX2 code (~200; ANCHORS.md's
+"~108" was that); on 2026-11-30 and 12-01 an AVX2-only host, up to 3.5x slower. Each section names its host.
 **Figures of the first session were mostly taken while several engineers shared these 2 cores
 (load average 3-24); each file says which figures come from a quiet machine. Quote the side-by-side
 ratios and medians, not absolute times.**
