@@ -23,9 +23,10 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     import cnnlab
-    from cnnlab.train.optim import MUON_NS_STEPS, FilterMuon, _matrix
+    from cnnlab.train.optim import MUON_NS_STEPS, FilterMuon, _matrix, is_filter
     net = cnnlab.create_model("airbench").net.to(memory_format=torch.channels_last)
-    filters = [p for n, p in net.named_parameters() if p.dim() == 4 and not n.startswith("whiten")]
+    net.whiten.weight.requires_grad_(False)  # as in training: the whitening filters are set, not learnt
+    filters = [p for n, p in net.named_parameters() if is_filter(n, p)]
     g = torch.Generator().manual_seed(0)
     grads = [torch.randn(p.shape, generator=g).contiguous(memory_format=torch.channels_last) for p in filters]
     ours = FilterMuon([{"params": filters, "lr": 0.24}], momentum=0.6)
@@ -42,8 +43,8 @@ def main() -> None:
             m.grad = _matrix(gr, p)
         theirs.step()
 
-    times: dict[str, list[float]] = {"FilterMuon (float32)": [], "torch.optim.Muon (bfloat16)": []}
     runs = {"FilterMuon (float32)": step_ours, "torch.optim.Muon (bfloat16)": step_theirs}
+    times: dict[str, list[float]] = {k: [] for k in runs}
     for fn in runs.values():  # warm-up
         fn()
     for r in range(a.reps):
