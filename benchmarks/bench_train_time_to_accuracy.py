@@ -27,6 +27,8 @@ import resource
 import time
 from pathlib import Path
 
+from bench_train_vs_airbench94 import cnnlab_options
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CNNLAB_SHARED", ROOT.parent / "shared")) / "data"
 
@@ -52,6 +54,7 @@ def main() -> None:
     ap.add_argument("--json-out", default=None, help="also write the result as JSON here")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    opts = cnnlab_options(a.option, a.set)  # an unknown option stops here, before the data loads
 
     import torch
 
@@ -66,15 +69,6 @@ def main() -> None:
     test_path = Path(a.out + "-test.npz")
     import numpy as np
     np.savez(test_path, x=test.x.permute(0, 2, 3, 1).numpy(), y=test.y.numpy(), classes=np.array(test.classes))
-    from cnnlab.models.airbench import OPTIONS
-    opts = {}
-    for name in a.option:
-        if name not in OPTIONS:
-            raise SystemExit(f"unknown option {name}; the airbench recipe's options are {', '.join(OPTIONS)}")
-        opts.update(OPTIONS[name])
-    for kv in a.set:
-        k, v = kv.split("=", 1)
-        opts[k] = json.loads(v)
     opts.update({k: v for k, v in dict(batch_size=a.batch_size, lr=a.lr, weight_decay=a.wd, ema=a.ema,
                                        bias_lr_mult=a.bias_lr_mult, label_smoothing=a.label_smoothing,
                                        tta=a.tta).items() if v is not None})

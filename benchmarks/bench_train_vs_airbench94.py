@@ -198,10 +198,12 @@ def worker_airbench_steps(steps: int, tune_malloc: bool = False) -> dict:
 
 def cnnlab_options(options: list[str], sets: list[str]) -> dict:
     """TrainConfig values from named options of the airbench recipe and KEY=JSON pairs."""
-    from cnnlab.models.airbench import OPTIONS
-    opts: dict = {}
-    for name in options:
-        opts.update(OPTIONS[name])
+    from cnnlab.errors import CnnlabError
+    from cnnlab.models.airbench import option_values
+    try:
+        opts = option_values(options)
+    except CnnlabError as e:
+        raise SystemExit(str(e)) from None
     for kv in sets:
         k, v = kv.split("=", 1)
         opts[k] = json.loads(v)

@@ -8,6 +8,8 @@ the command line to measure what it is worth.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -86,10 +88,19 @@ OPTIONS = {
 }
 OPTIONS_ON = ("tta",)
 
+
+def option_values(names: Iterable[str]) -> dict:
+    """The TrainConfig values that switch on the named OPTIONS, merged in order; an unknown name is an error."""
+    values: dict = {}
+    for name in names:
+        if name not in OPTIONS:
+            raise CnnlabError(f"unknown option '{name}' of the airbench recipe; choose from {', '.join(OPTIONS)}.")
+        values.update(OPTIONS[name])
+    return values
+
+
 #: What `cnnlab train --model airbench` uses for every option the caller leaves unset.
-RECIPE = {**HYP["opt"], **HYP["aug"], **HYP["tta"]}
-for _name in OPTIONS_ON:
-    RECIPE.update(OPTIONS[_name])
+RECIPE = {**HYP["opt"], **HYP["aug"], **HYP["tta"], **option_values(OPTIONS_ON)}
 
 #: 32x32 images normalized with CIFAR-10's statistics; the head 'fc' (before the logit scaling).
 CFG = ModelCfg(num_classes=10, input_size=(32, 32), resize=None, mean=CIFAR10_MEAN, std=CIFAR10_STD, classifier="fc")

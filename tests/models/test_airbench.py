@@ -2,6 +2,7 @@
 `cnnlab.train` sees it (the same values as before families owned their recipes)."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 import cnnlab
@@ -72,3 +73,14 @@ def test_training_runs_the_family_initialization(cifar_test_small):
     assert skipped.net.whiten.weight.requires_grad
     # configs written when the option was called `whiten` still load
     assert TrainConfig.from_dict({"whiten": False}).data_init is False
+
+
+def test_named_options_become_valid_train_config_values():
+    from cnnlab.errors import CnnlabError
+    from cnnlab.models.airbench import OPTIONS, option_values
+    every = option_values(OPTIONS)
+    assert every["optimizer"] == "muon" and every["batch_size"] == 1024 and every["lookahead"] == 5
+    assert TrainConfig.from_dict({"model": "airbench", **recipe("airbench"), **every}).optimizer == "muon"
+    assert option_values(["batch_1024"]) == {"batch_size": 1024} and option_values([]) == {}
+    with pytest.raises(CnnlabError, match="unknown option 'mixup'.*choose from muon, lookahead"):
+        option_values(["muon", "mixup"])
