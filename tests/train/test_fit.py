@@ -372,9 +372,9 @@ def test_compiled_training_follows_the_eager_one(cifar_train_small, tmp_path, de
 
 @pytest.mark.slow
 def test_resume_is_exact_with_every_option_of_the_airbench_recipe(cifar_train_small, tmp_path):
-    from cnnlab.models.airbench import OPTIONS
+    from cnnlab.models.airbench import OPTIONS, option_values
     data = cifar_train_small.subset(range(400))
-    every = {k: v for name in OPTIONS for k, v in OPTIONS[name].items()}
+    every = option_values(OPTIONS)
     opts = dict(data=data, epochs=3, progress=False, seed=5, model_kwargs={"widths": "8,16,16"}, val_split=0.25,
                 **{**every, "batch_size": 100, "lookahead": 2, "freeze_after": {"whiten.bias": 1.5},
                    "schedule": "linear", "lr_end": 0.05, "ema": 0.9})
