@@ -16,9 +16,10 @@ the working directory (airbench opens 'cifar10/...' relative to it).
 Modes:
   --steps N   throughput: N timed training steps (after 1 warm-up step) of airbench94 (batch 1024)
               and of cnnlab's recipe (`TrainConfig` from the airbench family's recipe, batch 512, plus any
-              --cnnlab-option / --cnnlab-set, through cnnlab.train.fit), alternating, each in a fresh subprocess, --reps times. A step is
-              timed from the end of one optimizer step to the end of the next (so it includes the
-              batch's augmentation and airbench's every-5-steps lookahead update). Prints images/s,
+              --cnnlab-option / --cnnlab-set, through cnnlab.train.fit), alternating, each in a fresh
+              subprocess, --reps times. A step is timed from the end of one optimizer step to the end of
+              the next (so it includes the batch's augmentation and airbench's every-5-steps lookahead
+              update). Prints images/s,
               the per-epoch time each implies (its steps per 50,000-image epoch x the median step; airbench's
               once-per-epoch augmentation pass is printed separately), medians and the ratios.
   --full      airbench94's complete training (9.9 epochs, or --epochs), in this process: training
