@@ -415,6 +415,7 @@ def run_race(a, workdir: Path) -> None:
     print(f"# load average at start: {os.getloadavg()}", flush=True)
     for rep in range(1, a.reps + 1):
         order = ("airbench94", "cnnlab") if rep % 2 else ("cnnlab", "airbench94")
+        order = tuple(impl for impl in order if a.race_only in (None, impl))
         for impl in order:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", f"race-{impl}", "--threads",
                    str(a.threads)]
@@ -468,6 +469,8 @@ def main() -> None:
                     help="also time airbench94 with the glibc malloc setting cnnlab's trainer makes "
                          "(steps mode: a third configuration; full mode: instead of the plain one)")
     ap.add_argument("--race", action="store_true", help="time to accuracy of both, alternating (see above)")
+    ap.add_argument("--race-only", choices=["airbench94", "cnnlab"], default=None,
+                    help="race mode: run only this side (its ratio to the other then needs the other's run)")
     ap.add_argument("--cnnlab-epochs", type=int, default=12, help="race mode: epochs of cnnlab's recipe")
     ap.add_argument("--cnnlab-option", action="append", default=[],
                     help="steps and race modes: a named option of cnnlab's airbench recipe to switch on (repeatable)")

@@ -83,6 +83,9 @@ OPTIONS = {
     "record_schedule": {"schedule": "triangle", "lr_end": 0.07},
     # alternating flip: each image mirrored in every other epoch (a seeded coin picks which), not at random
     "altflip": {"augment": "crop2,altflip"},
+    # airbench96's data filtering: batches of 1024, of which the model trains on the 512 that a small proxy
+    # airbench (widths 32,64,64; a seventh of the work) finds hardest; the proxy learns from every 4th batch
+    "hard_half": {"batch_size": 1024, "hard_fraction": 0.5, "proxy_args": {"widths": "32,64,64"}, "proxy_every": 4},
     # 6-view flip-translate TTA in evaluation (already part of the recipe, above)
     "tta": {"tta": "flip-translate"},
 }

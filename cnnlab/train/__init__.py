@@ -26,6 +26,7 @@ from ..runs import Run, run_dir_problem
 from .config import TrainConfig
 from .evaluate import EvalResult, evaluate, evaluate_checkpoint, predict_labels, write_label_file
 from .fit import FitResult, TrainingDiverged, fit
+from .proxy import data_initialize
 
 __all__ = ["train", "resume", "fit", "TrainConfig", "FitResult", "TrainingDiverged", "evaluate", "evaluate_checkpoint",
            "EvalResult",
@@ -62,7 +63,7 @@ def prepare(cfg: TrainConfig, model=None, data=None, val=None,  # noqa: ANN001
     if val_set is not None and len(val_set):
         check_labels(val_set, model.num_classes, "validation data")
     if cfg.data_init and not (cfg.weights or cfg.pretrained):
-        _data_init(model, train_set, cfg.seed)
+        data_initialize(model, train_set, cfg.seed)
     return model.to(device), train_set, val_set
 
 
@@ -76,22 +77,6 @@ def _build_model(cfg: TrainConfig, num_classes: int):  # noqa: ANN001
         return model
     return create_model(cfg.model, pretrained=cfg.pretrained, num_classes=num_classes, device="cpu",
                         **cfg.model_kwargs)
-
-
-def _data_init(model, train_set, seed: int) -> None:  # noqa: ANN001
-    """Run the model family's data-dependent initialization (airbench: its whitening conv) on up to the
-    number of seeded training images it asks for."""
-    from ..data.arrays import ImageArrays
-    from ..models import data_init
-    init = data_init(model.name)
-    if init is None:
-        return
-    if not isinstance(train_set, ImageArrays):
-        raise CnnlabError(f"Model '{model.name}' initializes from the training data ({init.description}), which "
-                          "needs in-memory training data (arrays, not an image folder streamed from disk); "
-                          "pass data_init=False to skip it.")
-    sel = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed))[:init.images]
-    init.fn(model, train_set.floats(sel).to(model.device))
 
 
 def _describe_data(train_set: Dataset, val_set: Dataset | None) -> tuple[dict, dict]:

@@ -103,6 +103,14 @@ class TrainConfig:
     freeze_after: dict = _opt(factory=dict, help="Stop training a parameter after N epochs, its lr falling linearly to "
                               "0 until then; repeatable, e.g. whiten.bias=1 (airbench's whitening bias).",
                               metavar="NAME=EPOCHS")
+    hard_fraction: float = _opt(1.0, "Train on this fraction of each batch: the images a proxy network, trained "
+                                "alongside, finds hardest (highest loss); 1: every image (airbench96's data "
+                                "filtering: 0.5 with a small proxy halves the model's work).", above=0, max=1)
+    proxy_args: dict = _opt(factory=dict, help="With --hard-fraction: the proxy is the model rebuilt with these "
+                            "arguments, e.g. widths=32,64,64 (default: a copy of the model); repeatable.",
+                            flags=("--proxy-arg",), metavar="KEY=VALUE")
+    proxy_every: int = _opt(4, "With --hard-fraction: the proxy learns from every Nth batch (it scores all of "
+                            "them).", min=1)
     augment: str = _opt("crop4,flip", "Batch augmentation, e.g. 'crop4,flip', 'crop2,flip,cutout8', 'crop2,altflip' "
                         "(altflip: each image mirrored in every other epoch), 'none'.")
     channels_last: bool = _opt(True, "channels_last memory format (faster on the CPU, and on GPUs with mixed "

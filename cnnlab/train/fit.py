@@ -1,10 +1,11 @@
 """The training loop: `fit(model, train, val, config, run)`.
 
-One epoch = the loader's batches, each: set the lr for this step, (optionally) perturb the batch
-adversarially, forward, cross-entropy (label smoothing), backward, (clip), step, EMA update. After
-each epoch: evaluate on the validation set (inference mode), log one row to metrics.jsonl and
-TensorBoard, save checkpoints/last.pt (and best.pt) atomically, redraw the figures. A non-finite
-loss stops the run with one clear sentence; the last good checkpoint stays.
+One epoch = the loader's batches, each: set the lr for this step, (optionally) keep only its hardest
+images (a proxy network's choice, see cnnlab.train.proxy), (optionally) perturb it adversarially,
+forward, cross-entropy (label smoothing), backward, (clip), step, EMA update. After each epoch:
+evaluate on the validation set (inference mode), log one row to metrics.jsonl and TensorBoard, save
+checkpoints/last.pt (and best.pt) atomically, redraw the figures. A non-finite loss stops the run with
+one clear sentence; the last good checkpoint stays.
 
 Everything random is seeded (initialization by the caller, data order and augmentation by the
 loader, dropout by torch's global generators, whose states go into the checkpoint), so on the CPU N
@@ -47,6 +48,7 @@ from .ema import EMA, Lookahead
 from .evaluate import evaluate
 from .inplace import inplace_activations
 from .optim import Optimizers, build_optimizer, frozen_names, set_lr
+from .proxy import HardSelection, build_proxy
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -234,11 +236,13 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
     ema = EMA(model.net, cfg.ema) if cfg.ema else None
     scaler = grad_scaler(device, precision)
     lookahead = Lookahead(model.net, cfg.lookahead) if cfg.lookahead else None
+    selection = HardSelection(build_proxy(model, cfg, train), cfg, ctx, precision) if cfg.hard_fraction < 1 else None
     total_steps = cfg.epochs * steps_per_epoch
     adversary, robust_accuracy = _adversary(cfg)
     start_epoch, step, best_top1, history, train_s = 0, 0, -1.0, [], 0.0
     if resume is not None:
-        start_epoch, step, best_top1, train_s = _restore(resume, model, opt, ema, lookahead, scaler, loader, cfg, device)
+        start_epoch, step, best_top1, train_s = _restore(resume, model, opt, ema, lookahead, scaler, loader, cfg,
+                                                         device, selection)
         if run is not None:
             run.truncate_metrics(start_epoch)
             history = run.metrics()
@@ -271,7 +275,7 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                     net = _step_module(model, ctx, device, cfg.compile)
             model.train()
             t0 = time.perf_counter()
-            seen = 0
+            seen = drawn = 0
             loss_sum = torch.zeros((), dtype=torch.float64, device=device)
             correct = torch.zeros((), dtype=torch.long, device=device)
             correct5 = torch.zeros((), dtype=torch.long, device=device)
@@ -282,6 +286,9 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
                 if step == 0:
                     log.samples(x)
                 lr = set_lr(opt, cfg, step, steps_per_epoch)
+                drawn += len(y)
+                if selection is not None:
+                    x, y = selection.pick(x, y, step, steps_per_epoch)
                 if adversary is not None:
                     x = adversary(model, x, y)
                     model.train()
@@ -316,8 +323,8 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
             synchronize(device)  # the epoch's time includes the GPU's queued work
             epoch_s = time.perf_counter() - t0
             train_s += epoch_s
-            row = _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, torch.stack([correct, correct5]), seen, lr,
-                             epoch_s, train_s, robust_x, robust_accuracy, precision)
+            row = _epoch_row(model, val, cfg, ctx, ema, epoch, loss_sum, torch.stack([correct, correct5]), seen, drawn,
+                             lr, epoch_s, train_s, robust_x, robust_accuracy, precision)
             if getattr(loader, "skipped", None):  # unreadable image files, skipped (see StreamLoader)
                 row["skipped_images"] = len(loader.skipped)
             history.append(row)
@@ -329,8 +336,7 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
             if run is not None and ctx.is_main:
                 run.append_metrics(row)
                 run.save_checkpoint(_checkpoint(model, opt, ema, lookahead, scaler, loader, epoch + 1, step, best_top1,
-                                                row,
-                                                train_s, cfg), is_best)
+                                                row, train_s, cfg, selection), is_best)
                 _figures(run, model, ema)
             log.epoch(row)
             if stop_after is not None and epoch + 1 >= stop_after and epoch + 1 < cfg.epochs:
@@ -356,10 +362,10 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
 
 def _restore(ckpt: dict, model: Classifier, opt: torch.optim.Optimizer, ema: EMA | None, lookahead: Lookahead | None,
              scaler: torch.amp.GradScaler, loader: TensorLoader | StreamLoader | GivenBatches, cfg: TrainConfig,
-             device: torch.device) -> tuple[int, int, float, float]:
-    """Put a checkpoint's state back (weights, optimizer, EMA, gradient scaler, lookahead average, data order,
-    RNG); returns (epoch, step, best top-1, training seconds). A checkpoint that does not fit is one
-    sentence, never a traceback."""
+             device: torch.device, selection: HardSelection | None = None) -> tuple[int, int, float, float]:
+    """Put a checkpoint's state back (weights, optimizer, EMA, gradient scaler, lookahead average, the
+    selecting proxy, data order, RNG); returns (epoch, step, best top-1, training seconds). A checkpoint
+    that does not fit is one sentence, never a traceback."""
     from ..models.weights import load_state_into
     load_state_into(model.net, ckpt.get("train_state_dict") or ckpt["state_dict"], "checkpoints/last.pt", model.name)
     try:
@@ -374,6 +380,8 @@ def _restore(ckpt: dict, model: Classifier, opt: torch.optim.Optimizer, ema: EMA
             scaler.load_state_dict(ckpt["scaler"])
         if lookahead is not None and ckpt.get("lookahead"):
             lookahead.load_state_dict(ckpt["lookahead"])
+        if selection is not None:
+            selection.load_state_dict(ckpt["proxy"])
         loader.load_state_dict(ckpt["loader"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:  # a GPU run resumed on a GPU
@@ -423,13 +431,14 @@ def _diverged_message(loss: float, epoch: int, batch: int, run: Run | None, lr: 
 
 
 def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: distributed.DistContext, ema: EMA | None,
-               epoch: int, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, lr: float, epoch_s: float,
-               train_s: float, robust_x: tuple[torch.Tensor, torch.Tensor] | None,
+               epoch: int, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int, drawn: int, lr: float,
+               epoch_s: float, train_s: float, robust_x: tuple[torch.Tensor, torch.Tensor] | None,
                robust_accuracy: Callable | None, precision: str = "fp32") -> dict:
     """The epoch's metrics row: training loss/accuracy over all ranks, validation, robust accuracy, timing.
-    `correct` counts the right answers [top-1, top-5]."""
-    seen_t = torch.tensor(float(seen), dtype=torch.float64, device=loss_sum.device)
-    stats = distributed.all_reduce_sum(torch.stack([loss_sum, *correct.double(), seen_t]), ctx)
+    `correct` counts the right answers [top-1, top-5] among the `seen` images trained on, of `drawn` loaded
+    (fewer with hard-example selection: the loss and accuracy are the hard images')."""
+    counts = torch.tensor([float(seen), float(drawn)], dtype=torch.float64, device=loss_sum.device)
+    stats = distributed.all_reduce_sum(torch.cat([torch.stack([loss_sum, *correct.double()]), counts]), ctx)
     n = max(1.0, float(stats[3]))
     row = {"epoch": epoch + 1, "train_loss": float(stats[0] / n), "train_top1": float(stats[1] / n),
            "train_top5": float(stats[2] / n)}
@@ -450,14 +459,14 @@ def _epoch_row(model: Classifier, val: Dataset | None, cfg: TrainConfig, ctx: di
         row.update(val_loss=None, val_top1=None, val_top5=None, val_error=None)
     if robust_x is not None:
         row["val_robust_top1"] = float(robust_accuracy(model, robust_x[0], robust_x[1], cfg.eps, cfg.adv_steps))
-    row.update(lr=lr, images_per_s=n / max(epoch_s, 1e-9), epoch_s=epoch_s, elapsed_s=train_s)
+    row.update(lr=lr, images_per_s=max(1.0, float(stats[4])) / max(epoch_s, 1e-9), epoch_s=epoch_s, elapsed_s=train_s)
     return row
 
 
 def _checkpoint(model: Classifier, opt: torch.optim.Optimizer | Optimizers, ema: EMA | None,
                 lookahead: Lookahead | None, scaler: torch.amp.GradScaler,
                 loader: TensorLoader | StreamLoader | GivenBatches, epoch: int, step: int, best_top1: float, row: dict,
-                train_s: float, cfg: TrainConfig) -> dict:
+                train_s: float, cfg: TrainConfig, selection: HardSelection | None = None) -> dict:
     """Everything a resumed run needs, as plain data (torch.load(weights_only=True) reads it), every
     tensor a CPU copy (a checkpoint from a GPU loads anywhere)."""
     device = model.device
@@ -467,6 +476,7 @@ def _checkpoint(model: Classifier, opt: torch.optim.Optimizer | Optimizers, ema:
     out = {"cnnlab": model.checkpoint_meta(), "state_dict": state, "optimizer": opt.state_dict(),
            "scheduler": {"step": step}, "ema": ema.state_dict() if ema is not None else None,
            "lookahead": lookahead.state_dict() if lookahead is not None else None,
+           "proxy": selection.state_dict() if selection is not None else None,
            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
            "rng": rng, "loader": loader.state_dict(), "epoch": epoch, "device": str(device),
            "best_top1": best_top1, "metrics": row, "train_s": train_s, "config": cfg.to_dict()}

@@ -312,6 +312,8 @@ def test_every_repeatable_key_value_option_becomes_one_dict():
                              "optimizer": "muon", "no_tta": False})
     assert values == {"freeze_after": {"whiten.bias": 1, "fc.weight": 2}, "optimizer": "muon"}
     names = {o.name for o in config_options()}
-    assert {"freeze_after", "lookahead", "muon_lr", "muon_momentum", "lr_end"} <= names
+    assert {"freeze_after", "lookahead", "muon_lr", "muon_momentum", "lr_end", "hard_fraction", "proxy_args",
+            "proxy_every"} <= names
     out = CliRunner().invoke(main, ["train", "--help"]).output
     assert "--freeze-after NAME=EPOCHS" in out and "[sgd|adam|adamw|muon]" in out
+    assert "--proxy-arg KEY=VALUE" in out and "--hard-fraction" in out

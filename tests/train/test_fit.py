@@ -377,6 +377,7 @@ def test_resume_is_exact_with_every_option_of_the_airbench_recipe(cifar_train_sm
     every = option_values(OPTIONS)
     opts = dict(data=data, epochs=3, progress=False, seed=5, model_kwargs={"widths": "8,16,16"}, val_split=0.25,
                 **{**every, "batch_size": 100, "lookahead": 2, "freeze_after": {"whiten.bias": 1.5},
+                   "proxy_args": {"widths": "4,8,8"}, "proxy_every": 2,
                    "schedule": "linear", "lr_end": 0.05, "ema": 0.9})
     straight = cnnlab.train("airbench", out=tmp_path / "straight", **opts)
     cnnlab.train("airbench", out=tmp_path / "killed", stop_after=1, **opts)
@@ -386,5 +387,7 @@ def test_resume_is_exact_with_every_option_of_the_airbench_recipe(cifar_train_sm
     b = torch.load(resumed.path / "checkpoints/last.pt", weights_only=True)
     for part in ("state_dict", "train_state_dict"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    proxy_a, proxy_b = a["proxy"]["state_dict"], b["proxy"]["state_dict"]  # the selecting proxy resumed too
+    assert all(torch.equal(proxy_a[k], proxy_b[k]) for k in proxy_a)
     assert a["lookahead"] is not None and len(a["optimizer"]["optimizers"]) == 2
     assert [r["train_loss"] for r in straight.metrics()] == [r["train_loss"] for r in resumed.metrics()]
