@@ -34,7 +34,9 @@ Modes:
               both are evaluated on the whole test set with their own 6-view TTA (airbench94: its current
               weights, tta_level 2; cnnlab: its EMA weights), outside the training time. Reports the
               training minutes to 90% and 90.5% and the final accuracy of each, and draws the per-epoch
-              curves of every run in one figure (--figure).
+              curves of every run in one figure (--figure). `--race-only cnnlab` (or airbench94) runs one
+              side, e.g. another cnnlab configuration against an airbench94 run of the same session;
+              `--figure-of A.json B.json --figure race.png` draws the curves of such runs in one figure.
 
     .venv/bin/pip install airbench==0.1.8        # the `bench` extra; it declares no dependencies
     nice -n 19 .venv/bin/python benchmarks/bench_train_vs_airbench94.py --steps 10 --reps 3
@@ -390,12 +392,17 @@ def race_figure(results: list[dict], path: Path) -> Path:
     from cnnlab.figures import new_figure, save_figure
     fig, axes = new_figure(figsize=(7.5, 4.6))
     ax = axes[0][0]
-    colors = {"airbench94": "tab:orange", "cnnlab": "tab:blue"}
-    for i, r in enumerate(results):
+    colors: dict[str, str] = {}
+    palette = ["tab:orange", "tab:blue", "tab:green", "tab:purple", "tab:red", "tab:brown"]
+    for r in results:
         xs = [row["train_min"] for row in r["per_epoch"]]
         ys = [100 * row["top1"] for row in r["per_epoch"]]
-        label = r["impl"] if r["rep"] == 1 else None
-        ax.plot(xs, ys, marker="o", ms=3, color=colors[r["impl"]], alpha=1.0 if r["rep"] == 1 else 0.5, label=label)
+        label = r["impl"] if r["impl"] != "cnnlab" else (
+            f"cnnlab, {len(r.get('options') or [])} options, {r['epochs']} epochs")
+        first = label not in colors
+        colors.setdefault(label, palette[len(colors) % len(palette)])
+        ax.plot(xs, ys, marker="o", ms=3, color=colors[label], alpha=1.0 if first else 0.5,
+                label=label if first else None)
     for thr, dy in zip(THRESHOLDS, (-10, 2)):  # the lower line labelled below it, the upper above
         ax.axhline(100 * thr, color="grey", lw=0.8, ls=":")
         ax.annotate(f"{100 * thr:g}%", (0, 100 * thr), xycoords=("axes fraction", "data"), xytext=(2, dy),
@@ -478,6 +485,8 @@ def main() -> None:
                     help="steps and race modes: any TrainConfig value for cnnlab, e.g. batch_size=1024 (repeatable)")
     ap.add_argument("--figure", default=None, help="race mode: the per-epoch curves of every run, one PNG")
     ap.add_argument("--json", default=None, help="race mode: every run's figures as JSON")
+    ap.add_argument("--figure-of", nargs="+", default=None, metavar="JSON",
+                    help="draw --figure from the --json files of earlier races (e.g. one per --race-only side)")
     ap.add_argument("--worker", choices=["airbench94", "airbench94+malloc", "cnnlab", "race-airbench94",
                                          "race-cnnlab"], help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -491,6 +500,12 @@ def main() -> None:
             print(json.dumps(worker_cnnlab_steps(a.steps, a.cnnlab_option, a.cnnlab_set)))
         else:
             print(json.dumps(worker_airbench_steps(a.steps, tune_malloc=a.worker == "airbench94+malloc")))
+        return
+    if a.figure_of:
+        if not a.figure:
+            ap.error("--figure-of needs --figure OUT.png")
+        runs = [r for f in a.figure_of for r in json.loads(Path(f).read_text())["runs"]]
+        print(f"figure: {race_figure(runs, Path(a.figure).resolve())}")
         return
     if (bool(a.steps) + bool(a.full) + bool(a.race)) != 1:
         ap.error("choose one mode: --steps N, --full or --race")

@@ -62,7 +62,7 @@ HYP = {
     },
 }
 
-#: The record holders' further ideas (airbench94 and airbench94_muon), each a named option of the recipe: the
+#: The record holders' further ideas (airbench94, airbench94_muon, airbench96_faster), each a named option: the
 #: TrainConfig values that switch it on. `OPTIONS_ON` names those the recipe uses; the others are off until an
 #: ablation on this CPU (benchmarks/bench_train_recipe_ablation.py: time to 90.5% with and without each)
 #: shows they pay. Any of them can be given on the command line (e.g. `--optimizer muon`).

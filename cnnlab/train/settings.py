@@ -40,6 +40,19 @@ def schedule_text(cfg: TrainConfig) -> str:
     return text + (f", after {cfg.warmup_epochs:g} warm-up epochs" if cfg.warmup_epochs else "")
 
 
+def selection_text(cfg: TrainConfig) -> str | None:
+    """What hard-example selection does in this run, in words (None when the model sees every image)."""
+    if cfg.hard_fraction >= 1:
+        return None
+    args = ", ".join(f"{k}={v}" for k, v in cfg.proxy_args.items())
+    proxy = f"the model rebuilt with {args}" if args else "a copy of the model"
+    n = cfg.proxy_every
+    nth = f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+    every = "every batch" if n == 1 else f"every {nth} batch"
+    return (f"the hardest {100 * cfg.hard_fraction:g}% of each batch, by the loss of a proxy ({proxy}) that "
+            f"learns from {every}")
+
+
 def run_settings(cfg: TrainConfig, model: Classifier, train_set: Dataset, val_set: Dataset | None, *,
                  from_recipe: list[str], given: bool = False) -> dict:
     """The effective settings of a run (see the module docstring)."""
@@ -55,7 +68,7 @@ def run_settings(cfg: TrainConfig, model: Classifier, train_set: Dataset, val_se
             "initialization": initialization(cfg, model, given), "optimizer": optimizer,
             "schedule": schedule_text(cfg), "epochs": cfg.epochs, "batch_size": cfg.batch_size,
             "augmentation": cfg.augment or "none", "label_smoothing": cfg.label_smoothing, "ema": cfg.ema,
-            "tta": cfg.tta,
+            "tta": cfg.tta, "selection": selection_text(cfg),
             "data": {"source": cfg.data, "train": len(train_set), "val": val, "classes": model.num_classes},
             "from_recipe": sorted(from_recipe)}
 
@@ -90,4 +103,5 @@ def settings_lines(s: dict) -> list[str]:
             f"{s['epochs']} epoch{'s' * (s['epochs'] != 1)}, batch {s['batch_size']}{mark('batch_size')}",
             f"augmentation  {s['augmentation']}{mark('augment')}" + (f"; {', '.join(extra)}" if extra else "")
             + (mark("label_smoothing", "ema", "tta") if extra else ""),
+            *([f"selection     {s['selection']}"] if s.get("selection") else []),
             f"data          {d['source']}: train {d['train']} images, {val}; {d['classes']} classes"]

@@ -100,3 +100,14 @@ def test_fit_trains_on_the_hard_part_and_counts_every_image_drawn(tmp_path):
     assert ckpt["proxy"]["state_dict"]["block1.conv1.weight"].shape[0] == 4
     # 300 training images drawn in 3 batches of 100; the model trained on 50 of each
     assert row["images_per_s"] * row["epoch_s"] == pytest.approx(300)
+    assert run.config["settings"]["selection"] == ("the hardest 50% of each batch, by the loss of a proxy (the model "
+                                                   "rebuilt with widths=4,8,8) that learns from every 4th batch")
+
+
+@pytest.mark.parametrize("every, words", [(1, "every batch"), (2, "every 2nd batch"), (3, "every 3rd batch"),
+                                          (11, "every 11th batch"), (22, "every 22nd batch")])
+def test_the_run_header_says_how_the_batch_is_chosen(every, words):
+    from cnnlab.train.settings import selection_text
+    assert selection_text(TrainConfig()) is None
+    assert selection_text(TrainConfig(hard_fraction=0.25, proxy_every=every)) == (
+        f"the hardest 25% of each batch, by the loss of a proxy (a copy of the model) that learns from {words}")
