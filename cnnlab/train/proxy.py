@@ -72,6 +72,7 @@ class HardSelection:
         self.opt = build_optimizer(proxy.net, cfg)
         self.scaler = grad_scaler(proxy.device, precision)
         self.net = distributed.wrap(proxy, ctx, proxy.device)
+        proxy.train()  # it only ever trains: BatchNorm on batch statistics, also when it merely scores
 
     def pick(self, x: torch.Tensor, y: torch.Tensor, step: int, steps_per_epoch: int
              ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,7 +81,6 @@ class HardSelection:
         cfg = self.cfg
         k = max(1, round(cfg.hard_fraction * len(y)))
         learn = step % cfg.proxy_every == 0
-        self.proxy.train()
         with torch.set_grad_enabled(learn), autocast(self.proxy.device, self.precision):
             logits = self.net(x)
         losses = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing, reduction="none")
