@@ -11,6 +11,8 @@ steps each (ratios, not absolute times, are what survive a shared machine):
   compiled       torch.compile of just those BN+ReLU(+add) pieces (the convolutions stay eager oneDNN)
   threads=1      the eager step on one thread (images/s per core)
   batch 64/256   the eager step at other batch sizes (images/s)
+  convs only     the step with BatchNorm and ReLU taken out (the residual add kept): the rate a perfect
+                 BN+ReLU fusion could at best reach, i.e. what ResNet-20's own small convolutions allow
 
 It also checks that the fused step's gradients equal the eager step's, counts the FLOPs of one training
 step (torch.utils.flop_counter) and times a large channels_last convolution (3x3, 256 channels, 32x32,
@@ -84,6 +86,10 @@ def _bn_relu_fused(x: torch.Tensor, bn: nn.BatchNorm2d, residual: torch.Tensor |
     return FusedBNReLU.apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.momentum, bn.eps, residual)
 
 
+def _no_bn_relu(x: torch.Tensor, bn: nn.BatchNorm2d, residual: torch.Tensor | None) -> torch.Tensor:
+    return x if residual is None else x + residual
+
+
 def with_bn_relu(model: Any, impl: Any) -> Any:
     """A copy of a cnnlab ResNet-20 whose BN->ReLU and BN->+shortcut->ReLU run through `impl`."""
     from cnnlab.models.cifar_resnet import BasicBlock, CifarResNet
@@ -144,6 +150,7 @@ def main() -> None:
         "eager threads=1": (copy.deepcopy(base), 128, 1),
         "eager batch 64": (copy.deepcopy(base), 64, a.threads),
         "eager batch 256": (copy.deepcopy(base), 256, a.threads),
+        "convs only (no BN, no ReLU)": (with_bn_relu(base, _no_bn_relu), 128, a.threads),
     }
     if not a.no_compile:
         variants["compiled BN+ReLU(+add)"] = (with_bn_relu(base, _bn_relu_compiled), 128, a.threads)
