@@ -21,6 +21,8 @@ import sys
 import torch
 from torch import nn
 
+from .layout import to_channels_last
+
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _tuned: bool | None = None
 
@@ -105,7 +107,7 @@ def inference_twin(net: nn.Module) -> nn.Module:
         twin = fold_batchnorm(twin)
     except Exception:  # noqa: BLE001 - untraceable control flow: keep BN, still fast enough
         pass
-    return twin.to(memory_format=torch.channels_last)
+    return to_channels_last(twin)
 
 
 def fold_batchnorm(net: nn.Module) -> nn.Module:

@@ -39,6 +39,7 @@ from ..devices import autocast, grad_scaler, resolve_precision, synchronize
 from ..errors import CnnlabError
 from ..models import Classifier, as_classifier
 from ..models.fastpath import tune_allocator
+from ..models.layout import to_channels_last
 from ..progress import Progress, note
 from ..results import Result, percent
 from ..runs import TB_PARTS, Run, curves_figure, save_filters, tensorboard_scalars
@@ -220,7 +221,7 @@ def fit(model: Classifier | nn.Module, train: Dataset, val: Dataset | None, cfg:
         from ..reference import convert_to_unfold
         convert_to_unfold(model.net)
     if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     backbone = backbone_parameter_names(model) if (cfg.freeze_epochs or cfg.backbone_lr_mult != 1.0) else set()
     loader = make_loader(train, cfg.batch_size, size=model.input_size, shuffle=True, augment=cfg.augment,
                          seed=cfg.seed, drop_last=len(train) >= 2 * cfg.batch_size, rank=ctx.rank,

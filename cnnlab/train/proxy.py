@@ -18,6 +18,7 @@ from .. import distributed
 from ..devices import autocast, grad_scaler
 from ..errors import CnnlabError
 from ..models import Classifier
+from ..models.layout import to_channels_last
 from .config import TrainConfig
 from .optim import build_optimizer, set_lr
 
@@ -68,7 +69,7 @@ class HardSelection:
     def __init__(self, proxy: Classifier, cfg: TrainConfig, ctx: distributed.DistContext, precision: str) -> None:
         self.proxy, self.cfg, self.precision = proxy, cfg, precision
         if cfg.channels_last:
-            proxy.to(memory_format=torch.channels_last)
+            to_channels_last(proxy)
         self.opt = build_optimizer(proxy.net, cfg)
         self.scaler = grad_scaler(proxy.device, precision)
         self.net = distributed.wrap(proxy, ctx, proxy.device)
