@@ -40,6 +40,7 @@ def measure(variant: str, model: str, batch: int, size: int, threads: int, chunk
     import torch.nn.functional as F
 
     import cnnlab
+    from cnnlab.models.layout import to_channels_last
     from cnnlab.reference import unfold_conv
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -52,7 +53,7 @@ def measure(variant: str, model: str, batch: int, size: int, threads: int, chunk
         raise SystemExit(f"unknown variant {variant!r}")
     x, y = torch.rand(batch, 3, size, size), torch.randint(0, net.num_classes, (batch,))
     if channels_last:
-        net = net.to(memory_format=torch.channels_last)
+        net = to_channels_last(net)
         x = x.contiguous(memory_format=torch.channels_last)
     gc.collect()
     exact = _reset_peak()
