@@ -81,6 +81,9 @@ OPTIONS = {
     "batch_1024": {"batch_size": 1024},
     # airbench94's schedule: the triangle ends at 0.07 of the peak instead of 0
     "record_schedule": {"schedule": "triangle", "lr_end": 0.07},
+    # airbench94_muon's schedule: from the peak straight down to 0, no warm-up (given after record_schedule,
+    # it replaces it: later options win)
+    "linear_schedule": {"schedule": "linear", "lr_end": 0.0},
     # alternating flip: each image mirrored in every other epoch (a seeded coin picks which), not at random
     "altflip": {"augment": "crop2,altflip"},
     # airbench96's data filtering: batches of 1024, of which the model trains on the 512 that a small proxy
@@ -93,7 +96,8 @@ OPTIONS_ON = ("tta",)
 
 
 def option_values(names: Iterable[str]) -> dict:
-    """The TrainConfig values that switch on the named OPTIONS, merged in order; an unknown name is an error."""
+    """The TrainConfig values that switch on the named OPTIONS, merged in order (where two set the same value,
+    the later wins); an unknown name is an error."""
     values: dict = {}
     for name in names:
         if name not in OPTIONS:

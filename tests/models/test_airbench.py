@@ -82,5 +82,9 @@ def test_named_options_become_valid_train_config_values():
     assert every["optimizer"] == "muon" and every["batch_size"] == 1024 and every["lookahead"] == 5
     assert TrainConfig.from_dict({"model": "airbench", **recipe("airbench"), **every}).optimizer == "muon"
     assert option_values(["batch_1024"]) == {"batch_size": 1024} and option_values([]) == {}
+    # a later option replaces what an earlier one set: airbench94_muon's schedule over airbench94's
+    assert option_values(["record_schedule", "linear_schedule"]) == {"schedule": "linear", "lr_end": 0.0}
+    assert TrainConfig.from_dict({"model": "airbench", **recipe("airbench"), **option_values(["linear_schedule"])}
+                                 ).schedule == "linear"
     with pytest.raises(CnnlabError, match="unknown option 'mixup'.*choose from muon, lookahead"):
         option_values(["muon", "mixup"])
