@@ -398,7 +398,8 @@ def race_figure(results: list[dict], path: Path) -> Path:
         xs = [row["train_min"] for row in r["per_epoch"]]
         ys = [100 * row["top1"] for row in r["per_epoch"]]
         label = r["impl"] if r["impl"] != "cnnlab" else (
-            f"cnnlab, {len(r.get('options') or [])} options, {r['epochs']} epochs")
+            f"cnnlab, {len(r.get('options') or [])} options, {r['epochs']} epochs"
+            + "".join(f", {s.replace(chr(34), '')}" for s in r.get("set") or []))
         first = label not in colors
         colors.setdefault(label, palette[len(colors) % len(palette)])
         ax.plot(xs, ys, marker="o", ms=3, color=colors[label], alpha=1.0 if first else 0.5,
@@ -412,7 +413,7 @@ def race_figure(results: list[dict], path: Path) -> Path:
     low = min(100 * row["top1"] for r in results for row in r["per_epoch"])
     ax.set_ylim(max(low - 2, 0), 100 if low < 80 else 93)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")  # the spot that covers the fewest points
     ax.set_title("airbench94 vs cnnlab on this CPU: same allocator, threads and data", fontsize=10)
     return save_figure(fig, path)
 
