@@ -399,7 +399,7 @@ def race_figure(results: list[dict], path: Path) -> Path:
         ys = [100 * row["top1"] for row in r["per_epoch"]]
         label = r["impl"] if r["impl"] != "cnnlab" else (
             f"cnnlab, {len(r.get('options') or [])} options, {r['epochs']} epochs"
-            + "".join(f", {s.replace(chr(34), '')}" for s in r.get("set") or []))
+            + "".join(", " + s.replace('"', "") for s in r.get("set") or []))
         first = label not in colors
         colors.setdefault(label, palette[len(colors) % len(palette)])
         ax.plot(xs, ys, marker="o", ms=3, color=colors[label], alpha=1.0 if first else 0.5,
