@@ -17,7 +17,13 @@ the epochs that took, and the final accuracy.
     .venv/bin/python benchmarks/bench_train_recipe_ablation.py --options altflip --epochs 1 --limit 2000 \\
         --test-limit 500 --widths 16,32,32 --out /tmp/abl-smoke
 
-Turning an option off sets its keys back to TrainConfig's defaults (e.g. tta -> none).
+    # leave-one-out: the baseline is the recipe with --base's options on, each variant leaves one out:
+    .venv/bin/python benchmarks/bench_train_recipe_ablation.py --base muon,lookahead,linear_schedule \\
+        --options muon,lookahead --epochs 10 --out /tmp/loo
+
+Turning an option off sets its keys back to the recipe's own values, or to TrainConfig's defaults where
+the option is what the recipe sets (tta -> none); the options still on then apply. A variant that changes
+nothing (batch_1024 left out while hard_half also sets batch 1024) is skipped.
 """
 from __future__ import annotations
 
@@ -34,19 +40,30 @@ from bench_train_vs_airbench94 import cnnlab_options
 HERE = Path(__file__).resolve().parent
 
 
-def toggled(name: str) -> dict:
-    """The TrainConfig values that flip option `name` relative to the shipped recipe."""
-    from cnnlab.models.airbench import OPTIONS, OPTIONS_ON
+def toggled(name: str, base: list[str]) -> dict:
+    """The TrainConfig values (on top of the shipped recipe) of the baseline `base` with option `name` flipped:
+    added when neither the recipe nor `base` has it on, else taken out."""
+    from cnnlab.models.airbench import HYP, OPTIONS, OPTIONS_ON, option_values
     from cnnlab.train import TrainConfig
-    if name not in OPTIONS_ON:
-        return dict(OPTIONS[name])
-    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-                for f in dataclasses.fields(TrainConfig)}
-    return {k: defaults[k] for k in OPTIONS[name]}
+    if name not in OPTIONS_ON and name not in base:
+        return option_values([*base, name])
+    # taken out: each of its values goes back to the recipe's own (HYP), or to TrainConfig's default where the
+    # option is what the recipe sets (tta); then the options still on apply
+    hyp = {**HYP["opt"], **HYP["aug"], **HYP["tta"]}
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    values = {}
+    for k, v in OPTIONS[name].items():
+        if k in hyp and hyp[k] != v:
+            values[k] = hyp[k]
+        else:
+            f = fields[k]
+            values[k] = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    on = [n for n in OPTIONS_ON if n != name] + [n for n in base if n != name]
+    return {**values, **option_values(on)}
 
 
 def run_one(label: str, sets: dict, a: argparse.Namespace) -> dict:
-    out = Path(a.out) / label
+    out = Path(a.out) / label.replace(" ", "_")
     cmd = [sys.executable, str(HERE / "bench_train_time_to_accuracy.py"), "--epochs", str(a.epochs),
            "--out", str(out), "--json-out", str(out) + ".json", "--widths", a.widths, "--seed", str(a.seed)]
     if a.limit:
@@ -80,7 +97,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    from cnnlab.models.airbench import OPTIONS
+    from cnnlab.models.airbench import OPTIONS, OPTIONS_ON, RECIPE
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--options", default=",".join(OPTIONS), help="comma-separated names (default: all)")
     ap.add_argument("--epochs", type=int, default=10)
@@ -88,6 +105,7 @@ def main() -> None:
     ap.add_argument("--test-limit", type=int, default=None, help="seeded test subset (smoke checks)")
     ap.add_argument("--widths", default="64,256,256")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--base", default="", help="comma-separated options on in the baseline (leave-one-out)")
     ap.add_argument("--no-all", action="store_true", help="skip the run with every option on")
     ap.add_argument("--baseline-every", type=int, default=2,
                     help="a baseline run before every N variants (0: one baseline, first; for a quiet machine)")
@@ -95,19 +113,26 @@ def main() -> None:
     ap.add_argument("--md", default=None, help="write the table here as Markdown")
     a = ap.parse_args()
     names = [n.strip() for n in a.options.split(",") if n.strip()]
-    cnnlab_options(names, [])  # an unknown name stops here, before the first run
+    base = [n.strip() for n in a.base.split(",") if n.strip()]
+    cnnlab_options(names + base, [])  # an unknown name stops here, before the first run
     Path(a.out).mkdir(parents=True, exist_ok=True)
     print(f"# load average at start: {os.getloadavg()}", flush=True)
     rows = []
     for i, name in enumerate(names):
         every = a.baseline_every or len(names)
         if i % every == 0:  # a baseline between every few variants: a change of load shows in the baselines
-            base = run_one(f"baseline-{i // every + 1}", {}, a)
-            base["changes"] = "the recipe as shipped"
-            rows.append(base)
-        sets = toggled(name)
-        r = run_one(name, sets, a)
-        r["changes"] = ", ".join(f"{k}={json.dumps(v)}" for k, v in sets.items())
+            r = run_one(f"baseline-{i // every + 1}", cnnlab_options(base, []), a)
+            r["changes"] = "the recipe as shipped" + (f", with {', '.join(base)}" if base else "")
+            rows.append(r)
+        sets = toggled(name, base)
+        label = ("without " if name in base or name in OPTIONS_ON else "with ") + name
+        baseline = {**RECIPE, **cnnlab_options(base, [])}
+        changed = {k: v for k, v in sets.items() if baseline.get(k, "unset") != v}
+        if not changed:
+            print(f"# {label}: changes nothing here, skipped", flush=True)
+            continue
+        r = run_one(label, sets, a)
+        r["changes"] = ", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items())
         rows.append(r)
     if not a.no_all:
         r = run_one("all", cnnlab_options(list(OPTIONS), []), a)
