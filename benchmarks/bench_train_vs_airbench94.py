@@ -15,7 +15,8 @@ the working directory (airbench opens 'cifar10/...' relative to it).
 
 Modes:
   --steps N   throughput: N timed training steps (after 1 warm-up step) of airbench94 (batch 1024)
-              and of cnnlab's recipe (`TrainConfig` from the airbench family's recipe, batch 512, plus any
+              and of cnnlab's recipe (`TrainConfig` from the airbench family's recipe: batch 1024, of which the
+              model trains on the hardest 512; `--cnnlab-set hard_fraction=1.0` for all 1024; plus any
               --cnnlab-option / --cnnlab-set, through cnnlab.train.fit), alternating, each in a fresh
               subprocess, --reps times. A step is timed from the end of one optimizer step to the end of
               the next (so it includes the batch's augmentation and airbench's every-5-steps lookahead

@@ -71,6 +71,11 @@ def merged(items: tuple[dict, ...] | list[dict] | None) -> dict:
     return {k: v for item in items or () for k, v in item.items()}
 
 
+def key_values_text(values: dict) -> str:
+    """A dict as repeated KEY=VALUE options take it: {'whiten.bias': 3, 'bn': True} -> 'whiten.bias=3 bn=true'."""
+    return " ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in values.items())
+
+
 def model_arg_option(help_text: str | None = None) -> Callable:
     """--model-arg KEY=VALUE, repeatable: the model's own arguments (`cnnlab models NAME` lists them)."""
     return click.option("--model-arg", "model_args", type=KeyValueParam(), multiple=True, metavar="KEY=VALUE",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .common import echo_json
+from .common import echo_json, key_values_text
 
 
 @click.command("models")
@@ -92,4 +92,6 @@ def _value(v: object) -> str:
         return str(v).lower()
     if isinstance(v, (list, tuple)):
         return ",".join(map(str, v))
+    if isinstance(v, dict):  # as the command line takes it: --freeze-after whiten.bias=3
+        return "{" + key_values_text(v) + "}"
     return str(v)

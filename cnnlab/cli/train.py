@@ -12,7 +12,7 @@ import click
 
 from ..errors import CnnlabError
 from .common import (FractionParam, KeyValueParam, ModelChoice, classes_option, echo_json, join_processes,
-                     model_options, out_file, trained_model, warn)
+                     key_values_text, merged, model_options, out_file, trained_model, warn)
 
 #: cnnlab.train.config.TTA_MODES and cnnlab.devices.PRECISIONS, repeated here so that building eval's
 #: options does not import torch.
@@ -30,10 +30,17 @@ def tta_option(help_text: str, default: str | None):
     return wrap
 
 
+def _off_value(name: str, given: object, off: bool, off_value: object) -> object:
+    """The value of an option that also has a --no- form: `off_value` for --no-NAME, else what was given."""
+    if off and given not in (None, off_value):
+        flag = name.replace("_", "-")
+        shown = key_values_text(given) if isinstance(given, dict) else given
+        raise CnnlabError(f"--no-{flag} contradicts --{flag} {shown}; give only one of them.")
+    return (dict(off_value) if isinstance(off_value, dict) else off_value) if off else given
+
+
 def _tta_value(tta: str | None, no_tta: bool) -> str | None:
-    if no_tta and tta not in (None, "none"):
-        raise CnnlabError(f"--no-tta contradicts --tta {tta}; give only one of them.")
-    return "none" if no_tta else tta
+    return _off_value("tta", tta, no_tta, "none")
 
 
 class IntListParam(click.ParamType):
@@ -124,9 +131,11 @@ def config_options() -> list[click.Option]:
         if "bare" in meta:  # e.g. a bare --tta means flip
             kw.update(is_flag=False, flag_value=meta["bare"])
         options.append(click.Option([*flags, f.name], **kw))
-        if "off" in meta:  # e.g. --no-tta means none
-            options.append(click.Option([f"--no-{dash}", f"no_{f.name}"], is_flag=True,
-                                        help=f"Same as {flags[0]} {meta['off']}."))
+        if "off" in meta:  # e.g. --no-tta means none, --no-freeze-after freezes nothing
+            off = meta["off"]
+            options.append(click.Option([f"--no-{dash}", f"no_{f.name}"], is_flag=True, help=(
+                f"No {flags[0]} at all, not even the model's recipe's." if isinstance(off, dict)
+                else f"Same as {flags[0]} {off}.")))
     return options
 
 
@@ -150,13 +159,16 @@ class TrainConfigCommand(click.Command):
 
 
 def _config_values(params: dict) -> dict:
-    """The TrainConfig options the user gave (unset ones are left out)."""
-    own = ("resume", "out", "quiet", "no_tta", "force")
+    """The TrainConfig options the user gave (unset ones are left out); --no-NAME gives NAME its off value."""
+    from ..train.config import TrainConfig
+    offs = {f.name: f.metadata["off"] for f in dataclasses.fields(TrainConfig) if "off" in f.metadata}
+    own = ("resume", "out", "quiet", "force", *(f"no_{name}" for name in offs))
     values = {k: v for k, v in params.items() if v is not None and k not in own}
     for name, given in list(values.items()):  # repeatable KEY=VALUE options: one dict, or unset when none given
         if isinstance(given, tuple) and all(isinstance(item, dict) for item in given):
-            values[name] = {k: v for item in given for k, v in item.items()} if given else None
-    values["tta"] = _tta_value(values.get("tta"), params.get("no_tta", False))
+            values[name] = merged(given) if given else None
+    for name, off_value in offs.items():
+        values[name] = _off_value(name, values.get(name), bool(params.get(f"no_{name}")), off_value)
     return {k: v for k, v in values.items() if v is not None}
 
 

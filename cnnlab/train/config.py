@@ -102,7 +102,7 @@ class TrainConfig:
                           "average's decay rises as 0.95^N x progress^3) and end on the average; 0: off.", min=0)
     freeze_after: dict = _opt(factory=dict, help="Stop training a parameter after N epochs, its lr falling linearly to "
                               "0 until then; repeatable, e.g. whiten.bias=1 (airbench's whitening bias).",
-                              metavar="NAME=EPOCHS")
+                              metavar="NAME=EPOCHS", off={})
     hard_fraction: float = _opt(1.0, "Train on this fraction of each batch: the images a proxy network, trained "
                                 "alongside, finds hardest (highest loss); 1: every image (airbench96's data "
                                 "filtering: 0.5 with a small proxy halves the model's work).", above=0, max=1)

