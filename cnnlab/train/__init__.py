@@ -144,16 +144,16 @@ def _implied_schedule(options: dict) -> dict:
     return options
 
 
-def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset | object = "cifar10", epochs: int = 30,
-          out: str | Path | None = None, progress: bool = True, stop_after: int | None = None, force: bool = False,
-          header: bool | None = None, **options) -> Run:
+def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset | object = "cifar10",
+          epochs: int | None = None, out: str | Path | None = None, progress: bool = True,
+          stop_after: int | None = None, force: bool = False, header: bool | None = None, **options) -> Run:
     """Train a model (a registry name, a Classifier or any nn.Module through `as_classifier`) on data
     into a new run directory `out` (see cnnlab.runs for its layout; default runs/MODEL-TIME).
 
     `data` (and the option `val`) is a name, file or folder, a cnnlab dataset, or a user's own data: a
     torch Dataset or (x, y) tensors/arrays (read into memory once, the fast path) or a DataLoader (used
-    as given; see cnnlab.data.open_dataset). Options are TrainConfig fields (unset ones take the model's
-    recipe, then TrainConfig's defaults), `device="cuda"` among them; `stop_after` ends the run after that
+    as given; see cnnlab.data.open_dataset). `epochs` and the options are TrainConfig fields (unset ones take
+    the model's recipe, then TrainConfig's defaults), `device="cuda"` among them; `stop_after` ends the run after that
     epoch as if it were interrupted (resume it later); `force` starts over in a directory that holds a
     run (removing only the run's own files). The run's effective settings (model, parameters,
     initialization, optimizer, schedule, augmentation, data) go into config.json and, with `header`
@@ -174,10 +174,10 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
     else:
         val = None
     data_name = str(data) if isinstance(data, (str, Path)) else (data.name or "data")
-    options = _implied_schedule({k: v for k, v in options.items() if v is not None})
+    options = _implied_schedule({k: v for k, v in {**options, "epochs": epochs}.items() if v is not None})
     from_recipe = [k for k in recipe(name) if k not in options]
     options = {**recipe(name), **options}
-    cfg = TrainConfig.from_dict({"model": name, "data": data_name, "epochs": epochs, **options})
+    cfg = TrainConfig.from_dict({"model": name, "data": data_name, **options})
     out = Path(out) if out is not None else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     device = resolve_device(cfg.device)  # a device or format this machine lacks stops here: nothing started
     precision = resolve_precision(cfg.precision, device)

@@ -59,6 +59,13 @@ def run_settings(cfg: TrainConfig, model: Classifier, train_set: Dataset, val_se
     optimizer = {"name": cfg.optimizer, "lr": cfg.lr, "weight_decay": cfg.weight_decay}
     if cfg.optimizer == "sgd":
         optimizer.update(momentum=cfg.momentum, nesterov=cfg.nesterov)
+    if cfg.optimizer == "muon":  # Muon for the filter banks, Nesterov SGD for the rest
+        optimizer.update(momentum=cfg.momentum, nesterov=cfg.momentum > 0, muon_lr=cfg.muon_lr,
+                         muon_momentum=cfg.muon_momentum)
+    if cfg.lookahead:
+        optimizer["lookahead"] = cfg.lookahead
+    if cfg.freeze_after:
+        optimizer["freeze_after"] = dict(cfg.freeze_after)
     val = None if val_set is None or not len(val_set) else {"name": val_set.name, "n": len(val_set),
                                                             "part": (val_set.meta or {}).get("part")}
     return {"model": model.name, "model_args": {k: v for k, v in model.spec.get("kwargs", {}).items()
@@ -71,6 +78,11 @@ def run_settings(cfg: TrainConfig, model: Classifier, train_set: Dataset, val_se
             "tta": cfg.tta, "selection": selection_text(cfg),
             "data": {"source": cfg.data, "train": len(train_set), "val": val, "classes": model.num_classes},
             "from_recipe": sorted(from_recipe)}
+
+
+#: The TrainConfig values the header's optimizer line shows.
+OPTIMIZER_KEYS = ("optimizer", "lr", "weight_decay", "momentum", "nesterov", "muon_lr", "muon_momentum", "lookahead",
+                  "freeze_after")
 
 
 def settings_lines(s: dict) -> list[str]:
@@ -86,9 +98,17 @@ def settings_lines(s: dict) -> list[str]:
 
     args = ", ".join(f"{k}={show(v)}" for k, v in s["model_args"].items())
     o = s["optimizer"]
-    opt = f"{o['name']}, lr {o['lr']:g}, weight decay {o['weight_decay']:g}"
-    if o["name"] == "sgd":
-        opt += f", momentum {o['momentum']:g}{' (Nesterov)' if o['nesterov'] else ''}"
+    sgd = f"lr {o['lr']:g}, {'Nesterov ' if o.get('nesterov') else ''}momentum {o.get('momentum', 0):g}"
+    if o["name"] == "muon":
+        opt = (f"muon for the filters (lr {o['muon_lr']:g}, momentum {o['muon_momentum']:g}), SGD for the rest "
+               f"({sgd}), weight decay {o['weight_decay']:g}")
+    else:
+        lr = sgd if o["name"] == "sgd" else f"lr {o['lr']:g}"
+        opt = f"{o['name']}, {lr}, weight decay {o['weight_decay']:g}"
+    if o.get("lookahead"):
+        opt += f"; lookahead every {o['lookahead']} steps"
+    if o.get("freeze_after"):
+        opt += "; frozen after: " + ", ".join(f"{k} at epoch {v:g}" for k, v in o["freeze_after"].items())
     extra = [f"label smoothing {s['label_smoothing']:g}"] if s["label_smoothing"] else []
     extra += [f"EMA {s['ema']:g}"] if s["ema"] else []
     extra += [f"TTA {s['tta']}"] if s["tta"] != "none" else []
@@ -98,7 +118,7 @@ def settings_lines(s: dict) -> list[str]:
     return [f"model         {s['model']}{f' ({args})' if args else ''}: {s['parameters']:,} parameters"
             + (f" ({s['trainable']:,} trainable)" if s["trainable"] != s["parameters"] else ""),
             f"init          {s['initialization']}",
-            f"optimizer     {opt}{mark('optimizer', 'lr', 'weight_decay', 'momentum', 'nesterov')}",
+            f"optimizer     {opt}{mark(*OPTIMIZER_KEYS)}",
             f"schedule      {s['schedule']}{mark('schedule', 'step_every', 'milestones', 'gamma')}; "
             f"{s['epochs']} epoch{'s' * (s['epochs'] != 1)}, batch {s['batch_size']}{mark('batch_size')}",
             f"augmentation  {s['augmentation']}{mark('augment')}" + (f"; {', '.join(extra)}" if extra else "")

@@ -95,11 +95,15 @@ def test_fit_trains_on_the_hard_part_and_counts_every_image_drawn(tmp_path):
     run = cnnlab.train("airbench", data=data, epochs=1, batch_size=100, hard_fraction=0.5, val_split=0.25,
                        proxy_args={"widths": "4,8,8"}, model_kwargs={"widths": "8,16,16"}, progress=False,
                        out=tmp_path / "run", seed=2)
-    row = run.metrics()[0]
+    (row,) = run.metrics()  # the caller's epochs=1, not the recipe's 12
     ckpt = torch.load(run.path / "checkpoints/last.pt", weights_only=True)
     assert ckpt["proxy"]["state_dict"]["block1.conv1.weight"].shape[0] == 4
     # 300 training images drawn in 3 batches of 100; the model trained on 50 of each
     assert row["images_per_s"] * row["epoch_s"] == pytest.approx(300)
+    from cnnlab.train.settings import settings_lines
+    assert ("optimizer     muon for the filters (lr 0.24, momentum 0.6), SGD for the rest (lr 2, Nesterov momentum "
+            "0.85), weight decay 0.0005; lookahead every 5 steps; frozen after: whiten.bias at epoch 3 (model's "
+            "recipe: freeze_after, lookahead, lr, momentum") in settings_lines(run.config["settings"])[2]
     assert run.config["settings"]["selection"] == ("the hardest 50% of each batch, by the loss of a proxy (the model "
                                                    "rebuilt with widths=4,8,8) that learns from every 4th batch")
 
