@@ -152,10 +152,10 @@ def train(model: str | nn.Module = "cifar_resnet20", data: str | Path | Dataset 
 
     `data` (and the option `val`) is a name, file or folder, a cnnlab dataset, or a user's own data: a
     torch Dataset or (x, y) tensors/arrays (read into memory once, the fast path) or a DataLoader (used
-    as given; see cnnlab.data.open_dataset). `epochs` and the options are TrainConfig fields (unset ones take
-    the model's recipe, then TrainConfig's defaults), `device="cuda"` among them; `stop_after` ends the run after that
-    epoch as if it were interrupted (resume it later); `force` starts over in a directory that holds a
-    run (removing only the run's own files). The run's effective settings (model, parameters,
+    as given; see cnnlab.data.open_dataset). `epochs` and the options are TrainConfig fields (unset ones
+    take the model's recipe, then TrainConfig's defaults), `device="cuda"` among them; `stop_after` ends
+    the run after that epoch as if it were interrupted (resume it later); `force` starts over in a directory
+    that holds a run (removing only the run's own files). The run's effective settings (model, parameters,
     initialization, optimizer, schedule, augmentation, data) go into config.json and, with `header`
     (default: with `progress`), to stderr as a short header."""
     from ..data import load_dataset
