@@ -3,13 +3,13 @@
 For every option in cnnlab.models.airbench.OPTIONS the recipe runs once as shipped (the baseline) and
 once with that option toggled (switched on when the recipe leaves it off, off when the recipe uses
 it), each in a fresh process through benchmarks/bench_train_time_to_accuracy.py (the same data, test
-set, epochs and seed), alternating baseline and variants so that a change of load hits both. Prints,
-and writes as Markdown to --md, a table of
-the training minutes at which test top-1 (EMA weights, the recipe's TTA) first reached 90% and 90.5%,
-the epochs that took, and the final accuracy.
+set, epochs and seed), alternating baseline and variants so that a change of load hits both. Prints, and
+writes as Markdown to --md, a table of the training minutes at which test top-1 (EMA weights, the recipe's
+TTA) first reached 90% and 90.5%, the epochs that took, and the final accuracy.
 
     # the full ablation (a quiet machine; 40-60 min per run on a 2-core CPU, 1 run per option + baselines):
-    nice -n 5 .venv/bin/python benchmarks/bench_train_recipe_ablation.py --out /tmp/ablation --md /tmp/ablation/table.md
+    nice -n 5 .venv/bin/python benchmarks/bench_train_recipe_ablation.py --out /tmp/ablation \\
+        --md /tmp/ablation/table.md
     # some options only:
     .venv/bin/python benchmarks/bench_train_recipe_ablation.py --options muon,hard_half --out /tmp/abl2
     # smoke check (not a result):
@@ -20,8 +20,8 @@ the epochs that took, and the final accuracy.
     .venv/bin/python benchmarks/bench_train_recipe_ablation.py --base record_schedule --options muon --out /tmp/b
 
 Turning an option off sets its keys back to airbench94's values (cnnlab.models.airbench.HYP), or to
-TrainConfig's defaults where HYP has none (tta -> none, lookahead -> off); the options still on then apply. A variant that changes
-nothing (batch_1024 left out while hard_half also sets batch 1024) is skipped.
+TrainConfig's defaults where HYP has none (tta -> none, lookahead -> off); the options still on then apply.
+A variant that changes nothing (batch_1024 left out while hard_half also sets batch 1024) is skipped.
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ Trains with the fastest recipe cnnlab has (`cnnlab train --model airbench`, whos
 are the recipe: 2x2 whitening conv initialized from the data's patch covariance and frozen, BN with
 frozen scale, GELU, Muon for the filters and Nesterov SGD with a high lr for the biases, a linear lr
 schedule over 12 epochs, lookahead, label smoothing 0.2, EMA of the weights, batches of 1024 of which a
-small proxy picks the hardest 512, ±2 px translate + alternating flip, 6-view TTA in evaluation), through the
-product's own `cnnlab.train`, evaluating on the full test set after every epoch. Prints the training
+small proxy picks the hardest 512, ±2 px translate + alternating flip, 6-view TTA in evaluation), through
+the product's own `cnnlab.train`, evaluating on the full test set after every epoch. Prints the training
 minutes (evaluation excluded) at which test top-1 first reached 80/85/90/90.5% (90.5%: the record's
 accuracy), and peak RSS.
 
@@ -71,8 +71,8 @@ def main() -> None:
     test_path = Path(a.out + "-test.npz")
     import numpy as np
     np.savez(test_path, x=test.x.permute(0, 2, 3, 1).numpy(), y=test.y.numpy(), classes=np.array(test.classes))
-    opts.update({k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.wd, ema=a.ema,
-                                       bias_lr_mult=a.bias_lr_mult, label_smoothing=a.label_smoothing,
+    opts.update({k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.wd,
+                                       ema=a.ema, bias_lr_mult=a.bias_lr_mult, label_smoothing=a.label_smoothing,
                                        tta=a.tta).items() if v is not None})
     print(f"# load average at start: {os.getloadavg()} (shared machine: absolute times are inflated)", flush=True)
     t0 = time.time()

@@ -57,11 +57,10 @@ def run_settings(cfg: TrainConfig, model: Classifier, train_set: Dataset, val_se
                  from_recipe: list[str], given: bool = False) -> dict:
     """The effective settings of a run (see the module docstring)."""
     optimizer = {"name": cfg.optimizer, "lr": cfg.lr, "weight_decay": cfg.weight_decay}
-    if cfg.optimizer == "sgd":
-        optimizer.update(momentum=cfg.momentum, nesterov=cfg.nesterov)
-    if cfg.optimizer == "muon":  # Muon for the filter banks, Nesterov SGD for the rest
-        optimizer.update(momentum=cfg.momentum, nesterov=cfg.momentum > 0, muon_lr=cfg.muon_lr,
-                         muon_momentum=cfg.muon_momentum)
+    if cfg.optimizer in ("sgd", "muon"):  # muon: Muon for the filter banks, Nesterov SGD for the rest
+        optimizer.update(momentum=cfg.momentum, nesterov=cfg.nesterov if cfg.optimizer == "sgd" else cfg.momentum > 0)
+    if cfg.optimizer == "muon":
+        optimizer.update(muon_lr=cfg.muon_lr, muon_momentum=cfg.muon_momentum)
     if cfg.lookahead:
         optimizer["lookahead"] = cfg.lookahead
     if cfg.freeze_after:
