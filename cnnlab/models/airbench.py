@@ -65,9 +65,10 @@ HYP = {
 
 #: The record holders' further ideas (airbench94, airbench94_muon, airbench96_faster), each a named option: the
 #: TrainConfig values that switch it on. `OPTIONS_ON` names those the recipe uses, on top of HYP: together they
-#: reached 90% CIFAR-10 in 0.76x airbench94's time on a 2-core CPU and ended above it (90.70% against 90.39%),
-#: and taking out Muon or the hard-example selection made it slower (benchmarks/bench_train_recipe_ablation.py,
-#: benchmarks/results/training.md). A caller's own values win over any of them (e.g. `--optimizer sgd`).
+#: reached 90.5% CIFAR-10 in about 0.75x airbench94's time on a 2-core CPU, ending at 90.70% (airbench94:
+#: 90.39-91.02%), and taking out Muon or the hard-example selection made it slower
+#: (benchmarks/bench_train_recipe_ablation.py, benchmarks/results/training.md). A caller's own values win over any
+#: of them (e.g. `--optimizer sgd`).
 OPTIONS = {
     # Muon for the convolution filters: the momentum of each filter bank [out, in*3*3] is orthogonalized by 3
     # Newton-Schulz iterations (torch.optim.Muon) and the bank kept at norm sqrt(out), so every step turns
