@@ -20,7 +20,7 @@ TTA) first reached 90% and 90.5%, the epochs that took, and the final accuracy.
     .venv/bin/python benchmarks/bench_train_recipe_ablation.py --base record_schedule --options muon --out /tmp/b
 
 Turning an option off sets its keys back to airbench94's values (cnnlab.models.airbench.HYP), or to
-TrainConfig's defaults where HYP has none (tta -> none, lookahead -> off); the options still on then apply.
+TrainConfig's defaults where HYP has none (tta -> none); the options still on then apply.
 A variant that changes nothing (batch_1024 left out while hard_half also sets batch 1024) is skipped.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Trains with the fastest recipe cnnlab has (`cnnlab train --model airbench`, whose recommended options
 are the recipe: 2x2 whitening conv initialized from the data's patch covariance and frozen, BN with
 frozen scale, GELU, Muon for the filters and Nesterov SGD with a high lr for the biases, a linear lr
-schedule over 12 epochs, lookahead, label smoothing 0.2, EMA of the weights, batches of 1024 of which a
+schedule over 12 epochs, label smoothing 0.2, EMA of the weights, batches of 1024 of which a
 small proxy picks the hardest 512, ±2 px translate + alternating flip, 6-view TTA in evaluation), through
 the product's own `cnnlab.train`, evaluating on the full test set after every epoch. Prints the training
 minutes (evaluation excluded) at which test top-1 first reached 80/85/90/90.5% (90.5%: the record's

@@ -65,8 +65,8 @@ HYP = {
 
 #: The record holders' further ideas (airbench94, airbench94_muon, airbench96_faster), each a named option: the
 #: TrainConfig values that switch it on. `OPTIONS_ON` names those the recipe uses, on top of HYP: together they
-#: reached 90.5% CIFAR-10 in about 0.75x airbench94's time on a 2-core CPU, ending at 90.70% (airbench94:
-#: 90.39-91.02%), and taking out Muon or the hard-example selection made it slower
+#: reached 90.5% CIFAR-10 in 0.70x airbench94's time on a 2-core CPU, ending at 90.76% (airbench94: 90.39-91.02%).
+#: Taking out Muon or the hard-example selection made it slower; lookahead did not help at 12 epochs, so it is off
 #: (benchmarks/bench_train_recipe_ablation.py, benchmarks/results/training.md). A caller's own values win over any
 #: of them (e.g. `--optimizer sgd`).
 OPTIONS = {
@@ -95,8 +95,7 @@ OPTIONS = {
     # 6-view flip-translate TTA in evaluation (already part of the recipe, above)
     "tta": {"tta": "flip-translate"},
 }
-OPTIONS_ON = ("muon", "lookahead", "whiten_bias_freeze", "batch_1024", "altflip", "hard_half", "linear_schedule",
-              "tta")
+OPTIONS_ON = ("muon", "whiten_bias_freeze", "batch_1024", "altflip", "hard_half", "linear_schedule", "tta")
 
 
 def option_values(names: Iterable[str]) -> dict:

@@ -102,8 +102,8 @@ def test_fit_trains_on_the_hard_part_and_counts_every_image_drawn(tmp_path):
     assert row["images_per_s"] * row["epoch_s"] == pytest.approx(300)
     from cnnlab.train.settings import settings_lines
     assert ("optimizer     muon for the filters (lr 0.24, momentum 0.6), SGD for the rest (lr 2, Nesterov momentum "
-            "0.85), weight decay 0.0005; lookahead every 5 steps; frozen after: whiten.bias at epoch 3 (model's "
-            "recipe: freeze_after, lookahead, lr, momentum") in settings_lines(run.config["settings"])[2]
+            "0.85), weight decay 0.0005; frozen after: whiten.bias at epoch 3 (model's recipe: freeze_after, lr, "
+            "momentum") in settings_lines(run.config["settings"])[2]
     assert run.config["settings"]["selection"] == ("the hardest 50% of each batch, by the loss of a proxy (the model "
                                                    "rebuilt with widths=4,8,8) that learns from every 4th batch")
 
